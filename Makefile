@@ -1,0 +1,59 @@
+# fusedmoe front door: `make run` and `make test` work on a fresh Debian/Ubuntu machine.
+# CMake does the work; build trees live in build/<type>.
+JOBS ?= $(shell nproc)
+BUILD ?= build/release
+CMAKE_FLAGS ?=
+SETUP_STAMP := build/.setup-done
+
+.PHONY: all setup build run test test-fast test-asan debug bench format format-check fuzz install clean
+
+all: build
+
+$(SETUP_STAMP): scripts/setup.sh
+	scripts/setup.sh
+	@mkdir -p build && touch $@
+
+setup: $(SETUP_STAMP)
+
+build: setup
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Runs the CLI on its built-in default preset.
+run: build
+	$(BUILD)/bin/fusedmoe run
+
+# The whole suite: Release build, then an address+undefined sanitizer build of the same tests.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) test-asan
+
+# Release tests without the slow-labelled ones, for a quick loop.
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
+test-asan: setup
+	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSEDMOE_SANITIZE=address,undefined \
+	  -DFUSEDMOE_WERROR=ON -DFUSEDMOE_CUDA=OFF $(CMAKE_FLAGS)
+	cmake --build build/asan -j $(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE slow
+
+debug: setup
+	cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build build/debug -j $(JOBS)
+
+format:
+	find include src tests -name '*.hpp' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format -i
+
+format-check:
+	find include src tests -name '*.hpp' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format --dry-run -Werror
+
+fuzz: setup
+	scripts/fuzz.sh
+
+install: build
+	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+
+clean:
+	rm -rf build

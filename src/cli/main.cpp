@@ -1,0 +1,34 @@
+// fusedmoe: the command-line tool. Library exceptions become messages and exit codes here, and only here.
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "fusedmoe/error.hpp"
+#include "fusedmoe/version.hpp"
+
+namespace fusedmoe::cli {
+int& exit_status() {
+  static int status = 0;
+  return status;
+}
+}  // namespace fusedmoe::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"fusedmoe: Mixture-of-Experts layers for LLM inference, on CPUs and NVIDIA GPUs"};
+  app.set_version_flag("--version", fusedmoe::version_string());
+  app.require_subcommand(1);
+  fusedmoe::cli::add_backends_command(app);
+  fusedmoe::cli::add_run_command(app);
+  fusedmoe::cli::add_check_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const fusedmoe::Error& error) {
+    std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what() << "\n";
+    return error.kind() == fusedmoe::ErrorKind::invalid_argument ? 2 : 3;
+  } catch (const std::exception& error) {
+    std::cerr << "fusedmoe: error: " << error.what() << "\n";
+    return 3;
+  }
+  return fusedmoe::cli::exit_status();
+}

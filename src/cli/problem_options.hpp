@@ -1,0 +1,36 @@
+// The shape flags shared by run, check and backends: a preset, optionally overridden field by field.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "fusedmoe/config.hpp"
+
+namespace fusedmoe::cli {
+
+struct ProblemOptions {
+  std::string preset{"small"};
+  std::int64_t tokens = 64;
+  std::optional<std::int64_t> hidden, intermediate, experts;
+  std::optional<int> top_k, num_groups, topk_group;
+  std::optional<float> routed_scaling;
+  std::optional<std::string> routing;
+  std::string dtype{"bf16"};
+  std::optional<std::string> weight_dtype;
+  std::string activation{"silu"};
+  int shared_experts = 0;
+  std::int64_t shared_intermediate = 0;
+  bool shared_gate = false;
+  std::string dispatch{"local"};
+  std::string device{"cpu"};
+  std::uint64_t seed = 0;
+  int threads = 0;
+  bool json = false;
+
+  void add_to(CLI::App& app);
+  // The MoeConfig these flags describe (validated).
+  MoeConfig config() const;
+};
+
+}  // namespace fusedmoe::cli

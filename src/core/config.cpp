@@ -1,0 +1,102 @@
+// MoeConfig validation and the names of its enums.
+#include "fusedmoe/config.hpp"
+
+#include <array>
+#include <cmath>
+#include <utility>
+
+#include "core/check.hpp"
+#include "fusedmoe/router.hpp"
+
+namespace fusedmoe {
+
+namespace {
+template <class Enum, std::size_t N>
+Enum parse_enum(std::string_view what, std::string_view name, const std::array<Enum, N>& values) {
+  std::string allowed;
+  for (Enum value : values) {
+    if (name == to_string(value)) return value;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(to_string(value));
+  }
+  throw InvalidArgument(str_cat("[config] unknown ", what, " '", name, "': expected one of ", allowed));
+}
+
+constexpr std::array kRecipes = {RoutingRecipe::softmax_topk,    RoutingRecipe::softmax_topk_renorm,
+                                 RoutingRecipe::topk_softmax,    RoutingRecipe::softmax_grouped,
+                                 RoutingRecipe::sigmoid_grouped_bias, RoutingRecipe::llama4_top1_sigmoid};
+}  // namespace
+
+std::string_view to_string(Activation activation) { return activation == Activation::silu ? "silu" : "gelu"; }
+
+std::string_view to_string(RoutingRecipe recipe) {
+  switch (recipe) {
+    case RoutingRecipe::softmax_topk: return "softmax_topk";
+    case RoutingRecipe::softmax_topk_renorm: return "softmax_topk_renorm";
+    case RoutingRecipe::topk_softmax: return "topk_softmax";
+    case RoutingRecipe::softmax_grouped: return "softmax_grouped";
+    case RoutingRecipe::sigmoid_grouped_bias: return "sigmoid_grouped_bias";
+    case RoutingRecipe::llama4_top1_sigmoid: return "llama4_top1_sigmoid";
+  }
+  return "?";
+}
+
+std::string_view to_string(DispatchMode mode) { return mode == DispatchMode::local ? "local" : "local_batched"; }
+std::string_view to_string(ExpertPlacement placement) {
+  return placement == ExpertPlacement::linear ? "linear" : "round_robin";
+}
+
+Activation parse_activation(std::string_view name) {
+  return parse_enum("activation", name, std::array{Activation::silu, Activation::gelu});
+}
+RoutingRecipe parse_routing_recipe(std::string_view name) { return parse_enum("routing recipe", name, kRecipes); }
+DispatchMode parse_dispatch_mode(std::string_view name) {
+  return parse_enum("dispatch mode", name, std::array{DispatchMode::local, DispatchMode::local_batched});
+}
+
+bool applies_weight_on_input(RoutingRecipe recipe) { return recipe == RoutingRecipe::llama4_top1_sigmoid; }
+bool is_grouped(RoutingRecipe recipe) {
+  return recipe == RoutingRecipe::softmax_grouped || recipe == RoutingRecipe::sigmoid_grouped_bias;
+}
+
+void MoeConfig::validate() const {
+  FUSEDMOE_CHECK(num_experts > 0, "[config] num_experts = ", num_experts, ": expected > 0");
+  FUSEDMOE_CHECK(num_experts <= (1 << 20), "[config] num_experts = ", num_experts, ": expected <= 1048576");
+  FUSEDMOE_CHECK(hidden_size > 0, "[config] hidden_size = ", hidden_size, ": expected > 0");
+  FUSEDMOE_CHECK(intermediate_size > 0, "[config] intermediate_size = ", intermediate_size, ": expected > 0");
+  FUSEDMOE_CHECK(is_floating(weight_dtype), "[config] weight_dtype = ", to_string(weight_dtype),
+                 ": expected bf16, fp16 or fp32");
+  FUSEDMOE_CHECK(is_floating(act_dtype), "[config] act_dtype = ", to_string(act_dtype),
+                 ": expected bf16, fp16 or fp32");
+  validate_routing(routing, num_experts);
+  FUSEDMOE_CHECK(shared.count >= 0, "[config] shared.count = ", shared.count, ": expected >= 0");
+  if (shared.count > 0) {
+    FUSEDMOE_CHECK(shared.intermediate_size > 0, "[config] shared.intermediate_size = ", shared.intermediate_size,
+                   ": expected > 0 when shared.count = ", shared.count);
+  } else {
+    FUSEDMOE_CHECK(!shared.sigmoid_gate, "[config] shared.sigmoid_gate is set but shared.count = 0");
+  }
+  FUSEDMOE_CHECK(parallel.ep_size >= 1, "[config] parallel.ep_size = ", parallel.ep_size, ": expected >= 1");
+  FUSEDMOE_CHECK(parallel.ep_rank >= 0 && parallel.ep_rank < parallel.ep_size, "[config] parallel.ep_rank = ",
+                 parallel.ep_rank, ": expected 0 <= ep_rank < ep_size = ", parallel.ep_size);
+  FUSEDMOE_CHECK(parallel.ep_size <= num_experts, "[config] parallel.ep_size = ", parallel.ep_size,
+                 ": expected <= num_experts = ", num_experts, " (every rank holds at least one expert)");
+  FUSEDMOE_CHECK(parallel.ep_size == 1, "[config] parallel.ep_size = ", parallel.ep_size,
+                 ": expert parallelism is not available in this build yet; expected 1");
+  FUSEDMOE_CHECK(parallel.batched_capacity >= 1, "[config] parallel.batched_capacity = ", parallel.batched_capacity,
+                 ": expected >= 1");
+  FUSEDMOE_CHECK(device.index >= 0, "[config] device index ", device.index, ": expected >= 0");
+}
+
+std::int64_t MoeConfig::num_local_experts() const {
+  const std::int64_t base = num_experts / parallel.ep_size;
+  const std::int64_t extra = num_experts % parallel.ep_size;
+  return base + (parallel.ep_rank < extra ? 1 : 0);
+}
+
+std::string MoeConfig::describe() const {
+  return str_cat("E=", num_experts, " k=", routing.top_k, " H=", hidden_size, " I=", intermediate_size, " ",
+                 to_string(activation), " w=", to_string(weight_dtype), " a=", to_string(act_dtype), " ",
+                 to_string(routing.recipe), " ", to_string(device));
+}
+
+}  // namespace fusedmoe

@@ -1,0 +1,26 @@
+#include "core/env.hpp"
+
+#include <charconv>
+#include <cstdlib>
+
+#include "core/check.hpp"
+
+namespace fusedmoe {
+
+std::optional<std::string> env_string(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::string(value);
+}
+
+std::optional<int> env_positive_int(const char* name) {
+  const std::optional<std::string> text = env_string(name);
+  if (!text) return std::nullopt;
+  int value = 0;
+  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+  FUSEDMOE_CHECK(error == std::errc() && end == text->data() + text->size() && value > 0, "[env] ", name, "='",
+                 *text, "': expected a positive integer");
+  return value;
+}
+
+}  // namespace fusedmoe

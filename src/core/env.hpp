@@ -1,0 +1,14 @@
+// Reading FUSEDMOE_* environment variables in one place.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace fusedmoe {
+
+// The variable's value, or nullopt when unset or empty.
+std::optional<std::string> env_string(const char* name);
+// A positive integer, nullopt when unset; throws InvalidArgument when set to anything else.
+std::optional<int> env_positive_int(const char* name);
+
+}  // namespace fusedmoe

@@ -1,0 +1,34 @@
+#include "fusedmoe/platform.hpp"
+
+#include "core/check.hpp"
+#include "core/cpu_features.hpp"
+
+namespace fusedmoe {
+
+namespace {
+// CUDA builds install a probe (src/backends/cuda_common); without it CUDA reports unavailable.
+CudaInfo (*g_cuda_probe)(int device_index) = nullptr;
+}  // namespace
+
+void set_cuda_probe(CudaInfo (*probe)(int device_index)) { g_cuda_probe = probe; }
+
+Platform Platform::detect(Device device) {
+  Platform platform;
+  platform.device = device;
+  platform.cpu = detect_cpu();
+  platform.built_with_cuda = FUSEDMOE_WITH_CUDA;
+  if (device.is_cuda() && g_cuda_probe != nullptr) platform.cuda = g_cuda_probe(device.index);
+  return platform;
+}
+
+std::string Platform::describe() const {
+  std::string text = str_cat("device ", to_string(device), "; cpu isa ", to_string(cpu.isa), " (", cpu.features,
+                             "), ", cpu.num_cores, " cores");
+  if (device.is_cuda()) {
+    text += cuda.available ? str_cat("; ", cuda.name, " sm_", cuda.compute_capability, ", ", cuda.num_sms, " SMs")
+                           : std::string("; no CUDA device available");
+  }
+  return text;
+}
+
+}  // namespace fusedmoe

@@ -1,0 +1,276 @@
+// FusedMoeLayer: validates weights, asks the oracle, converts weights once, runs router + kernel
+// + shared experts.
+#include "fusedmoe/layer.hpp"
+
+#include <cmath>
+
+#include "core/check.hpp"
+#include "core/elements.hpp"
+#include "core/tensor_checks.hpp"
+#include "core/threading.hpp"
+#include "fusedmoe/router.hpp"
+#include "layer/router_gate.hpp"
+
+namespace fusedmoe {
+
+namespace {
+constexpr std::string_view kComponent = "layer";
+
+// One selected backend with its converted weights and composed kernel.
+struct Executor {
+  Selection selection;
+  std::shared_ptr<const ExpertWeights> weights;
+  std::unique_ptr<MoeKernel> kernel;
+};
+
+Executor build_executor(const MoeConfig& config, const Platform& platform, const std::optional<std::string>& backend,
+                        const Tensor& w13, const Tensor& w2, std::int64_t max_chunk_tokens) {
+  Executor executor;
+  executor.selection = select_backend(config, platform, backend);
+  const BackendInfo& info = *executor.selection.backend;
+  executor.weights = info.convert_weights(w13, w2, config);
+  std::unique_ptr<Experts> experts = info.make_experts(config);
+  std::unique_ptr<PrepareFinalize> prepare_finalize;
+  if (info.kind == ExpertsKind::monolithic) {
+    prepare_finalize = make_prepare_finalize_monolithic(config);
+  } else {
+    prepare_finalize = make_prepare_finalize(config);
+  }
+  executor.kernel = std::make_unique<MoeKernel>(config, std::move(prepare_finalize), std::move(experts),
+                                                MoeKernelOptions{.max_chunk_tokens = max_chunk_tokens});
+  return executor;
+}
+
+// The shared experts as an MoE of `count` experts that every token visits with weight 1 (or its gate).
+MoeConfig shared_experts_config(const MoeConfig& config) {
+  MoeConfig shared;
+  shared.num_experts = config.shared.count;
+  shared.hidden_size = config.hidden_size;
+  shared.intermediate_size = config.shared.intermediate_size;
+  shared.activation = config.activation;
+  shared.weight_dtype = config.weight_dtype;
+  shared.act_dtype = config.act_dtype;
+  shared.routing = RoutingConfig{.recipe = RoutingRecipe::softmax_topk, .top_k = config.shared.count};
+  shared.device = config.device;
+  return shared;
+}
+}  // namespace
+
+struct FusedMoeLayer::State {
+  MoeConfig config;
+  LayerOptions options;
+  MoeWeights weights;
+  bool has_weights = false;
+  Tensor router_gate_fp32;   // [E, H] for forward(hidden, out)
+  Tensor shared_gate_fp32;   // [1, H]
+  std::optional<Executor> routed;
+  std::optional<Executor> shared;
+  // Per-call buffers, grown by reserve() only.
+  std::int64_t reserved_tokens = -1;
+  Tensor logits, topk_ids, topk_weights, shared_out, shared_ids, shared_weights, shared_gate_logits;
+};
+
+FusedMoeLayer::FusedMoeLayer(MoeConfig config, LayerOptions options) : state_(std::make_unique<State>()) {
+  config.validate();
+  FUSEDMOE_CHECK(options.max_chunk_tokens >= 0, "[layer] max_chunk_tokens = ", options.max_chunk_tokens,
+                 ": expected >= 0 (0 = no chunking)");
+  state_->config = std::move(config);
+  state_->options = std::move(options);
+}
+
+FusedMoeLayer::~FusedMoeLayer() = default;
+FusedMoeLayer::FusedMoeLayer(FusedMoeLayer&&) noexcept = default;
+FusedMoeLayer& FusedMoeLayer::operator=(FusedMoeLayer&&) noexcept = default;
+
+const MoeConfig& FusedMoeLayer::config() const { return state_->config; }
+const MoeWeights& FusedMoeLayer::weights() const { return state_->weights; }
+bool FusedMoeLayer::finalized() const { return state_->routed.has_value(); }
+
+void FusedMoeLayer::set_weights(MoeWeights weights) {
+  const MoeConfig& config = state_->config;
+  const std::int64_t experts = config.num_local_experts();
+  const std::int64_t hidden = config.hidden_size;
+  const std::int64_t intermediate = config.intermediate_size;
+  const Device device = config.device;
+  check_shape(kComponent, "w13", weights.w13, {experts, 2 * intermediate, hidden});
+  check_shape(kComponent, "w2", weights.w2, {experts, hidden, intermediate});
+  for (const auto& [name, tensor] : {std::pair<const char*, const Tensor&>{"w13", weights.w13}, {"w2", weights.w2}}) {
+    check_dtype(kComponent, name, tensor, {config.weight_dtype});
+    check_device(kComponent, name, tensor, device);
+  }
+  if (weights.router_gate.defined()) {
+    check_shape(kComponent, "router_gate", weights.router_gate, {config.num_experts, hidden});
+    check_dtype(kComponent, "router_gate", weights.router_gate, {DType::fp32, DType::bf16, DType::fp16});
+    check_device(kComponent, "router_gate", weights.router_gate, Device::cpu());
+  }
+  if (config.routing.use_correction_bias) {
+    check_shape(kComponent, "correction_bias", weights.correction_bias, {config.num_experts});
+    check_dtype(kComponent, "correction_bias", weights.correction_bias, {DType::fp32});
+  } else {
+    FUSEDMOE_CHECK(!weights.correction_bias.defined(), "[layer] a correction_bias was given but the routing ",
+                   "config has use_correction_bias = false");
+  }
+  if (config.shared.count > 0) {
+    const std::int64_t count = config.shared.count;
+    const std::int64_t shared_intermediate = config.shared.intermediate_size;
+    check_shape(kComponent, "shared_w13", weights.shared_w13, {count, 2 * shared_intermediate, hidden});
+    check_dtype(kComponent, "shared_w13", weights.shared_w13, {config.weight_dtype});
+    check_device(kComponent, "shared_w13", weights.shared_w13, device);
+    check_shape(kComponent, "shared_w2", weights.shared_w2, {count, hidden, shared_intermediate});
+    check_dtype(kComponent, "shared_w2", weights.shared_w2, {config.weight_dtype});
+    check_device(kComponent, "shared_w2", weights.shared_w2, device);
+  } else {
+    FUSEDMOE_CHECK(!weights.shared_w13.defined() && !weights.shared_w2.defined(),
+                   "[layer] shared-expert weights were given but the config has shared.count = 0");
+  }
+  if (config.shared.sigmoid_gate) {
+    check_shape(kComponent, "shared_gate", weights.shared_gate, {1, hidden});
+    check_dtype(kComponent, "shared_gate", weights.shared_gate, {DType::fp32, DType::bf16, DType::fp16});
+    check_device(kComponent, "shared_gate", weights.shared_gate, Device::cpu());
+  } else {
+    FUSEDMOE_CHECK(!weights.shared_gate.defined(),
+                   "[layer] a shared_gate was given but the config has shared.sigmoid_gate = false");
+  }
+  state_->weights = std::move(weights);
+  state_->has_weights = true;
+  state_->routed.reset();  // new weights need a new finalize_weights()
+  state_->shared.reset();
+}
+
+void FusedMoeLayer::finalize_weights() { finalize_weights(Platform::detect(state_->config.device)); }
+
+void FusedMoeLayer::finalize_weights(const Platform& platform) {
+  State& s = *state_;
+  FUSEDMOE_CHECK(s.has_weights, "[layer] finalize_weights() before set_weights(): load the weights first");
+  s.routed = build_executor(s.config, platform, s.options.backend, s.weights.w13, s.weights.w2,
+                            s.options.max_chunk_tokens);
+  if (s.config.shared.count > 0) {
+    s.shared = build_executor(shared_experts_config(s.config), platform, s.options.shared_experts_backend,
+                              s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens);
+  }
+  if (s.weights.router_gate.defined()) s.router_gate_fp32 = s.weights.router_gate.to_dtype(DType::fp32);
+  if (s.weights.shared_gate.defined()) s.shared_gate_fp32 = s.weights.shared_gate.to_dtype(DType::fp32);
+  s.reserved_tokens = -1;
+}
+
+const Selection& FusedMoeLayer::selection() const {
+  FUSEDMOE_CHECK(finalized(), "[layer] selection() before finalize_weights()");
+  return state_->routed->selection;
+}
+
+const Selection* FusedMoeLayer::shared_experts_selection() const {
+  return state_->shared ? &state_->shared->selection : nullptr;
+}
+
+void FusedMoeLayer::reserve(std::int64_t num_tokens) {
+  State& s = *state_;
+  FUSEDMOE_CHECK(finalized(), "[layer] reserve() before finalize_weights()");
+  FUSEDMOE_CHECK(num_tokens >= 0, "[layer] reserve(", num_tokens, "): expected >= 0 tokens");
+  if (num_tokens <= s.reserved_tokens) return;
+  const std::int64_t rows = std::max<std::int64_t>(num_tokens, 1);
+  const std::int64_t top_k = s.config.routing.top_k;
+  s.logits = Tensor::empty(DType::fp32, {rows, s.config.num_experts});
+  s.topk_ids = Tensor::empty(DType::int32, {rows, top_k});
+  s.topk_weights = Tensor::empty(DType::fp32, {rows, top_k});
+  s.routed->kernel->reserve(num_tokens);
+  if (s.shared) {
+    const std::int64_t count = s.config.shared.count;
+    s.shared_out = Tensor::empty(s.config.act_dtype, {rows, s.config.hidden_size}, s.config.device);
+    s.shared_ids = Tensor::empty(DType::int32, {rows, count});
+    s.shared_weights = Tensor::empty(DType::fp32, {rows, count});
+    s.shared_gate_logits = Tensor::empty(DType::fp32, {rows, 1});
+    s.shared->kernel->reserve(num_tokens);
+  }
+  s.reserved_tokens = num_tokens;
+}
+
+void FusedMoeLayer::compute_router_logits(const TensorView& hidden, const TensorView& logits,
+                                          const ExecContext& context) const {
+  const State& s = *state_;
+  FUSEDMOE_CHECK(s.router_gate_fp32.defined(), "[layer] no router_gate weight: set MoeWeights::router_gate and ",
+                 "finalize_weights(), or pass router logits to forward()");
+  check_shape(kComponent, "hidden", hidden, {-1, s.config.hidden_size});
+  check_dtype(kComponent, "hidden", hidden, {s.config.act_dtype});
+  check_device(kComponent, "hidden", hidden, Device::cpu());
+  check_shape(kComponent, "router_logits", logits, {hidden.size(0), s.config.num_experts});
+  check_dtype(kComponent, "router_logits", logits, {DType::fp32});
+  linear_fp32(hidden, s.router_gate_fp32, logits, resolve_num_threads(context));
+}
+
+void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& out, const ExecContext& context,
+                            const RoutingOutputs& routing) {
+  FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
+  check_shape(kComponent, "hidden", hidden, {-1, state_->config.hidden_size});
+  reserve(hidden.size(0));
+  const TensorView logits = state_->logits.view().slice_rows(0, hidden.size(0));
+  compute_router_logits(hidden, logits, context);
+  forward(hidden, logits, out, context, routing);
+}
+
+void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_logits, const TensorView& out,
+                            const ExecContext& context, const RoutingOutputs& routing) {
+  State& s = *state_;
+  FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
+  const MoeConfig& config = s.config;
+  check_dtype(kComponent, "hidden", hidden, {config.act_dtype});
+  check_shape(kComponent, "hidden", hidden, {-1, config.hidden_size});
+  check_device(kComponent, "hidden", hidden, config.device);
+  const std::int64_t num_tokens = hidden.size(0);
+  check_shape(kComponent, "router_logits", router_logits, {num_tokens, config.num_experts});
+  check_shape(kComponent, "out", out, {num_tokens, config.hidden_size});
+  check_dtype(kComponent, "out", out, {config.act_dtype});
+  check_device(kComponent, "out", out, config.device);
+  const std::int64_t top_k = config.routing.top_k;
+  if (routing.topk_ids.defined()) check_shape(kComponent, "routing.topk_ids", routing.topk_ids, {num_tokens, top_k});
+  if (routing.topk_weights.defined()) {
+    check_shape(kComponent, "routing.topk_weights", routing.topk_weights, {num_tokens, top_k});
+  }
+  reserve(num_tokens);
+  if (num_tokens == 0) return;
+
+  const TensorView bias = config.routing.use_correction_bias ? s.weights.correction_bias.view() : TensorView{};
+  MoeKernel& kernel = *s.routed->kernel;
+  const bool wants_routing = routing.topk_ids.defined() || routing.topk_weights.defined();
+  if (kernel.kind() == ExpertsKind::modular || wants_routing) {
+    const TensorView ids = routing.topk_ids.defined() ? routing.topk_ids : s.topk_ids.view().slice_rows(0, num_tokens);
+    const TensorView weights =
+        routing.topk_weights.defined() ? routing.topk_weights : s.topk_weights.view().slice_rows(0, num_tokens);
+    route(router_logits, config.routing, bias, ids, weights, context);
+    if (kernel.kind() == ExpertsKind::modular) {
+      kernel.forward(hidden, ids, weights, TensorView{}, *s.routed->weights, out, context);
+    }
+  }
+  if (kernel.kind() == ExpertsKind::monolithic) {
+    kernel.forward_monolithic(hidden, router_logits, bias, *s.routed->weights, out, context);
+  }
+
+  if (s.shared) {
+    const std::int64_t count = config.shared.count;
+    const TensorView ids = s.shared_ids.view().slice_rows(0, num_tokens);
+    const TensorView weights = s.shared_weights.view().slice_rows(0, num_tokens);
+    auto* id_values = ids.data_as<std::int32_t>();
+    auto* weight_values = weights.data_as<float>();
+    const TensorView gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
+    if (config.shared.sigmoid_gate) {
+      linear_fp32(hidden, s.shared_gate_fp32, gate_logits, resolve_num_threads(context));
+    }
+    for (std::int64_t token = 0; token < num_tokens; ++token) {
+      const float gate = config.shared.sigmoid_gate
+                             ? 1.0f / (1.0f + std::exp(-gate_logits.data_as<const float>()[token]))
+                             : 1.0f;
+      for (std::int64_t slot = 0; slot < count; ++slot) {
+        id_values[token * count + slot] = static_cast<std::int32_t>(slot);
+        weight_values[token * count + slot] = gate;
+      }
+    }
+    const TensorView shared_out = s.shared_out.view().slice_rows(0, num_tokens);
+    s.shared->kernel->forward(hidden, ids, weights, TensorView{}, *s.shared->weights, shared_out, context);
+    for (std::int64_t index = 0; index < num_tokens * config.hidden_size; ++index) {
+      store_element(out.data(), out.dtype(), index,
+                    load_element(out.data(), out.dtype(), index) +
+                        load_element(shared_out.data(), shared_out.dtype(), index));
+    }
+  }
+}
+
+}  // namespace fusedmoe

@@ -1,0 +1,44 @@
+#include "core/check.hpp"
+#include "core/threading.hpp"
+#include "kernel/weight_and_reduce.hpp"
+#include "parallel/prepare_finalize_local.hpp"
+
+namespace fusedmoe {
+
+ExpertsProblem LocalPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
+  return {.format = ActivationFormat::standard,
+          .num_tokens = num_tokens,
+          .num_local_experts = config.num_local_experts(),
+          .num_experts = config.num_experts,
+          .top_k = config.routing.top_k,
+          .hidden_size = config.hidden_size,
+          .intermediate_size = config.intermediate_size};
+}
+
+std::size_t LocalPrepareFinalize::workspace_bytes(std::int64_t, const MoeConfig&) const { return 0; }
+
+DispatchedTokens LocalPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
+                                               const TensorView& topk_weights, const TensorView& expert_map,
+                                               WorkspaceArena&, const ExecContext&) {
+  DispatchedTokens dispatched;
+  dispatched.format = ActivationFormat::standard;
+  dispatched.hidden = hidden;
+  dispatched.topk_ids = topk_ids;
+  dispatched.topk_weights = topk_weights;
+  dispatched.expert_map = expert_map;
+  return dispatched;
+}
+
+void LocalPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
+                                    WeightAndReduce policy, const TensorView& out, WorkspaceArena&,
+                                    const ExecContext& context) {
+  FUSEDMOE_CHECK(out.device().is_cpu(), "[local] finalize on ", to_string(out.device()),
+                 " needs a CUDA build of this PrepareFinalize");
+  if (policy == WeightAndReduce::by_experts) {
+    if (expert_out.data() != out.data()) copy_tensor(expert_out, out, context);
+    return;
+  }
+  weight_and_reduce_standard(expert_out, dispatched.topk_weights, out, resolve_num_threads(context));
+}
+
+}  // namespace fusedmoe
