@@ -85,7 +85,7 @@ mkdir -p "$SEEDS" "$CORPUS" "$ARTIFACTS"
 if [ -d "$GOLDEN_DIR" ]; then
   while IFS= read -r -d '' file; do
     # Larger files would be cut at -max_len and only seed truncated inputs.
-    if [ "$(stat -c %s "$file")" -le "$MAX_LEN" ]; then cp "$file" "$SEEDS/golden_$(basename "$file")"; fi
+    if [ "$(stat -c %s "$file")" -le "$MAX_LEN" ]; then cat "$file" >"$SEEDS/golden_$(basename "$file")"; fi
   done < <(find "$GOLDEN_DIR" -name '*.safetensors' -print0)
 else
   log "no golden directory at $GOLDEN_DIR: seeding with generated files only"
@@ -119,7 +119,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 set +e
 "$FUZZER" -max_total_time="$SECONDS_TO_RUN" -max_len="$MAX_LEN" -timeout=25 -print_final_stats=1 \
   -dict="$ROOT/tests/fuzz/safetensors.dict" -artifact_prefix="$ARTIFACTS/" "$CORPUS" "$SEEDS" 2>&1 | tee "$LOG" |
-  grep -E '^(#[0-9]+ +(INITED|DONE)|stat::|==[0-9]+==|.*(ERROR|runtime error|invariant broken|Test unit written))'
+  grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::|==[0-9]+==|.*(ERROR|runtime error|invariant broken|Test unit written))'
 status=${PIPESTATUS[0]}
 set -e
 

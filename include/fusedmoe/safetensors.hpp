@@ -32,7 +32,7 @@ struct SafetensorsTensorInfo {
   std::uint64_t data_begin = 0;
   std::uint64_t data_end = 0;
 
-  std::int64_t numel() const;  // 1 for a scalar
+  std::int64_t numel() const;  // 1 for a scalar; always fits for an info a SafetensorsFile returns
   std::uint64_t nbytes() const { return data_end - data_begin; }
 };
 

@@ -10,7 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
-#include "cli/random_model.hpp"
+#include "check/random_model.hpp"
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/layer.hpp"
 

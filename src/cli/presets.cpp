@@ -36,7 +36,7 @@ const Preset& find_preset(std::string_view name) {
   std::string known;
   for (const Preset& preset : kPresets) {
     if (preset.name == name) return preset;
-    known += (known.empty() ? "" : ", ") + std::string(preset.name);
+    append_joined(known, ", ", preset.name);
   }
   throw InvalidArgument(str_cat("[cli] unknown preset '", name, "': expected one of ", known));
 }

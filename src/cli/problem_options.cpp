@@ -1,12 +1,13 @@
 #include "cli/problem_options.hpp"
 
 #include "cli/presets.hpp"
+#include "core/check.hpp"
 
 namespace fusedmoe::cli {
 
 void ProblemOptions::add_to(CLI::App& app) {
   std::string preset_names;
-  for (const Preset& entry : presets()) preset_names += (preset_names.empty() ? "" : ", ") + std::string(entry.name);
+  for (const Preset& entry : presets()) append_joined(preset_names, ", ", entry.name);
   app.add_option("--preset", preset, "Model shape: " + preset_names)->capture_default_str();
   app.add_option("--tokens,-m", tokens, "Tokens (M) in the batch")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--hidden", hidden, "Hidden size H (overrides the preset)")->check(CLI::PositiveNumber);

@@ -4,6 +4,7 @@
 
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/tensor.hpp"
@@ -15,6 +16,12 @@ std::string str_cat(const Parts&... parts) {
   std::ostringstream stream;
   (stream << ... << parts);
   return stream.str();
+}
+
+// Appends `item` to a separator-joined list.
+inline void append_joined(std::string& list, std::string_view separator, std::string_view item) {
+  if (!list.empty()) list.append(separator);
+  list.append(item);
 }
 
 }  // namespace fusedmoe

@@ -16,7 +16,7 @@ Enum parse_enum(std::string_view what, std::string_view name, const std::array<E
   std::string allowed;
   for (Enum value : values) {
     if (name == to_string(value)) return value;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(to_string(value));
+    append_joined(allowed, ", ", to_string(value));
   }
   throw InvalidArgument(str_cat("[config] unknown ", what, " '", name, "': expected one of ", allowed));
 }

@@ -98,7 +98,7 @@ CpuInfo detect_cpu_uncapped() {
       {"avx512vl", avx512vl}, {"avx512_bf16", avx512_bf16}, {"avx512_fp16", avx512_fp16},
       {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}};
   for (const auto& [name, present] : named) {
-    if (present) info.features += (info.features.empty() ? "" : " ") + std::string(name);
+    if (present) append_joined(info.features, " ", name);
   }
   if (avx2 && fma && f16c) info.isa = CpuIsa::avx2;
   if (info.isa == CpuIsa::avx2 && avx512f && avx512dq && avx512bw && avx512vl) info.isa = CpuIsa::avx512;

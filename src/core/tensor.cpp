@@ -70,9 +70,9 @@ TensorView TensorView::reshape(std::span<const std::int64_t> shape) const {
 }
 
 std::string TensorView::shape_string() const {
-  std::string text = "[";
-  for (int dim = 0; dim < rank_; ++dim) text += (dim ? ", " : "") + std::to_string(shape_[dim]);
-  return text + "]";
+  std::string text;
+  for (int dim = 0; dim < rank_; ++dim) append_joined(text, ", ", std::to_string(shape_[dim]));
+  return "[" + text + "]";
 }
 
 std::string TensorView::describe() const {

@@ -18,10 +18,9 @@ void check_shape(std::string_view component, std::string_view name, const Tensor
     ++dim;
   }
   if (!ok) {
-    std::string text = "[";
-    dim = 0;
-    for (std::int64_t size : expected) text += (dim++ ? ", " : "") + (size < 0 ? std::string("*") : std::to_string(size));
-    throw InvalidArgument(str_cat("[", component, "] ", name, " shape: expected ", text, "], got ",
+    std::string text;
+    for (std::int64_t size : expected) append_joined(text, ", ", size < 0 ? std::string("*") : std::to_string(size));
+    throw InvalidArgument(str_cat("[", component, "] ", name, " shape: expected [", text, "], got ",
                                   tensor.shape_string()));
   }
 }
@@ -32,7 +31,7 @@ void check_dtype(std::string_view component, std::string_view name, const Tensor
   std::string list;
   for (DType dtype : allowed) {
     if (tensor.dtype() == dtype) return;
-    list += (list.empty() ? "" : " or ") + std::string(to_string(dtype));
+    append_joined(list, " or ", to_string(dtype));
   }
   throw InvalidArgument(str_cat("[", component, "] ", name, " dtype: expected ", list, ", got ",
                                 to_string(tensor.dtype())));

@@ -28,7 +28,8 @@ bool is_existing_file(const std::filesystem::path& path) {
   std::error_code error;
   return std::filesystem::is_regular_file(path, error);
 }
-// The checkpoint's state. SafetensorsCheckpoint::Impl (private) derives from it so that read_index() can name it.
+// The checkpoint's state. SafetensorsCheckpoint::Impl (private) derives from it so that read_index() can name
+// it.
 struct CheckpointState {
   std::filesystem::path directory;
   std::string prefix;                                        // "[safetensors] checkpoint <dir>"
@@ -40,8 +41,8 @@ struct CheckpointState {
   std::size_t shard_index(std::string_view name) const {
     const auto found = shard_of.find(name);
     if (found == shard_of.end()) {
-      throw IoError(str_cat(prefix, ": tensor ", single_quoted(name), " is not in the checkpoint: expected one of its ",
-                            shard_of.size(), " tensors"));
+      throw IoError(str_cat(prefix, ": tensor ", single_quoted(name),
+                            " is not in the checkpoint: expected one of its ", shard_of.size(), " tensors"));
     }
     return found->second;
   }
@@ -64,15 +65,19 @@ void read_index(CheckpointState& checkpoint, const std::filesystem::path& index_
     throw IoError(str_cat("[safetensors] ", error.what()));
   }
   if (mapping.size() > kSafetensorsMaxHeaderBytes) {
-    throw IoError(str_cat(prefix, ": expected at most ", kSafetensorsMaxHeaderBytes, " bytes, got ", mapping.size()));
+    throw IoError(
+        str_cat(prefix, ": expected at most ", kSafetensorsMaxHeaderBytes, " bytes, got ", mapping.size()));
   }
   const std::string_view text(reinterpret_cast<const char*>(mapping.bytes().data()), mapping.size());
   if (const std::optional<std::size_t> bad = io::find_invalid_utf8(text)) {
-    throw IoError(str_cat(prefix, ": not valid UTF-8: expected UTF-8 text, got an invalid byte at offset ", *bad));
+    throw IoError(
+        str_cat(prefix, ": not valid UTF-8: expected UTF-8 text, got an invalid byte at offset ", *bad));
   }
-  const io::Json index = io::parse_json_strict(text, prefix, "key");
-  if (!index.is_object()) throw IoError(str_cat(prefix, ": expected a JSON object, got ", describe_json(index)));
-  if (!index.contains("weight_map")) throw IoError(str_cat(prefix, ": expected a 'weight_map' key, got none"));
+  const io::Json index = io::parse_json_strict(text, prefix, "key", 16);
+  if (!index.is_object())
+    throw IoError(str_cat(prefix, ": expected a JSON object, got ", describe_json(index)));
+  if (!index.contains("weight_map"))
+    throw IoError(str_cat(prefix, ": expected a 'weight_map' key, got none"));
   const io::Json& weight_map = index["weight_map"];
   if (!weight_map.is_object()) {
     throw IoError(str_cat(prefix, ": weight_map: expected an object of tensor name -> shard file, got ",
@@ -82,8 +87,8 @@ void read_index(CheckpointState& checkpoint, const std::filesystem::path& index_
   std::map<std::string, std::size_t> index_by_shard;
   for (const auto& [name, shard] : weight_map.items()) {
     if (!shard.is_string()) {
-      throw IoError(str_cat(prefix, ": weight_map tensor ", single_quoted(name), ": expected a shard file name, got ",
-                            describe_json(shard)));
+      throw IoError(str_cat(prefix, ": weight_map tensor ", single_quoted(name),
+                            ": expected a shard file name, got ", describe_json(shard)));
     }
     const std::string& file = shard.get_ref<const std::string&>();
     if (!is_plain_file_name(file)) {
@@ -112,7 +117,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& d
   std::error_code error;
   if (!std::filesystem::is_directory(directory, error)) {
     throw IoError(str_cat(impl->prefix, ": expected a directory holding ", kSingleFile, " or ", kIndexFile,
-                          ", got ", std::filesystem::exists(directory, error) ? "something else" : "nothing there"));
+                          ", got ",
+                          std::filesystem::exists(directory, error) ? "something else" : "nothing there"));
   }
   const std::filesystem::path index_path = directory / kIndexFile;
   const std::filesystem::path single_path = directory / kSingleFile;
@@ -125,12 +131,15 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& d
     for (const std::string& name : file.names()) impl->shard_of.emplace(name, 0);
     impl->opened.emplace_back(std::move(file));
   } else {
-    throw IoError(str_cat(impl->prefix, ": expected ", kSingleFile, " or ", kIndexFile, " in it, got neither"));
+    throw IoError(
+        str_cat(impl->prefix, ": expected ", kSingleFile, " or ", kIndexFile, " in it, got neither"));
   }
   return SafetensorsCheckpoint(std::move(impl));
 }
 
-const std::filesystem::path& SafetensorsCheckpoint::directory() const { return impl_->directory; }
+const std::filesystem::path& SafetensorsCheckpoint::directory() const {
+  return impl_->directory;
+}
 
 std::vector<std::string> SafetensorsCheckpoint::names() const {
   std::vector<std::string> names;
@@ -147,7 +156,9 @@ std::filesystem::path SafetensorsCheckpoint::shard_of(std::string_view name) con
   return impl_->directory / impl_->shard_files[impl_->shard_index(name)];
 }
 
-std::size_t SafetensorsCheckpoint::num_shards() const { return impl_->shard_files.size(); }
+std::size_t SafetensorsCheckpoint::num_shards() const {
+  return impl_->shard_files.size();
+}
 
 std::size_t SafetensorsCheckpoint::num_open_shards() const {
   const std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -161,7 +172,8 @@ const SafetensorsFile& SafetensorsCheckpoint::file_of(std::string_view name) con
   const SafetensorsFile& file = impl_->shard(index);
   if (!file.contains(name)) {
     throw IoError(str_cat(impl_->prefix, ": ", kIndexFile, " puts tensor ", single_quoted(name), " in ",
-                          single_quoted(impl_->shard_files[index]), ": expected that shard to hold it, but it does not"));
+                          single_quoted(impl_->shard_files[index]),
+                          ": expected that shard to hold it, but it does not"));
   }
   return file;
 }
@@ -170,9 +182,13 @@ const SafetensorsTensorInfo& SafetensorsCheckpoint::info(std::string_view name) 
   return file_of(name).info(name);
 }
 
-TensorView SafetensorsCheckpoint::view(std::string_view name) const { return file_of(name).view(name); }
+TensorView SafetensorsCheckpoint::view(std::string_view name) const {
+  return file_of(name).view(name);
+}
 
-Tensor SafetensorsCheckpoint::load(std::string_view name) const { return file_of(name).load(name); }
+Tensor SafetensorsCheckpoint::load(std::string_view name) const {
+  return file_of(name).load(name);
+}
 
 Tensor SafetensorsCheckpoint::load_as(std::string_view name, DType dtype) const {
   return file_of(name).load_as(name, dtype);

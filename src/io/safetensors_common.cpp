@@ -22,11 +22,9 @@ constexpr std::array<std::pair<std::string_view, DType>, 6> kSupported = {{
     {"U8", DType::uint8},
 }};
 // Every dtype the format defines (safetensors 0.5), supported here or not.
-constexpr std::array<std::string_view, 21> kKnown = {"BOOL",    "U8",      "I8",      "F8_E5M2", "F8_E4M3",
-                                                     "F8_E8M0", "F4",      "F6_E2M3", "F6_E3M2", "I16",
-                                                     "U16",     "F16",     "BF16",    "I32",     "U32",
-                                                     "F32",     "F64",     "I64",     "U64",     "C64",
-                                                     "F8_E4M3FNUZ"};
+constexpr std::array<std::string_view, 21> kKnown = {
+    "BOOL", "U8",   "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "I16",        "U16",
+    "F16",  "BF16", "I32", "U32",     "F32",     "F64",     "I64", "U64",     "C64",     "F8_E4M3FNUZ"};
 }  // namespace
 
 std::string_view safetensors_dtype_name(DType dtype) {
@@ -52,7 +50,9 @@ bool is_known_safetensors_dtype(std::string_view name) {
   return false;
 }
 
-std::string_view supported_safetensors_dtypes() { return "F32, F16, BF16, I32, I64, U8"; }
+std::string_view supported_safetensors_dtypes() {
+  return "F32, F16, BF16, I32, I64, U8";
+}
 
 std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
@@ -108,14 +108,17 @@ std::string sanitized(std::string_view text, std::size_t limit) {
   return result;
 }
 
-std::string single_quoted(std::string_view text, std::size_t limit) { return "'" + sanitized(text, limit) + "'"; }
+std::string single_quoted(std::string_view text, std::size_t limit) {
+  return "'" + sanitized(text, limit) + "'";
+}
 
 std::string describe_json(const Json& value) {
   const std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
   return str_cat(value.type_name(), " ", sanitized(text, 64));
 }
 
-Json parse_json_strict(std::string_view text, std::string_view prefix, std::string_view top_level_noun) {
+Json parse_json_strict(std::string_view text, std::string_view prefix, std::string_view top_level_noun,
+                       int max_depth) {
   // One key set per open object, and the key last seen at each depth (for messages).
   std::vector<std::set<std::string, std::less<>>> open_objects;
   std::vector<std::string> keys_by_depth;
@@ -123,9 +126,9 @@ Json parse_json_strict(std::string_view text, std::string_view prefix, std::stri
     switch (event) {
       case Json::parse_event_t::object_start:
       case Json::parse_event_t::array_start:
-        if (depth >= kMaxJsonDepth) {
-          throw IoError(str_cat(prefix, ": JSON nests too deeply: expected at most ", kMaxJsonDepth,
-                                " levels, got more"));
+        if (depth >= max_depth) {
+          throw IoError(str_cat(prefix, ": JSON nests too deeply: expected at most ", max_depth,
+                                " levels of arrays and objects, got more"));
         }
         if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
         break;
@@ -140,15 +143,16 @@ Json parse_json_strict(std::string_view text, std::string_view prefix, std::stri
         if (open_objects.empty()) break;  // cannot happen: a key is always inside an object
         if (!open_objects.back().insert(key).second) {
           if (depth <= 1) {
-            throw IoError(str_cat(prefix, ": duplicate ", top_level_noun, " ", single_quoted(key), ": expected each ",
-                                  top_level_noun, " once"));
+            throw IoError(str_cat(prefix, ": duplicate ", top_level_noun, " ", single_quoted(key),
+                                  ": expected each ", top_level_noun, " once"));
           }
-          throw IoError(str_cat(prefix, ": entry ", single_quoted(keys_by_depth[1]), " has duplicate key ", single_quoted(key),
-                                ": expected each key once"));
+          throw IoError(str_cat(prefix, ": entry ", single_quoted(keys_by_depth[1]), " has duplicate key ",
+                                single_quoted(key), ": expected each key once"));
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -157,7 +161,8 @@ Json parse_json_strict(std::string_view text, std::string_view prefix, std::stri
     throw IoError(str_cat(prefix, ": not valid JSON: expected no NUL bytes, got one at offset ", nul));
   }
   try {
-    return Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+    return Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
+                       /*ignore_comments=*/false);
   } catch (const Json::exception& error) {
     throw IoError(str_cat(prefix, ": not valid JSON: ", sanitized(error.what(), 300)));
   }

@@ -34,10 +34,12 @@ std::string single_quoted(std::string_view text, std::size_t limit = 200);
 // A JSON value for a message: its type and a short dump ("number -3", "array [1,2]").
 std::string describe_json(const Json& value);
 
-// Parses `text` as JSON with no comments, rejecting duplicate keys in any object and nesting deeper
-// than kMaxJsonDepth. Errors are IoError starting with `prefix`; a duplicate key at the top level is
-// reported as a duplicate `top_level_noun` ("tensor name").
-inline constexpr int kMaxJsonDepth = 16;
-Json parse_json_strict(std::string_view text, std::string_view prefix, std::string_view top_level_noun);
+// Parses `text` as JSON with no comments and no NUL bytes, rejecting duplicate keys in any object and
+// arrays or objects nested more than `max_depth` levels deep (checked while parsing, before the value is
+// built). Errors are IoError starting with `prefix`; a duplicate key at the top level is reported as a
+// duplicate `top_level_noun` ("tensor name").
+// NOTE: the whole document is built in memory, roughly 10x the text size at worst; callers cap the text.
+Json parse_json_strict(std::string_view text, std::string_view prefix, std::string_view top_level_noun,
+                       int max_depth);
 
 }  // namespace fusedmoe::io

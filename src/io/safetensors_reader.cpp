@@ -4,7 +4,11 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "core/allocator.hpp"
 #include "core/check.hpp"
@@ -19,9 +23,10 @@ using io::Json;
 using io::single_quoted;
 
 std::int64_t SafetensorsTensorInfo::numel() const {
-  std::int64_t count = 1;
-  for (std::int64_t dim : shape) count *= dim;
-  return count;
+  // Unsigned, so that a hand-made info cannot overflow into UB; a validated one always fits int64.
+  std::uint64_t count = 1;
+  for (std::int64_t dim : shape) count *= static_cast<std::uint64_t>(dim);
+  return static_cast<std::int64_t>(count);
 }
 
 namespace {
@@ -30,9 +35,9 @@ namespace {
 // below can name it.
 struct FileState {
   std::filesystem::path path;
-  std::string prefix;             // "[safetensors] <file>" for every message
-  MappedFile mapping;             // open(): the whole file, read-only
-  std::shared_ptr<void> owned;    // from_buffer(): our aligned copy
+  std::string prefix;                // "[safetensors] <file>" for every message
+  MappedFile mapping;                // open(): the whole file, read-only
+  std::shared_ptr<void> owned;       // from_buffer(): our aligned copy
   std::span<const std::byte> bytes;  // the whole file, from either
   std::uint64_t data_offset = 0;
   std::map<std::string, SafetensorsTensorInfo, std::less<>> tensors;
@@ -74,7 +79,8 @@ void parse(FileState& file) {
   }
   const std::uint64_t file_size = bytes.size();
   if (header_size == 0) {
-    throw IoError(str_cat(prefix, ": header length: expected 1 to ", kSafetensorsMaxHeaderBytes, " bytes, got 0"));
+    throw IoError(
+        str_cat(prefix, ": header length: expected 1 to ", kSafetensorsMaxHeaderBytes, " bytes, got 0"));
   }
   if (header_size > kSafetensorsMaxHeaderBytes) {
     throw IoError(str_cat(prefix, ": header length: expected at most ", kSafetensorsMaxHeaderBytes,
@@ -91,7 +97,8 @@ void parse(FileState& file) {
                           static_cast<unsigned>(static_cast<unsigned char>(text[*bad])), std::dec,
                           " at header offset ", *bad));
   }
-  const Json header = io::parse_json_strict(text, prefix + ": header", "tensor name");
+  // Three levels: the header object, a tensor entry (or __metadata__), its shape or data_offsets array.
+  const Json header = io::parse_json_strict(text, prefix + ": header", "tensor name", 3);
   if (!header.is_object()) {
     throw IoError(str_cat(prefix, ": header: expected a JSON object, got ", describe_json(header)));
   }
@@ -114,15 +121,14 @@ void parse_metadata(const Json& value, FileState& file) {
   }
   for (const auto& [key, entry] : value.items()) {
     if (!entry.is_string()) {
-      throw IoError(str_cat(file.prefix, ": __metadata__ key ", single_quoted(key), ": expected a string value, got ",
-                            describe_json(entry)));
+      throw IoError(str_cat(file.prefix, ": __metadata__ key ", single_quoted(key),
+                            ": expected a string value, got ", describe_json(entry)));
     }
     file.metadata.emplace(key, entry.get<std::string>());
   }
 }
 
-void parse_entry(const std::string& name, const Json& value, std::uint64_t data_size,
-                 FileState& file) {
+void parse_entry(const std::string& name, const Json& value, std::uint64_t data_size, FileState& file) {
   const std::string where = str_cat(file.prefix, ": tensor ", single_quoted(name));
   if (!value.is_object()) {
     throw IoError(str_cat(where, ": expected an object with dtype, shape and data_offsets, got ",
@@ -151,14 +157,16 @@ void parse_entry(const std::string& name, const Json& value, std::uint64_t data_
   const std::optional<DType> parsed_dtype = io::dtype_from_safetensors(dtype_name);
   if (!parsed_dtype) {
     throw IoError(str_cat(where, ": ", io::is_known_safetensors_dtype(dtype_name) ? "unsupported" : "unknown",
-                          " dtype ", single_quoted(dtype_name), ": supported are ", io::supported_safetensors_dtypes()));
+                          " dtype ", single_quoted(dtype_name), ": supported are ",
+                          io::supported_safetensors_dtypes()));
   }
   info.dtype = *parsed_dtype;
 
   // shape: non-negative dims whose element and byte counts fit
   const Json& shape = value["shape"];
   if (!shape.is_array()) {
-    throw IoError(str_cat(where, " shape: expected an array of non-negative integers, got ", describe_json(shape)));
+    throw IoError(
+        str_cat(where, " shape: expected an array of non-negative integers, got ", describe_json(shape)));
   }
   std::uint64_t count = 1;
   bool overflow = false;
@@ -166,7 +174,8 @@ void parse_entry(const std::string& name, const Json& value, std::uint64_t data_
     const Json& size = shape[dim];
     const std::optional<std::uint64_t> parsed = as_unsigned(size);
     if (!parsed) {
-      throw IoError(str_cat(where, " shape[", dim, "]: expected a non-negative integer, got ", describe_json(size)));
+      throw IoError(
+          str_cat(where, " shape[", dim, "]: expected a non-negative integer, got ", describe_json(size)));
     }
     if (*parsed > kMaxInt64) {
       throw IoError(str_cat(where, " shape[", dim, "]: expected at most ", kMaxInt64, ", got ", *parsed));
@@ -215,8 +224,8 @@ void parse_entry(const std::string& name, const Json& value, std::uint64_t data_
                           data_size, " (the data region's size)"));
   }
   if (*end - *begin != nbytes) {
-    throw IoError(str_cat(where, " data_offsets ", range, " span ", *end - *begin, " bytes: expected ", nbytes,
-                          " for shape ", shape_text(info.shape), " of ", dtype_name));
+    throw IoError(str_cat(where, " data_offsets ", range, " span ", *end - *begin, " bytes: expected ",
+                          nbytes, " for shape ", shape_text(info.shape), " of ", dtype_name));
   }
   info.data_begin = *begin;
   info.data_end = *end;
@@ -237,15 +246,16 @@ void check_tiling(const FileState& file, std::uint64_t data_size) {
   const SafetensorsTensorInfo* previous = nullptr;
   for (const SafetensorsTensorInfo* info : sorted) {
     if (info->data_begin < cursor) {
-      throw IoError(str_cat(file.prefix, ": tensor ", single_quoted(info->name), " data_offsets [", info->data_begin, ", ",
-                            info->data_end, "] overlap tensor ", single_quoted(previous->name), " [",
-                            previous->data_begin, ", ", previous->data_end,
-                            "]: expected byte ranges that do not overlap"));
+      throw IoError(str_cat(file.prefix, ": tensor ", single_quoted(info->name), " data_offsets [",
+                            info->data_begin, ", ", info->data_end, "] overlap tensor ",
+                            single_quoted(previous->name), " [", previous->data_begin, ", ",
+                            previous->data_end, "]: expected byte ranges that do not overlap"));
     }
     if (info->data_begin > cursor) {
-      throw IoError(str_cat(file.prefix, ": data region bytes [", cursor, ", ", info->data_begin,
-                            ") before tensor ", single_quoted(info->name),
-                            " belong to no tensor: expected the tensors to cover the data region without gaps"));
+      throw IoError(
+          str_cat(file.prefix, ": data region bytes [", cursor, ", ", info->data_begin, ") before tensor ",
+                  single_quoted(info->name),
+                  " belong to no tensor: expected the tensors to cover the data region without gaps"));
     }
     cursor = info->data_end;
     previous = info;
@@ -258,9 +268,9 @@ void check_tiling(const FileState& file, std::uint64_t data_size) {
 
 void check_viewable(const FileState& file, const SafetensorsTensorInfo& info) {
   if (info.shape.empty() || info.shape.size() > static_cast<std::size_t>(kMaxRank)) {
-    throw Unsupported(str_cat(file.prefix, ": tensor ", single_quoted(info.name), " shape ", shape_text(info.shape),
-                              " has rank ", info.shape.size(), ": expected 1 to ", kMaxRank,
-                              " dimensions (raw_bytes() reads any rank)"));
+    throw Unsupported(str_cat(file.prefix, ": tensor ", single_quoted(info.name), " shape ",
+                              shape_text(info.shape), " has rank ", info.shape.size(), ": expected 1 to ",
+                              kMaxRank, " dimensions (raw_bytes() reads any rank)"));
   }
 }
 
@@ -301,7 +311,9 @@ SafetensorsFile SafetensorsFile::from_buffer(std::span<const std::byte> bytes, s
   return SafetensorsFile(std::move(impl));
 }
 
-const std::filesystem::path& SafetensorsFile::path() const { return impl_->path; }
+const std::filesystem::path& SafetensorsFile::path() const {
+  return impl_->path;
+}
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> names;
@@ -310,22 +322,30 @@ std::vector<std::string> SafetensorsFile::names() const {
   return names;
 }
 
-std::size_t SafetensorsFile::size() const { return impl_->tensors.size(); }
+std::size_t SafetensorsFile::size() const {
+  return impl_->tensors.size();
+}
 
-bool SafetensorsFile::contains(std::string_view name) const { return impl_->tensors.find(name) != impl_->tensors.end(); }
+bool SafetensorsFile::contains(std::string_view name) const {
+  return impl_->tensors.find(name) != impl_->tensors.end();
+}
 
 const SafetensorsTensorInfo& SafetensorsFile::info(std::string_view name) const {
   const auto found = impl_->tensors.find(name);
   if (found == impl_->tensors.end()) {
-    throw IoError(str_cat(impl_->prefix, ": tensor ", single_quoted(name), " is not in the file: expected one of its ",
-                          impl_->tensors.size(), " tensors"));
+    throw IoError(str_cat(impl_->prefix, ": tensor ", single_quoted(name),
+                          " is not in the file: expected one of its ", impl_->tensors.size(), " tensors"));
   }
   return found->second;
 }
 
-const std::map<std::string, std::string>& SafetensorsFile::metadata() const { return impl_->metadata; }
+const std::map<std::string, std::string>& SafetensorsFile::metadata() const {
+  return impl_->metadata;
+}
 
-std::uint64_t SafetensorsFile::data_offset() const { return impl_->data_offset; }
+std::uint64_t SafetensorsFile::data_offset() const {
+  return impl_->data_offset;
+}
 
 std::span<const std::byte> SafetensorsFile::raw_bytes(std::string_view name) const {
   const SafetensorsTensorInfo& tensor = info(name);
@@ -337,9 +357,10 @@ TensorView SafetensorsFile::view(std::string_view name) const {
   check_viewable(*impl_, tensor);
   const std::byte* data = data_of(*impl_, tensor);
   if (!is_aligned(data, tensor.dtype)) {
-    throw Unsupported(str_cat(impl_->prefix, ": tensor ", single_quoted(tensor.name), " starts at file offset ",
-                              impl_->data_offset + tensor.data_begin, ": expected a multiple of ",
-                              dtype_size(tensor.dtype), " (its element size) for a zero-copy view; use load()"));
+    throw Unsupported(str_cat(impl_->prefix, ": tensor ", single_quoted(tensor.name),
+                              " starts at file offset ", impl_->data_offset + tensor.data_begin,
+                              ": expected a multiple of ", dtype_size(tensor.dtype),
+                              " (its element size) for a zero-copy view; use load()"));
   }
   // NOTE: const_cast because TensorView has no const flavour; the mapping is PROT_READ (see the header).
   return TensorView(const_cast<std::byte*>(data), tensor.dtype, tensor.shape);
@@ -359,13 +380,14 @@ Tensor SafetensorsFile::load_as(std::string_view name, DType dtype) const {
   const std::string_view stored = safetensors_dtype_name(tensor.dtype);
   if (!is_floating(tensor.dtype)) {
     throw InvalidArgument(str_cat(impl_->prefix, ": tensor ", single_quoted(tensor.name), " is ", stored,
-                                  ": cannot load it as ", to_string(dtype), ": expected ", to_string(tensor.dtype),
+                                  ": cannot load it as ", to_string(dtype), ": expected ",
+                                  to_string(tensor.dtype),
                                   " (integer tensors load only as their own dtype)"));
   }
   if (!is_floating(dtype)) {
-    throw InvalidArgument(str_cat(impl_->prefix, ": tensor ", single_quoted(tensor.name), " is ", stored,
-                                  ": cannot load it as ", to_string(dtype),
-                                  ": expected bf16, fp16 or fp32 (floating tensors convert only among these)"));
+    throw InvalidArgument(str_cat(
+        impl_->prefix, ": tensor ", single_quoted(tensor.name), " is ", stored, ": cannot load it as ",
+        to_string(dtype), ": expected bf16, fp16 or fp32 (floating tensors convert only among these)"));
   }
   check_viewable(*impl_, tensor);
   const std::byte* data = data_of(*impl_, tensor);

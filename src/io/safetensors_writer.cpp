@@ -18,8 +18,8 @@ namespace fusedmoe {
 using io::single_quoted;
 
 struct SafetensorsWriter::Plan {
-  std::string header;                    // 8-byte length prefix + JSON + padding
-  std::vector<const Tensor*> tensors;    // in file order
+  std::string header;                  // 8-byte length prefix + JSON + padding
+  std::vector<const Tensor*> tensors;  // in file order
 };
 
 namespace {
@@ -133,7 +133,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   if (error == 0 && std::rename(temporary.c_str(), path.c_str()) != 0) error = errno;
   if (error != 0) {
     ::unlink(temporary.c_str());
-    throw IoError(str_cat("[safetensors] ", path.string(), ": cannot write: ", std::generic_category().message(error)));
+    throw IoError(
+        str_cat("[safetensors] ", path.string(), ": cannot write: ", std::generic_category().message(error)));
   }
 }
 

@@ -11,7 +11,7 @@ std::vector<std::string> registered_backend_ids();  // registry.cpp
 namespace {
 std::string join_ids(const std::vector<std::string>& ids) {
   std::string text;
-  for (const std::string& id : ids) text += (text.empty() ? "" : ", ") + id;
+  for (const std::string& id : ids) append_joined(text, ", ", id);
   return text;
 }
 }  // namespace

@@ -37,7 +37,7 @@ Registry& registry() {
 
 std::string known_ids(const Registry& reg) {
   std::string ids;
-  for (const auto& entry : reg.entries) ids += (ids.empty() ? "" : ", ") + entry->id;
+  for (const auto& entry : reg.entries) append_joined(ids, ", ", entry->id);
   return ids;
 }
 

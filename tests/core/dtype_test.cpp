@@ -19,7 +19,8 @@ TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(float_to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -12)), 0x3f81);
   EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
   EXPECT_EQ(bf16_to_float(float_to_bf16(std::numeric_limits<float>::infinity())), std::numeric_limits<float>::infinity());
-  EXPECT_EQ(bf16_to_float(float_to_bf16(3.0e38f)), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(float_to_bf16(3.0e38f), 0x7f62);  // finite: below the largest bf16
+  EXPECT_EQ(bf16_to_float(float_to_bf16(3.4e38f)), std::numeric_limits<float>::infinity());  // past the largest bf16
 }
 
 TEST(DType, Fp16RoundTripsEveryHalf) {

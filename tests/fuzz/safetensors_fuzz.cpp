@@ -66,7 +66,8 @@ void exercise(const SafetensorsFile& file, std::span<const std::byte> input) {
       if (std::memcmp(raw.data(), input.data() + begin, raw.size()) != 0) fail("raw_bytes differ", name);
     }
     (void)checksum(raw);
-    if (static_cast<std::uint64_t>(info.numel()) * dtype_size(info.dtype) != info.nbytes()) fail("numel", name);
+    if (static_cast<std::uint64_t>(info.numel()) * dtype_size(info.dtype) != info.nbytes())
+      fail("numel", name);
 
     try {
       const TensorView view = file.view(name);
@@ -78,7 +79,8 @@ void exercise(const SafetensorsFile& file, std::span<const std::byte> input) {
     try {
       const Tensor loaded = file.load(name);
       if (loaded.nbytes() != info.nbytes()) fail("load nbytes", name);
-      if (info.nbytes() > 0 && std::memcmp(loaded.data(), raw.data(), raw.size()) != 0) fail("load bytes", name);
+      if (info.nbytes() > 0 && std::memcmp(loaded.data(), raw.data(), raw.size()) != 0)
+        fail("load bytes", name);
     } catch (const Unsupported&) {
       if (viewable(info)) fail("load() refused a viewable tensor", name);
     }
@@ -113,7 +115,8 @@ void exercise(const SafetensorsFile& file, std::span<const std::byte> input) {
   for (const std::string& name : written) {
     const std::span<const std::byte> before = file.raw_bytes(name);
     const std::span<const std::byte> after = again.raw_bytes(name);
-    if (before.size() != after.size() || (before.size() > 0 && std::memcmp(before.data(), after.data(), before.size()))) {
+    if (before.size() != after.size() ||
+        (before.size() > 0 && std::memcmp(before.data(), after.data(), before.size()))) {
       fail("round trip bytes", name);
     }
     if (again.info(name).shape != file.info(name).shape || again.info(name).dtype != file.info(name).dtype) {

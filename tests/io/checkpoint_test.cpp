@@ -68,9 +68,12 @@ void write_sharded(const fs::path& directory) {
   write_text(directory / kIndex, std::string(R"({
   "metadata": {"total_size": 368},
   "weight_map": {
-    "model.layers.0.mlp.gate.weight": ")") + kShard1 + R"(",
-    "model.layers.0.mlp.experts.0.up_proj.weight": ")" + kShard1 + R"(",
-    "model.layers.1.mlp.gate.weight": ")" + kShard2 + R"(",
+    "model.layers.0.mlp.gate.weight": ")") +
+                                     kShard1 + R"(",
+    "model.layers.0.mlp.experts.0.up_proj.weight": ")" +
+                                     kShard1 + R"(",
+    "model.layers.1.mlp.gate.weight": ")" +
+                                     kShard2 + R"(",
     "lm_head.weight": ")" + kShard2 + R"("
   }
 })");
@@ -118,7 +121,8 @@ TEST(SafetensorsCheckpoint, ShardedOpensShardsLazily) {
   EXPECT_EQ(checkpoint.file_of("lm_head.weight").path(), dir.path() / kShard2);
 
   const std::string message = io_error_message([&] { (void)checkpoint.load("model.norm.weight"); });
-  EXPECT_NE(message.find("tensor 'model.norm.weight' is not in the checkpoint"), std::string::npos) << message;
+  EXPECT_NE(message.find("tensor 'model.norm.weight' is not in the checkpoint"), std::string::npos)
+      << message;
 }
 
 TEST(SafetensorsCheckpoint, UnusedBrokenShardIsNeverRead) {
@@ -146,8 +150,7 @@ TEST(SafetensorsCheckpoint, MissingShardFailsOnUse) {
 TEST(SafetensorsCheckpoint, IndexPointsToWrongShard) {
   TempDir dir;
   write_sharded(dir.path());
-  write_text(dir.path() / kIndex,
-             std::string(R"({"weight_map": {"lm_head.weight": ")") + kShard1 + R"("}})");
+  write_text(dir.path() / kIndex, std::string(R"({"weight_map": {"lm_head.weight": ")") + kShard1 + R"("}})");
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir.path());
   const std::string message = io_error_message([&] { (void)checkpoint.info("lm_head.weight"); });
   EXPECT_NE(message.find("puts tensor 'lm_head.weight' in '" + std::string(kShard1) + "'"), std::string::npos)
@@ -196,8 +199,10 @@ TEST(SafetensorsCheckpoint, MalformedIndex) {
       {"not utf-8", "{\"weight_map\": {\"\xff\": \"a\"}}", "not valid UTF-8"},
       {"array", "[]", "expected a JSON object, got array"},
       {"no weight_map", "{\"metadata\": {}}", "expected a 'weight_map' key"},
-      {"weight_map array", "{\"weight_map\": []}", "weight_map: expected an object of tensor name -> shard file"},
-      {"shard not string", "{\"weight_map\": {\"w\": 3}}", "weight_map tensor 'w': expected a shard file name"},
+      {"weight_map array", "{\"weight_map\": []}",
+       "weight_map: expected an object of tensor name -> shard file"},
+      {"shard not string", "{\"weight_map\": {\"w\": 3}}",
+       "weight_map tensor 'w': expected a shard file name"},
       {"parent dir", "{\"weight_map\": {\"w\": \"../x.safetensors\"}}", "expected a plain file name"},
       {"absolute", "{\"weight_map\": {\"w\": \"/etc/passwd\"}}", "expected a plain file name"},
       {"dot dot", "{\"weight_map\": {\"w\": \"..\"}}", "expected a plain file name"},
@@ -217,7 +222,8 @@ TEST(SafetensorsCheckpoint, MalformedIndex) {
 TEST(SafetensorsCheckpoint, NotACheckpoint) {
   TempDir dir;
   std::string message = io_error_message([&] { (void)SafetensorsCheckpoint::open(dir.path()); });
-  EXPECT_NE(message.find("expected model.safetensors or model.safetensors.index.json in it"), std::string::npos)
+  EXPECT_NE(message.find("expected model.safetensors or model.safetensors.index.json in it"),
+            std::string::npos)
       << message;
   message = io_error_message([&] { (void)SafetensorsCheckpoint::open(dir.path() / "absent"); });
   EXPECT_NE(message.find("got nothing there"), std::string::npos) << message;
@@ -247,9 +253,12 @@ TEST(SafetensorsCheckpointGolden, Qwen3MoeTiny) {
     EXPECT_EQ(gate.shape, (std::vector<std::int64_t>{8, 128}));
     for (int expert = 0; expert < 8; ++expert) {
       const std::string expert_prefix = prefix + "experts." + std::to_string(expert) + ".";
-      EXPECT_EQ(checkpoint.info(expert_prefix + "gate_proj.weight").shape, (std::vector<std::int64_t>{64, 128}));
-      EXPECT_EQ(checkpoint.info(expert_prefix + "up_proj.weight").shape, (std::vector<std::int64_t>{64, 128}));
-      EXPECT_EQ(checkpoint.info(expert_prefix + "down_proj.weight").shape, (std::vector<std::int64_t>{128, 64}));
+      EXPECT_EQ(checkpoint.info(expert_prefix + "gate_proj.weight").shape,
+                (std::vector<std::int64_t>{64, 128}));
+      EXPECT_EQ(checkpoint.info(expert_prefix + "up_proj.weight").shape,
+                (std::vector<std::int64_t>{64, 128}));
+      EXPECT_EQ(checkpoint.info(expert_prefix + "down_proj.weight").shape,
+                (std::vector<std::int64_t>{128, 64}));
     }
   }
   const Tensor down = checkpoint.load_as("model.layers.1.mlp.experts.7.down_proj.weight", DType::bf16);

@@ -53,12 +53,14 @@ std::string read_bytes(const fs::path& path) {
 
 std::string le64(std::uint64_t value) {
   std::string bytes(8, '\0');
-  for (int index = 0; index < 8; ++index) bytes[static_cast<std::size_t>(index)] = static_cast<char>(value >> (8 * index));
+  for (int index = 0; index < 8; ++index)
+    bytes[static_cast<std::size_t>(index)] = static_cast<char>(value >> (8 * index));
   return bytes;
 }
 
 // A file: the header length (the JSON's own unless `length` overrides it), the JSON, then `data`.
-std::string make_file(std::string_view json, std::string_view data, std::optional<std::uint64_t> length = {}) {
+std::string make_file(std::string_view json, std::string_view data,
+                      std::optional<std::uint64_t> length = {}) {
   return le64(length.value_or(json.size())) + std::string(json) + std::string(data);
 }
 
@@ -91,10 +93,11 @@ std::vector<MalformedCase> malformed_corpus() {
       {"EmptyFile", "", "file is too short: expected at least 8 bytes", ""},
       {"TruncatedLength", std::string("\x10\x00\x00\x00\x00", 5), "file is too short", ""},
       {"HeaderLengthZero", make_file("", ""), "header length: expected 1 to", ""},
-      {"HeaderLength2Pow63", make_file(w4, eight, std::uint64_t{1} << 63), "header length: expected at most 104857600",
-       ""},
+      {"HeaderLength2Pow63", make_file(w4, eight, std::uint64_t{1} << 63),
+       "header length: expected at most 104857600", ""},
       {"HeaderLengthMaxU64", make_file(w4, eight, ~std::uint64_t{0}), "(the format's cap)", ""},
-      {"HeaderLengthAboveCap", make_file(w4, eight, (std::uint64_t{100} << 20) + 1), "(the format's cap)", ""},
+      {"HeaderLengthAboveCap", make_file(w4, eight, (std::uint64_t{100} << 20) + 1), "(the format's cap)",
+       ""},
       {"HeaderLengthPastEnd", make_file(w4, eight, w4.size() + eight.size() + 1),
        "header length runs past the end of the file", ""},
       {"TruncatedFile", make_file(w4, eight).substr(0, 8 + w4.size() + 5),
@@ -112,13 +115,16 @@ std::vector<MalformedCase> malformed_corpus() {
       {"HeaderString", make_file("\"w\"", ""), "header: expected a JSON object, got string", ""},
       {"DeepNesting", make_file("{\"w\":" + std::string(40, '[') + std::string(40, ']') + "}", ""),
        "JSON nests too deeply", ""},
-      {"EntryNotObject", make_file("{\"w\":3}", ""), "expected an object with dtype, shape and data_offsets, got number",
-       "w"},
-      {"MissingDtype", make_file("{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", eight), "is missing 'dtype'", "w"},
-      {"MissingShape", make_file("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", eight), "is missing 'shape'",
-       "w"},
-      {"MissingOffsets", make_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", eight), "is missing 'data_offsets'",
-       "w"},
+      {"ShapeOfArrays", make_file("{\"w\":" + entry("F32", "[[2]]", "[0,8]") + "}", eight),
+       "header: JSON nests too deeply: expected at most 3 levels", ""},
+      {"EntryNotObject", make_file("{\"w\":3}", ""),
+       "expected an object with dtype, shape and data_offsets, got number", "w"},
+      {"MissingDtype", make_file("{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", eight),
+       "is missing 'dtype'", "w"},
+      {"MissingShape", make_file("{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", eight),
+       "is missing 'shape'", "w"},
+      {"MissingOffsets", make_file("{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", eight),
+       "is missing 'data_offsets'", "w"},
       {"DtypeNotString", make_file("{\"w\":" + entry("F32", "[2]", "[0,8]").replace(9, 5, "32") + "}", eight),
        "dtype: expected a string, got number", "w"},
       {"ShapeNotArray", make_file("{\"w\":" + entry("F32", "\"2\"", "[0,8]") + "}", eight),
@@ -153,12 +159,14 @@ std::vector<MalformedCase> malformed_corpus() {
        "shape[0]: expected at most 9223372036854775807", "w"},
       {"DimAboveUint64", make_file("{\"w\":" + entry("F32", "[18446744073709551616]", "[0,8]") + "}", eight),
        "shape[0]: expected a non-negative integer", "w"},
-      {"ElementCountOverflow", make_file("{\"w\":" + entry("U8", "[4294967296,4294967296]", "[0,8]") + "}", eight),
+      {"ElementCountOverflow",
+       make_file("{\"w\":" + entry("U8", "[4294967296,4294967296]", "[0,8]") + "}", eight),
        "element count overflows", "w"},
       {"ElementCountOverflowBeforeZero",
        make_file("{\"w\":" + entry("U8", "[4294967296,4294967296,0]", "[0,0]") + "}", ""),
        "element count overflows", "w"},
-      {"ByteCountOverflow", make_file("{\"w\":" + entry("F32", "[4611686018427387904]", "[0,8]") + "}", eight),
+      {"ByteCountOverflow",
+       make_file("{\"w\":" + entry("F32", "[4611686018427387904]", "[0,8]") + "}", eight),
        "byte count overflows", "w"},
       {"OffsetsOneEntry", make_file("{\"w\":" + entry("F32", "[2]", "[8]") + "}", eight),
        "data_offsets: expected two non-negative integers [begin, end], got array [8]", "w"},
@@ -168,7 +176,8 @@ std::vector<MalformedCase> malformed_corpus() {
        "data_offsets: expected two non-negative integers", "w"},
       {"OffsetsFractional", make_file("{\"w\":" + entry("F32", "[2]", "[0,8.5]") + "}", eight),
        "data_offsets: expected two non-negative integers", "w"},
-      {"OffsetsAboveUint64", make_file("{\"w\":" + entry("F32", "[2]", "[0,18446744073709551616]") + "}", eight),
+      {"OffsetsAboveUint64",
+       make_file("{\"w\":" + entry("F32", "[2]", "[0,18446744073709551616]") + "}", eight),
        "data_offsets: expected two non-negative integers", "w"},
       {"OffsetsInverted", make_file("{\"w\":" + entry("F32", "[0]", "[8,0]") + "}", eight),
        "data_offsets [8, 0] are inverted: expected begin <= end", "w"},
@@ -186,10 +195,12 @@ std::vector<MalformedCase> malformed_corpus() {
                  eight + eight),
        "tensor 'b' data_offsets [4, 12] overlap tensor 'a' [0, 8]", "b"},
       {"SameRange",
-       make_file("{\"a\":" + entry("F32", "[2]", "[0,8]") + ",\"b\":" + entry("I32", "[2]", "[0,8]") + "}", eight),
+       make_file("{\"a\":" + entry("F32", "[2]", "[0,8]") + ",\"b\":" + entry("I32", "[2]", "[0,8]") + "}",
+                 eight),
        "overlap tensor 'a' [0, 8]", "b"},
       {"EmptyTensorInsideAnother",
-       make_file("{\"a\":" + entry("F32", "[2]", "[0,8]") + ",\"b\":" + entry("F32", "[0]", "[4,4]") + "}", eight),
+       make_file("{\"a\":" + entry("F32", "[2]", "[0,8]") + ",\"b\":" + entry("F32", "[0]", "[4,4]") + "}",
+                 eight),
        "tensor 'b' data_offsets [4, 4] overlap tensor 'a'", "b"},
       {"Gap",
        make_file("{\"a\":" + entry("F32", "[1]", "[0,4]") + ",\"b\":" + entry("F32", "[1]", "[8,12]") + "}",
@@ -213,7 +224,9 @@ std::vector<MalformedCase> malformed_corpus() {
 }
 
 // Test names are enough in failure output (the default would hex-dump the struct).
-void PrintTo(const MalformedCase& test, std::ostream* stream) { *stream << test.name; }
+void PrintTo(const MalformedCase& test, std::ostream* stream) {
+  *stream << test.name;
+}
 
 class MalformedTest : public ::testing::TestWithParam<MalformedCase> {};
 
@@ -254,7 +267,8 @@ TEST(SafetensorsOpen, MissingFileAndDirectory) {
         try {
           (void)SafetensorsFile::open(dir.path() / "absent.safetensors");
         } catch (const IoError& error) {
-          EXPECT_NE(std::string(error.what()).find("absent.safetensors: cannot open: No such file"), std::string::npos)
+          EXPECT_NE(std::string(error.what()).find("absent.safetensors: cannot open: No such file"),
+                    std::string::npos)
               << error.what();
           throw;
         }
@@ -265,7 +279,8 @@ TEST(SafetensorsOpen, MissingFileAndDirectory) {
         try {
           (void)SafetensorsFile::open(dir.path());
         } catch (const IoError& error) {
-          EXPECT_NE(std::string(error.what()).find("expected a regular file, got a directory"), std::string::npos)
+          EXPECT_NE(std::string(error.what()).find("expected a regular file, got a directory"),
+                    std::string::npos)
               << error.what();
           throw;
         }
@@ -274,7 +289,8 @@ TEST(SafetensorsOpen, MissingFileAndDirectory) {
 }
 
 TEST(SafetensorsOpen, HostileNamesAreEscapedInMessages) {
-  const std::string bytes = make_file("{\"a\\nb\\u001b[31m\":" + entry("F64", "[1]", "[0,8]") + "}", "12345678");
+  const std::string bytes =
+      make_file("{\"a\\nb\\u001b[31m\":" + entry("F64", "[1]", "[0,8]") + "}", "12345678");
   try {
     (void)from_string(bytes);
     FAIL();
@@ -292,13 +308,14 @@ TEST(SafetensorsValid, EmptyHeaderAndPadding) {
   EXPECT_EQ(empty.size(), 0u);
   EXPECT_TRUE(empty.names().empty());
   EXPECT_TRUE(empty.metadata().empty());
-  const SafetensorsFile padded = from_string(make_file("{\"w\":" + entry("F32", "[2]", "[0,8]") + "}   \t\n ",
-                                                       std::string(8, '\0')));
+  const SafetensorsFile padded =
+      from_string(make_file("{\"w\":" + entry("F32", "[2]", "[0,8]") + "}   \t\n ", std::string(8, '\0')));
   EXPECT_EQ(padded.names(), std::vector<std::string>{"w"});
 }
 
 TEST(SafetensorsValid, EmptyTensors) {
-  const std::string json = "{\"a\":" + entry("F32", "[0,4]", "[0,0]") + ",\"b\":" + entry("F32", "[1]", "[0,4]") +
+  const std::string json = "{\"a\":" + entry("F32", "[0,4]", "[0,0]") +
+                           ",\"b\":" + entry("F32", "[1]", "[0,4]") +
                            ",\"c\":" + entry("I64", "[3,0]", "[4,4]") + "}";
   const SafetensorsFile file = from_string(make_file(json, "abcd"));
   EXPECT_EQ(file.names(), (std::vector<std::string>{"a", "b", "c"}));
@@ -320,9 +337,9 @@ TEST(SafetensorsValid, ScalarsAndHighRankAreInfoOnly) {
   EXPECT_EQ(file.raw_bytes("s").size(), 4u);
   EXPECT_EQ(file.info("r5").shape.size(), 5u);
   for (const char* name : {"s", "r5"}) {
-    for (const auto& call : std::vector<std::function<void()>>{[&] { (void)file.view(name); },
-                                                               [&] { (void)file.load(name); },
-                                                               [&] { (void)file.load_as(name, DType::fp32); }}) {
+    for (const auto& call :
+         std::vector<std::function<void()>>{[&] { (void)file.view(name); }, [&] { (void)file.load(name); },
+                                            [&] { (void)file.load_as(name, DType::fp32); }}) {
       try {
         call();
         FAIL() << name;
@@ -369,7 +386,8 @@ TEST(SafetensorsValid, FromBufferKeepsItsOwnCopy) {
 }
 
 TEST(SafetensorsValid, AbsentTensorAndBadConversions) {
-  const std::string json = "{\"i\":" + entry("I64", "[1]", "[0,8]") + ",\"f\":" + entry("F32", "[2]", "[8,16]") + "}";
+  const std::string json =
+      "{\"i\":" + entry("I64", "[1]", "[0,8]") + ",\"f\":" + entry("F32", "[2]", "[8,16]") + "}";
   const SafetensorsFile file = from_string(make_file(json, std::string(16, '\0')), "conv.st");
   EXPECT_FALSE(file.contains("nope"));
   try {
@@ -425,7 +443,8 @@ SafetensorsWriter every_dtype_writer(std::map<std::string, Tensor>& expected) {
   expected["empty"] = Tensor::empty(DType::fp32, {0, 3});
   SafetensorsWriter writer;
   // Odd sizes first, so alignment depends on the writer's ordering, not on insertion order.
-  for (const char* name : {"u8", "bf16", "i32", "f16", "empty", "i64", "f32"}) writer.add(name, expected[name]);
+  for (const char* name : {"u8", "bf16", "i32", "f16", "empty", "i64", "f32"})
+    writer.add(name, expected[name]);
   writer.set_metadata("format", "pt");
   writer.set_metadata("note", "caf\xc3\xa9");
   return writer;
@@ -444,7 +463,8 @@ TEST(SafetensorsRoundTrip, EveryDtype) {
 
   // The header is padded to a multiple of 8 bytes with spaces.
   std::uint64_t header_size = 0;
-  for (int index = 7; index >= 0; --index) header_size = (header_size << 8) | static_cast<unsigned char>(bytes[index]);
+  for (int index = 7; index >= 0; --index)
+    header_size = (header_size << 8) | static_cast<unsigned char>(bytes[index]);
   EXPECT_EQ(header_size % 8, 0u);
   EXPECT_EQ(bytes[8 + header_size - 1] == ' ' || bytes[8 + header_size - 1] == '}', true);
 
@@ -505,13 +525,15 @@ TEST(SafetensorsWriter, RejectsBadInput) {
     writer.add("a", tensor);
     FAIL();
   } catch (const InvalidArgument& error) {
-    EXPECT_NE(std::string(error.what()).find("tensor 'a' was already added"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("tensor 'a' was already added"), std::string::npos)
+        << error.what();
   }
   EXPECT_THROW(writer.add("", tensor), InvalidArgument);
   EXPECT_THROW(writer.add("__metadata__", tensor), InvalidArgument);
   EXPECT_THROW(writer.add("bad\xff", tensor), InvalidArgument);
   EXPECT_THROW(writer.add("undefined", TensorView()), InvalidArgument);
-  EXPECT_THROW(writer.add("cuda", TensorView(tensor.data(), DType::fp32, {2}, Device::cuda(0))), InvalidArgument);
+  EXPECT_THROW(writer.add("cuda", TensorView(tensor.data(), DType::fp32, {2}, Device::cuda(0))),
+               InvalidArgument);
   EXPECT_THROW(writer.set_metadata("k", "\xc0\xaf"), InvalidArgument);
   EXPECT_EQ(writer.size(), 1u);
 }
@@ -552,10 +574,10 @@ fs::path golden_dir() {
 #endif
 }
 
-#define SKIP_WITHOUT_GOLDEN(file)                                                                       \
-  do {                                                                                                  \
-    if (golden_dir().empty()) GTEST_SKIP() << "FUSEDMOE_GOLDEN_DIR is not defined by the build";       \
-    if (!fs::exists(golden_dir() / (file)))                                                             \
+#define SKIP_WITHOUT_GOLDEN(file)                                                                         \
+  do {                                                                                                    \
+    if (golden_dir().empty()) GTEST_SKIP() << "FUSEDMOE_GOLDEN_DIR is not defined by the build";          \
+    if (!fs::exists(golden_dir() / (file)))                                                               \
       GTEST_SKIP() << "golden data missing: " << (golden_dir() / (file)) << " (set FUSEDMOE_GOLDEN_DIR)"; \
   } while (0)
 
@@ -564,8 +586,8 @@ TEST(SafetensorsGolden, Qwen3MoeBlockBf16) {
   const SafetensorsFile file = SafetensorsFile::open(golden_dir() / "qwen3moe_block_bf16.safetensors");
   EXPECT_EQ(file.metadata().at("case"), "qwen3moe_block");
   EXPECT_EQ(file.metadata().at("dtype"), "bf16");
-  for (const char* name : {"experts.gate_up_proj", "experts.down_proj", "gate.weight", "io.input", "io.output",
-                           "io.router_logits", "io.gate_out0", "io.gate_out1", "io.gate_out2"}) {
+  for (const char* name : {"experts.gate_up_proj", "experts.down_proj", "gate.weight", "io.input",
+                           "io.output", "io.router_logits", "io.gate_out0", "io.gate_out1", "io.gate_out2"}) {
     EXPECT_TRUE(file.contains(name)) << name;
   }
   const SafetensorsTensorInfo& gate_up = file.info("experts.gate_up_proj");

@@ -1,10 +1,10 @@
-#include "cli/random_model.hpp"
+#include "check/random_model.hpp"
 
 #include <cmath>
 
 #include "core/random.hpp"
 
-namespace fusedmoe::cli {
+namespace fusedmoe {
 
 namespace {
 Tensor normal(DType dtype, std::initializer_list<std::int64_t> shape, std::uint64_t seed, double stddev) {
@@ -46,4 +46,4 @@ Tensor random_hidden(const MoeConfig& config, std::int64_t num_tokens, std::uint
   return hidden;
 }
 
-}  // namespace fusedmoe::cli
+}  // namespace fusedmoe

@@ -1,0 +1,168 @@
+// FusedMoeLayer: the user-facing flow (set_weights -> finalize_weights -> forward) end to end.
+#include <gtest/gtest.h>
+
+#include "layer/router_gate.hpp"
+#include "testing/moe_case.hpp"
+
+namespace fusedmoe {
+namespace {
+
+template <class Call>
+void expect_error(Call&& call, const std::string& fragment) {
+  try {
+    call();
+    ADD_FAILURE() << "no exception; expected one mentioning '" << fragment << "'";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+  }
+}
+
+// Runs the layer from hidden states only, and checks it against fp64 with the routing it reports.
+void check_layer(const MoeConfig& config, std::int64_t tokens, const std::optional<std::string>& backend = {}) {
+  FusedMoeLayer layer(config, LayerOptions{.backend = backend, .shared_experts_backend = {}});
+  const MoeWeights weights = random_weights(config, 11);
+  layer.set_weights(weights);
+  layer.finalize_weights();
+  const Tensor hidden = random_hidden(config, tokens, 12);
+  const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+  fill_nan(out);
+  const Tensor ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
+  const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
+  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
+  const ErrorStats stats =
+      compare_to_reference(out, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype)) << layer.selection().backend->id;
+}
+
+TEST(FusedMoeLayer, SharedExpertsWithSigmoidGate) {
+  MoeConfig config = testing::make_config(12, 3, 64, 32, DType::fp32, DType::fp32);
+  config.routing.recipe = RoutingRecipe::softmax_topk;
+  config.shared = {.count = 1, .intermediate_size = 48, .sigmoid_gate = true};
+  check_layer(config, 19);
+  config.shared = {.count = 2, .intermediate_size = 24, .sigmoid_gate = false};
+  check_layer(config, 7);
+  config.act_dtype = config.weight_dtype = DType::bf16;
+  check_layer(config, 7, "cpu_reference_monolithic");
+}
+
+TEST(FusedMoeLayer, DeepSeekStyleGroupedRoutingWithBias) {
+  MoeConfig config = testing::make_config(16, 4, 48, 24, DType::fp32, DType::fp32);
+  config.routing = {.recipe = RoutingRecipe::sigmoid_grouped_bias,
+                    .top_k = 4,
+                    .num_groups = 4,
+                    .topk_group = 2,
+                    .renormalize = true,
+                    .routed_scaling_factor = 2.5f,
+                    .use_correction_bias = true};
+  config.shared = {.count = 1, .intermediate_size = 24};
+  check_layer(config, 23);
+  check_layer(config, 23, "cpu_reference_monolithic");
+}
+
+TEST(FusedMoeLayer, Llama4AppliesTheWeightToTheInput) {
+  MoeConfig config = testing::make_config(16, 1, 32, 24, DType::fp32, DType::fp32);
+  config.routing = {.recipe = RoutingRecipe::llama4_top1_sigmoid, .top_k = 1};
+  config.shared = {.count = 1, .intermediate_size = 32};
+  check_layer(config, 9);
+  check_layer(config, 9, "cpu_reference_monolithic");
+  config.parallel.dispatch = DispatchMode::local_batched;
+  check_layer(config, 9);
+}
+
+TEST(FusedMoeLayer, ForwardWithCallerLogitsMatchesForwardWithGate) {
+  const MoeConfig config = testing::make_config(8, 2, 32, 16);
+  FusedMoeLayer layer(config);
+  layer.set_weights(random_weights(config, 1));
+  layer.finalize_weights();
+  const Tensor hidden = random_hidden(config, 6, 2);
+  const Tensor logits = Tensor::empty(DType::fp32, {6, 8});
+  layer.compute_router_logits(hidden, logits);
+  const Tensor a = Tensor::empty(DType::bf16, {6, 32});
+  const Tensor b = Tensor::empty(DType::bf16, {6, 32});
+  layer.forward(hidden, a);
+  layer.forward(hidden, logits, b);
+  EXPECT_TRUE(testing::bitwise_equal(a, b));
+}
+
+TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {
+  const MoeConfig config = testing::make_config(8, 2, 32, 16);
+  FusedMoeLayer layer(config);
+  const Tensor hidden = random_hidden(config, 3, 2);
+  const Tensor out = Tensor::empty(DType::bf16, {3, 32});
+  expect_error([&] { layer.finalize_weights(); }, "before set_weights");
+  MoeWeights weights = random_weights(config, 1);
+  layer.set_weights(weights);
+  expect_error([&] { layer.forward(hidden, out); }, "before finalize_weights");
+  expect_error([&] { (void)layer.selection(); }, "before finalize_weights");
+  layer.finalize_weights();
+  expect_error([&] { layer.forward(hidden, Tensor::empty(DType::fp32, {3, 32})); }, "out dtype");
+  expect_error([&] { layer.forward(Tensor::empty(DType::bf16, {3, 33}), out); }, "hidden shape");
+  expect_error([&] { layer.forward(hidden, Tensor::zeros(DType::fp32, {3, 7}), out); }, "router_logits shape");
+
+  MoeWeights bad = weights;
+  bad.w13 = Tensor::empty(DType::bf16, {8, 30, 32});
+  expect_error([&] { layer.set_weights(bad); }, "w13 shape: expected [8, 32, 32], got [8, 30, 32]");
+  bad = weights;
+  bad.w2 = weights.w2.to_dtype(DType::fp32);
+  expect_error([&] { layer.set_weights(bad); }, "w2 dtype: expected bf16, got fp32");
+  bad = weights;
+  bad.correction_bias = Tensor::zeros(DType::fp32, {8});
+  expect_error([&] { layer.set_weights(bad); }, "use_correction_bias = false");
+  bad = weights;
+  bad.shared_w13 = weights.w13;
+  expect_error([&] { layer.set_weights(bad); }, "shared.count = 0");
+}
+
+TEST(FusedMoeLayer, ZeroTokensAndOneToken) {
+  const MoeConfig config = testing::make_config(8, 2, 32, 16);
+  FusedMoeLayer layer(config);
+  layer.set_weights(random_weights(config, 1));
+  layer.finalize_weights();
+  layer.forward(Tensor::empty(DType::bf16, {0, 32}), Tensor::empty(DType::bf16, {0, 32}));
+  check_layer(config, 1);
+}
+
+TEST(MoeConfig, RejectsBadValuesWithClearMessages) {
+  const MoeConfig good = testing::make_config(8, 2, 32, 16);
+  auto expect_bad = [&](auto edit, const std::string& fragment) {
+    MoeConfig config = good;
+    edit(config);
+    expect_error([&] { config.validate(); }, fragment);
+  };
+  expect_bad([](MoeConfig& c) { c.num_experts = 0; }, "num_experts = 0");
+  expect_bad([](MoeConfig& c) { c.hidden_size = -4; }, "hidden_size = -4");
+  expect_bad([](MoeConfig& c) { c.intermediate_size = 0; }, "intermediate_size = 0");
+  expect_bad([](MoeConfig& c) { c.routing.top_k = 9; }, "top_k = 9: expected 1 <= top_k <= num_experts = 8");
+  expect_bad([](MoeConfig& c) { c.act_dtype = DType::int32; }, "act_dtype = int32");
+  expect_bad([](MoeConfig& c) { c.routing.num_groups = 2; }, "is not grouped");
+  expect_bad(
+      [](MoeConfig& c) {
+        c.routing = {.recipe = RoutingRecipe::softmax_grouped, .top_k = 2, .num_groups = 3, .topk_group = 1};
+      },
+      "num_groups = 3: expected a divisor of num_experts = 8");
+  expect_bad([](MoeConfig& c) { c.routing.routed_scaling_factor = 0.0f; }, "routed_scaling_factor");
+  expect_bad([](MoeConfig& c) { c.shared.count = 1; }, "shared.intermediate_size = 0");
+  expect_bad([](MoeConfig& c) { c.shared.sigmoid_gate = true; }, "shared.count = 0");
+  expect_bad([](MoeConfig& c) { c.parallel.ep_rank = 3; }, "ep_rank = 3");
+  expect_bad([](MoeConfig& c) { c.parallel.batched_capacity = 0; }, "batched_capacity = 0");
+}
+
+TEST(RouterGate, LinearMatchesDirectSum) {
+  const Tensor hidden = Tensor::empty(DType::bf16, {3, 5});
+  fill_normal(hidden, 1, 1.0f);
+  const Tensor weight = Tensor::empty(DType::fp32, {2, 5});
+  fill_normal(weight, 2, 1.0f);
+  const Tensor out = Tensor::empty(DType::fp32, {3, 2});
+  linear_fp32(hidden, weight, out, 2);
+  for (int t = 0; t < 3; ++t) {
+    for (int r = 0; r < 2; ++r) {
+      double sum = 0;
+      for (int c = 0; c < 5; ++c) sum += bf16_to_float(hidden.data_as<std::uint16_t>()[t * 5 + c]) * weight.data_as<float>()[r * 5 + c];
+      EXPECT_NEAR(out.data_as<float>()[t * 2 + r], sum, 1e-5);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fusedmoe
