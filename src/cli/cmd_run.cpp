@@ -9,7 +9,10 @@
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "check/random_model.hpp"
+#include "core/check.hpp"
+#include "fusedmoe/hf.hpp"
 #include "fusedmoe/layer.hpp"
+#include "fusedmoe/safetensors.hpp"
 
 namespace fusedmoe::cli {
 
@@ -18,17 +21,62 @@ struct RunOptions {
   ProblemOptions problem;
   std::string backend;
   int repeats = 3;
+  // File-to-file mode.
+  std::string checkpoint, block, config_file, input, output;
+  int layer = -1;
 };
 
+// Reads tensor `hidden_states` [M, H] from a safetensors file, converted to the run's dtype.
+Tensor read_hidden_states(const std::string& path, const MoeConfig& config) {
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  if (!file.contains("hidden_states")) {
+    std::string names;
+    for (const std::string& name : file.names()) append_joined(names, ", ", name);
+    throw InvalidArgument(str_cat("[run] ", path, " has no tensor 'hidden_states' [M, ", config.hidden_size,
+                                  "]; it holds: ", names.empty() ? "nothing" : names));
+  }
+  const SafetensorsTensorInfo& info = file.info("hidden_states");
+  FUSEDMOE_CHECK(info.shape.size() == 2 && info.shape[1] == config.hidden_size, "[run] ", path,
+                 ": tensor 'hidden_states' shape must be [M, ", config.hidden_size, "]");
+  return file.load_as("hidden_states", config.act_dtype);
+}
+
 void run(const RunOptions& options) {
-  const MoeConfig config = options.problem.config();
+  MoeConfig config;
+  MoeWeights weights;
+  std::string source = "preset " + options.problem.preset;
+  if (!options.checkpoint.empty()) {
+    FUSEDMOE_CHECK(options.block.empty(), "[run] give --checkpoint or --block, not both");
+    FUSEDMOE_CHECK(options.layer >= 0, "[run] --checkpoint needs --layer L (the decoder layer whose MoE block to run)");
+    const HfCheckpoint checkpoint = HfCheckpoint::open(options.checkpoint);
+    config = checkpoint.moe_config(options.layer, parse_dtype(options.problem.dtype));
+    weights = checkpoint.load_moe_weights(options.layer, config.act_dtype);
+    source = str_cat(checkpoint.architecture(), " layer ", options.layer, " of ", options.checkpoint);
+  } else if (!options.block.empty()) {
+    FUSEDMOE_CHECK(!options.config_file.empty(), "[run] --block needs --config CONFIG.json (the model's config)");
+    HfBlock block = load_hf_block(options.block, options.config_file, parse_dtype(options.problem.dtype));
+    config = block.config;
+    weights = std::move(block.weights);
+    source = str_cat("block ", options.block);
+  } else {
+    FUSEDMOE_CHECK(options.input.empty() && options.output.empty(),
+                   "[run] --input/--output need a model: --checkpoint DIR --layer L, or --block FILE --config JSON");
+    config = options.problem.config();
+    weights = random_weights(config, options.problem.seed);
+  }
+  config.parallel.dispatch = parse_dispatch_mode(options.problem.dispatch);
+  config.device = parse_device(options.problem.device);
   LayerOptions layer_options;
   if (!options.backend.empty()) layer_options.backend = options.backend;
   FusedMoeLayer layer(config, layer_options);
-  layer.set_weights(random_weights(config, options.problem.seed));
+  layer.set_weights(std::move(weights));
   layer.finalize_weights();
-  const std::int64_t tokens = options.problem.tokens;
-  const Tensor hidden = random_hidden(config, tokens, options.problem.seed);
+  const Tensor hidden = !options.input.empty() ? read_hidden_states(options.input, config)
+                                               : random_hidden(config, options.problem.tokens, options.problem.seed);
+  const std::int64_t tokens = hidden.size(0);
+  const Tensor topk_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
+  const Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
+  const RoutingOutputs routing{topk_ids, topk_weights};
   const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
   const ExecContext context{.num_threads = options.problem.threads};
   layer.reserve(tokens);
@@ -36,7 +84,7 @@ void run(const RunOptions& options) {
   std::vector<double> times_ms;
   for (int repeat = 0; repeat <= options.repeats; ++repeat) {  // the first run warms up
     const auto start = std::chrono::steady_clock::now();
-    layer.forward(hidden, out, context);
+    layer.forward(hidden, out, context, routing);
     const auto stop = std::chrono::steady_clock::now();
     if (repeat > 0 || options.repeats == 0) {
       times_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
@@ -46,8 +94,17 @@ void run(const RunOptions& options) {
   const double median_ms = times_ms[times_ms.size() / 2];
   const Checksum sums = checksum(out);
   const std::string& backend = layer.selection().backend->id;
+  if (!options.output.empty()) {
+    SafetensorsWriter writer;
+    writer.add("output", out);
+    writer.add("topk_ids", topk_ids);
+    writer.add("topk_weights", topk_weights);
+    writer.set_metadata("backend", backend);
+    writer.set_metadata("source", source);
+    writer.write(options.output);
+  }
   if (options.problem.json) {
-    print_json_line({{"preset", options.problem.preset},
+    print_json_line({{"source", source},
                      {"backend", backend},
                      {"device", to_string(config.device)},
                      {"tokens", tokens},
@@ -61,7 +118,7 @@ void run(const RunOptions& options) {
                      {"abs_checksum", sums.abs_sum}});
     return;
   }
-  std::cout << "preset:   " << options.problem.preset << "\n"
+  std::cout << "source:   " << source << "\n"
             << "backend:  " << backend << "\n"
             << "config:   " << config.describe() << "\n"
             << "shapes:   hidden [" << tokens << ", " << config.hidden_size << "] -> out [" << tokens << ", "
@@ -69,15 +126,23 @@ void run(const RunOptions& options) {
             << "time:     " << std::fixed << std::setprecision(3) << median_ms << " ms (median of "
             << times_ms.size() << " after a warm-up)\n"
             << std::setprecision(6) << "checksum: sum " << sums.sum << ", sum|x| " << sums.abs_sum << "\n";
+  if (!options.output.empty()) std::cout << "wrote:    " << options.output << " (output, topk_ids, topk_weights)\n";
 }
 }  // namespace
 
 void add_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  CLI::App* command = app.add_subcommand("run", "Run one MoE forward on a built-in preset with random weights");
+  CLI::App* command = app.add_subcommand(
+      "run", "Run one MoE forward: a built-in preset with random weights, or a Hugging Face layer file to file");
   options->problem.add_to(*command);
   command->add_option("--backend", options->backend, "Force a backend id (else FUSEDMOE_BACKEND, else the oracle)");
   command->add_option("--repeats", options->repeats, "Timed repetitions after one warm-up")->capture_default_str();
+  command->add_option("--checkpoint", options->checkpoint, "Hugging Face checkpoint directory (config.json + safetensors)");
+  command->add_option("--layer", options->layer, "Decoder layer of --checkpoint whose MoE block runs");
+  command->add_option("--block", options->block, "One MoE block saved with its Hugging Face state_dict names");
+  command->add_option("--config", options->config_file, "The model's config.json, for --block");
+  command->add_option("--input", options->input, "safetensors file with tensor hidden_states [M, H] (else random --tokens rows)");
+  command->add_option("--output", options->output, "Write output [M, H], topk_ids [M, k], topk_weights [M, k] here");
   command->callback([options] { run(*options); });
 }
 

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   fusedmoe::cli::add_backends_command(app);
   fusedmoe::cli::add_run_command(app);
   fusedmoe::cli::add_check_command(app);
+  fusedmoe::cli::add_eplb_command(app);
+  fusedmoe::cli::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

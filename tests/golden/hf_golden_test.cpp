@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
+#include "fusedmoe/hf.hpp"
 #include "fusedmoe/safetensors.hpp"
 #include "testing/moe_case.hpp"
 
@@ -16,60 +15,11 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kGolden = FUSEDMOE_GOLDEN_DIR;
 
-struct GoldenBlock {
-  MoeConfig config;
-  MoeWeights weights;
-};
+using GoldenBlock = HfBlock;
 
-// The block's HF config and state_dict, mapped by hand here (three families, as in the golden README).
+// Through the library's own Hugging Face loader: config.json decides family, routing and sizes.
 GoldenBlock load_block(const std::string& name, DType dtype) {
-  std::ifstream stream(kGolden / (name + ".json"));
-  const nlohmann::json meta = nlohmann::json::parse(stream);
-  const nlohmann::json& hf = meta["config"];
-  const SafetensorsFile file = SafetensorsFile::open(kGolden / (name + "_bf16.safetensors"));
-  GoldenBlock block;
-  MoeConfig& c = block.config;
-  c.hidden_size = hf["hidden_size"];
-  c.intermediate_size = hf["moe_intermediate_size"];
-  c.act_dtype = c.weight_dtype = dtype;
-  c.routing.top_k = hf["num_experts_per_tok"];
-  const std::string family = hf["model_type"];
-  if (family == "deepseek_v3") {
-    c.num_experts = hf["n_routed_experts"];
-    c.routing = {.recipe = RoutingRecipe::sigmoid_grouped_bias,
-                 .top_k = hf["num_experts_per_tok"],
-                 .num_groups = hf["n_group"],
-                 .topk_group = hf["topk_group"],
-                 .renormalize = hf["norm_topk_prob"],
-                 .routed_scaling_factor = hf["routed_scaling_factor"],
-                 .use_correction_bias = true};
-    c.shared = {.count = 1, .intermediate_size = c.intermediate_size * hf["n_shared_experts"].get<int>()};
-    block.weights.correction_bias = file.load_as("gate.e_score_correction_bias", DType::fp32);
-  } else {
-    c.num_experts = hf.contains("num_experts") ? hf["num_experts"] : hf["num_local_experts"];
-    c.routing.recipe = hf["norm_topk_prob"] ? RoutingRecipe::softmax_topk_renorm : RoutingRecipe::softmax_topk;
-    if (family == "qwen2_moe") {
-      c.shared = {.count = 1, .intermediate_size = hf["shared_expert_intermediate_size"], .sigmoid_gate = true};
-      block.weights.shared_gate = file.load_as("shared_expert_gate.weight", DType::fp32);
-    }
-  }
-  c.validate();
-  block.weights.router_gate = file.load_as("gate.weight", DType::fp32);
-  block.weights.w13 = file.load_as("experts.gate_up_proj", dtype);
-  block.weights.w2 = file.load_as("experts.down_proj", dtype);
-  if (c.shared.count > 0) {
-    const std::string prefix = family == "deepseek_v3" ? "shared_experts." : "shared_expert.";
-    const Tensor gate = file.load_as(prefix + "gate_proj.weight", dtype);
-    const Tensor up = file.load_as(prefix + "up_proj.weight", dtype);
-    const std::int64_t rows = gate.size(0);
-    block.weights.shared_w13 = Tensor::empty(dtype, {1, 2 * rows, c.hidden_size});
-    copy_tensor(gate, block.weights.shared_w13.view().reshape({2 * rows, c.hidden_size}).slice_rows(0, rows));
-    copy_tensor(up, block.weights.shared_w13.view().reshape({2 * rows, c.hidden_size}).slice_rows(rows, 2 * rows));
-    const Tensor down = file.load_as(prefix + "down_proj.weight", dtype);
-    block.weights.shared_w2 = Tensor::empty(dtype, {1, c.hidden_size, rows});
-    copy_tensor(down, block.weights.shared_w2.view().reshape({c.hidden_size, rows}));
-  }
-  return block;
+  return load_hf_block(kGolden / (name + "_bf16.safetensors"), kGolden / (name + ".json"), dtype);
 }
 
 class HfGolden : public ::testing::TestWithParam<std::string> {
@@ -135,6 +85,52 @@ TEST_P(HfGolden, EveryBackendMatchesTheBlockOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Blocks, HfGolden, ::testing::Values("qwen3moe_block", "dsv3_block", "qwen2moe_block"));
+
+}  // namespace
+}  // namespace fusedmoe
+
+namespace fusedmoe {
+namespace {
+
+// The tiny Qwen3-MoE checkpoint (per-expert hub names): each layer's MoE block output and routing.
+TEST(HfGoldenCheckpoint, TinyQwen3MoeLayersMatchTransformers) {
+  if (!fs::exists(kGolden / "qwen3moe_tiny")) GTEST_SKIP() << "golden checkpoint not found under " << kGolden;
+  const HfCheckpoint checkpoint = HfCheckpoint::open(kGolden / "qwen3moe_tiny");
+  const SafetensorsFile io = SafetensorsFile::open(kGolden / "qwen3moe_tiny_io.safetensors");
+  ASSERT_EQ(checkpoint.num_layers(), 2);
+  for (int layer = 0; layer < 2; ++layer) {
+    const std::string prefix = "layers." + std::to_string(layer) + ".mlp.";
+    const Tensor truth = io.load_as(prefix + "output", DType::fp32);
+    const std::vector<double> reference(truth.data_as<float>(), truth.data_as<float>() + truth.numel());
+    const Tensor golden_ids = io.load(prefix + "router_topk_ids");
+    for (DType dtype : {DType::fp32, DType::bf16}) {
+      SCOPED_TRACE("layer " + std::to_string(layer) + " " + std::string(to_string(dtype)));
+      FusedMoeLayer moe(checkpoint.moe_config(layer, dtype));
+      moe.set_weights(checkpoint.load_moe_weights(layer, dtype));
+      moe.finalize_weights();
+      const Tensor hidden = io.load_as(prefix + "input", dtype);
+      const std::int64_t tokens = hidden.size(0);
+      const int k = moe.config().routing.top_k;
+      const Tensor out = Tensor::empty(dtype, {tokens, hidden.size(1)});
+      const Tensor ids = Tensor::empty(DType::int32, {tokens, k});
+      const Tensor weights = Tensor::empty(DType::fp32, {tokens, k});
+      moe.forward(hidden, out, {}, RoutingOutputs{ids, weights});
+      EXPECT_LT(compare_to_reference(out, reference).relative_error, dtype == DType::fp32 ? 1e-5 : 1e-2);
+      if (dtype == DType::fp32) {
+        for (std::int64_t t = 0; t < tokens; ++t) {
+          std::vector<std::int64_t> ours, theirs;
+          for (int slot = 0; slot < k; ++slot) {
+            ours.push_back(ids.data_as<std::int32_t>()[t * k + slot]);
+            theirs.push_back(golden_ids.data_as<std::int64_t>()[t * k + slot]);
+          }
+          std::sort(ours.begin(), ours.end());
+          std::sort(theirs.begin(), theirs.end());
+          EXPECT_EQ(ours, theirs) << "token " << t;
+        }
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace fusedmoe
