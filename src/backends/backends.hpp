@@ -5,6 +5,9 @@
 
 namespace fusedmoe {
 
+BackendInfo cpu_avx512_bf16_backend();
+BackendInfo cpu_avx2_backend();
+BackendInfo cpu_onednn_grouped_backend();
 BackendInfo cpu_reference_backend();
 BackendInfo cpu_reference_batched_backend();
 BackendInfo cpu_reference_monolithic_backend();

@@ -7,9 +7,12 @@
 namespace fusedmoe {
 
 namespace {
+// Uniform with the given standard deviation: as good as a normal for weights here, and ~10x cheaper
+// to generate for multi-GB presets.
 Tensor normal(DType dtype, std::initializer_list<std::int64_t> shape, std::uint64_t seed, double stddev) {
   Tensor tensor = Tensor::empty(dtype, shape);
-  fill_normal(tensor, seed, static_cast<float>(stddev));
+  const auto half_width = static_cast<float>(stddev * std::sqrt(3.0));
+  fill_uniform(tensor, seed, -half_width, half_width);
   return tensor;
 }
 }  // namespace

@@ -14,6 +14,9 @@ namespace {
 std::vector<BackendInfo> builtin_backends() {
   std::vector<BackendInfo> list;
   // ---- CPU, best first ----
+  list.push_back(cpu_avx512_bf16_backend());
+  list.push_back(cpu_avx2_backend());
+  list.push_back(cpu_onednn_grouped_backend());
   list.push_back(cpu_reference_backend());
   list.push_back(cpu_reference_batched_backend());
   list.push_back(cpu_reference_monolithic_backend());

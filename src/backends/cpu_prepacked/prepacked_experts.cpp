@@ -1,0 +1,183 @@
+// The fast CPU forward: sort by expert, gather, GEMM1 + activation, GEMM2 + weighted accumulation.
+#include "backends/cpu_prepacked/prepacked_experts.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.hpp"
+#include "core/elements.hpp"
+#include "core/threading.hpp"
+
+namespace fusedmoe::prepacked {
+
+namespace {
+
+constexpr std::int64_t kDepthBlock = 256;  // K slice: a 16 KiB panel slice stays in L1 across row tiles
+
+// Row strides of the gathered inputs and the intermediate: padded by 64 bytes off a multiple of 4 KiB, so
+// the rows of one tile do not all land in the same L1 set (H = 2048 floats is exactly 8 KiB).
+std::int64_t padded_stride(std::int64_t width) { return (width + 15) / 16 * 16 + 16; }
+
+// C (rows x 32) = A (rows x depth, stride lda) . panel, in K slices.
+void tile_product(const PanelKernelInfo& kernel, const float* a, std::int64_t lda, int rows, const std::uint32_t* panel,
+                  std::int64_t depth, float* c) {
+  for (std::int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
+    const std::int64_t slice = std::min(kDepthBlock, depth - k0);
+    kernel.kernel(a + k0, lda, rows, panel + k0 * 16, slice, c, k0 > 0);
+  }
+}
+
+struct Plan {
+  std::int64_t num_tokens, top_k, num_local_experts, rows;
+  const std::int64_t* offsets;  // [E_local + 1]
+  const std::int32_t* row_token;
+  const float* row_weight;
+};
+
+}  // namespace
+
+Support supports_prepacked(const MoeConfig& config, ActivationFormat format) {
+  if (!config.device.is_cpu()) return Support::no("runs on the CPU; config device is " + to_string(config.device));
+  if (config.weight_dtype != DType::bf16) {
+    return Support::no("needs bf16 weights; weight_dtype is " + std::string(to_string(config.weight_dtype)));
+  }
+  if (config.act_dtype != DType::bf16 && config.act_dtype != DType::fp32) {
+    return Support::no("needs bf16 or fp32 activations; act_dtype is " + std::string(to_string(config.act_dtype)));
+  }
+  if (format != ActivationFormat::standard) {
+    return Support::no("consumes the standard format; the dispatch delivers " + std::string(to_string(format)));
+  }
+  return Support::yes();
+}
+
+PrepackedExperts::PrepackedExperts(const MoeConfig& config, PanelKernelInfo kernel, std::string name)
+    : config_(config), kernel_(kernel), name_(std::move(name)) {}
+
+std::size_t PrepackedExperts::workspace_bytes(const ExpertsProblem& problem) const {
+  const std::int64_t rows = problem.num_tokens * problem.top_k;
+  const std::int64_t intermediate_padded = (problem.intermediate_size + 15) / 16 * 16;
+  const std::int64_t hidden_padded = (problem.hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  return WorkspaceArena::bytes_for(DType::int64, problem.num_local_experts + 1) +  // offsets
+         WorkspaceArena::bytes_for(DType::int64, problem.num_local_experts) +      // fill cursors
+         WorkspaceArena::bytes_for(DType::int32, rows) +                           // row token
+         WorkspaceArena::bytes_for(DType::fp32, rows) +                            // row weight
+         WorkspaceArena::bytes_for(DType::fp32, rows * padded_stride(problem.hidden_size)) +  // gathered inputs
+         WorkspaceArena::bytes_for(DType::fp32, rows * padded_stride(intermediate_padded)) +  // intermediate
+         WorkspaceArena::bytes_for(DType::fp32, problem.num_tokens * hidden_padded) +  // output sums
+         WorkspaceArena::bytes_for(DType::int64, 2 * problem.num_local_experts * (intermediate_padded / 16));  // tasks
+}
+
+void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
+                             const TensorView& expert_out, WorkspaceArena& workspace, const ExecContext& context) {
+  const auto* packed = dynamic_cast<const PrepackedWeights*>(&weights);
+  FUSEDMOE_ASSERT(packed != nullptr, "backend ", name_, " was given weights converted by another backend");
+  const std::int64_t num_tokens = dispatched.hidden.size(0);
+  const std::int64_t top_k = dispatched.topk_ids.size(1);
+  const std::int64_t experts = packed->num_experts;
+  const std::int64_t hidden = packed->hidden, intermediate_padded = packed->intermediate_padded;
+  const std::int64_t hidden_padded = packed->hidden_padded;
+  const int num_threads = resolve_num_threads(context);
+
+  // 1. Counting sort of (token, slot) by local expert; within an expert, ascending (token, slot).
+  auto* offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
+  auto* cursor = workspace.take(DType::int64, {experts}).data_as<std::int64_t>();
+  const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
+  const auto* routing = dispatched.topk_weights.data_as<const float>();
+  const auto* map = dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+  auto local_of = [&](std::int64_t index) -> std::int32_t { return map ? map[ids[index]] : ids[index]; };
+  std::fill(offsets, offsets + experts + 1, 0);
+  for (std::int64_t index = 0; index < num_tokens * top_k; ++index) {
+    const std::int32_t local = local_of(index);
+    if (local >= 0) ++offsets[local + 1];
+  }
+  for (std::int64_t expert = 0; expert < experts; ++expert) offsets[expert + 1] += offsets[expert];
+  const std::int64_t rows = offsets[experts];
+  auto* row_token = workspace.take(DType::int32, {std::max<std::int64_t>(rows, 1)}).data_as<std::int32_t>();
+  auto* row_weight = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 1)}).data_as<float>();
+  std::copy(offsets, offsets + experts, cursor);
+  for (std::int64_t index = 0; index < num_tokens * top_k; ++index) {
+    const std::int32_t local = local_of(index);
+    if (local < 0) continue;
+    const std::int64_t row = cursor[local]++;
+    row_token[row] = static_cast<std::int32_t>(index / top_k);
+    row_weight[row] = routing[index];
+  }
+
+  // 2. Gather the routed rows as fp32 (the GEMM1 A operand).
+  const std::int64_t input_stride = padded_stride(hidden), intermediate_stride = padded_stride(intermediate_padded);
+  float* inputs = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 1) * input_stride}).data_as<float>();
+  const TensorView source = dispatched.hidden;
+  parallel_for(rows, num_threads, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t row = begin; row < end; ++row) {
+      float* destination = inputs + row * input_stride;
+      const std::int64_t base = static_cast<std::int64_t>(row_token[row]) * hidden;
+      if (source.dtype() == DType::fp32) {
+        std::memcpy(destination, source.data_as<const float>() + base, static_cast<std::size_t>(hidden) * 4);
+      } else {
+        const auto* bits = source.data_as<const std::uint16_t>() + base;
+        for (std::int64_t column = 0; column < hidden; ++column) destination[column] = bf16_to_float(bits[column]);
+      }
+    }
+  });
+
+  // 3. GEMM1 + activation: tasks (expert, 16-column block), intermediate written once in fp32.
+  float* intermediate =
+      workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 1) * intermediate_stride}).data_as<float>();
+  const std::int64_t blocks13 = intermediate_padded / 16;
+  auto* tasks = workspace.take(DType::int64, {2 * experts * blocks13}).data_as<std::int64_t>();
+  std::int64_t num_tasks = 0;
+  for (std::int64_t expert = 0; expert < experts; ++expert) {
+    if (offsets[expert + 1] == offsets[expert]) continue;
+    for (std::int64_t block = 0; block < blocks13; ++block) {
+      tasks[2 * num_tasks] = expert;
+      tasks[2 * num_tasks + 1] = block;
+      ++num_tasks;
+    }
+  }
+  const bool use_silu = config_.activation == Activation::silu;
+  const int max_rows = kernel_.max_rows;
+  parallel_for_dynamic(num_tasks, num_threads, [&](std::int64_t task) {
+    const std::int64_t expert = tasks[2 * task], block = tasks[2 * task + 1];
+    const std::uint32_t* panel = packed->w13_panel(expert, block);
+    alignas(64) float tile[kMaxTileRows * kPanelWidth];
+    for (std::int64_t row0 = offsets[expert]; row0 < offsets[expert + 1]; row0 += max_rows) {
+      const int tile_rows = static_cast<int>(std::min<std::int64_t>(max_rows, offsets[expert + 1] - row0));
+      tile_product(kernel_, inputs + row0 * input_stride, input_stride, tile_rows, panel, hidden, tile);
+      kernel_.activation(tile, tile_rows, intermediate + row0 * intermediate_stride + block * 16, intermediate_stride,
+                         use_silu);
+    }
+  });
+
+  // 4. GEMM2: tasks own 32 output columns, walk the experts in ascending order, accumulate weight * row.
+  float* sums = workspace.take(DType::fp32, {num_tokens * hidden_padded}).data_as<float>();
+  const std::int64_t blocks2 = hidden_padded / kPanelWidth;
+  const DType out_dtype = expert_out.dtype();
+  parallel_for_dynamic(blocks2, num_threads, [&](std::int64_t block) {
+    const std::int64_t column0 = block * kPanelWidth;
+    for (std::int64_t token = 0; token < num_tokens; ++token) {
+      std::memset(sums + token * hidden_padded + column0, 0, kPanelWidth * sizeof(float));
+    }
+    alignas(64) float tile[kMaxTileRows * kPanelWidth];
+    for (std::int64_t expert = 0; expert < experts; ++expert) {
+      const std::uint32_t* panel = packed->w2_panel(expert, block);
+      for (std::int64_t row0 = offsets[expert]; row0 < offsets[expert + 1]; row0 += max_rows) {
+        const int tile_rows = static_cast<int>(std::min<std::int64_t>(max_rows, offsets[expert + 1] - row0));
+        tile_product(kernel_, intermediate + row0 * intermediate_stride, intermediate_stride, tile_rows, panel,
+                     intermediate_padded, tile);
+        float* destination[kMaxTileRows];
+        for (int r = 0; r < tile_rows; ++r) {
+          destination[r] = sums + static_cast<std::int64_t>(row_token[row0 + r]) * hidden_padded + column0;
+        }
+        kernel_.accumulate(tile, tile_rows, row_weight + row0, destination);
+      }
+    }
+    const std::int64_t width = std::min<std::int64_t>(kPanelWidth, hidden - column0);
+    for (std::int64_t token = 0; token < num_tokens; ++token) {
+      const float* sum = sums + token * hidden_padded + column0;
+      for (std::int64_t j = 0; j < width; ++j) store_element(expert_out.data(), out_dtype, token * hidden + column0 + j, sum[j]);
+    }
+  });
+}
+
+}  // namespace fusedmoe::prepacked

@@ -1,0 +1,220 @@
+// `fusedmoe bench`: per preset, backend and token count: time per layer (experts only; the router is
+// not timed), GB/s of distinct expert weights, GFLOP/s, and the ratio to this machine's floor measured in
+// the same run. Correctness is checked once per row (fp64 reference on a few tokens) before timing.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "check/compare.hpp"
+#include "check/fp64_reference.hpp"
+#include "check/random_model.hpp"
+#include "cli/commands.hpp"
+#include "cli/machine_floor.hpp"
+#include "cli/output.hpp"
+#include "cli/presets.hpp"
+#include "core/check.hpp"
+#include "core/random.hpp"
+#include "core/threading.hpp"
+#include "fusedmoe/fusedmoe.hpp"
+
+namespace fusedmoe::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> presets{"qwen3-30b-a3b"};
+  std::vector<std::int64_t> tokens{1, 4, 16, 64, 256, 1024};
+  std::vector<std::string> backends;  // empty: the oracle's choice
+  std::string routing{"uniform"};
+  std::string dtype{"bf16"};
+  int repeats = 5;
+  int threads = 0;
+  std::uint64_t seed = 0;
+  bool json = false;
+  bool no_flush = false;
+};
+
+// Top-k ids and weights, uniform over distinct experts (fixed seed); `skewed` sends every token's first
+// choice to expert 0 (a hot expert).
+void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool skewed, std::uint64_t seed,
+                  const Tensor& ids, const Tensor& weights) {
+  std::uint64_t state = mix64(seed + 0x5eed);
+  std::vector<std::int32_t> pool(static_cast<std::size_t>(experts));
+  for (std::int64_t token = 0; token < tokens; ++token) {
+    for (std::int64_t e = 0; e < experts; ++e) pool[e] = static_cast<std::int32_t>(e);
+    float sum = 0.0f;
+    for (int slot = 0; slot < top_k; ++slot) {
+      state = mix64(state);
+      std::int64_t pick = slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
+      if (skewed && slot == 0) pick = 0;
+      std::swap(pool[slot], pool[pick]);
+      ids.data_as<std::int32_t>()[token * top_k + slot] = pool[slot];
+      const float weight = 0.05f + static_cast<float>((state >> 20) % 1000) / 1000.0f;
+      weights.data_as<float>()[token * top_k + slot] = weight;
+      sum += weight;
+    }
+    for (int slot = 0; slot < top_k; ++slot) weights.data_as<float>()[token * top_k + slot] /= sum;
+  }
+}
+
+// Evicts the caches between timed runs so every run streams its weights from memory.
+void flush_caches(const Tensor& buffer) {
+  auto* words = buffer.data_as<std::uint64_t>();
+  const std::int64_t count = buffer.numel() / 2;
+  parallel_for(count, resolve_num_threads({}), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) words[i] += 1;
+  });
+}
+
+struct Row {
+  std::string preset, backend;
+  std::int64_t tokens = 0;
+  double time_ms = 0, floor_ms = 0, gb_per_s = 0, gflop_per_s = 0, bytes = 0, flops = 0, rel_error = 0;
+  bool passed = true;
+};
+
+void print_row(const Row& row, const MoeConfig& config, bool json, int threads) {
+  if (json) {
+    print_json_line({{"preset", row.preset},
+                     {"device", to_string(config.device)},
+                     {"backend", row.backend},
+                     {"tokens", row.tokens},
+                     {"threads", threads},
+                     {"time_ms", row.time_ms},
+                     {"gb_per_s", row.gb_per_s},
+                     {"gflop_per_s", row.gflop_per_s},
+                     {"floor_ms", row.floor_ms},
+                     {"ratio_to_floor", row.time_ms / row.floor_ms},
+                     {"distinct_bytes", row.bytes},
+                     {"flops", row.flops},
+                     {"check_relative_error", row.rel_error},
+                     {"check_passed", row.passed}});
+    return;
+  }
+  std::cout << std::left << std::setw(15) << row.preset << std::setw(20) << row.backend << std::right << std::setw(6)
+            << row.tokens << std::fixed << std::setprecision(3) << std::setw(11) << row.time_ms << std::setprecision(1)
+            << std::setw(9) << row.gb_per_s << std::setw(9) << row.gflop_per_s << std::setprecision(3) << std::setw(10)
+            << row.floor_ms << std::setprecision(2) << std::setw(7) << row.time_ms / row.floor_ms << "  "
+            << (row.passed ? "passed" : "FAILED") << "\n";
+}
+
+void bench(const BenchOptions& options) {
+  const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
+  const bool progress = !options.json && isatty(STDERR_FILENO);
+  if (progress) std::cerr << "measuring this machine's floor (read bandwidth, fp32 FMA peak)...\r" << std::flush;
+  const MachineFloor floor = measure_cpu_floor(threads);
+  const Tensor flush_buffer = Tensor::zeros(DType::int64, {(std::int64_t{256} << 20) / 8});
+  if (!options.json) {
+    std::cout << "machine: " << Platform::detect().describe() << "; " << threads << " threads\n"
+              << "floor:   read " << std::setprecision(1) << std::fixed << floor.read_gb_per_s << " GB/s, fp32 FMA ("
+              << floor.fma_isa << ") " << floor.fma_gflop_per_s << " GFLOP/s; caches "
+              << (options.no_flush ? "not flushed" : "flushed before each run") << "\n"
+              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right << std::setw(6)
+              << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
+              << std::setw(10) << "floor_ms" << std::setw(7) << "ratio" << "  check\n";
+  } else {
+    print_json_line({{"machine", Platform::detect().describe()},
+                     {"threads", threads},
+                     {"read_gb_per_s", floor.read_gb_per_s},
+                     {"fma_gflop_per_s", floor.fma_gflop_per_s}});
+  }
+  const ExecContext context{.num_threads = threads};
+  bool any_failed = false;
+  for (const std::string& preset_name : options.presets) {
+    const Preset& preset = find_preset(preset_name);
+    MoeConfig config;
+    config.num_experts = preset.num_experts;
+    config.hidden_size = preset.hidden_size;
+    config.intermediate_size = preset.intermediate_size;
+    config.routing = preset.routing;
+    config.act_dtype = config.weight_dtype = parse_dtype(options.dtype);
+    config.validate();
+    if (progress) std::cerr << "generating " << preset_name << " weights...                         \r" << std::flush;
+    const MoeWeights weights = random_weights(config, options.seed);
+    std::vector<std::string> backend_ids = options.backends;
+    if (backend_ids.empty()) backend_ids.push_back(select_backend(config, Platform::detect()).backend->id);
+    for (const std::string& backend_id : backend_ids) {
+      const Selection selection = select_backend(config, Platform::detect(), backend_id);
+      const BackendInfo& backend = *selection.backend;
+      FUSEDMOE_CHECK(backend.kind == ExpertsKind::modular, "[bench] backend ", backend_id,
+                     " is monolithic; bench times modular Experts from fixed routing");
+      const std::shared_ptr<const ExpertWeights> converted = backend.convert_weights(weights.w13, weights.w2, config);
+      MoeKernel kernel(config, make_prepare_finalize(config), backend.make_experts(config), {.max_chunk_tokens = 0});
+      for (std::int64_t tokens : options.tokens) {
+        if (progress) {
+          std::cerr << preset_name << " " << backend_id << " M=" << tokens << "...                      \r" << std::flush;
+        }
+        const int top_k = config.routing.top_k;
+        const Tensor hidden = random_hidden(config, tokens, options.seed + 1);
+        const Tensor ids = Tensor::empty(DType::int32, {tokens, top_k});
+        const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, top_k});
+        make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens, ids,
+                     routing_weights);
+        const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+        fill_nan(out);
+        kernel.reserve(tokens);
+        kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);  // warm-up + check
+        Row row{preset_name, backend_id, tokens};
+        const std::int64_t checked = std::min<std::int64_t>(tokens, 3);
+        const std::vector<double> reference =
+            fp64_moe_reference(config, weights, hidden.view().slice_rows(0, checked), ids.view().slice_rows(0, checked),
+                               routing_weights.view().slice_rows(0, checked));
+        row.rel_error = compare_to_reference(out.view().slice_rows(0, checked), reference).relative_error;
+        row.passed = row.rel_error <= tolerance_for(config.act_dtype);
+        any_failed |= !row.passed;
+
+        std::vector<double> times;
+        for (int repeat = 0; repeat < options.repeats; ++repeat) {
+          if (!options.no_flush) flush_caches(flush_buffer);
+          const auto start = std::chrono::steady_clock::now();
+          kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);
+          times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(times.begin(), times.end());
+        row.time_ms = times[times.size() / 2];
+        std::set<std::int32_t> touched(ids.data_as<std::int32_t>(), ids.data_as<std::int32_t>() + tokens * top_k);
+        const double expert_bytes = 3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
+        row.bytes = static_cast<double>(touched.size()) * expert_bytes +
+                    2.0 * tokens * config.hidden_size * dtype_size(config.act_dtype);
+        row.flops = 6.0 * config.hidden_size * config.intermediate_size * top_k * tokens;
+        row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
+        row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
+        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9), row.flops / (floor.fma_gflop_per_s * 1e9)) * 1e3;
+        if (progress) std::cerr << std::string(60, ' ') << "\r";
+        print_row(row, config, options.json, threads);
+      }
+    }
+  }
+  if (any_failed) exit_status() = 1;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto options = std::make_shared<BenchOptions>();
+  CLI::App* command = app.add_subcommand("bench", "Time MoE layers per preset, backend and token count against the machine's floor");
+  command->add_option("--preset", options->presets, "Presets (repeatable): qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b, deepseek-v3, small")
+      ->capture_default_str();
+  command->add_option("--tokens", options->tokens, "Token counts (repeatable or comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  command->add_option("--backend", options->backends, "Backends to time (repeatable; default: the oracle's choice)");
+  command->add_option("--routing", options->routing, "uniform, or skewed (every token's first choice is expert 0)")
+      ->check(CLI::IsMember({"uniform", "skewed"}))
+      ->capture_default_str();
+  command->add_option("--dtype", options->dtype, "Weight and activation dtype")->capture_default_str();
+  command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")->capture_default_str();
+  command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)");
+  command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
+  command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs");
+  command->add_flag("--json", options->json, "One JSON object per line and row");
+  command->callback([options] { bench(*options); });
+}
+
+}  // namespace fusedmoe::cli
