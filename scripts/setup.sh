@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   clang clang-format
+  libopenmpi-dev openmpi-bin
   libdnnl-dev ocl-icd-opencl-dev
 )
 

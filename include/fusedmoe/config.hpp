@@ -43,14 +43,15 @@ struct SharedExpertsConfig {
 };
 
 enum class ExpertPlacement { linear, round_robin };
-// How tokens reach their experts: on one device (standard or batched activation format) or
-// across expert-parallel ranks (later: all-gather / all-to-all).
-enum class DispatchMode { local, local_batched };
+// How tokens reach their experts: on one device (standard or batched activation format), or across
+// expert-parallel ranks: allgather (every rank sees every token; combine by reduce-scatter) or all2all
+// (each token goes only to the ranks owning its experts; combine returns the partial sums home).
+enum class DispatchMode { local, local_batched, allgather, all2all };
 
 struct ParallelConfig {
   int ep_size = 1;
   int ep_rank = 0;
-  ExpertPlacement placement = ExpertPlacement::linear;
+  ExpertPlacement placement = ExpertPlacement::linear;  // which rank holds which experts
   DispatchMode dispatch = DispatchMode::local;
   // Batched format: rows per expert slab. Larger M is processed in chunks of this many tokens.
   std::int64_t batched_capacity = 256;
@@ -73,6 +74,8 @@ struct MoeConfig {
   // Experts held by this rank (num_experts when ep_size == 1).
   std::int64_t num_local_experts() const;
   std::string describe() const;
+  // Every field, for checking that all ranks agree on the configuration.
+  std::string fingerprint() const;
 };
 
 std::string_view to_string(Activation activation);
@@ -85,5 +88,8 @@ DispatchMode parse_dispatch_mode(std::string_view name);
 // True for recipes that multiply the input by the routing weight instead of the output.
 bool applies_weight_on_input(RoutingRecipe recipe);
 bool is_grouped(RoutingRecipe recipe);
+// True for the modes that communicate between ranks.
+bool is_expert_parallel(DispatchMode mode);
+ExpertPlacement parse_placement(std::string_view name);
 
 }  // namespace fusedmoe

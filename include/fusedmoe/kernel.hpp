@@ -90,6 +90,9 @@ class PrepareFinalizeModular : public PrepareFinalize {
   virtual bool experts_write_output_directly() const { return false; }
   // Most tokens one prepare() accepts (the kernel chunks larger M); 0 = no limit.
   virtual std::int64_t max_tokens_per_call() const { return 0; }
+  // Expert-parallel dispatch: the largest token count over all ranks, so that every rank runs the same
+  // number of chunks (and collectives), ranks with fewer tokens running empty chunks. Local: `local`.
+  virtual std::int64_t agree_num_tokens(std::int64_t local) { return local; }
   // hidden [M, H], topk_ids [M, k] int32, topk_weights [M, k] fp32.
   virtual DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
                                    const TensorView& topk_weights, const TensorView& expert_map,
@@ -202,8 +205,11 @@ class MoeKernel {
   Tensor workspace_;  // grown by reserve(); never inside a chunk
 };
 
+class Communicator;
 // The PrepareFinalize the parallel configuration calls for (the only place that decides it).
-std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(const MoeConfig& config);
+// Expert-parallel modes need the communicator of the ep_size ranks.
+std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(const MoeConfig& config,
+                                                              std::shared_ptr<Communicator> communicator = nullptr);
 std::unique_ptr<PrepareFinalizeMonolithic> make_prepare_finalize_monolithic(const MoeConfig& config);
 // The activation format make_prepare_finalize(config) delivers.
 ActivationFormat dispatch_format(const MoeConfig& config);

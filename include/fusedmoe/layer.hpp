@@ -10,7 +10,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "fusedmoe/communicator.hpp"
 #include "fusedmoe/config.hpp"
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"
@@ -23,6 +25,16 @@ struct LayerOptions {
   std::optional<std::string> backend;  // force a backend id (else FUSEDMOE_BACKEND, else the oracle)
   std::optional<std::string> shared_experts_backend;  // the same, for the shared experts
   std::int64_t max_chunk_tokens = 8192;                // see MoeKernelOptions
+  // Expert parallelism (parallel.dispatch allgather / all2all): the ep_size ranks. finalize_weights()
+  // checks that every rank has the same configuration, failing on every rank when they differ.
+  std::shared_ptr<Communicator> communicator;
+
+  // Options that force one backend id (the rest default).
+  static LayerOptions with_backend(std::optional<std::string> id) {
+    LayerOptions options;
+    options.backend = std::move(id);
+    return options;
+  }
 };
 
 // Optional extra outputs of forward().
@@ -39,7 +51,10 @@ class FusedMoeLayer {
   FusedMoeLayer& operator=(FusedMoeLayer&&) noexcept;
 
   // Checks every tensor's shape, dtype and device against the config; throws InvalidArgument.
+  // With expert parallelism, w13 and w2 hold this rank's experts only (see local_expert_ids()).
   void set_weights(MoeWeights weights);
+  // The global ids of the experts this rank holds, in local order (all of them without parallelism).
+  std::vector<std::int32_t> local_expert_ids() const;
   // Selects the backend(s) and converts the weights once. Required before forward().
   void finalize_weights(const Platform& platform);
   void finalize_weights();  // on Platform::detect(config.device)

@@ -24,8 +24,9 @@ struct CudaInfo {
   bool available = false;
   int compute_capability = 0;  // 90 for sm_90
   int num_sms = 0;
-  std::size_t shared_memory_per_block = 0;
+  std::size_t shared_memory_per_block = 0;  // the opt-in maximum a kernel may request
   std::string name;
+  std::string reason;  // why not available (no device, no driver, built without CUDA), else empty
 };
 
 struct Platform {

@@ -11,9 +11,11 @@
 
 namespace fusedmoe {
 
-// logits: [M, E] fp32, bf16 or fp16 (CPU). correction_bias: [E] fp32, required by
-// sigmoid_grouped_bias when routing.use_correction_bias, otherwise undefined.
-// Throws InvalidArgument on bad shapes, dtypes or config.
+// logits: [M, E] fp32, bf16 or fp16. correction_bias: [E] fp32, required by
+// sigmoid_grouped_bias when routing.use_correction_bias, otherwise undefined. All tensors live on one
+// device: the CPU, or a CUDA device (then it runs on context.stream without waiting for it, with the
+// same ids, order, ties and weights up to float rounding). Throws InvalidArgument on bad shapes, dtypes
+// or config.
 void route(const TensorView& logits, const RoutingConfig& routing, const TensorView& correction_bias,
            const TensorView& topk_ids, const TensorView& topk_weights, const ExecContext& context = {});
 

@@ -11,5 +11,6 @@ BackendInfo cpu_onednn_grouped_backend();
 BackendInfo cpu_reference_backend();
 BackendInfo cpu_reference_batched_backend();
 BackendInfo cpu_reference_monolithic_backend();
+BackendInfo cuda_fused_backend();  // CUDA builds only
 
 }  // namespace fusedmoe

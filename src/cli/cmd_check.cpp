@@ -1,16 +1,21 @@
 // `fusedmoe check`: every supported backend against the fp64 reference on one shape.
 #include <algorithm>
+#include <bit>
 #include <iomanip>
 #include <iostream>
 #include <vector>
 
 #include "check/compare.hpp"
 #include "check/fp64_reference.hpp"
+#include "core/check.hpp"
+#include "core/elements.hpp"
+#include "parallel/expert_map.hpp"
 #include "core/random.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "check/random_model.hpp"
+#include "fusedmoe/communicator.hpp"
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/layer.hpp"
 
@@ -22,12 +27,124 @@ struct CheckOptions {
   std::vector<std::string> backends;  // empty: every supported one
 };
 
+// `tensor` on `device`: itself when it is there already, else a copy (how check feeds a CUDA layer).
+Tensor copy_to(const Tensor& tensor, Device device) {
+  if (!tensor.defined() || tensor.device() == device) return tensor;
+  Tensor copy = Tensor::empty(tensor.dtype(), tensor.shape(), device);
+  copy_tensor(tensor, copy);
+  return copy;
+}
+
+// The expert weights on the layer's device (the router and shared gates stay on the CPU, as set_weights wants).
+MoeWeights weights_on(MoeWeights weights, Device device) {
+  for (Tensor* tensor : {&weights.w13, &weights.w2, &weights.shared_w13, &weights.shared_w2}) {
+    *tensor = copy_to(*tensor, device);
+  }
+  return weights;
+}
+
 bool same(const TensorView& a, const TensorView& b) {
   return a.nbytes() == b.nbytes() && std::equal(a.data_as<const char>(), a.data_as<const char>() + a.nbytes(),
                                                 b.data_as<const char>());
 }
 
+// Largest value over all ranks.
+double max_over_ranks(Communicator& communicator, double value) {
+  std::vector<std::int64_t> all(static_cast<std::size_t>(communicator.size()));
+  communicator.all_gather_int64(std::bit_cast<std::int64_t>(value), all);
+  double worst = 0.0;
+  for (std::int64_t bits : all) worst = std::max(worst, std::bit_cast<double>(bits));
+  return worst;
+}
+
+// `mpirun -np N fusedmoe check --ep N`: every rank holds its experts and an uneven share of the tokens
+// (the first rank may get none); each rank compares its expert-parallel output with the single-rank output
+// of the same backend on the same tokens, and with fp64.
+void check_expert_parallel(const CheckOptions& options) {
+  const std::shared_ptr<Communicator> communicator = make_mpi_world_communicator();
+  const int ep = options.problem.ep;
+  FUSEDMOE_CHECK(communicator->size() == ep, "[check] --ep ", ep, " but this job has ", communicator->size(),
+                 " MPI ranks: run `mpirun -np ", ep, " fusedmoe check --ep ", ep, " ...`");
+  const int rank = communicator->rank();
+  const MoeConfig single = options.problem.config();
+  const MoeConfig parallel = options.problem.parallel_config(rank);
+  const std::int64_t total = options.problem.tokens;
+  const MoeWeights weights = random_weights(single, options.problem.seed);
+  const Tensor hidden_all = random_hidden(single, total, options.problem.seed);
+  const std::int64_t begin = total * rank * (rank + 1) / (ep * (ep + 1));
+  const std::int64_t end = total * (rank + 1) * (rank + 2) / (ep * (ep + 1));
+  const Tensor hidden = Tensor::copy_of(hidden_all.view().slice_rows(begin, end));
+  const std::int64_t tokens = end - begin;
+  const double tolerance = single.act_dtype == DType::fp32 ? 1e-6 : tolerance_for(single.act_dtype);
+  const ExecContext context{.num_threads = options.problem.threads};
+  if (rank == 0 && !options.problem.json) {
+    std::cout << "config: " << parallel.describe() << ", " << ep << " ranks, " << to_string(parallel.parallel.dispatch)
+              << ", " << to_string(parallel.parallel.placement) << " placement, " << total
+              << " tokens split unevenly; tolerance " << tolerance << " against the single-rank output\n";
+  }
+  int checked = 0, failed = 0;
+  for (const Candidate& candidate : evaluate_backends(parallel, Platform::detect(parallel.device))) {
+    const std::string& id = candidate.backend->id;
+    if (!candidate.support.ok) continue;
+    if (!options.backends.empty() && std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
+      continue;
+    }
+    FusedMoeLayer reference(single, LayerOptions::with_backend(id));
+    reference.set_weights(weights);
+    reference.finalize_weights();
+    const Tensor expected = Tensor::empty(single.act_dtype, {tokens, single.hidden_size});
+    const Tensor ids = Tensor::empty(DType::int32, {tokens, single.routing.top_k});
+    const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, single.routing.top_k});
+    reference.forward(hidden, expected, context, RoutingOutputs{ids, routing_weights});
+
+    LayerOptions layer_options = LayerOptions::with_backend(id);
+    layer_options.communicator = communicator;
+    FusedMoeLayer layer(parallel, layer_options);
+    MoeWeights local = weights;
+    local.w13 = gather_experts(weights.w13, layer.local_expert_ids());
+    local.w2 = gather_experts(weights.w2, layer.local_expert_ids());
+    layer.set_weights(local);
+    layer.finalize_weights();
+    const Tensor out = Tensor::empty(single.act_dtype, {tokens, single.hidden_size});
+    if (tokens > 0) fill_nan(out);
+    layer.forward(hidden, out, context);
+
+    std::vector<double> single_values(static_cast<std::size_t>(expected.numel()));
+    for (std::int64_t i = 0; i < expected.numel(); ++i) single_values[i] = load_element(expected.data(), expected.dtype(), i);
+    const double vs_single = tokens > 0 ? compare_to_reference(out, single_values).relative_error : 0.0;
+    const double vs_fp64 =
+        tokens > 0 ? compare_to_reference(out, fp64_moe_reference(single, weights, hidden, ids, routing_weights)).relative_error : 0.0;
+    const double worst_single = max_over_ranks(*communicator, vs_single);
+    const double worst_fp64 = max_over_ranks(*communicator, vs_fp64);
+    const bool ok = worst_single <= tolerance && worst_fp64 <= tolerance_for(single.act_dtype);
+    ++checked;
+    failed += ok ? 0 : 1;
+    if (rank != 0) continue;
+    if (options.problem.json) {
+      print_json_line({{"backend", id},
+                       {"ranks", ep},
+                       {"ep_mode", to_string(parallel.parallel.dispatch)},
+                       {"placement", to_string(parallel.parallel.placement)},
+                       {"tokens", total},
+                       {"relative_error_vs_single_rank", worst_single},
+                       {"relative_error_vs_fp64", worst_fp64},
+                       {"passed", ok}});
+    } else {
+      std::cout << "  " << std::left << std::setw(20) << id << std::scientific << std::setprecision(3)
+                << " vs single rank " << worst_single << "  vs fp64 " << worst_fp64 << "  " << (ok ? "PASS" : "FAIL")
+                << "\n" << std::defaultfloat;
+    }
+  }
+  if (checked == 0) throw Unsupported("[check] no backend supports this expert-parallel configuration here");
+  if (rank == 0 && !options.problem.json) std::cout << checked - failed << " of " << checked << " passed\n";
+  if (failed > 0) exit_status() = 1;
+}
+
 void check(CheckOptions& options, CLI::App& command) {
+  if (options.problem.ep > 1 || command.count("--ep-mode") > 0) {
+    check_expert_parallel(options);
+    return;
+  }
   const bool dispatch_given = command.count("--dispatch") > 0;
   const MoeConfig base_config = options.problem.config();
   const std::int64_t tokens = options.problem.tokens;
@@ -60,14 +177,19 @@ void check(CheckOptions& options, CLI::App& command) {
         }
         continue;
       }
-      FusedMoeLayer layer(config, LayerOptions{.backend = id, .shared_experts_backend = {}});
-      layer.set_weights(weights);
+      FusedMoeLayer layer(config, LayerOptions::with_backend(id));
+      layer.set_weights(weights_on(weights, config.device));
       layer.finalize_weights(platform);
-      const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
-      fill_nan(out);
-      const Tensor ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
-      const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
-      layer.forward(hidden, out, context, RoutingOutputs{ids, routing_weights});
+      // The layer's tensors live on its device (poisoned with NaN first); the comparison reads CPU copies.
+      const Tensor nan_out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+      fill_nan(nan_out);
+      const Tensor device_out = copy_to(nan_out, config.device);
+      const Tensor device_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k}, config.device);
+      const Tensor device_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k}, config.device);
+      layer.forward(copy_to(hidden, config.device), device_out, context, RoutingOutputs{device_ids, device_weights});
+      const Tensor out = copy_to(device_out, Device::cpu());
+      const Tensor ids = copy_to(device_ids, Device::cpu());
+      const Tensor routing_weights = copy_to(device_weights, Device::cpu());
       if (reference.empty() || !same(ids, reference_ids) || !same(routing_weights, reference_weights)) {
         reference = fp64_moe_reference(config, weights, hidden, ids, routing_weights);
         reference_ids = ids.clone();

@@ -1,5 +1,6 @@
 // `fusedmoe run`: one forward of a built-in preset with deterministic random weights.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "cli/problem_options.hpp"
 #include "check/random_model.hpp"
 #include "core/check.hpp"
+#include "parallel/expert_map.hpp"
 #include "fusedmoe/hf.hpp"
 #include "fusedmoe/layer.hpp"
 #include "fusedmoe/safetensors.hpp"
@@ -68,11 +70,34 @@ void run(const RunOptions& options) {
   config.device = parse_device(options.problem.device);
   LayerOptions layer_options;
   if (!options.backend.empty()) layer_options.backend = options.backend;
+  // Expert parallelism: this rank holds its experts and an even share of the tokens.
+  int rank = 0, ranks = 1;
+  if (options.problem.ep > 1) {
+    FUSEDMOE_CHECK(options.output.empty(), "[run] --output is single-rank only; drop --ep or --output");
+    layer_options.communicator = make_mpi_world_communicator();
+    ranks = layer_options.communicator->size();
+    rank = layer_options.communicator->rank();
+    FUSEDMOE_CHECK(ranks == options.problem.ep, "[run] --ep ", options.problem.ep, " but this job has ", ranks,
+                   " MPI ranks: run `mpirun -np ", options.problem.ep, " fusedmoe run --ep ", options.problem.ep, " ...`");
+    config.parallel.ep_size = ranks;
+    config.parallel.ep_rank = rank;
+    config.parallel.dispatch = parse_dispatch_mode(options.problem.ep_mode);
+    config.parallel.placement = parse_placement(options.problem.placement);
+    config.validate();
+    const std::vector<std::int32_t> mine =
+        local_experts(config.num_experts, ranks, rank, config.parallel.placement);
+    weights.w13 = gather_experts(weights.w13, mine);
+    weights.w2 = gather_experts(weights.w2, mine);
+  }
   FusedMoeLayer layer(config, layer_options);
   layer.set_weights(std::move(weights));
   layer.finalize_weights();
-  const Tensor hidden = !options.input.empty() ? read_hidden_states(options.input, config)
-                                               : random_hidden(config, options.problem.tokens, options.problem.seed);
+  Tensor hidden = !options.input.empty() ? read_hidden_states(options.input, config)
+                                         : random_hidden(config, options.problem.tokens, options.problem.seed);
+  if (ranks > 1) {
+    const std::int64_t all = hidden.size(0);
+    hidden = Tensor::copy_of(hidden.view().slice_rows(all * rank / ranks, all * (rank + 1) / ranks));
+  }
   const std::int64_t tokens = hidden.size(0);
   const Tensor topk_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
   const Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
@@ -91,7 +116,14 @@ void run(const RunOptions& options) {
     }
   }
   std::sort(times_ms.begin(), times_ms.end());
-  const double median_ms = times_ms[times_ms.size() / 2];
+  double median_ms = times_ms[times_ms.size() / 2];
+  if (ranks > 1) {  // the slowest rank's time; only rank 0 reports
+    std::vector<std::int64_t> all(static_cast<std::size_t>(ranks));
+    layer_options.communicator->all_gather_int64(std::bit_cast<std::int64_t>(median_ms), all);
+    for (std::int64_t bits : all) median_ms = std::max(median_ms, std::bit_cast<double>(bits));
+    if (rank != 0) return;
+    source += str_cat(", expert parallel over ", ranks, " ranks (", to_string(config.parallel.dispatch), "), rank 0's tokens");
+  }
   const Checksum sums = checksum(out);
   const std::string& backend = layer.selection().backend->id;
   if (!options.output.empty()) {

@@ -29,6 +29,9 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_flag("--shared-gate", shared_gate, "Scale the shared experts by sigmoid(x . gate) (Qwen2-MoE)");
   app.add_option("--dispatch", dispatch, "Dispatch: local (standard format) or local_batched")->capture_default_str();
   app.add_option("--device", device, "cpu or cuda:N")->capture_default_str();
+  app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")->capture_default_str();
+  app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather or all2all")->capture_default_str();
+  app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all available cores)")
       ->capture_default_str();
@@ -71,6 +74,18 @@ MoeConfig ProblemOptions::config() const {
   config.device = parse_device(device);
   config.validate();
   return config;
+}
+
+MoeConfig ProblemOptions::parallel_config(int rank) const {
+  MoeConfig parallel = config();
+  parallel.parallel.ep_size = ep;
+  parallel.parallel.ep_rank = rank;
+  parallel.parallel.placement = parse_placement(placement);
+  parallel.parallel.dispatch = parse_dispatch_mode(ep_mode);
+  FUSEDMOE_CHECK(is_expert_parallel(parallel.parallel.dispatch), "[cli] --ep-mode ", ep_mode,
+                 ": expected allgather or all2all");
+  parallel.validate();
+  return parallel;
 }
 
 }  // namespace fusedmoe::cli

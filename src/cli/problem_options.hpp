@@ -23,14 +23,19 @@ struct ProblemOptions {
   std::int64_t shared_intermediate = 0;
   bool shared_gate = false;
   std::string dispatch{"local"};
+  int ep = 1;                         // expert-parallel ranks (run under mpirun -np ep)
+  std::string ep_mode{"all2all"};     // allgather or all2all
+  std::string placement{"linear"};
   std::string device{"cpu"};
   std::uint64_t seed = 0;
   int threads = 0;
   bool json = false;
 
   void add_to(CLI::App& app);
-  // The MoeConfig these flags describe (validated).
+  // The MoeConfig these flags describe (validated), for one device (ep flags not applied).
   MoeConfig config() const;
+  // The same with expert parallelism applied for `rank` (dispatch = ep_mode, ep_size = ep).
+  MoeConfig parallel_config(int rank) const;
 };
 
 }  // namespace fusedmoe::cli

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "core/check.hpp"
+#include "core/cuda_runtime.hpp"
 
 namespace fusedmoe {
 
@@ -15,7 +16,12 @@ DeviceMemoryHooks& hooks_storage() {
 }  // namespace
 
 void set_cuda_memory_hooks(const DeviceMemoryHooks& hooks) { hooks_storage() = hooks; }
-const DeviceMemoryHooks& cuda_memory_hooks() { return hooks_storage(); }
+const DeviceMemoryHooks& cuda_memory_hooks() {
+#if FUSEDMOE_WITH_CUDA
+  install_cuda_runtime();  // once; a no-op afterwards
+#endif
+  return hooks_storage();
+}
 
 std::shared_ptr<void> allocate_device_memory(Device device, std::size_t bytes) {
   if (device.is_cpu()) {

@@ -40,7 +40,15 @@ std::string_view to_string(RoutingRecipe recipe) {
   return "?";
 }
 
-std::string_view to_string(DispatchMode mode) { return mode == DispatchMode::local ? "local" : "local_batched"; }
+std::string_view to_string(DispatchMode mode) {
+  switch (mode) {
+    case DispatchMode::local: return "local";
+    case DispatchMode::local_batched: return "local_batched";
+    case DispatchMode::allgather: return "allgather";
+    case DispatchMode::all2all: return "all2all";
+  }
+  return "?";
+}
 std::string_view to_string(ExpertPlacement placement) {
   return placement == ExpertPlacement::linear ? "linear" : "round_robin";
 }
@@ -50,8 +58,14 @@ Activation parse_activation(std::string_view name) {
 }
 RoutingRecipe parse_routing_recipe(std::string_view name) { return parse_enum("routing recipe", name, kRecipes); }
 DispatchMode parse_dispatch_mode(std::string_view name) {
-  return parse_enum("dispatch mode", name, std::array{DispatchMode::local, DispatchMode::local_batched});
+  return parse_enum("dispatch mode", name,
+                    std::array{DispatchMode::local, DispatchMode::local_batched, DispatchMode::allgather,
+                               DispatchMode::all2all});
 }
+ExpertPlacement parse_placement(std::string_view name) {
+  return parse_enum("placement", name, std::array{ExpertPlacement::linear, ExpertPlacement::round_robin});
+}
+bool is_expert_parallel(DispatchMode mode) { return mode == DispatchMode::allgather || mode == DispatchMode::all2all; }
 
 bool applies_weight_on_input(RoutingRecipe recipe) { return recipe == RoutingRecipe::llama4_top1_sigmoid; }
 bool is_grouped(RoutingRecipe recipe) {
@@ -80,11 +94,19 @@ void MoeConfig::validate() const {
                  parallel.ep_rank, ": expected 0 <= ep_rank < ep_size = ", parallel.ep_size);
   FUSEDMOE_CHECK(parallel.ep_size <= num_experts, "[config] parallel.ep_size = ", parallel.ep_size,
                  ": expected <= num_experts = ", num_experts, " (every rank holds at least one expert)");
-  FUSEDMOE_CHECK(parallel.ep_size == 1, "[config] parallel.ep_size = ", parallel.ep_size,
-                 ": expert parallelism is not available in this build yet; expected 1");
+  FUSEDMOE_CHECK(parallel.ep_size == 1 || is_expert_parallel(parallel.dispatch), "[config] parallel.ep_size = ",
+                 parallel.ep_size, " needs an expert-parallel dispatch (allgather or all2all), got ",
+                 to_string(parallel.dispatch));
   FUSEDMOE_CHECK(parallel.batched_capacity >= 1, "[config] parallel.batched_capacity = ", parallel.batched_capacity,
                  ": expected >= 1");
   FUSEDMOE_CHECK(device.index >= 0, "[config] device index ", device.index, ": expected >= 0");
+}
+
+std::string MoeConfig::fingerprint() const {
+  return str_cat(describe(), " groups=", routing.num_groups, "/", routing.topk_group, " renorm=", routing.renormalize,
+                 " scale=", routing.routed_scaling_factor, " bias=", routing.use_correction_bias, " shared=", shared.count,
+                 "x", shared.intermediate_size, shared.sigmoid_gate ? "+gate" : "", " ep=", parallel.ep_size, " ",
+                 to_string(parallel.placement), " ", to_string(parallel.dispatch), " capacity=", parallel.batched_capacity);
 }
 
 std::int64_t MoeConfig::num_local_experts() const {

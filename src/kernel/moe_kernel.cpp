@@ -7,6 +7,9 @@
 #include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 #include "fusedmoe/kernel.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "backends/cuda_common/device_ops.hpp"
+#endif
 
 namespace fusedmoe {
 
@@ -125,6 +128,8 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
     check_shape(kComponent, "expert_map", expert_map, {config_.num_experts});
     check_device(kComponent, "expert_map", expert_map, device);
   }
+  // NOTE: on a CUDA device the ids are not read back (that would wait for the device): there an id outside
+  // [0, num_experts), or one the expert map sends outside [-1, num_local_experts), contributes nothing.
   if (device.is_cpu()) {
     // Ids index weight tensors: an out-of-range id is a clear error, never an out-of-bounds read.
     const auto* ids = topk_ids.data_as<const std::int32_t>();
@@ -142,17 +147,21 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
       }
     }
   }
-  if (num_tokens == 0) return;
+  auto& pf = static_cast<PrepareFinalizeModular&>(*prepare_finalize_);
+  // Expert-parallel: every rank runs as many chunks as the rank with the most tokens (collectives match).
+  const std::int64_t agreed_tokens = pf.agree_num_tokens(num_tokens);
+  if (agreed_tokens == 0) return;
 
-  std::int64_t chunk = num_tokens;
+  std::int64_t chunk = agreed_tokens;
   if (options_.max_chunk_tokens > 0) chunk = std::min(chunk, options_.max_chunk_tokens);
-  const auto& pf = static_cast<const PrepareFinalizeModular&>(*prepare_finalize_);
   if (pf.max_tokens_per_call() > 0) chunk = std::min(chunk, pf.max_tokens_per_call());
   reserve(chunk);
-  for (std::int64_t begin = 0; begin < num_tokens; begin += chunk) {
-    const std::int64_t end = std::min(num_tokens, begin + chunk);
-    forward_chunk(hidden.slice_rows(begin, end), topk_ids.slice_rows(begin, end),
-                  topk_weights.slice_rows(begin, end), expert_map, weights, out.slice_rows(begin, end), context);
+  for (std::int64_t begin = 0; begin < agreed_tokens; begin += chunk) {
+    const std::int64_t local_begin = std::min(num_tokens, begin);
+    const std::int64_t local_end = std::min(num_tokens, begin + chunk);
+    forward_chunk(hidden.slice_rows(local_begin, local_end), topk_ids.slice_rows(local_begin, local_end),
+                  topk_weights.slice_rows(local_begin, local_end), expert_map, weights,
+                  out.slice_rows(local_begin, local_end), context);
   }
 }
 
@@ -168,27 +177,34 @@ void MoeKernel::forward_chunk(const TensorView& hidden, const TensorView& topk_i
   TensorView expert_weights = topk_weights;
   if (applies_weight_on_input(config_.routing.recipe)) {
     // Llama-4: the (single) routing weight scales the input; the experts then see weight 1.
-    FUSEDMOE_CHECK(config_.device.is_cpu(), "[moe_kernel] weight-on-input routing runs on the CPU only for now");
     const std::int64_t hidden_size = config_.hidden_size;
     const int top_k = config_.routing.top_k;
     expert_input = arena.take(config_.act_dtype, {num_tokens, hidden_size});
     expert_weights = arena.take(DType::fp32, {num_tokens, static_cast<std::int64_t>(top_k)});
-    const float* routing_weight = topk_weights.data_as<const float>();
-    for (std::int64_t token = 0; token < num_tokens; ++token) {
-      const float scale = routing_weight[token * top_k];
-      for (std::int64_t column = 0; column < hidden_size; ++column) {
-        const std::int64_t index = token * hidden_size + column;
-        store_element(expert_input.data(), config_.act_dtype, index,
-                      scale * load_element(hidden.data(), config_.act_dtype, index));
+    if (config_.device.is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+      cuda::scale_by_routing_weight(hidden, topk_weights, expert_input, expert_weights, context);
+#endif
+    } else {
+      const float* routing_weight = topk_weights.data_as<const float>();
+      for (std::int64_t token = 0; token < num_tokens; ++token) {
+        const float scale = routing_weight[token * top_k];
+        for (std::int64_t column = 0; column < hidden_size; ++column) {
+          const std::int64_t index = token * hidden_size + column;
+          store_element(expert_input.data(), config_.act_dtype, index,
+                        scale * load_element(hidden.data(), config_.act_dtype, index));
+        }
+        for (int slot = 0; slot < top_k; ++slot) expert_weights.data_as<float>()[token * top_k + slot] = 1.0f;
       }
-      for (int slot = 0; slot < top_k; ++slot) expert_weights.data_as<float>()[token * top_k + slot] = 1.0f;
     }
   }
 
   const DispatchedTokens dispatched =
       pf.prepare(expert_input, topk_ids, expert_weights, expert_map, arena, context);
   const WeightAndReduce policy = experts.weight_and_reduce();
-  const ExpertsProblem problem = pf.problem(num_tokens, config_);
+  // The rows that actually arrived (expert-parallel dispatch delivers more or fewer than were sent).
+  ExpertsProblem problem = pf.problem(num_tokens, config_);
+  problem.num_tokens = dispatched.format == ActivationFormat::batched ? dispatched.hidden.size(1) : dispatched.hidden.size(0);
   TensorView expert_out;
   if (policy == WeightAndReduce::by_experts && pf.experts_write_output_directly()) {
     expert_out = out;

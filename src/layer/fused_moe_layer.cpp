@@ -10,11 +10,68 @@
 #include "core/threading.hpp"
 #include "fusedmoe/router.hpp"
 #include "layer/router_gate.hpp"
+#include "parallel/expert_map.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "backends/cuda_common/device_ops.hpp"
+#endif
 
 namespace fusedmoe {
 
 namespace {
 constexpr std::string_view kComponent = "layer";
+
+// ---- the layer's dense helpers, on the device their tensors live on (the same arithmetic on either) ----
+
+// out [M, R] fp32 = hidden [M, H] . weight [R, H]^T.
+void linear_on_device(const TensorView& hidden, const TensorView& weight, const TensorView& out,
+                      const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  if (hidden.device().is_cuda()) return cuda::linear_fp32(hidden, weight, out, context);
+#endif
+  linear_fp32(hidden, weight, out, resolve_num_threads(context));
+}
+
+// Shared experts' routing: ids[t, s] = s, weights[t, s] = sigmoid(gate_logits[t]) (or 1 without a gate).
+void shared_experts_routing(const TensorView& gate_logits, const TensorView& ids, const TensorView& weights,
+                            const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  if (ids.device().is_cuda()) return cuda::shared_experts_routing(gate_logits, ids, weights, context);
+#else
+  (void)context;
+#endif
+  const std::int64_t num_tokens = ids.size(0), count = ids.size(1);
+  auto* id_values = ids.data_as<std::int32_t>();
+  auto* weight_values = weights.data_as<float>();
+  for (std::int64_t token = 0; token < num_tokens; ++token) {
+    const float gate =
+        gate_logits.defined() ? 1.0f / (1.0f + std::exp(-gate_logits.data_as<const float>()[token])) : 1.0f;
+    for (std::int64_t slot = 0; slot < count; ++slot) {
+      id_values[token * count + slot] = static_cast<std::int32_t>(slot);
+      weight_values[token * count + slot] = gate;
+    }
+  }
+}
+
+// out += addend, in float, rounded into out's dtype.
+void add_in_place(const TensorView& out, const TensorView& addend, const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  if (out.device().is_cuda()) return cuda::add_in_place(out, addend, context);
+#else
+  (void)context;
+#endif
+  for (std::int64_t index = 0; index < out.numel(); ++index) {
+    store_element(out.data(), out.dtype(), index,
+                  load_element(out.data(), out.dtype(), index) + load_element(addend.data(), addend.dtype(), index));
+  }
+}
+
+// The tensor on `device` (itself when it is there already; a copy otherwise).
+Tensor on_device(const Tensor& tensor, Device device) {
+  if (!tensor.defined() || tensor.device() == device) return tensor;
+  Tensor copy = Tensor::empty(tensor.dtype(), tensor.shape(), device);
+  copy_tensor(tensor, copy);
+  return copy;
+}
 
 // One selected backend with its converted weights and composed kernel.
 struct Executor {
@@ -24,7 +81,8 @@ struct Executor {
 };
 
 Executor build_executor(const MoeConfig& config, const Platform& platform, const std::optional<std::string>& backend,
-                        const Tensor& w13, const Tensor& w2, std::int64_t max_chunk_tokens) {
+                        const Tensor& w13, const Tensor& w2, std::int64_t max_chunk_tokens,
+                        std::shared_ptr<Communicator> communicator) {
   Executor executor;
   executor.selection = select_backend(config, platform, backend);
   const BackendInfo& info = *executor.selection.backend;
@@ -34,7 +92,7 @@ Executor build_executor(const MoeConfig& config, const Platform& platform, const
   if (info.kind == ExpertsKind::monolithic) {
     prepare_finalize = make_prepare_finalize_monolithic(config);
   } else {
-    prepare_finalize = make_prepare_finalize(config);
+    prepare_finalize = make_prepare_finalize(config, std::move(communicator));
   }
   executor.kernel = std::make_unique<MoeKernel>(config, std::move(prepare_finalize), std::move(experts),
                                                 MoeKernelOptions{.max_chunk_tokens = max_chunk_tokens});
@@ -54,6 +112,28 @@ MoeConfig shared_experts_config(const MoeConfig& config) {
   shared.device = config.device;
   return shared;
 }
+
+// FNV-1a: a short fingerprint of the configuration for the start-up handshake.
+std::int64_t fingerprint_hash(const std::string& text) {
+  std::uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  return static_cast<std::int64_t>(hash);
+}
+
+// Every rank must hold the same configuration; otherwise every rank fails with the same kind of message.
+void check_ranks_agree(const MoeConfig& config, Communicator& communicator) {
+  const std::string mine = config.fingerprint();
+  std::vector<std::int64_t> hashes(static_cast<std::size_t>(communicator.size()));
+  communicator.all_gather_int64(fingerprint_hash(mine), hashes);
+  std::string differing;
+  for (int rank = 0; rank < communicator.size(); ++rank) {
+    if (hashes[rank] != hashes[0]) append_joined(differing, ", ", std::to_string(rank));
+  }
+  if (differing.empty()) return;
+  throw InvalidArgument(str_cat("[ep] the ranks disagree on the layer configuration: rank(s) ", differing,
+                                " differ from rank 0. This rank (", communicator.rank(), ") has: ", mine,
+                                ". Every rank must build the layer with the same MoeConfig (only ep_rank differs)."));
+}
 }  // namespace
 
 struct FusedMoeLayer::State {
@@ -63,7 +143,9 @@ struct FusedMoeLayer::State {
   bool has_weights = false;
   Tensor router_gate_fp32;   // [E, H] for forward(hidden, out)
   Tensor shared_gate_fp32;   // [1, H]
+  Tensor correction_bias;    // [E] on config.device (the given one, or a copy)
   std::optional<Executor> routed;
+  Tensor expert_map;  // [E] global -> local with expert parallelism
   std::optional<Executor> shared;
   // Per-call buffers, grown by reserve() only.
   std::int64_t reserved_tokens = -1;
@@ -76,6 +158,15 @@ FusedMoeLayer::FusedMoeLayer(MoeConfig config, LayerOptions options) : state_(st
                  ": expected >= 0 (0 = no chunking)");
   state_->config = std::move(config);
   state_->options = std::move(options);
+  const ParallelConfig& parallel = state_->config.parallel;
+  if (is_expert_parallel(parallel.dispatch)) {
+    state_->expert_map = make_expert_map(state_->config.num_experts, parallel.ep_size, parallel.ep_rank, parallel.placement);
+  }
+}
+
+std::vector<std::int32_t> FusedMoeLayer::local_expert_ids() const {
+  const MoeConfig& config = state_->config;
+  return local_experts(config.num_experts, config.parallel.ep_size, config.parallel.ep_rank, config.parallel.placement);
 }
 
 FusedMoeLayer::~FusedMoeLayer() = default;
@@ -142,14 +233,26 @@ void FusedMoeLayer::finalize_weights() { finalize_weights(Platform::detect(state
 void FusedMoeLayer::finalize_weights(const Platform& platform) {
   State& s = *state_;
   FUSEDMOE_CHECK(s.has_weights, "[layer] finalize_weights() before set_weights(): load the weights first");
+  if (is_expert_parallel(s.config.parallel.dispatch)) {
+    FUSEDMOE_CHECK(s.options.communicator != nullptr, "[layer] dispatch ", to_string(s.config.parallel.dispatch),
+                   " needs LayerOptions::communicator (e.g. make_mpi_world_communicator())");
+    check_ranks_agree(s.config, *s.options.communicator);
+  }
   s.routed = build_executor(s.config, platform, s.options.backend, s.weights.w13, s.weights.w2,
-                            s.options.max_chunk_tokens);
+                            s.options.max_chunk_tokens, s.options.communicator);
   if (s.config.shared.count > 0) {
     s.shared = build_executor(shared_experts_config(s.config), platform, s.options.shared_experts_backend,
-                              s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens);
+                              s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens, nullptr);
   }
-  if (s.weights.router_gate.defined()) s.router_gate_fp32 = s.weights.router_gate.to_dtype(DType::fp32);
-  if (s.weights.shared_gate.defined()) s.shared_gate_fp32 = s.weights.shared_gate.to_dtype(DType::fp32);
+  // The router and shared-gate weights (given on the CPU) and the bias move to the layer's device once.
+  const Device device = s.config.device;
+  if (s.weights.router_gate.defined()) {
+    s.router_gate_fp32 = on_device(s.weights.router_gate.to_dtype(DType::fp32), device);
+  }
+  if (s.weights.shared_gate.defined()) {
+    s.shared_gate_fp32 = on_device(s.weights.shared_gate.to_dtype(DType::fp32), device);
+  }
+  s.correction_bias = on_device(s.weights.correction_bias, device);
   s.reserved_tokens = -1;
 }
 
@@ -169,16 +272,17 @@ void FusedMoeLayer::reserve(std::int64_t num_tokens) {
   if (num_tokens <= s.reserved_tokens) return;
   const std::int64_t rows = std::max<std::int64_t>(num_tokens, 1);
   const std::int64_t top_k = s.config.routing.top_k;
-  s.logits = Tensor::empty(DType::fp32, {rows, s.config.num_experts});
-  s.topk_ids = Tensor::empty(DType::int32, {rows, top_k});
-  s.topk_weights = Tensor::empty(DType::fp32, {rows, top_k});
+  const Device device = s.config.device;
+  s.logits = Tensor::empty(DType::fp32, {rows, s.config.num_experts}, device);
+  s.topk_ids = Tensor::empty(DType::int32, {rows, top_k}, device);
+  s.topk_weights = Tensor::empty(DType::fp32, {rows, top_k}, device);
   s.routed->kernel->reserve(num_tokens);
   if (s.shared) {
     const std::int64_t count = s.config.shared.count;
     s.shared_out = Tensor::empty(s.config.act_dtype, {rows, s.config.hidden_size}, s.config.device);
-    s.shared_ids = Tensor::empty(DType::int32, {rows, count});
-    s.shared_weights = Tensor::empty(DType::fp32, {rows, count});
-    s.shared_gate_logits = Tensor::empty(DType::fp32, {rows, 1});
+    s.shared_ids = Tensor::empty(DType::int32, {rows, count}, device);
+    s.shared_weights = Tensor::empty(DType::fp32, {rows, count}, device);
+    s.shared_gate_logits = Tensor::empty(DType::fp32, {rows, 1}, device);
     s.shared->kernel->reserve(num_tokens);
   }
   s.reserved_tokens = num_tokens;
@@ -191,10 +295,11 @@ void FusedMoeLayer::compute_router_logits(const TensorView& hidden, const Tensor
                  "finalize_weights(), or pass router logits to forward()");
   check_shape(kComponent, "hidden", hidden, {-1, s.config.hidden_size});
   check_dtype(kComponent, "hidden", hidden, {s.config.act_dtype});
-  check_device(kComponent, "hidden", hidden, Device::cpu());
+  check_device(kComponent, "hidden", hidden, s.config.device);
   check_shape(kComponent, "router_logits", logits, {hidden.size(0), s.config.num_experts});
   check_dtype(kComponent, "router_logits", logits, {DType::fp32});
-  linear_fp32(hidden, s.router_gate_fp32, logits, resolve_num_threads(context));
+  check_device(kComponent, "router_logits", logits, s.config.device);
+  linear_on_device(hidden, s.router_gate_fp32, logits, context);
 }
 
 void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& out, const ExecContext& context,
@@ -217,6 +322,7 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   check_device(kComponent, "hidden", hidden, config.device);
   const std::int64_t num_tokens = hidden.size(0);
   check_shape(kComponent, "router_logits", router_logits, {num_tokens, config.num_experts});
+  check_device(kComponent, "router_logits", router_logits, config.device);
   check_shape(kComponent, "out", out, {num_tokens, config.hidden_size});
   check_dtype(kComponent, "out", out, {config.act_dtype});
   check_device(kComponent, "out", out, config.device);
@@ -226,9 +332,10 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
     check_shape(kComponent, "routing.topk_weights", routing.topk_weights, {num_tokens, top_k});
   }
   reserve(num_tokens);
-  if (num_tokens == 0) return;
+  // Expert-parallel ranks take part in every collective even with no tokens of their own.
+  if (num_tokens == 0 && !is_expert_parallel(config.parallel.dispatch)) return;
 
-  const TensorView bias = config.routing.use_correction_bias ? s.weights.correction_bias.view() : TensorView{};
+  const TensorView bias = config.routing.use_correction_bias ? s.correction_bias.view() : TensorView{};
   MoeKernel& kernel = *s.routed->kernel;
   const bool wants_routing = routing.topk_ids.defined() || routing.topk_weights.defined();
   if (kernel.kind() == ExpertsKind::modular || wants_routing) {
@@ -237,39 +344,25 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
         routing.topk_weights.defined() ? routing.topk_weights : s.topk_weights.view().slice_rows(0, num_tokens);
     route(router_logits, config.routing, bias, ids, weights, context);
     if (kernel.kind() == ExpertsKind::modular) {
-      kernel.forward(hidden, ids, weights, TensorView{}, *s.routed->weights, out, context);
+      kernel.forward(hidden, ids, weights, s.expert_map, *s.routed->weights, out, context);
     }
   }
   if (kernel.kind() == ExpertsKind::monolithic) {
     kernel.forward_monolithic(hidden, router_logits, bias, *s.routed->weights, out, context);
   }
 
-  if (s.shared) {
-    const std::int64_t count = config.shared.count;
+  if (s.shared && num_tokens > 0) {
     const TensorView ids = s.shared_ids.view().slice_rows(0, num_tokens);
     const TensorView weights = s.shared_weights.view().slice_rows(0, num_tokens);
-    auto* id_values = ids.data_as<std::int32_t>();
-    auto* weight_values = weights.data_as<float>();
-    const TensorView gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
+    TensorView gate_logits;  // undefined: weight 1
     if (config.shared.sigmoid_gate) {
-      linear_fp32(hidden, s.shared_gate_fp32, gate_logits, resolve_num_threads(context));
+      gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
+      linear_on_device(hidden, s.shared_gate_fp32, gate_logits, context);
     }
-    for (std::int64_t token = 0; token < num_tokens; ++token) {
-      const float gate = config.shared.sigmoid_gate
-                             ? 1.0f / (1.0f + std::exp(-gate_logits.data_as<const float>()[token]))
-                             : 1.0f;
-      for (std::int64_t slot = 0; slot < count; ++slot) {
-        id_values[token * count + slot] = static_cast<std::int32_t>(slot);
-        weight_values[token * count + slot] = gate;
-      }
-    }
+    shared_experts_routing(gate_logits, ids, weights, context);
     const TensorView shared_out = s.shared_out.view().slice_rows(0, num_tokens);
     s.shared->kernel->forward(hidden, ids, weights, TensorView{}, *s.shared->weights, shared_out, context);
-    for (std::int64_t index = 0; index < num_tokens * config.hidden_size; ++index) {
-      store_element(out.data(), out.dtype(), index,
-                    load_element(out.data(), out.dtype(), index) +
-                        load_element(shared_out.data(), shared_out.dtype(), index));
-    }
+    add_in_place(out, shared_out, context);
   }
 }
 

@@ -5,11 +5,31 @@
 
 #include "backends/backends.hpp"
 #include "core/check.hpp"
+#include "core/cuda_runtime.hpp"
 #include "fusedmoe/oracle.hpp"
 
 namespace fusedmoe {
 
 namespace {
+
+#if !FUSEDMOE_WITH_CUDA
+// A CPU-only build still lists its CUDA backends, each answering why it cannot run.
+BackendInfo without_cuda(std::string id) {
+  BackendInfo info;
+  info.id = std::move(id);
+  info.device_kind = DeviceKind::cuda;
+  info.supports = [](const MoeConfig&, const Platform&, ActivationFormat) {
+    return Support::no("built without CUDA (FUSEDMOE_CUDA=OFF or no CUDA compiler)");
+  };
+  info.convert_weights = [](const Tensor&, const Tensor&, const MoeConfig&) -> std::shared_ptr<const ExpertWeights> {
+    throw Unsupported("[oracle] fusedmoe was built without CUDA");
+  };
+  info.make_experts = [](const MoeConfig&) -> std::unique_ptr<Experts> {
+    throw Unsupported("[oracle] fusedmoe was built without CUDA");
+  };
+  return info;
+}
+#endif
 
 std::vector<BackendInfo> builtin_backends() {
   std::vector<BackendInfo> list;
@@ -20,6 +40,13 @@ std::vector<BackendInfo> builtin_backends() {
   list.push_back(cpu_reference_backend());
   list.push_back(cpu_reference_batched_backend());
   list.push_back(cpu_reference_monolithic_backend());
+  // ---- CUDA, best first ----
+#if FUSEDMOE_WITH_CUDA
+  install_cuda_runtime();  // memory hooks + device probe (explicit, idempotent)
+  list.push_back(cuda_fused_backend());
+#else
+  list.push_back(without_cuda("cuda_fused"));
+#endif
   return list;
 }
 

@@ -1,5 +1,7 @@
 #include "parallel/expert_map.hpp"
 
+#include <cstring>
+
 #include "core/check.hpp"
 
 namespace fusedmoe {
@@ -21,6 +23,21 @@ std::vector<std::int32_t> local_experts(std::int64_t num_experts, int ep_size, i
   const std::int64_t count = base + (rank < extra ? 1 : 0);
   for (std::int64_t expert = first; expert < first + count; ++expert) held.push_back(static_cast<std::int32_t>(expert));
   return held;
+}
+
+Tensor gather_experts(const Tensor& stacked, std::span<const std::int32_t> ids) {
+  FUSEDMOE_CHECK(stacked.device().is_cpu() && stacked.rank() >= 2, "[expert_map] gather_experts needs a CPU tensor ",
+                 "[E, ...], got ", stacked.describe());
+  std::vector<std::int64_t> shape(stacked.shape().begin(), stacked.shape().end());
+  shape[0] = static_cast<std::int64_t>(ids.size());
+  Tensor result = Tensor::empty(stacked.dtype(), shape);
+  const std::size_t block = stacked.nbytes() / static_cast<std::size_t>(stacked.size(0));
+  for (std::size_t index = 0; index < ids.size(); ++index) {
+    FUSEDMOE_CHECK(ids[index] >= 0 && ids[index] < stacked.size(0), "[expert_map] expert ", ids[index],
+                   ": expected 0 <= id < ", stacked.size(0));
+    std::memcpy(result.data_as<char>() + index * block, stacked.data_as<const char>() + ids[index] * block, block);
+  }
+  return result;
 }
 
 Tensor make_expert_map(std::int64_t num_experts, int ep_size, int rank, ExpertPlacement placement) {

@@ -32,12 +32,13 @@ DispatchedTokens LocalPrepareFinalize::prepare(const TensorView& hidden, const T
 void LocalPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
                                     WeightAndReduce policy, const TensorView& out, WorkspaceArena&,
                                     const ExecContext& context) {
-  FUSEDMOE_CHECK(out.device().is_cpu(), "[local] finalize on ", to_string(out.device()),
-                 " needs a CUDA build of this PrepareFinalize");
   if (policy == WeightAndReduce::by_experts) {
+    // On a CUDA device this is an asynchronous device-to-device copy on context.stream.
     if (expert_out.data() != out.data()) copy_tensor(expert_out, out, context);
     return;
   }
+  FUSEDMOE_CHECK(out.device().is_cpu(), "[local] weighting and reducing in finalize (Experts of policy by_finalize) ",
+                 "runs on the CPU only; out is on ", to_string(out.device()));
   weight_and_reduce_standard(expert_out, dispatched.topk_weights, out, resolve_num_threads(context));
 }
 

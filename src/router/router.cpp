@@ -9,6 +9,9 @@
 #include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 #include "router/topk.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "backends/cuda_common/device_ops.hpp"
+#endif
 
 namespace fusedmoe {
 
@@ -179,7 +182,7 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
            const TensorView& topk_ids, const TensorView& topk_weights, const ExecContext& context) {
   check_dtype(kComponent, "router_logits", logits, {DType::fp32, DType::bf16, DType::fp16});
   check_shape(kComponent, "router_logits", logits, {-1, -1});
-  check_device(kComponent, "router_logits", logits, Device::cpu());
+  const Device device = logits.device();  // every tensor on the logits' device (CPU or CUDA)
   const std::int64_t num_tokens = logits.size(0);
   const std::int64_t num_experts = logits.size(1);
   FUSEDMOE_CHECK(num_experts >= 1, "[router] router_logits has 0 experts: expected [M, E] with E >= 1");
@@ -187,19 +190,27 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
   const int k = routing.top_k;
   check_dtype(kComponent, "topk_ids", topk_ids, {DType::int32});
   check_shape(kComponent, "topk_ids", topk_ids, {num_tokens, k});
-  check_device(kComponent, "topk_ids", topk_ids, Device::cpu());
+  check_device(kComponent, "topk_ids", topk_ids, device);
   check_dtype(kComponent, "topk_weights", topk_weights, {DType::fp32});
   check_shape(kComponent, "topk_weights", topk_weights, {num_tokens, k});
-  check_device(kComponent, "topk_weights", topk_weights, Device::cpu());
+  check_device(kComponent, "topk_weights", topk_weights, device);
   const float* bias = nullptr;
   if (routing.use_correction_bias) {
     check_dtype(kComponent, "correction_bias", correction_bias, {DType::fp32});
     check_shape(kComponent, "correction_bias", correction_bias, {num_experts});
-    check_device(kComponent, "correction_bias", correction_bias, Device::cpu());
+    check_device(kComponent, "correction_bias", correction_bias, device);
     bias = correction_bias.data_as<const float>();
   } else {
     FUSEDMOE_CHECK(!correction_bias.defined(), "[router] a correction_bias was given but routing.use_correction_bias ",
                    "is false");
+  }
+  if (device.is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+    cuda::route(logits, routing, correction_bias, topk_ids, topk_weights, context);  // same rules, on the stream
+    return;
+#else
+    throw Unsupported("[router] router_logits on " + to_string(device) + ": fusedmoe was built without CUDA");
+#endif
   }
 
   auto* ids = topk_ids.data_as<std::int32_t>();

@@ -69,7 +69,7 @@ TEST_P(HfGolden, EveryBackendMatchesTheBlockOutput) {
       for (const Candidate& candidate : evaluate_backends(block.config, Platform::detect())) {
         if (!candidate.support.ok) continue;
         SCOPED_TRACE(candidate.backend->id + " " + std::string(to_string(dtype)) + " " + std::string(to_string(mode)));
-        FusedMoeLayer layer(block.config, LayerOptions{.backend = candidate.backend->id, .shared_experts_backend = {}});
+        FusedMoeLayer layer(block.config, LayerOptions::with_backend(candidate.backend->id));
         layer.set_weights(block.weights);
         layer.finalize_weights();
         const Tensor out = Tensor::empty(dtype, {hidden.size(0), hidden.size(1)});

@@ -19,7 +19,7 @@ void expect_error(Call&& call, const std::string& fragment) {
 
 // Runs the layer from hidden states only, and checks it against fp64 with the routing it reports.
 void check_layer(const MoeConfig& config, std::int64_t tokens, const std::optional<std::string>& backend = {}) {
-  FusedMoeLayer layer(config, LayerOptions{.backend = backend, .shared_experts_backend = {}});
+  FusedMoeLayer layer(config, LayerOptions::with_backend(backend));
   const MoeWeights weights = random_weights(config, 11);
   layer.set_weights(weights);
   layer.finalize_weights();

@@ -119,11 +119,16 @@ TEST(Oracle, NothingFitsListsEveryCandidateWithItsReason) {
   MoeConfig config = testing::make_config(8, 2, 32, 16);
   config.device = Device::cuda(0);
   Platform platform = Platform::detect(config.device);
+  platform.cuda = CudaInfo{};  // no device, the same answer on every machine
+  platform.cuda.reason = "synthetic: no device";
   try {
     select_backend(config, platform);
-    FAIL() << "a CUDA config found a backend";
+    FAIL() << "a CUDA config found a backend without a CUDA device";
   } catch (const Unsupported& error) {
     EXPECT_NE(std::string(error.what()).find("no backend supports"), std::string::npos) << error.what();
+    for (const BackendInfo* backend : backends_for(DeviceKind::cuda)) {
+      EXPECT_NE(std::string(error.what()).find(backend->id + ": skipped: "), std::string::npos) << error.what();
+    }
   }
 }
 
@@ -140,7 +145,7 @@ TEST(Oracle, OutOfTreeBackendRegistersWithOneCallAndReportsItsReasons) {
         << "one dispatch log line per skipped candidate";
   }
   // It computes, through the normal layer flow.
-  FusedMoeLayer layer(fits, LayerOptions{.backend = "test_out_of_tree", .shared_experts_backend = {}});
+  FusedMoeLayer layer(fits, LayerOptions::with_backend("test_out_of_tree"));
   layer.set_weights(random_weights(fits, 3));
   layer.finalize_weights();
   const Tensor hidden = random_hidden(fits, 5, 4);

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "core/check.hpp"
+#include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 
 namespace fusedmoe {
@@ -20,7 +21,7 @@ constexpr int kMaxThreads = 64;
 // Rows of one task: an expert with more routed rows is split into near-equal tasks of at most this
 // many, so that one hot expert still spreads over the threads. 64 rows already make the GEMMs
 // compute-bound; more would only grow the per-thread buffers.
-static const std::int64_t kMaxRowsPerTask = getenv("XROWS") ? atol(getenv("XROWS")) : 64;
+constexpr std::int64_t kMaxRowsPerTask = 64;
 // Bound on the fp32 per-(token, slot) expert outputs; larger batches are processed in token blocks.
 constexpr std::int64_t kExpertRowsBytes = std::int64_t{256} << 20;
 // Columns reduced at a time (a stack buffer).
@@ -53,6 +54,22 @@ void gated_activation(Activation activation, const float* gate_up, std::uint16_t
       }
     }
   }
+}
+
+// Threads the workspace is sized for: the default thread count (FUSEDMOE_NUM_THREADS, else the cores
+// available), at most kMaxThreads.
+int default_slots() {
+  return std::min(resolve_num_threads(ExecContext{}), kMaxThreads);
+}
+
+// NOTE: measured on a 2-core AVX512_BF16 CPU (qwen3-30b-a3b shapes): with as many tasks as threads,
+// task-parallel runs about 25% faster than GEMM-parallel (no fork/join per GEMM, each thread streams
+// its own expert). So task-parallel wins unless its last round leaves threads idle for longer than
+// that: its rounds ceil(tasks / threads) must stay within 1.25x of the even share tasks / threads.
+bool prefer_task_parallel(std::int64_t num_tasks, int num_threads) {
+  if (num_threads <= 1) return true;
+  const std::int64_t rounds = (num_tasks + num_threads - 1) / num_threads;
+  return 4 * rounds * num_threads <= 5 * num_tasks;
 }
 
 // Captures the first exception thrown inside a parallel region, to rethrow after it.
@@ -118,11 +135,11 @@ OneDnnGroupedExperts::OneDnnGroupedExperts(const MoeConfig& config)
              preferred_weights_desc(config.hidden_size, 2 * config.intermediate_size)),
       gemm2_(config.intermediate_size, config.hidden_size,
              preferred_weights_desc(config.intermediate_size, config.hidden_size)) {
-  const std::int64_t hidden = config.hidden_size;
-  const std::int64_t intermediate = config.intermediate_size;
-  for (std::int64_t rows : {std::int64_t{1}, kMaxRowsPerTask}) {
-    slot_scratchpad_ = std::max({slot_scratchpad_, matmul_scratchpad_bytes(rows, hidden, 2 * intermediate, 1),
-                                 matmul_scratchpad_bytes(rows, intermediate, hidden, 1)});
+  try {
+    slot_scratchpad_ =
+        std::max(gemm1_.max_scratchpad_bytes(kMaxRowsPerTask), gemm2_.max_scratchpad_bytes(kMaxRowsPerTask));
+  } catch (const dnnl::error& error) {
+    rethrow_onednn_error(error, "planning the expert GEMMs");
   }
 }
 
@@ -155,8 +172,7 @@ OneDnnGroupedExperts::Layout OneDnnGroupedExperts::layout_for(std::int64_t num_t
 }
 
 std::size_t OneDnnGroupedExperts::workspace_bytes(const ExpertsProblem& problem) const {
-  const int slots = std::min(resolve_num_threads(ExecContext{}), kMaxThreads);
-  return layout_for(problem.num_tokens, slots).total;
+  return layout_for(problem.num_tokens, default_slots()).total;
 }
 
 void OneDnnGroupedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -164,17 +180,21 @@ void OneDnnGroupedExperts::apply(const DispatchedTokens& dispatched, const Exper
                                  const ExecContext& context) {
   const auto* packed = dynamic_cast<const OneDnnGroupedWeights*>(&weights);
   FUSEDMOE_ASSERT(packed != nullptr, "backend ", name(), " was given weights converted by another backend");
-  FUSEDMOE_CHECK(packed->w13_desc == gemm1_.weights_desc() && packed->w2_desc == gemm2_.weights_desc(), "[",
-                 name(), "] weights were converted for another shape: expected H = ", config_.hidden_size,
-                 ", I = ", config_.intermediate_size, ", got H = ", packed->hidden_size,
-                 ", I = ", packed->intermediate_size);
+  FUSEDMOE_CHECK(packed->num_local_experts == config_.num_local_experts() &&
+                     packed->w13_desc == gemm1_.weights_desc() && packed->w2_desc == gemm2_.weights_desc(),
+                 "[", name(), "] weights were converted for another shape: expected E_local = ",
+                 config_.num_local_experts(), ", H = ", config_.hidden_size,
+                 ", I = ", config_.intermediate_size, ", got E_local = ", packed->num_local_experts,
+                 ", H = ", packed->hidden_size, ", I = ", packed->intermediate_size);
+  check_dtype(name(), "hidden", dispatched.hidden, {DType::bf16});
+  check_dtype(name(), "expert_out", expert_out, {DType::bf16});
   const std::int64_t num_tokens = dispatched.hidden.size(0);
   if (num_tokens == 0) return;
 
-  // As many threads as asked for, within the slots the workspace holds.
-  const int requested = std::min(resolve_num_threads(context), kMaxThreads);
+  // As many threads as asked for, within the slots workspace_bytes() sized the workspace for (the
+  // last check only matters when that query ran inside a parallel region and saw one thread).
   const std::size_t available = workspace.capacity() - workspace.used();
-  int slots = requested;
+  int slots = std::min(resolve_num_threads(context), default_slots());
   while (slots > 1 && layout_for(num_tokens, slots).total > available) --slots;
   const Layout layout = layout_for(num_tokens, slots);
 
@@ -258,15 +278,21 @@ void OneDnnGroupedExperts::run_block(const DispatchedTokens& dispatched, const O
     return a.rows != b.rows ? a.rows > b.rows : a.first < b.first;
   });
 
-  // Enough tasks: one per thread at a time, each primitive single-threaded. Few tasks: one task at
-  // a time, each primitive on every thread. Either way each output element is computed the same way.
-  bool task_parallel = num_threads == 1 || num_tasks >= 2 * num_threads;
-  if (getenv("XMODE")) task_parallel = getenv("XMODE")[0] == 'A';
+  // Task-parallel (one task per thread at a time, each primitive single-threaded) or GEMM-parallel
+  // (one task at a time, each primitive on every thread). Either way each output element is computed
+  // the same way, so the choice never changes a bit.
+  bool task_parallel = prefer_task_parallel(num_tasks, num_threads);
+  const std::size_t shared_capacity = num_threads * layout.slot_scratchpad;
+  for (std::int64_t index = 0; index < num_tasks && !task_parallel; ++index) {
+    // GEMM-parallel only when every GEMM really runs on all threads (see MatmulCache::get).
+    const std::int64_t rows = buffers.tasks[index].rows;
+    task_parallel = gemm1_.get(rows, num_threads, shared_capacity).num_threads == 1 ||
+                    gemm2_.get(rows, num_threads, shared_capacity).num_threads == 1;
+  }
   const int gemm_threads = task_parallel ? 1 : num_threads;
-  const std::size_t scratchpad_capacity =
-      task_parallel ? layout.slot_scratchpad : num_threads * layout.slot_scratchpad;
+  const std::size_t scratchpad_capacity = task_parallel ? layout.slot_scratchpad : shared_capacity;
   for (std::int64_t index = 0; index < num_tasks;
-       ++index) {  // creates missing primitives, outside parallel regions
+       ++index) {  // creation JIT-compiles: not in parallel regions
     gemm1_.get(buffers.tasks[index].rows, gemm_threads, scratchpad_capacity);
     gemm2_.get(buffers.tasks[index].rows, gemm_threads, scratchpad_capacity);
   }
@@ -277,15 +303,14 @@ void OneDnnGroupedExperts::run_block(const DispatchedTokens& dispatched, const O
       first_error.run([&] {
         const int slot = num_threads > 1 ? omp_thread_index() : 0;
         run_task(buffers.tasks[index], weights, tokens, begin, buffers, buffers.slots[slot], 1,
-                 layout.slot_scratchpad, streams_[slot]);
+                 scratchpad_capacity, streams_[slot]);
       });
     });
     first_error.rethrow();
   } else {
     const ScopedOmpThreads threads(num_threads);
-    SlotBuffers shared = buffers.slots[0];
     for (std::int64_t index = 0; index < num_tasks; ++index) {
-      run_task(buffers.tasks[index], weights, tokens, begin, buffers, shared, num_threads,
+      run_task(buffers.tasks[index], weights, tokens, begin, buffers, buffers.slots[0], num_threads,
                scratchpad_capacity, streams_[0]);
     }
   }

@@ -12,14 +12,14 @@ namespace {
 using Tag = dnnl::memory::format_tag;
 using DataType = dnnl::memory::data_type;
 
-// Rows of the primitive descriptor that picks the weight layout. brgemm's layout choice for bf16
-// weights depends on N and K only once M is past its small-M heuristics.
+// Rows of the primitive descriptor that picks the weight layout. The layout it picks then serves every
+// m from 1 to 64 without falling off brgemm (checked on AVX512_BF16 and AMX CPUs).
 constexpr std::int64_t kLayoutProbeRows = 32;
 
 dnnl::matmul::primitive_desc make_primitive_desc(std::int64_t m, std::int64_t k, std::int64_t n,
-                                                 const dnnl::memory::desc& weights, bool user_scratchpad) {
+                                                 const dnnl::memory::desc& weights) {
   dnnl::primitive_attr attr;
-  if (user_scratchpad) attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const dnnl::memory::desc src({m, k}, DataType::bf16, Tag::ab);
   const dnnl::memory::desc dst({m, n}, DataType::f32, Tag::ab);
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, onednn_cpu_engine());
@@ -68,47 +68,65 @@ ScopedOmpThreads::~ScopedOmpThreads() {
 dnnl::memory::desc preferred_weights_desc(std::int64_t k, std::int64_t n) {
   const ScopedOmpThreads single(1);
   const dnnl::memory::desc any({k, n}, DataType::bf16, Tag::any);
-  return make_primitive_desc(kLayoutProbeRows, k, n, any, true).weights_desc();
+  return make_primitive_desc(kLayoutProbeRows, k, n, any).weights_desc();
 }
 
-std::size_t matmul_scratchpad_bytes(std::int64_t m, std::int64_t k, std::int64_t n, int num_threads) {
+dnnl::matmul::primitive_desc MatmulCache::primitive_desc(std::int64_t m, int num_threads) const {
   const ScopedOmpThreads threads(num_threads);
-  const dnnl::memory::desc any({k, n}, DataType::bf16, Tag::any);
-  return make_primitive_desc(m, k, n, any, true).scratchpad_desc().get_size();
+  dnnl::matmul::primitive_desc pd = make_primitive_desc(m, k_, n_, weights_);
+  FUSEDMOE_ASSERT(pd.weights_desc() == weights_, "[", kOneDnnGroupedId,
+                  "] oneDNN changed the weight layout for m=", m);
+  return pd;
+}
+
+std::size_t MatmulCache::max_scratchpad_bytes(std::int64_t max_rows) const {
+  // Not monotonic in m (AMX kernels pick their blocking per m), and creating a descriptor is cheap
+  // (no JIT), so ask for every m.
+  std::size_t bytes = 0;
+  for (std::int64_t m = 1; m <= max_rows; ++m) {
+    bytes = std::max(bytes, primitive_desc(m, 1).scratchpad_desc().get_size());
+  }
+  return bytes;
+}
+
+const CachedMatmul& MatmulCache::entry(std::int64_t m, int num_threads) {
+  auto& slot = entries_[{m, num_threads}];
+  if (slot) return *slot;
+  const dnnl::matmul::primitive_desc pd = primitive_desc(m, num_threads);
+  auto created = std::make_unique<CachedMatmul>();
+  created->src = pd.src_desc();
+  created->dst = pd.dst_desc();
+  created->scratchpad = pd.scratchpad_desc();
+  created->scratchpad_bytes = pd.scratchpad_desc().get_size();
+  created->num_threads = num_threads;
+  created->impl = pd.impl_info_str();
+  if (num_threads > 1) {
+    // NOTE: brgemm's arithmetic per output element depends neither on the thread count nor on m
+    // (checked bit for bit), which keeps results identical for any thread count. Another
+    // implementation could round differently, so the threaded variant is used only when oneDNN
+    // picks the same implementation as single-threaded.
+    // WORKAROUND(onednn-amx-k-split): oneDNN's AMX brgemm splits K over threads (nthr_k) once it
+    // has 16 or more, which changes the summation order; AMX primitives stay single-threaded.
+    const CachedMatmul& single = entry(m, 1);
+    created->usable = created->impl == single.impl && created->impl.find("amx") == std::string::npos;
+  }
+  if (created->usable) {
+    const ScopedOmpThreads threads(num_threads);  // oneDNN sizes its parallel work at creation
+    created->primitive = dnnl::matmul(pd);
+  }
+  slot = std::move(created);
+  return *slot;
 }
 
 const CachedMatmul& MatmulCache::get(std::int64_t m, int num_threads, std::size_t scratchpad_capacity) {
   std::lock_guard lock(mutex_);
-  const CachedMatmul* chosen = &create(m, 1, true);
-  if (num_threads > 1) {
-    // NOTE: brgemm's arithmetic per output element does not depend on the thread count or on m
-    // (checked bit for bit), which keeps results identical for any thread count. Another
-    // implementation could round differently, so a mismatch keeps the single-threaded primitive.
-    const CachedMatmul& threaded = create(m, num_threads, true);
-    if (threaded.impl == chosen->impl) chosen = &threaded;
-  }
-  if (chosen->scratchpad_bytes > scratchpad_capacity) chosen = &create(m, chosen->num_threads, false);
-  return *chosen;
-}
-
-const CachedMatmul& MatmulCache::create(std::int64_t m, int num_threads, bool user_scratchpad) {
-  auto& slot = entries_[{m, num_threads, user_scratchpad}];
-  if (slot) return *slot;
-  const ScopedOmpThreads threads(num_threads);
-  const dnnl::matmul::primitive_desc pd = make_primitive_desc(m, k_, n_, weights_, user_scratchpad);
-  FUSEDMOE_ASSERT(pd.weights_desc() == weights_, "[", kOneDnnGroupedId,
-                  "] oneDNN changed the weight layout for m=", m);
-  auto entry = std::make_unique<CachedMatmul>();
-  entry->primitive = dnnl::matmul(pd);
-  entry->src = pd.src_desc();
-  entry->dst = pd.dst_desc();
-  entry->scratchpad = pd.scratchpad_desc();
-  entry->scratchpad_bytes = user_scratchpad ? pd.scratchpad_desc().get_size() : 0;
-  entry->user_scratchpad = user_scratchpad;
-  entry->num_threads = num_threads;
-  entry->impl = pd.impl_info_str();
-  slot = std::move(entry);
-  return *slot;
+  const CachedMatmul& single = entry(m, 1);
+  FUSEDMOE_ASSERT(single.scratchpad_bytes <= scratchpad_capacity, "[", kOneDnnGroupedId, "] matmul m=", m,
+                  " needs ", single.scratchpad_bytes, " scratchpad bytes, the workspace holds ",
+                  scratchpad_capacity);
+  if (num_threads <= 1) return single;
+  const CachedMatmul& threaded = entry(m, num_threads);
+  return threaded.usable && threaded.scratchpad_bytes <= scratchpad_capacity ? threaded : single;
 }
 
 void execute_matmul(const CachedMatmul& matmul, const dnnl::memory::desc& weights_desc,
@@ -116,7 +134,7 @@ void execute_matmul(const CachedMatmul& matmul, const dnnl::memory::desc& weight
                     void* scratchpad) {
   const RawMemory src_memory(matmul.src, src), weights_memory(weights_desc, weights),
       dst_memory(matmul.dst, dst);
-  if (matmul.user_scratchpad && matmul.scratchpad_bytes > 0) {
+  if (matmul.scratchpad_bytes > 0) {
     const RawMemory scratchpad_memory(matmul.scratchpad, scratchpad);
     const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src_memory.get()},
                                     {DNNL_ARG_WEIGHTS, weights_memory.get()},

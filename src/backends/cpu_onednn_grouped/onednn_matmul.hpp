@@ -9,7 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
+#include <utility>
 
 namespace fusedmoe {
 
@@ -35,39 +35,39 @@ class ScopedOmpThreads {
 // primitive descriptor created single-threaded, so that the choice does not depend on the caller's threads).
 dnnl::memory::desc preferred_weights_desc(std::int64_t k, std::int64_t n);
 
-// User-managed scratchpad bytes a matmul of `m` rows needs with `num_threads` threads (weights in
-// the preferred layout); used to size the workspace.
-std::size_t matmul_scratchpad_bytes(std::int64_t m, std::int64_t k, std::int64_t n, int num_threads);
-
 // One matmul primitive of a fixed shape.
 struct CachedMatmul {
   dnnl::matmul primitive;
   dnnl::memory::desc src, dst, scratchpad;
-  std::size_t scratchpad_bytes = 0;
-  bool user_scratchpad = true;  // false: oneDNN allocates its own (only when the workspace slot is too small)
-  int num_threads = 1;          // threads the primitive runs with
-  std::string impl;             // oneDNN's implementation name, e.g. "brg:avx512_core_bf16"
+  std::size_t scratchpad_bytes = 0;  // user-managed scratchpad
+  int num_threads = 1;               // threads the primitive runs with
+  std::string impl;                  // oneDNN's implementation name, e.g. "brg:avx512_core_bf16"
+  bool usable = true;                // false: a threaded variant get() never returns (no primitive)
 };
 
 // Matmul primitives for one weight matrix [K, N] in a given layout, created on first use per
-// (m, threads) and kept. Thread-safe; call get() outside parallel regions (creation JIT-compiles).
+// (m, threads) and kept; every one takes a user-managed scratchpad. Thread-safe; create entries
+// outside parallel regions (creation JIT-compiles).
 class MatmulCache {
  public:
   MatmulCache(std::int64_t k, std::int64_t n, dnnl::memory::desc weights)
       : k_(k), n_(n), weights_(std::move(weights)) {}
-  // The primitive for `m` rows with `num_threads` threads whose scratchpad fits in
-  // `scratchpad_capacity` bytes. When the multi-threaded primitive would use another implementation
-  // than the single-threaded one (which could change the rounding), the single-threaded one is returned.
+  // Most scratchpad bytes a single-threaded primitive of 1 to max_rows rows needs.
+  std::size_t max_scratchpad_bytes(std::int64_t max_rows) const;
+  // The primitive for `m` rows on `num_threads` threads, or the single-threaded one when the
+  // threaded one could round differently (see get's definition) or needs more than
+  // `scratchpad_capacity` bytes of scratchpad. The single-threaded one must fit.
   const CachedMatmul& get(std::int64_t m, int num_threads, std::size_t scratchpad_capacity);
   const dnnl::memory::desc& weights_desc() const { return weights_; }
 
  private:
-  const CachedMatmul& create(std::int64_t m, int num_threads, bool user_scratchpad);
+  dnnl::matmul::primitive_desc primitive_desc(std::int64_t m, int num_threads) const;
+  const CachedMatmul& entry(std::int64_t m, int num_threads);
 
   std::int64_t k_, n_;
   dnnl::memory::desc weights_;
   std::mutex mutex_;
-  std::map<std::tuple<std::int64_t, int, bool>, std::unique_ptr<CachedMatmul>> entries_;
+  std::map<std::pair<std::int64_t, int>, std::unique_ptr<CachedMatmul>> entries_;
 };
 
 // Runs `matmul` on raw pointers: src [m, K] bf16, weights (prepacked) and dst [m, N] fp32.

@@ -84,8 +84,9 @@ BackendInfo cpu_reference_monolithic_backend() {
       return Support::no("routes inside itself and takes the standard format; the dispatch delivers " +
                          std::string(to_string(format)));
     }
-    if (config.parallel.ep_size != 1) {
-      return Support::no("runs on one device; parallel.ep_size is " + std::to_string(config.parallel.ep_size));
+    if (is_expert_parallel(config.parallel.dispatch)) {
+      return Support::no("routes inside itself on one device; dispatch is " +
+                         std::string(to_string(config.parallel.dispatch)));
     }
     return Support::yes();
   };

@@ -1,0 +1,60 @@
+// CUDA error checks and small runtime helpers for the CUDA folders. Includes cuda_runtime.h, so only
+// code under src/backends/cuda_*/ includes it; generic code goes through device_ops.hpp.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <string>
+
+#include "fusedmoe/device.hpp"
+#include "fusedmoe/error.hpp"
+
+namespace fusedmoe::cuda {
+
+// "cudaMalloc(&p, n) failed: cudaErrorMemoryAllocation (2): out of memory at file.cpp:12"
+std::string cuda_error_message(cudaError_t code, const char* call, const char* file, int line);
+[[noreturn]] void throw_cuda_error(cudaError_t code, const char* call, const char* file, int line);
+
+inline cudaStream_t stream_of(const ExecContext& context) { return static_cast<cudaStream_t>(context.stream); }
+
+// Makes `device_index` current for a scope and restores the previous device (cheap when already current).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device_index);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+  bool switched_ = false;
+};
+
+// What kernels size themselves by, read off the device once (never typed in).
+struct DeviceAttributes {
+  int compute_capability = 0;  // 90 for sm_90
+  int num_sms = 0;
+  std::size_t shared_memory_per_block_optin = 0;  // most dynamic shared memory a block may opt into
+  std::size_t l2_bytes = 0;
+  std::string name;
+};
+// Cached per device; throws CudaError when the device cannot be queried.
+const DeviceAttributes& device_attributes(int device_index);
+
+// Waits for the stream (nullptr: the legacy default stream) of the current device.
+void synchronize(cudaStream_t stream);
+
+}  // namespace fusedmoe::cuda
+
+// Throws fusedmoe::CudaError naming the call, the numeric code, its name and string, and file:line.
+#define FUSEDMOE_CUDA_CHECK(call)                                                            \
+  do {                                                                                       \
+    const cudaError_t fusedmoe_cuda_status_ = (call);                                        \
+    if (fusedmoe_cuda_status_ != cudaSuccess) {                                              \
+      ::fusedmoe::cuda::throw_cuda_error(fusedmoe_cuda_status_, #call, __FILE__, __LINE__); \
+    }                                                                                        \
+  } while (0)
+
+// After a kernel launch: a bad configuration (grid, shared memory) is reported here, not later.
+#define FUSEDMOE_CUDA_CHECK_LAUNCH() FUSEDMOE_CUDA_CHECK(cudaGetLastError())

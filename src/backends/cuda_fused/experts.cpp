@@ -1,0 +1,157 @@
+// cuda_fused's forward: align, GEMM1 + activation, GEMM2 + routing weight, reduce over top-k, all on
+// the caller's stream, in workspace sized beforehand.
+#include "backends/cuda_fused/experts.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/launch.hpp"
+#include "core/check.hpp"
+
+namespace fusedmoe::cuda_fused {
+
+namespace {
+
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Worst-case sizes of a call with `num_tokens` tokens, whatever tile the table picks.
+struct Plan {
+  std::int64_t pairs;                // M * k (token, slot) pairs
+  std::int64_t hidden_pitch;         // H rounded up to 8: the padded hidden copy and the per-pair rows
+  std::int64_t intermediate_padded;  // I_pad
+  std::int64_t rows_capacity;        // sorted rows: every expert padded to the largest block_m
+  std::int64_t blocks_capacity;      // blocks of the smallest block_m over those rows
+};
+
+Plan make_plan(std::int64_t num_tokens, std::int64_t top_k, std::int64_t num_local_experts, std::int64_t hidden,
+               std::int64_t intermediate) {
+  Plan plan{};
+  plan.pairs = num_tokens * top_k;
+  plan.hidden_pitch = round_up(hidden, 8);
+  plan.intermediate_padded = round_up(intermediate, kWeightKPadding);
+  const std::int64_t padding = std::min(num_local_experts, plan.pairs) * (kLargestBlockM - 1);
+  plan.rows_capacity = round_up(plan.pairs + padding, kLargestBlockM);
+  plan.blocks_capacity = plan.rows_capacity / kSmallestBlockM;
+  return plan;
+}
+
+// Blocks the align step can fill with this tile: every expert with tokens rounds up to block_m.
+std::int64_t max_blocks(const Plan& plan, std::int64_t num_local_experts, int block_m) {
+  const std::int64_t rows = plan.pairs + std::min(num_local_experts, plan.pairs) * (block_m - 1);
+  return (rows + block_m - 1) / block_m;
+}
+
+}  // namespace
+
+std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) const {
+  const std::int64_t experts = problem.num_local_experts;
+  const Plan plan =
+      make_plan(problem.num_tokens, problem.top_k, experts, problem.hidden_size, problem.intermediate_size);
+  return WorkspaceArena::bytes_for(DType::int32, experts) +                // counts, then cursors
+         WorkspaceArena::bytes_for(DType::int64, experts + 1) +            // padded offsets
+         WorkspaceArena::bytes_for(DType::int32, plan.blocks_capacity) +   // block -> expert
+         WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +     // sorted pair ids
+         WorkspaceArena::bytes_for(DType::bf16, problem.num_tokens * plan.hidden_pitch) +  // padded hidden
+         WorkspaceArena::bytes_for(DType::bf16, plan.rows_capacity * plan.intermediate_padded) +  // intermediate
+         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch);  // weighted rows per pair
+}
+
+void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
+                             const TensorView& expert_out, WorkspaceArena& workspace, const ExecContext& context) {
+  const auto* converted = dynamic_cast<const CudaFusedWeights*>(&weights);
+  FUSEDMOE_ASSERT(converted != nullptr, "backend cuda_fused was given weights converted by another backend");
+  const TensorView& hidden = dispatched.hidden;
+  const std::int64_t num_tokens = hidden.size(0);
+  if (num_tokens == 0) return;
+  FUSEDMOE_ASSERT(hidden.dtype() == DType::bf16 && expert_out.dtype() == DType::bf16 && hidden.device().is_cuda());
+  const int top_k = static_cast<int>(dispatched.topk_ids.size(1));
+  const std::int64_t experts = converted->num_experts, hidden_size = converted->hidden;
+  const Plan plan = make_plan(num_tokens, top_k, experts, hidden_size, converted->intermediate);
+  FUSEDMOE_CHECK(plan.pairs <= INT32_MAX, "[cuda_fused] M * k = ", plan.pairs,
+                 " (token, slot) pairs in one call: expected at most 2^31 - 1 (lower max_chunk_tokens)");
+
+  const int device_index = hidden.device().index;
+  cuda::DeviceGuard guard(device_index);
+  const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
+  const TileConfig& tile = choose_tile(TileProblem{.num_tokens = num_tokens,
+                                                   .top_k = top_k,
+                                                   .num_local_experts = experts,
+                                                   .intermediate_padded = plan.intermediate_padded,
+                                                   .num_sms = device.num_sms});
+  const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
+
+  auto* counts = workspace.take(DType::int32, {experts}).data_as<std::int32_t>();
+  auto* offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
+  auto* block_expert = workspace.take(DType::int32, {plan.blocks_capacity}).data_as<std::int32_t>();
+  auto* sorted_ids = workspace.take(DType::int32, {plan.rows_capacity}).data_as<std::int32_t>();
+  const TensorView padded_hidden = workspace.take(DType::bf16, {num_tokens * plan.hidden_pitch});
+  const TensorView intermediate = workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
+  const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
+
+  const StreamHandle stream = context.stream;
+  const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
+  const auto* map = dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+
+  // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
+  const void* a = hidden.data();
+  std::int64_t lda = hidden_size, a_columns = hidden_size;
+  if (hidden_size % 8 != 0 || reinterpret_cast<std::uintptr_t>(hidden.data()) % 16 != 0) {
+    launch_pad_rows(hidden.data(), num_tokens, hidden_size, padded_hidden.data(), plan.hidden_pitch, stream);
+    a = padded_hidden.data();
+    lda = a_columns = plan.hidden_pitch;
+  }
+
+  launch_align(AlignLaunch{.topk_ids = ids,
+                           .num_pairs = plan.pairs,
+                           .expert_map = map,
+                           .num_experts = static_cast<int>(config_.num_experts),
+                           .num_local_experts = static_cast<int>(experts),
+                           .block_m = tile.block_m,
+                           .counts = counts,
+                           .offsets = offsets,
+                           .sorted_ids = sorted_ids,
+                           .block_expert = block_expert,
+                           .max_blocks = blocks},
+               stream);
+  launch_gemm1(Gemm1Launch{.tile = &tile,
+                           .hidden = a,
+                           .lda = lda,
+                           .a_columns = a_columns,
+                           .w13 = converted->w13.data(),
+                           .ldb = converted->hidden_padded_k,
+                           .intermediate_padded = plan.intermediate_padded,
+                           .sorted_ids = sorted_ids,
+                           .block_expert = block_expert,
+                           .max_blocks = blocks,
+                           .top_k = top_k,
+                           .intermediate = intermediate.data(),
+                           .activation = config_.activation == Activation::silu ? 0 : 1},
+               stream);
+  launch_gemm2(Gemm2Launch{.tile = &tile,
+                           .intermediate = intermediate.data(),
+                           .intermediate_padded = plan.intermediate_padded,
+                           .w2 = converted->w2.data(),
+                           .hidden_padded = converted->hidden_padded_n,
+                           .hidden = hidden_size,
+                           .sorted_ids = sorted_ids,
+                           .block_expert = block_expert,
+                           .max_blocks = blocks,
+                           .topk_weights = dispatched.topk_weights.data_as<const float>(),
+                           .out_rows = pair_rows.data(),
+                           .pitch = plan.hidden_pitch},
+               stream);
+  launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
+                             .pitch = plan.hidden_pitch,
+                             .topk_ids = ids,
+                             .expert_map = map,
+                             .num_experts = static_cast<int>(config_.num_experts),
+                             .num_local_experts = static_cast<int>(experts),
+                             .top_k = top_k,
+                             .num_tokens = num_tokens,
+                             .hidden = hidden_size,
+                             .out = expert_out.data()},
+                stream);
+}
+
+}  // namespace fusedmoe::cuda_fused

@@ -1,0 +1,88 @@
+// cuda_fused's launchers: plain C++ entry points (no CUDA headers) that experts.cpp and
+// convert_weights.cpp call; each launches on the given stream and checks the launch.
+#pragma once
+
+#include <cstdint>
+
+#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "fusedmoe/device.hpp"
+
+namespace fusedmoe::cuda_fused {
+
+// Align: sorted (token, slot) ids padded per expert to block_m, per-block experts, offsets.
+struct AlignLaunch {
+  const std::int32_t* topk_ids;
+  std::int64_t num_pairs;
+  const std::int32_t* expert_map;  // nullptr = identity
+  int num_experts;
+  int num_local_experts;
+  int block_m;
+  std::int32_t* counts;  // [E_local] scratch
+  std::int64_t* offsets;  // [E_local + 1]
+  std::int32_t* sorted_ids;  // [max_blocks * block_m]
+  std::int32_t* block_expert;  // [max_blocks]
+  std::int64_t max_blocks;
+};
+void launch_align(const AlignLaunch& args, StreamHandle stream);
+
+// GEMM1 + activation: intermediate [max_blocks * block_m, I_pad] bf16.
+struct Gemm1Launch {
+  const TileConfig* tile;
+  const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
+  std::int64_t lda;
+  std::int64_t a_columns;  // multiple of 8
+  const void* w13;  // converted [E_local, 2 I_pad, ldb]
+  std::int64_t ldb;
+  std::int64_t intermediate_padded;
+  const std::int32_t* sorted_ids;
+  const std::int32_t* block_expert;
+  std::int64_t max_blocks;
+  int top_k;
+  void* intermediate;
+  int activation;  // 0 = SiLU, 1 = GELU
+};
+void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
+
+// GEMM2 + routing weight: rows [M * k, pitch] bf16.
+struct Gemm2Launch {
+  const TileConfig* tile;
+  const void* intermediate;
+  std::int64_t intermediate_padded;  // lda and depth
+  const void* w2;  // converted [E_local, H_pad, I_pad]
+  std::int64_t hidden_padded;
+  std::int64_t hidden;
+  const std::int32_t* sorted_ids;
+  const std::int32_t* block_expert;
+  std::int64_t max_blocks;
+  const float* topk_weights;
+  void* out_rows;
+  std::int64_t pitch;
+};
+void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
+
+// Sum over top-k in slot order: out [M, H] bf16.
+struct ReduceLaunch {
+  const void* rows;
+  std::int64_t pitch;
+  const std::int32_t* topk_ids;
+  const std::int32_t* expert_map;
+  int num_experts;
+  int num_local_experts;
+  int top_k;
+  std::int64_t num_tokens;
+  std::int64_t hidden;
+  void* out;
+};
+void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
+
+// hidden [M, H] -> [M, pitch], zero padded (rows that are not 16-byte multiples).
+void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,
+                     std::int64_t pitch, StreamHandle stream);
+
+// One expert's canonical weights into cuda_fused's layout (see convert_weights.cpp).
+void launch_convert_w13(const void* source, std::int64_t intermediate, std::int64_t hidden, void* destination,
+                        std::int64_t intermediate_padded, std::int64_t ldb, StreamHandle stream);
+void launch_convert_w2(const void* source, std::int64_t hidden, std::int64_t intermediate, void* destination,
+                       std::int64_t hidden_padded, std::int64_t intermediate_padded, StreamHandle stream);
+
+}  // namespace fusedmoe::cuda_fused

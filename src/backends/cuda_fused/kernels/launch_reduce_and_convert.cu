@@ -1,0 +1,70 @@
+// Host side of the reduce over top-k, the weight conversion and the row padding.
+#include <algorithm>
+
+#include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/launch.hpp"
+#include "backends/cuda_fused/kernels/reduce_and_convert.cuh"
+#include "core/check.hpp"
+
+namespace fusedmoe::cuda_fused {
+
+namespace {
+constexpr int kThreads = 256;
+
+// A grid-stride launch: enough blocks to fill the GPU, capped.
+unsigned grid_stride_blocks(std::int64_t count) {
+  return static_cast<unsigned>(std::clamp<std::int64_t>((count + kThreads - 1) / kThreads, 1, 65536));
+}
+}  // namespace
+
+void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
+  if (args.num_tokens == 0) return;
+  const ReduceParams params{
+      .rows = static_cast<const __nv_bfloat16*>(args.rows),
+      .pitch = args.pitch,
+      .topk_ids = args.topk_ids,
+      .expert_map = args.expert_map,
+      .num_experts = args.num_experts,
+      .num_local_experts = args.num_local_experts,
+      .top_k = args.top_k,
+      .num_tokens = args.num_tokens,
+      .hidden = args.hidden,
+      .out = static_cast<__nv_bfloat16*>(args.out),
+      .vector_store = args.hidden % 8 == 0 && reinterpret_cast<std::uintptr_t>(args.out) % 16 == 0,
+  };
+  const std::int64_t threads = args.num_tokens * (args.pitch / 8);
+  const std::int64_t blocks = (threads + kThreads - 1) / kThreads;
+  FUSEDMOE_CHECK(blocks <= INT32_MAX, "[cuda_fused] reduce over ", threads, " chunks exceeds one launch");
+  reduce_topk_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, static_cast<cudaStream_t>(stream_handle)>>>(params);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,
+                     std::int64_t pitch, StreamHandle stream_handle) {
+  if (num_rows == 0) return;
+  pad_rows_kernel<<<grid_stride_blocks(num_rows * pitch), kThreads, 0, static_cast<cudaStream_t>(stream_handle)>>>(
+      static_cast<const __nv_bfloat16*>(source), num_rows, columns, static_cast<__nv_bfloat16*>(destination), pitch);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+void launch_convert_w13(const void* source, std::int64_t intermediate, std::int64_t hidden, void* destination,
+                        std::int64_t intermediate_padded, std::int64_t ldb, StreamHandle stream_handle) {
+  convert_w13_kernel<<<grid_stride_blocks(2 * intermediate_padded * ldb), kThreads, 0,
+                       static_cast<cudaStream_t>(stream_handle)>>>(static_cast<const __nv_bfloat16*>(source),
+                                                                   intermediate, hidden,
+                                                                   static_cast<__nv_bfloat16*>(destination),
+                                                                   intermediate_padded, ldb);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+void launch_convert_w2(const void* source, std::int64_t hidden, std::int64_t intermediate, void* destination,
+                       std::int64_t hidden_padded, std::int64_t intermediate_padded, StreamHandle stream_handle) {
+  convert_w2_kernel<<<grid_stride_blocks(hidden_padded * intermediate_padded), kThreads, 0,
+                      static_cast<cudaStream_t>(stream_handle)>>>(static_cast<const __nv_bfloat16*>(source), hidden,
+                                                                  intermediate,
+                                                                  static_cast<__nv_bfloat16*>(destination),
+                                                                  hidden_padded, intermediate_padded);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fusedmoe::cuda_fused

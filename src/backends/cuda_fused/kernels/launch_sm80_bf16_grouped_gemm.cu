@@ -1,0 +1,115 @@
+// Host side of the grouped GEMMs: the tile table's entries instantiated once each, shared memory opted
+// into per device, grids sized for the worst-case block count (unused blocks exit at once).
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/launch.hpp"
+#include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
+#include "core/check.hpp"
+
+namespace fusedmoe::cuda_fused {
+
+namespace {
+
+using ShapeM16 = GemmShape<16, 64, 64, 1, 2, 4>;
+using ShapeM32 = GemmShape<32, 64, 64, 2, 2, 3>;
+using ShapeM64 = GemmShape<64, 128, 32, 2, 2, 4>;
+using ShapeM128 = GemmShape<128, 128, 32, 4, 2, 4>;
+
+template <class Shape>
+constexpr bool matches(const TileConfig& config) {
+  return config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
+         config.warps_m == Shape::kWarpsM && config.warps_n == Shape::kWarpsN && config.stages == Shape::kStages &&
+         config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
+}
+static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfigs[1]) &&
+                  matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]),
+              "heuristics_sm80.hpp's table and the instantiated shapes must agree");
+
+// Raises a kernel's dynamic shared-memory limit once per device (beyond 48 KiB it must opt in).
+void allow_shared_memory(const void* kernel, int bytes) {
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard lock(mutex);
+  if (done.contains({kernel, device})) return;
+  FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.insert({kernel, device});
+}
+
+dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
+  FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",
+                 column_blocks, "] exceeds one launch");
+  return dim3(static_cast<unsigned>(max_blocks), static_cast<unsigned>(column_blocks));
+}
+
+template <class Shape>
+void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
+  const Gemm1Params params{.hidden = static_cast<const bf16*>(args.hidden),
+                           .lda = args.lda,
+                           .a_columns = args.a_columns,
+                           .w13 = static_cast<const bf16*>(args.w13),
+                           .ldb = args.ldb,
+                           .expert_stride = 2 * args.intermediate_padded * args.ldb,
+                           .sorted_ids = args.sorted_ids,
+                           .block_expert = args.block_expert,
+                           .top_k = args.top_k,
+                           .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
+                           .intermediate = static_cast<bf16*>(args.intermediate),
+                           .ldi = args.intermediate_padded,
+                           .activation = args.activation};
+  const auto kernel = gemm1_gate_up_kernel<Shape>;
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  kernel<<<gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN), Shape::kThreads,
+           Shape::kSharedBytes, stream>>>(params);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+template <class Shape>
+void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  const Gemm2Params params{.intermediate = static_cast<const bf16*>(args.intermediate),
+                           .lda = args.intermediate_padded,
+                           .w2 = static_cast<const bf16*>(args.w2),
+                           .ldb = args.intermediate_padded,
+                           .expert_stride = args.hidden_padded * args.intermediate_padded,
+                           .sorted_ids = args.sorted_ids,
+                           .block_expert = args.block_expert,
+                           .topk_weights = args.topk_weights,
+                           .k_tiles = static_cast<int>(args.intermediate_padded / Shape::kBlockK),
+                           .out_rows = static_cast<bf16*>(args.out_rows),
+                           .ldo = args.pitch,
+                           .out_columns = args.hidden};
+  const auto kernel = gemm2_down_kernel<Shape>;
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
+           Shape::kSharedBytes, stream>>>(params);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (args.tile->id) {
+    case TileId::m16: return run_gemm1<ShapeM16>(args, stream);
+    case TileId::m32: return run_gemm1<ShapeM32>(args, stream);
+    case TileId::m64: return run_gemm1<ShapeM64>(args, stream);
+    case TileId::m128: return run_gemm1<ShapeM128>(args, stream);
+  }
+}
+
+void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (args.tile->id) {
+    case TileId::m16: return run_gemm2<ShapeM16>(args, stream);
+    case TileId::m32: return run_gemm2<ShapeM32>(args, stream);
+    case TileId::m64: return run_gemm2<ShapeM64>(args, stream);
+    case TileId::m128: return run_gemm2<ShapeM128>(args, stream);
+  }
+}
+
+}  // namespace fusedmoe::cuda_fused

@@ -1,0 +1,105 @@
+// cuda_fused's memory-bound kernels: the deterministic sum over top-k, the one-time weight conversion,
+// and the copy that pads hidden rows to 16-byte multiples when they are not.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace fusedmoe::cuda_fused {
+
+struct ReduceParams {
+  const __nv_bfloat16* rows;  // [M * k, pitch]: weighted expert outputs per (token, slot)
+  std::int64_t pitch;         // multiple of 8
+  const std::int32_t* topk_ids;
+  const std::int32_t* expert_map;  // or nullptr
+  int num_experts;
+  int num_local_experts;
+  int top_k;
+  std::int64_t num_tokens;
+  std::int64_t hidden;  // H
+  __nv_bfloat16* out;   // [M, H]
+  bool vector_store;    // H % 8 == 0 and out 16-byte aligned
+};
+
+// out[t, c..c+8) = sum over slots, in slot order, in fp32, of the rows whose expert is local; a token
+// with no local expert gets zeros. One thread per 8 columns of one token.
+__global__ void reduce_topk_kernel(ReduceParams params) {
+  const std::int64_t chunks = params.pitch / 8;
+  const std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= params.num_tokens * chunks) return;
+  const std::int64_t token = index / chunks, column = (index % chunks) * 8;
+  if (column >= params.hidden) return;
+  float sum[8] = {};
+  for (int slot = 0; slot < params.top_k; ++slot) {
+    const std::int64_t pair = token * params.top_k + slot;
+    const std::int32_t id = params.topk_ids[pair];
+    if (id < 0 || id >= params.num_experts) continue;
+    const std::int32_t local = params.expert_map != nullptr ? params.expert_map[id] : id;
+    if (local < 0 || local >= params.num_local_experts) continue;
+    const uint4 packed = *reinterpret_cast<const uint4*>(params.rows + pair * params.pitch + column);
+    const auto* values = reinterpret_cast<const __nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 pair_values = __bfloat1622float2(values[j]);
+      sum[2 * j] = __fadd_rn(sum[2 * j], pair_values.x);
+      sum[2 * j + 1] = __fadd_rn(sum[2 * j + 1], pair_values.y);
+    }
+  }
+  __nv_bfloat16* out = params.out + token * params.hidden + column;
+  if (params.vector_store) {
+    uint4 packed;
+    auto* values = reinterpret_cast<__nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) values[j] = __floats2bfloat162_rn(sum[2 * j], sum[2 * j + 1]);
+    *reinterpret_cast<uint4*>(out) = packed;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      if (column + j < params.hidden) out[j] = __float2bfloat16_rn(sum[j]);
+    }
+  }
+}
+
+// Canonical w13 of one expert [2I, H] (gate rows, then up rows) -> [2 I_pad, ldb]: row r holds
+// gate column 16 (r / 32) + r % 32 when r % 32 < 16, else the matching up column; zeros past I and H.
+__global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t intermediate, std::int64_t hidden,
+                                   __nv_bfloat16* destination, std::int64_t intermediate_padded, std::int64_t ldb) {
+  const std::int64_t count = 2 * intermediate_padded * ldb;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
+       index += stride) {
+    const std::int64_t row = index / ldb, k = index % ldb;
+    const std::int64_t within = row % 32, column = (row / 32) * 16 + within % 16;
+    const std::int64_t source_row = within < 16 ? column : intermediate + column;
+    destination[index] = column < intermediate && k < hidden ? source[source_row * hidden + k] : __float2bfloat16_rn(0.0f);
+  }
+}
+
+// Canonical w2 of one expert [H, I] -> [H_pad, I_pad], zeros past H and I.
+__global__ void convert_w2_kernel(const __nv_bfloat16* source, std::int64_t hidden, std::int64_t intermediate,
+                                  __nv_bfloat16* destination, std::int64_t hidden_padded,
+                                  std::int64_t intermediate_padded) {
+  const std::int64_t count = hidden_padded * intermediate_padded;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
+       index += stride) {
+    const std::int64_t row = index / intermediate_padded, k = index % intermediate_padded;
+    destination[index] =
+        row < hidden && k < intermediate ? source[row * intermediate + k] : __float2bfloat16_rn(0.0f);
+  }
+}
+
+// hidden [M, H] -> [M, pitch] with zeros in columns [H, pitch).
+__global__ void pad_rows_kernel(const __nv_bfloat16* source, std::int64_t num_rows, std::int64_t columns,
+                                __nv_bfloat16* destination, std::int64_t pitch) {
+  const std::int64_t count = num_rows * pitch;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
+       index += stride) {
+    const std::int64_t row = index / pitch, column = index % pitch;
+    destination[index] = column < columns ? source[row * columns + column] : __float2bfloat16_rn(0.0f);
+  }
+}
+
+}  // namespace fusedmoe::cuda_fused

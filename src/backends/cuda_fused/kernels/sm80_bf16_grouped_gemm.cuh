@@ -1,0 +1,301 @@
+// cuda_fused's two grouped GEMMs on bf16 tensor cores (mma.sync m16n8k16, sm_80+; runs on Hopper too):
+//   GEMM1: rows of hidden gathered by sorted (token, slot) ids x w13 of the block's expert, with
+//          act(gate) * up in the epilogue, written once in bf16 to the intermediate [rows, I_pad];
+//   GEMM2: the intermediate x w2 of the block's expert, times the routing weight in fp32, written to the
+//          per-(token, slot) rows [M * k, H_pitch] in bf16 (no atomics; a reduce kernel sums over k).
+// One block = block_m sorted rows (all of one expert: the align step pads each expert to block_m) x
+// block_n weight rows, a cp.async pipeline of `stages` shared-memory tiles, ldmatrix + mma.sync.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace fusedmoe::cuda_fused {
+
+using bf16 = __nv_bfloat16;
+
+template <int BlockM, int BlockN, int BlockK, int WarpsM, int WarpsN, int Stages>
+struct GemmShape {
+  static constexpr int kBlockM = BlockM, kBlockN = BlockN, kBlockK = BlockK, kStages = Stages;
+  static constexpr int kWarpsM = WarpsM, kWarpsN = WarpsN;
+  static constexpr int kThreads = 32 * WarpsM * WarpsN;
+  static constexpr int kWarpM = BlockM / WarpsM, kWarpN = BlockN / WarpsN;
+  static constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
+  static constexpr int kPitch = BlockK + 8;  // bf16 per shared row: 16 bytes of padding keep ldmatrix conflict-free
+  static constexpr int kStageA = BlockM * kPitch, kStageB = BlockN * kPitch;  // elements
+  static constexpr int kSharedBytes = Stages * (kStageA + kStageB) * 2;
+  static constexpr int kChunksPerRow = BlockK / 8;  // 16-byte cp.async chunks
+  static constexpr int kChunksA = BlockM * kChunksPerRow / kThreads;
+  static constexpr int kChunksB = BlockN * kChunksPerRow / kThreads;
+  static_assert(BlockK % 16 == 0 && 64 % BlockK == 0, "block_k must divide 64, the weights' depth padding");
+  static_assert(kWarpM % 16 == 0, "a warp covers whole m16 fragments");
+  static_assert(kWarpN % 32 == 0, "a warp covers whole 32-row gate/up groups of the converted w13");
+  static_assert(kChunksA >= 1 && kChunksA * kThreads == BlockM * kChunksPerRow, "A tile must split evenly");
+  static_assert(kChunksB >= 1 && kChunksB * kThreads == BlockN * kChunksPerRow, "B tile must split evenly");
+  static_assert(Stages >= 2, "a pipeline needs two stages");
+};
+
+struct Gemm1Params {
+  const bf16* hidden;        // A: [M, lda], rows 16-byte aligned
+  std::int64_t lda;
+  std::int64_t a_columns;    // columns of A holding data (multiple of 8); later ones read as zero
+  const bf16* w13;           // converted: [E_local][2 I_pad][ldb], gate/up interleaved by 16 rows
+  std::int64_t ldb;
+  std::int64_t expert_stride;
+  const std::int32_t* sorted_ids;    // [rows]: token * k + slot, or -1 (padding)
+  const std::int32_t* block_expert;  // [blocks]: local expert, or -1 (unused block)
+  int top_k;
+  int k_tiles;
+  bf16* intermediate;  // [rows, ldi]
+  std::int64_t ldi;
+  int activation;  // 0 = SiLU, 1 = GELU (erf)
+};
+
+struct Gemm2Params {
+  const bf16* intermediate;  // A: [rows, lda]
+  std::int64_t lda;
+  const bf16* w2;  // converted: [E_local][H_pad][ldb]
+  std::int64_t ldb;
+  std::int64_t expert_stride;
+  const std::int32_t* sorted_ids;
+  const std::int32_t* block_expert;
+  const float* topk_weights;  // [M * k]
+  int k_tiles;
+  bf16* out_rows;  // [M * k, ldo]
+  std::int64_t ldo;
+  std::int64_t out_columns;  // H
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
+// 16 bytes global -> shared, zero-filled when !valid (then `source` is only a placeholder address).
+__device__ __forceinline__ void cp_async_16(unsigned destination, const void* source, bool valid) {
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(destination), "l"(source), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&registers)[4], unsigned address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(registers[0]), "=r"(registers[1]), "=r"(registers[2]), "=r"(registers[3])
+               : "r"(address));
+}
+
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc += A . B^T over k_tiles * BlockK columns. This thread's A chunks come from a_source[i] (already
+// offset by their column a_column[i]; nullptr = a padding row, read as zeros; columns >= a_columns read
+// as zeros); its B chunks from b_source[i] (always in bounds: the weights are padded).
+template <class Shape>
+__device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape::kFragsN][4],
+                                              const bf16* const (&a_source)[Shape::kChunksA],
+                                              const int (&a_column)[Shape::kChunksA], std::int64_t a_columns,
+                                              const bf16* const (&b_source)[Shape::kChunksB], int k_tiles,
+                                              const void* placeholder, unsigned char* shared) {
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
+  const unsigned shared_a = shared_address(shared);
+  const unsigned shared_b = shared_a + Shape::kStages * Shape::kStageA * 2;
+
+  unsigned a_offset[Shape::kChunksA], b_offset[Shape::kChunksB];  // bytes within a stage
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    a_offset[i] = ((chunk / Shape::kChunksPerRow) * Shape::kPitch + (chunk % Shape::kChunksPerRow) * 8) * 2;
+  }
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksB; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    b_offset[i] = ((chunk / Shape::kChunksPerRow) * Shape::kPitch + (chunk % Shape::kChunksPerRow) * 8) * 2;
+  }
+  auto load_tile = [&](int stage, int k_tile) {
+    const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
+#pragma unroll
+    for (int i = 0; i < Shape::kChunksA; ++i) {
+      const bool valid = a_source[i] != nullptr && k0 + a_column[i] < a_columns;
+      cp_async_16(shared_a + stage * Shape::kStageA * 2 + a_offset[i], valid ? a_source[i] + k0 : placeholder,
+                  valid);
+    }
+#pragma unroll
+    for (int i = 0; i < Shape::kChunksB; ++i) {
+      cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i], b_source[i] + k0, true);
+    }
+  };
+
+#pragma unroll
+  for (int stage = 0; stage < Shape::kStages - 1; ++stage) {
+    if (stage < k_tiles) load_tile(stage, stage);
+    cp_async_commit();
+  }
+  for (int k_tile = 0; k_tile < k_tiles; ++k_tile) {
+    cp_async_wait<Shape::kStages - 2>();  // tile k_tile has landed (groups are committed every iteration)
+    __syncthreads();                      // ... for every thread, and everyone is done with tile k_tile - 1
+    const int next = k_tile + Shape::kStages - 1;
+    if (next < k_tiles) load_tile(next % Shape::kStages, next);
+    cp_async_commit();
+
+    const int stage = k_tile % Shape::kStages;
+    const unsigned stage_a = shared_a + stage * Shape::kStageA * 2;
+    const unsigned stage_b = shared_b + stage * Shape::kStageB * 2;
+#pragma unroll
+    for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
+      unsigned a_fragment[Shape::kFragsM][4];
+      unsigned b_fragment[Shape::kFragsN][2];
+#pragma unroll
+      for (int fm = 0; fm < Shape::kFragsM; ++fm) {
+        const int row = warp_m * Shape::kWarpM + fm * 16 + (lane & 15);
+        const int column = kk * 16 + (lane >> 4) * 8;
+        ldmatrix_x4(a_fragment[fm], stage_a + (row * Shape::kPitch + column) * 2);
+      }
+#pragma unroll
+      for (int pair = 0; pair < Shape::kFragsN / 2; ++pair) {
+        const int row = warp_n * Shape::kWarpN + pair * 16 + (lane & 7) + ((lane >> 4) << 3);
+        const int column = kk * 16 + ((lane >> 3) & 1) * 8;
+        unsigned registers[4];
+        ldmatrix_x4(registers, stage_b + (row * Shape::kPitch + column) * 2);
+        b_fragment[2 * pair][0] = registers[0];
+        b_fragment[2 * pair][1] = registers[1];
+        b_fragment[2 * pair + 1][0] = registers[2];
+        b_fragment[2 * pair + 1][1] = registers[3];
+      }
+#pragma unroll
+      for (int fm = 0; fm < Shape::kFragsM; ++fm) {
+#pragma unroll
+        for (int fn = 0; fn < Shape::kFragsN; ++fn) {
+          mma_bf16_16816(acc[fm][fn], a_fragment[fm], b_fragment[fn][0], b_fragment[fn][1]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+}
+
+__device__ __forceinline__ float gated_activation(float gate, float up, int activation) {
+  const float act = activation == 0 ? gate / (1.0f + expf(-gate)) : 0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f));
+  return act * up;
+}
+
+#endif  // __CUDA_ARCH__ >= 800
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Params params) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int expert = params.block_expert[blockIdx.x];
+  if (expert < 0) return;  // beyond the padded rows actually used
+  extern __shared__ __align__(128) unsigned char shared[];
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // converted w13 row
+
+  const bf16* a_source[Shape::kChunksA];
+  int a_column[Shape::kChunksA];
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    const int row = chunk / Shape::kChunksPerRow;
+    a_column[i] = (chunk % Shape::kChunksPerRow) * 8;
+    const std::int32_t pair = params.sorted_ids[row0 + row];
+    a_source[i] = pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + a_column[i]
+                            : nullptr;
+  }
+  const bf16* b_source[Shape::kChunksB];
+  const bf16* weights = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride;
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksB; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    b_source[i] = weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+  }
+  float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.k_tiles, params.w13, shared);
+
+  // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
+  // in the same registers of the same thread.
+  const std::int64_t group0 = (n0 + warp_n * Shape::kWarpN) / 32;
+#pragma unroll
+  for (int fm = 0; fm < Shape::kFragsM; ++fm) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const std::int64_t row = row0 + warp_m * Shape::kWarpM + fm * 16 + lane / 4 + half * 8;
+      bf16* out_row = params.intermediate + row * params.ldi;
+#pragma unroll
+      for (int fn = 0; fn < Shape::kFragsN; ++fn) {
+        if ((fn & 3) >= 2) continue;
+        const std::int64_t column = 16 * (group0 + fn / 4) + 8 * (fn & 3) + 2 * (lane & 3);
+        const float v0 = gated_activation(acc[fm][fn][2 * half], acc[fm][fn + 2][2 * half], params.activation);
+        const float v1 = gated_activation(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1], params.activation);
+        *reinterpret_cast<__nv_bfloat162*>(out_row + column) = __floats2bfloat162_rn(v0, v1);
+      }
+    }
+  }
+#endif
+}
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params params) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int expert = params.block_expert[blockIdx.x];
+  if (expert < 0) return;
+  extern __shared__ __align__(128) unsigned char shared[];
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
+
+  const bf16* a_source[Shape::kChunksA];
+  int a_column[Shape::kChunksA];
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    a_column[i] = (chunk % Shape::kChunksPerRow) * 8;
+    a_source[i] = params.intermediate + (row0 + chunk / Shape::kChunksPerRow) * params.lda + a_column[i];
+  }
+  const bf16* b_source[Shape::kChunksB];
+  const bf16* weights = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride;
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksB; ++i) {
+    const int chunk = thread + i * Shape::kThreads;
+    b_source[i] = weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+  }
+  float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.k_tiles, params.w2, shared);
+
+#pragma unroll
+  for (int fm = 0; fm < Shape::kFragsM; ++fm) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const std::int64_t row = row0 + warp_m * Shape::kWarpM + fm * 16 + lane / 4 + half * 8;
+      const std::int32_t pair = params.sorted_ids[row];
+      if (pair < 0) continue;  // a padding row
+      const float weight = params.topk_weights[pair];
+      bf16* out_row = params.out_rows + static_cast<std::int64_t>(pair) * params.ldo;
+#pragma unroll
+      for (int fn = 0; fn < Shape::kFragsN; ++fn) {
+        const std::int64_t column = n0 + warp_n * Shape::kWarpN + fn * 8 + 2 * (lane & 3);
+        // column + 1 < ldo whenever column < H: the pitch is H rounded up to 8.
+        if (column < params.out_columns) {
+          *reinterpret_cast<__nv_bfloat162*>(out_row + column) =
+              __floats2bfloat162_rn(weight * acc[fm][fn][2 * half], weight * acc[fm][fn][2 * half + 1]);
+        }
+      }
+    }
+  }
+#endif
+}
+
+}  // namespace fusedmoe::cuda_fused

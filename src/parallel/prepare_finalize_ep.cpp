@@ -1,0 +1,245 @@
+#include "parallel/prepare_finalize_ep.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "core/check.hpp"
+#include "core/elements.hpp"
+#include "core/threading.hpp"
+#include "kernel/weight_and_reduce.hpp"
+#include "parallel/expert_map.hpp"
+
+namespace fusedmoe {
+
+namespace {
+
+void check_communicator(const MoeConfig& config, const std::shared_ptr<Communicator>& communicator,
+                        std::string_view mode) {
+  FUSEDMOE_CHECK(communicator != nullptr, "[", mode, "] needs a Communicator (LayerOptions::communicator) for ",
+                 config.parallel.ep_size, " ranks");
+  FUSEDMOE_CHECK(communicator->size() == config.parallel.ep_size, "[", mode, "] the communicator has ",
+                 communicator->size(), " ranks but parallel.ep_size = ", config.parallel.ep_size);
+  FUSEDMOE_CHECK(communicator->rank() == config.parallel.ep_rank, "[", mode, "] this process is rank ",
+                 communicator->rank(), " of the communicator but parallel.ep_rank = ", config.parallel.ep_rank);
+  FUSEDMOE_CHECK(communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
+                 " communicator moves ", to_string(communicator->device_kind()), " buffers but the layer runs on ",
+                 to_string(config.device));
+  FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode, "] CPU tensors only for now (NCCL support comes with the CUDA backends)");
+}
+
+std::int64_t max_over_ranks(Communicator& communicator, std::int64_t local, std::vector<std::int64_t>& all) {
+  all.assign(static_cast<std::size_t>(communicator.size()), 0);
+  communicator.all_gather_int64(local, all);
+  return *std::max_element(all.begin(), all.end());
+}
+
+// fp32 partial sums [rows, H] of what the Experts produced (weighting and reducing over k if they did not).
+TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
+                        WorkspaceArena& workspace, int num_threads) {
+  const std::int64_t rows = dispatched.hidden.size(0), hidden = dispatched.hidden.size(1);
+  const TensorView sums = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 0), hidden});
+  if (policy == WeightAndReduce::by_finalize) {
+    weight_and_reduce_standard(expert_out, dispatched.topk_weights, sums, num_threads);
+  } else if (rows > 0) {
+    convert_elements(expert_out.data(), expert_out.dtype(), sums.data(), DType::fp32,
+                     static_cast<std::size_t>(rows * hidden));
+  }
+  return sums;
+}
+
+}  // namespace
+
+// ---- all-gather / reduce-scatter ----------------------------------------------------------------
+
+AllGatherPrepareFinalize::AllGatherPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator)
+    : communicator_(std::move(communicator)) {
+  check_communicator(config, communicator_, "allgather");
+}
+
+std::int64_t AllGatherPrepareFinalize::agree_num_tokens(std::int64_t local) {
+  return max_over_ranks(*communicator_, local, rank_tokens_);
+}
+
+ExpertsProblem AllGatherPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
+  return {.format = ActivationFormat::standard,
+          .num_tokens = num_tokens * communicator_->size(),  // every rank's chunk
+          .num_local_experts = config.num_local_experts(),
+          .num_experts = config.num_experts,
+          .top_k = config.routing.top_k,
+          .hidden_size = config.hidden_size,
+          .intermediate_size = config.intermediate_size};
+}
+
+std::size_t AllGatherPrepareFinalize::workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const {
+  const std::int64_t all = num_tokens * communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
+  return WorkspaceArena::bytes_for(config.act_dtype, all * hidden) + WorkspaceArena::bytes_for(DType::int32, all * k) +
+         WorkspaceArena::bytes_for(DType::fp32, all * k) + WorkspaceArena::bytes_for(DType::fp32, all * hidden) +
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
+}
+
+DispatchedTokens AllGatherPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
+                                                   const TensorView& topk_weights, const TensorView& expert_map,
+                                                   WorkspaceArena& workspace, const ExecContext& context) {
+  const int ranks = communicator_->size();
+  rank_tokens_.assign(static_cast<std::size_t>(ranks), 0);
+  communicator_->all_gather_int64(hidden.size(0), rank_tokens_);
+  const std::int64_t total = std::accumulate(rank_tokens_.begin(), rank_tokens_.end(), std::int64_t{0});
+  const std::int64_t width = hidden.size(1), k = topk_ids.size(1);
+  DispatchedTokens dispatched;
+  dispatched.format = ActivationFormat::standard;
+  dispatched.expert_map = expert_map;
+  dispatched.hidden = workspace.take(hidden.dtype(), {total, width});
+  dispatched.topk_ids = workspace.take(DType::int32, {total, k});
+  dispatched.topk_weights = workspace.take(DType::fp32, {total, k});
+  auto gather = [&](const TensorView& mine, const TensorView& all, std::int64_t row_bytes) {
+    std::vector<std::size_t> bytes(static_cast<std::size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) bytes[r] = static_cast<std::size_t>(rank_tokens_[r] * row_bytes);
+    communicator_->all_gatherv(mine.data(), mine.nbytes(), all.data(), bytes, context.stream);
+  };
+  gather(hidden, dispatched.hidden, width * static_cast<std::int64_t>(dtype_size(hidden.dtype())));
+  gather(topk_ids, dispatched.topk_ids, k * 4);
+  gather(topk_weights, dispatched.topk_weights, k * 4);
+  return dispatched;
+}
+
+void AllGatherPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
+                                        WeightAndReduce policy, const TensorView& out, WorkspaceArena& workspace,
+                                        const ExecContext& context) {
+  const std::int64_t hidden = dispatched.hidden.size(1);
+  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  const TensorView mine = workspace.take(DType::fp32, {out.size(0), hidden});
+  std::vector<std::size_t> counts(rank_tokens_.size());
+  for (std::size_t r = 0; r < counts.size(); ++r) counts[r] = static_cast<std::size_t>(rank_tokens_[r] * hidden);
+  communicator_->reduce_scatter_sum_fp32(sums.data_as<const float>(), mine.data_as<float>(), counts, context.stream);
+  if (out.numel() > 0) {
+    convert_elements(mine.data(), DType::fp32, out.data(), out.dtype(), static_cast<std::size_t>(out.numel()));
+  }
+}
+
+// ---- all-to-all dispatch / combine -------------------------------------------------------------
+
+AllToAllPrepareFinalize::AllToAllPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator)
+    : communicator_(std::move(communicator)) {
+  check_communicator(config, communicator_, "all2all");
+  owner_.assign(static_cast<std::size_t>(config.num_experts), -1);
+  for (int rank = 0; rank < config.parallel.ep_size; ++rank) {
+    for (std::int32_t expert :
+         local_experts(config.num_experts, config.parallel.ep_size, rank, config.parallel.placement)) {
+      owner_[expert] = rank;
+    }
+  }
+}
+
+std::int64_t AllToAllPrepareFinalize::agree_num_tokens(std::int64_t local) {
+  std::vector<std::int64_t> all;
+  return max_over_ranks(*communicator_, local, all);
+}
+
+ExpertsProblem AllToAllPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
+  return {.format = ActivationFormat::standard,
+          .num_tokens = num_tokens * communicator_->size(),  // at most every rank's chunk, each token once
+          .num_local_experts = config.num_local_experts(),
+          .num_experts = config.num_experts,
+          .top_k = config.routing.top_k,
+          .hidden_size = config.hidden_size,
+          .intermediate_size = config.intermediate_size};
+}
+
+std::size_t AllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const {
+  const std::int64_t ranks = communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
+  const std::int64_t sent = num_tokens * std::min<std::int64_t>(k, ranks), received = num_tokens * ranks;
+  const auto rows = [&](std::int64_t count) {
+    return WorkspaceArena::bytes_for(config.act_dtype, count * hidden) + WorkspaceArena::bytes_for(DType::int32, count * k) +
+           WorkspaceArena::bytes_for(DType::fp32, count * k);
+  };
+  return rows(sent) + rows(received) + WorkspaceArena::bytes_for(DType::fp32, received * hidden) +
+         WorkspaceArena::bytes_for(DType::fp32, sent * hidden) + WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
+}
+
+DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
+                                                  const TensorView& topk_weights, const TensorView& expert_map,
+                                                  WorkspaceArena& workspace, const ExecContext& context) {
+  const int ranks = communicator_->size();
+  const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
+  const auto* ids = topk_ids.data_as<const std::int32_t>();
+  // Rows to send, grouped by destination rank (ascending), tokens ascending within a rank.
+  send_rows_.assign(static_cast<std::size_t>(ranks), 0);
+  sent_token_.clear();
+  for (int rank = 0; rank < ranks; ++rank) {
+    for (std::int64_t token = 0; token < tokens; ++token) {
+      bool owns = false;
+      for (std::int64_t slot = 0; slot < k && !owns; ++slot) owns = owner_[ids[token * k + slot]] == rank;
+      if (!owns) continue;
+      sent_token_.push_back(static_cast<std::int32_t>(token));
+      ++send_rows_[rank];
+    }
+  }
+  // Everyone learns how many rows it receives from whom.
+  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()), counts_in(static_cast<std::size_t>(ranks));
+  const std::vector<std::size_t> eight(static_cast<std::size_t>(ranks), 8);
+  communicator_->all_to_allv(counts_out.data(), eight, counts_in.data(), eight, context.stream);
+  receive_rows_.assign(counts_in.begin(), counts_in.end());
+  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  const std::int64_t received = std::accumulate(counts_in.begin(), counts_in.end(), std::int64_t{0});
+
+  const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
+  const TensorView send_hidden = workspace.take(hidden.dtype(), {sent, width});
+  const TensorView send_ids = workspace.take(DType::int32, {sent, k});
+  const TensorView send_weights = workspace.take(DType::fp32, {sent, k});
+  for (std::int64_t row = 0; row < sent; ++row) {
+    const std::int64_t token = sent_token_[row];
+    std::memcpy(send_hidden.data_as<char>() + row * row_bytes, hidden.data_as<const char>() + token * row_bytes, row_bytes);
+    std::memcpy(send_ids.data_as<std::int32_t>() + row * k, ids + token * k, static_cast<std::size_t>(k) * 4);
+    std::memcpy(send_weights.data_as<float>() + row * k, topk_weights.data_as<const float>() + token * k,
+                static_cast<std::size_t>(k) * 4);
+  }
+  DispatchedTokens dispatched;
+  dispatched.format = ActivationFormat::standard;
+  dispatched.expert_map = expert_map;
+  dispatched.hidden = workspace.take(hidden.dtype(), {received, width});
+  dispatched.topk_ids = workspace.take(DType::int32, {received, k});
+  dispatched.topk_weights = workspace.take(DType::fp32, {received, k});
+  auto exchange = [&](const TensorView& send, const TensorView& receive, std::size_t bytes_per_row) {
+    std::vector<std::size_t> out(static_cast<std::size_t>(ranks)), in(static_cast<std::size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) {
+      out[r] = send_rows_[r] * bytes_per_row;
+      in[r] = receive_rows_[r] * bytes_per_row;
+    }
+    communicator_->all_to_allv(send.data(), out, receive.data(), in, context.stream);
+  };
+  exchange(send_hidden, dispatched.hidden, row_bytes);
+  exchange(send_ids, dispatched.topk_ids, static_cast<std::size_t>(k) * 4);
+  exchange(send_weights, dispatched.topk_weights, static_cast<std::size_t>(k) * 4);
+  return dispatched;
+}
+
+void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
+                                       WeightAndReduce policy, const TensorView& out, WorkspaceArena& workspace,
+                                       const ExecContext& context) {
+  const int ranks = communicator_->size();
+  const std::int64_t hidden = dispatched.hidden.size(1);
+  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  // Send each received row's partial sum back where it came from; receive ours in send order.
+  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  const TensorView returned = workspace.take(DType::fp32, {sent, hidden});
+  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)), in_bytes(static_cast<std::size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) {
+    out_bytes[r] = receive_rows_[r] * static_cast<std::size_t>(hidden) * 4;
+    in_bytes[r] = send_rows_[r] * static_cast<std::size_t>(hidden) * 4;
+  }
+  communicator_->all_to_allv(sums.data(), out_bytes, returned.data(), in_bytes, context.stream);
+  // Home: add the partial sums of each token in rank order.
+  const TensorView total = workspace.take(DType::fp32, {out.size(0), hidden});
+  std::fill(total.data_as<float>(), total.data_as<float>() + total.numel(), 0.0f);
+  for (std::int64_t row = 0; row < sent; ++row) {
+    float* destination = total.data_as<float>() + static_cast<std::int64_t>(sent_token_[row]) * hidden;
+    const float* source = returned.data_as<const float>() + row * hidden;
+    for (std::int64_t column = 0; column < hidden; ++column) destination[column] += source[column];
+  }
+  if (out.numel() > 0) {
+    convert_elements(total.data(), DType::fp32, out.data(), out.dtype(), static_cast<std::size_t>(out.numel()));
+  }
+}
+
+}  // namespace fusedmoe

@@ -1,0 +1,316 @@
+// cuda_fused against the fp64 reference on randomised shapes and the edge cases that break grouped GEMMs;
+// determinism; CUDA-graph capture and replay; offsets beyond 2^31.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "cuda/cuda_testing.hpp"
+
+namespace fusedmoe {
+namespace {
+
+using testing::kGpu;
+using testing::RoutingPattern;
+
+enum class Ids {
+  pattern,         // testing::make_routing with the case's pattern
+  duplicates,      // every slot of a token names the same expert, shared by runs of tokens
+  out_of_range,    // some ids are -1 or >= E (contribute nothing on the GPU)
+};
+
+struct FusedCase {
+  std::string label;
+  std::int64_t tokens, experts, hidden, intermediate;
+  int top_k;
+  Activation activation = Activation::silu;
+  RoutingPattern pattern = RoutingPattern::router;
+  bool expert_map = false;  // odd experts are not local (-1)
+  Ids ids = Ids::pattern;
+  bool cpu_weights = false;  // convert from CPU weights (else from device weights)
+  std::int64_t max_chunk = 8192;
+
+  std::string describe() const {
+    std::ostringstream text;
+    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden << ",I=" << intermediate
+         << "," << to_string(activation) << (expert_map ? ",map" : "") << ",chunk=" << max_chunk << ")";
+    return text.str();
+  }
+};
+
+std::vector<FusedCase> fused_cases() {
+  std::vector<FusedCase> cases = {
+      {"decode_m1", 1, 8, 64, 32, 2},
+      {"decode_m1_k8_e128", 1, 128, 256, 96, 8},
+      {"odd_sizes", 37, 16, 67, 29, 4},          // H and I no multiple of anything: padded A, K and N tails
+      {"not_a_tile_multiple", 133, 8, 136, 72, 2},
+      {"e256", 300, 256, 128, 64, 8},
+      {"zero_token_expert", 19, 8, 32, 16, 3, Activation::silu, RoutingPattern::skip_last},
+      {"all_on_one_expert", 21, 8, 32, 16, 2, Activation::silu, RoutingPattern::one_hot_expert},
+      {"all_on_one_expert_k1", 200, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
+      {"expert_map", 29, 10, 40, 24, 3, Activation::silu, RoutingPattern::router, true},
+      {"expert_map_large", 517, 64, 128, 64, 6, Activation::silu, RoutingPattern::router, true},
+      {"duplicate_ids", 45, 12, 64, 48, 3, Activation::silu, RoutingPattern::router, false, Ids::duplicates},
+      {"out_of_range_ids", 23, 8, 64, 32, 3, Activation::silu, RoutingPattern::router, false, Ids::out_of_range},
+      {"gelu", 15, 8, 48, 40, 2, Activation::gelu},
+      {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, true},
+      {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, false, 16},
+      {"tile_m32", 96, 16, 128, 64, 4},
+      {"tile_m64", 600, 16, 128, 64, 4},
+      {"tile_m128", 2048, 16, 256, 128, 4},
+      {"wide", 64, 8, 1024, 512, 2},
+      {"empty_batch", 0, 8, 32, 16, 2},
+  };
+  // Randomised shapes (a fixed seed: the same cases every run).
+  std::uint64_t state = 2024;
+  auto next = [&](std::int64_t low, std::int64_t high) {
+    state = mix64(state);
+    return low + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(high - low + 1));
+  };
+  for (int index = 0; index < 12; ++index) {
+    FusedCase c;
+    c.label = "random_" + std::to_string(index);
+    c.tokens = next(1, 400);
+    c.experts = next(2, 72);
+    c.top_k = static_cast<int>(next(1, std::min<std::int64_t>(8, c.experts)));
+    c.hidden = next(8, 320);
+    c.intermediate = next(8, 200);
+    c.activation = index % 3 == 2 ? Activation::gelu : Activation::silu;
+    c.expert_map = index % 4 == 3;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+MoeConfig gpu_config(const FusedCase& c) {
+  MoeConfig config = testing::make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16, DType::bf16,
+                                          c.activation);
+  config.device = kGpu;
+  return config;
+}
+
+// Routing for a case, on the CPU; `reference_*` is what the fp64 reference sees (an out-of-range id there
+// becomes expert 0 with weight 0: it contributes nothing, as on the GPU).
+struct CaseRouting {
+  Tensor ids, weights, reference_ids, reference_weights;
+};
+
+CaseRouting case_routing(const FusedCase& c, const MoeConfig& config, const MoeWeights& weights, const Tensor& hidden) {
+  testing::Routing routing = testing::make_routing(config, c.tokens, c.pattern, 42, weights, hidden);
+  CaseRouting result{routing.ids, routing.weights, routing.ids, routing.weights};
+  auto* ids = routing.ids.data_as<std::int32_t>();
+  if (c.ids == Ids::duplicates) {
+    for (std::int64_t i = 0; i < c.tokens * c.top_k; ++i) {
+      ids[i] = static_cast<std::int32_t>((i / c.top_k / 4) % c.experts);  // 4 tokens in a row share one expert
+    }
+  }
+  if (c.ids == Ids::out_of_range) {
+    result.reference_ids = routing.ids.clone();
+    result.reference_weights = routing.weights.clone();
+    for (std::int64_t i = 0; i < c.tokens * c.top_k; i += 3) {
+      ids[i] = i % 2 ? -1 : static_cast<std::int32_t>(c.experts + i);
+      result.reference_ids.data_as<std::int32_t>()[i] = 0;
+      result.reference_weights.data_as<float>()[i] = 0.0f;
+    }
+  }
+  return result;
+}
+
+Tensor odd_experts_not_local(std::int64_t experts) {
+  Tensor map = Tensor::empty(DType::int32, {experts});
+  for (std::int64_t e = 0; e < experts; ++e) map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
+  return map;
+}
+
+const BackendInfo& cuda_fused() {
+  const BackendInfo* backend = find_backend("cuda_fused");
+  if (backend == nullptr) throw InternalError("cuda_fused is not registered");
+  return *backend;
+}
+
+class CudaFused : public ::testing::TestWithParam<FusedCase> {};
+
+TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase& c = GetParam();
+  SCOPED_TRACE(c.describe());
+  MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 7);
+  const Tensor hidden = random_hidden(config, c.tokens, 8);
+  const CaseRouting routing = case_routing(c, config, weights, hidden);
+  const Tensor map = c.expert_map ? odd_experts_not_local(c.experts) : Tensor();
+
+  testing::BuiltKernel built =
+      testing::build_kernel(cuda_fused(), config, c.cpu_weights ? weights : testing::weights_on(weights), c.max_chunk);
+  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights), gpu_map = testing::to_device(map);
+  const Tensor first = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, first);
+  const Tensor out = testing::to_host(first);
+
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden, routing.reference_ids, routing.reference_weights, map);
+  const ErrorStats stats = compare_to_reference(out, reference);
+  EXPECT_EQ(stats.non_finite, 0) << "outputs left unwritten (still NaN) or overflowed";
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16)) << "max abs error " << stats.max_abs_error;
+
+  const Tensor second = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, second);
+  EXPECT_TRUE(testing::bitwise_equal(out, testing::to_host(second))) << "two runs differ";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFused, ::testing::ValuesIn(fused_cases()),
+                         [](const auto& info) { return info.param.label; });
+
+// Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
+// token's result must not depend on how many other tokens share the batch.
+TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase c{"tiles", 3000, 32, 192, 96, 4};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 21);
+  const Tensor hidden = random_hidden(config, c.tokens, 22);
+  const testing::Routing routing = testing::make_routing(config, c.tokens, RoutingPattern::router, 23, weights, hidden);
+  testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights), 0);
+  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights);
+  const Tensor whole = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, whole);
+  const Tensor expected = testing::to_host(whole);
+  const std::int64_t row_bytes = c.hidden * 2;
+  for (std::int64_t tokens : {1, 3, 16, 17, 40, 100, 333, 1000}) {
+    SCOPED_TRACE("M=" + std::to_string(tokens));
+    const Tensor part = testing::empty_poisoned(DType::bf16, {tokens, c.hidden});
+    built.kernel->forward(gpu_hidden.view().slice_rows(0, tokens), gpu_ids.view().slice_rows(0, tokens),
+                          gpu_weights.view().slice_rows(0, tokens), {}, *built.weights, part);
+    const Tensor got = testing::to_host(part);
+    EXPECT_EQ(std::memcmp(got.data(), expected.data(), static_cast<std::size_t>(tokens * row_bytes)), 0);
+  }
+  const std::vector<double> reference = fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
+}
+
+// apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
+// capture mode fails on any allocation or synchronisation), and replays equal the eager run.
+TEST(CudaFusedGraph, CaptureAndReplayEqualEager) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase c{"graph", 77, 16, 96, 64, 4};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 31);
+  const Tensor hidden_a = random_hidden(config, c.tokens, 32), hidden_b = random_hidden(config, c.tokens, 33);
+  const testing::Routing routing =
+      testing::make_routing(config, c.tokens, RoutingPattern::router, 34, weights, hidden_a);
+  testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+  built.kernel->reserve(c.tokens);
+  testing::TestStream stream;
+  const Tensor input = testing::to_device(hidden_a), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights);
+
+  // Eager, on the stream, for both inputs.
+  const Tensor eager = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(input, gpu_ids, gpu_weights, {}, *built.weights, eager, stream.context());
+  stream.synchronize();
+  const Tensor eager_a = testing::to_host(eager);
+  copy_tensor(hidden_b, input);
+  built.kernel->forward(input, gpu_ids, gpu_weights, {}, *built.weights, eager, stream.context());
+  stream.synchronize();
+  const Tensor eager_b = testing::to_host(eager);
+
+  const Tensor replayed = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  cudaGraphExec_t graph = testing::capture_graph(stream.get(), [&] {
+    built.kernel->forward(input, gpu_ids, gpu_weights, {}, *built.weights, replayed, stream.context());
+  });
+  for (const Tensor* host_input : {&hidden_a, &hidden_b, &hidden_a}) {
+    testing::poison(replayed, stream.get());
+    copy_tensor(*host_input, input);  // new contents, same buffer: the graph reads them on replay
+    testing::check_cuda(cudaGraphLaunch(graph, stream.get()), "cudaGraphLaunch");
+    stream.synchronize();
+    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(replayed), host_input == &hidden_b ? eager_b : eager_a));
+  }
+  cudaGraphExecDestroy(graph);
+  const std::vector<double> reference = fp64_moe_reference(config, weights, hidden_a, routing.ids, routing.weights);
+  EXPECT_LE(compare_to_reference(eager_a, reference).relative_error, tolerance_for(DType::bf16));
+}
+
+// M * k * H > 2^31: the per-(token, slot) rows need 64-bit offsets. Several GB of device memory, so it
+// runs from its own ctest entry (label `slow`, FUSEDMOE_SLOW_TESTS=1) and checks a sample of tokens.
+TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
+  FUSEDMOE_REQUIRE_CUDA();
+  if (std::getenv("FUSEDMOE_SLOW_TESTS") == nullptr) {
+    GTEST_SKIP() << "slow: set FUSEDMOE_SLOW_TESTS=1 (ctest -L slow runs it as cuda.large_offsets)";
+  }
+  const FusedCase c{"large", 33000, 8, 8192, 64, 8};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  ASSERT_GT(c.tokens * c.top_k * c.hidden, std::int64_t{1} << 31);
+  const MoeWeights weights = random_weights(config, 41);
+  const Tensor hidden = random_hidden(config, c.tokens, 42);
+  const testing::Routing routing = testing::make_routing(config, c.tokens, RoutingPattern::router, 43, weights, hidden);
+  testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights), 0);
+  const Tensor result = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(testing::to_device(hidden), testing::to_device(routing.ids), testing::to_device(routing.weights),
+                        {}, *built.weights, result);
+  const Tensor out = testing::to_host(result);
+
+  // A sample of tokens, the last ones (largest offsets) included.
+  const std::vector<std::int64_t> sample = {0, 1, 4095, 16384, 26843, 32767, c.tokens - 2, c.tokens - 1};
+  const std::int64_t count = static_cast<std::int64_t>(sample.size());
+  Tensor sub_hidden = Tensor::empty(DType::bf16, {count, c.hidden}), sub_out = Tensor::empty(DType::bf16, {count, c.hidden});
+  Tensor sub_ids = Tensor::empty(DType::int32, {count, c.top_k}), sub_weights = Tensor::empty(DType::fp32, {count, c.top_k});
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t token = sample[i];
+    std::memcpy(sub_hidden.data_as<std::uint16_t>() + i * c.hidden, hidden.data_as<std::uint16_t>() + token * c.hidden,
+                static_cast<std::size_t>(c.hidden) * 2);
+    std::memcpy(sub_out.data_as<std::uint16_t>() + i * c.hidden, out.data_as<std::uint16_t>() + token * c.hidden,
+                static_cast<std::size_t>(c.hidden) * 2);
+    std::memcpy(sub_ids.data_as<std::int32_t>() + i * c.top_k, routing.ids.data_as<std::int32_t>() + token * c.top_k,
+                static_cast<std::size_t>(c.top_k) * 4);
+    std::memcpy(sub_weights.data_as<float>() + i * c.top_k, routing.weights.data_as<float>() + token * c.top_k,
+                static_cast<std::size_t>(c.top_k) * 4);
+  }
+  const ErrorStats stats =
+      compare_to_reference(sub_out, fp64_moe_reference(config, weights, sub_hidden, sub_ids, sub_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16)) << "max abs error " << stats.max_abs_error;
+  // Every row was written: no NaN left from the poison anywhere (bf16 exponent bits all set = NaN or Inf).
+  std::int64_t non_finite = 0;
+  const auto* bits = out.data_as<const std::uint16_t>();
+  for (std::int64_t i = 0; i < out.numel(); ++i) non_finite += (bits[i] & 0x7f80) == 0x7f80 ? 1 : 0;
+  EXPECT_EQ(non_finite, 0);
+}
+
+TEST(CudaFusedSupports, StatesWhatItCannotDo) {
+  const BackendInfo& backend = cuda_fused();
+  Platform platform;
+  platform.device = kGpu;
+  platform.cuda.available = true;
+  platform.cuda.compute_capability = 90;
+  platform.cuda.num_sms = 132;
+  platform.cuda.shared_memory_per_block = 227 * 1024;
+  platform.cuda.name = "synthetic H100";
+  MoeConfig config = testing::make_config(8, 2, 64, 32);
+  config.device = kGpu;
+  EXPECT_TRUE(backend.supports(config, platform, ActivationFormat::standard).ok);
+  EXPECT_EQ(backend.supports(config, platform, ActivationFormat::batched).reason,
+            "consumes the standard format; the dispatch delivers batched");
+  MoeConfig fp32 = config;
+  fp32.weight_dtype = fp32.act_dtype = DType::fp32;
+  EXPECT_EQ(backend.supports(fp32, platform, ActivationFormat::standard).reason, "needs bf16 weights; weight_dtype is fp32");
+  Platform old = platform;
+  old.cuda.compute_capability = 75;
+  EXPECT_NE(backend.supports(config, old, ActivationFormat::standard).reason.find("sm_75"), std::string::npos);
+  Platform none = platform;
+  none.cuda = CudaInfo{};
+  none.cuda.reason = "synthetic";
+  EXPECT_EQ(backend.supports(config, none, ActivationFormat::standard).reason, "no CUDA device: synthetic");
+  MoeConfig on_cpu = config;
+  on_cpu.device = Device::cpu();
+  EXPECT_FALSE(backend.supports(on_cpu, platform, ActivationFormat::standard).ok);
+}
+
+}  // namespace
+}  // namespace fusedmoe
