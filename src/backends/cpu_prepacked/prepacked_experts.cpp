@@ -13,27 +13,19 @@ namespace fusedmoe::prepacked {
 
 namespace {
 
-constexpr std::int64_t kDepthBlock = 256;  // K slice: a 16 KiB panel slice stays in L1 across row tiles
+constexpr std::int64_t kDepthBlock = 256;  // K slice: a 16 KiB panel slice stays in L1 across the slice
 
-// Row strides of the gathered inputs and the intermediate: padded by 64 bytes off a multiple of 4 KiB, so
-// the rows of one tile do not all land in the same L1 set (H = 2048 floats is exactly 8 KiB).
-std::int64_t padded_stride(std::int64_t width) { return (width + 15) / 16 * 16 + 16; }
-
-// C (rows x 32) = A (rows x depth, stride lda) . panel, in K slices.
-void tile_product(const PanelKernelInfo& kernel, const float* a, std::int64_t lda, int rows, const std::uint32_t* panel,
+// C (rows x 32) = packed A tile (depth x tile_rows) . panel, in K slices.
+void tile_product(const PanelKernelInfo& kernel, const float* a, int rows, const std::uint32_t* panel,
                   std::int64_t depth, float* c) {
   for (std::int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const std::int64_t slice = std::min(kDepthBlock, depth - k0);
-    kernel.kernel(a + k0, lda, rows, panel + k0 * 16, slice, c, k0 > 0);
+    kernel.kernel(a + k0 * kernel.max_rows, rows, panel + k0 * 16, slice, c, k0 > 0);
   }
 }
 
-struct Plan {
-  std::int64_t num_tokens, top_k, num_local_experts, rows;
-  const std::int64_t* offsets;  // [E_local + 1]
-  const std::int32_t* row_token;
-  const float* row_weight;
-};
+// Rows are grouped per expert into tiles of max_rows; tile_offsets[e] is the first tile of expert e.
+std::int64_t max_tiles(std::int64_t rows, std::int64_t experts, int tile_rows) { return rows / tile_rows + experts; }
 
 }  // namespace
 
@@ -55,17 +47,18 @@ PrepackedExperts::PrepackedExperts(const MoeConfig& config, PanelKernelInfo kern
     : config_(config), kernel_(kernel), name_(std::move(name)) {}
 
 std::size_t PrepackedExperts::workspace_bytes(const ExpertsProblem& problem) const {
-  const std::int64_t rows = problem.num_tokens * problem.top_k;
+  const std::int64_t rows = problem.num_tokens * problem.top_k, experts = problem.num_local_experts;
   const std::int64_t intermediate_padded = (problem.intermediate_size + 15) / 16 * 16;
   const std::int64_t hidden_padded = (problem.hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
-  return WorkspaceArena::bytes_for(DType::int64, problem.num_local_experts + 1) +  // offsets
-         WorkspaceArena::bytes_for(DType::int64, problem.num_local_experts) +      // fill cursors
-         WorkspaceArena::bytes_for(DType::int32, rows) +                           // row token
-         WorkspaceArena::bytes_for(DType::fp32, rows) +                            // row weight
-         WorkspaceArena::bytes_for(DType::fp32, rows * padded_stride(problem.hidden_size)) +  // gathered inputs
-         WorkspaceArena::bytes_for(DType::fp32, rows * padded_stride(intermediate_padded)) +  // intermediate
+  const std::int64_t tile_floats = max_tiles(rows, experts, kernel_.max_rows) * kernel_.max_rows;
+  return 2 * WorkspaceArena::bytes_for(DType::int64, experts + 1) +              // row and tile offsets
+         WorkspaceArena::bytes_for(DType::int64, experts) +                      // fill cursors
+         WorkspaceArena::bytes_for(DType::int32, rows) +                         // row token
+         WorkspaceArena::bytes_for(DType::fp32, rows) +                          // row weight
+         WorkspaceArena::bytes_for(DType::fp32, tile_floats * problem.hidden_size) +  // packed inputs
+         WorkspaceArena::bytes_for(DType::fp32, tile_floats * intermediate_padded) +  // packed intermediate
          WorkspaceArena::bytes_for(DType::fp32, problem.num_tokens * hidden_padded) +  // output sums
-         WorkspaceArena::bytes_for(DType::int64, 2 * problem.num_local_experts * (intermediate_padded / 16));  // tasks
+         WorkspaceArena::bytes_for(DType::int64, 2 * experts * (intermediate_padded / 16));  // tasks
 }
 
 void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -104,26 +97,41 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     row_weight[row] = routing[index];
   }
 
-  // 2. Gather the routed rows as fp32 (the GEMM1 A operand).
-  const std::int64_t input_stride = padded_stride(hidden), intermediate_stride = padded_stride(intermediate_padded);
-  float* inputs = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 1) * input_stride}).data_as<float>();
+  // 2. Gather the routed rows as fp32 into packed tiles (the GEMM1 A operand): tile t, depth k, row r at
+  //    [(t * H + k) * R + r]. Rows past an expert's count are never read.
+  const int tile_rows = kernel_.max_rows;
+  auto* tile_offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
+  tile_offsets[0] = 0;
+  for (std::int64_t expert = 0; expert < experts; ++expert) {
+    tile_offsets[expert + 1] = tile_offsets[expert] + (offsets[expert + 1] - offsets[expert] + tile_rows - 1) / tile_rows;
+  }
+  const std::int64_t tiles = tile_offsets[experts];
+  float* inputs =
+      workspace.take(DType::fp32, {std::max<std::int64_t>(tiles, 1) * tile_rows * hidden}).data_as<float>();
+  // Which expert each tile belongs to, for the parallel gather (reuses the cursor scratch per expert).
   const TensorView source = dispatched.hidden;
-  parallel_for(rows, num_threads, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t row = begin; row < end; ++row) {
-      float* destination = inputs + row * input_stride;
-      const std::int64_t base = static_cast<std::int64_t>(row_token[row]) * hidden;
-      if (source.dtype() == DType::fp32) {
-        std::memcpy(destination, source.data_as<const float>() + base, static_cast<std::size_t>(hidden) * 4);
-      } else {
-        const auto* bits = source.data_as<const std::uint16_t>() + base;
-        for (std::int64_t column = 0; column < hidden; ++column) destination[column] = bf16_to_float(bits[column]);
+  parallel_for_dynamic(experts, num_threads, [&](std::int64_t expert) {
+    for (std::int64_t tile = tile_offsets[expert]; tile < tile_offsets[expert + 1]; ++tile) {
+      const std::int64_t row0 = offsets[expert] + (tile - tile_offsets[expert]) * tile_rows;
+      const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
+      float* packed_tile = inputs + tile * hidden * tile_rows;
+      for (int r = 0; r < count; ++r) {
+        const std::int64_t base = static_cast<std::int64_t>(row_token[row0 + r]) * hidden;
+        if (source.dtype() == DType::fp32) {
+          const float* x = source.data_as<const float>() + base;
+          for (std::int64_t k = 0; k < hidden; ++k) packed_tile[k * tile_rows + r] = x[k];
+        } else {
+          const auto* bits = source.data_as<const std::uint16_t>() + base;
+          for (std::int64_t k = 0; k < hidden; ++k) packed_tile[k * tile_rows + r] = bf16_to_float(bits[k]);
+        }
       }
     }
   });
 
-  // 3. GEMM1 + activation: tasks (expert, 16-column block), intermediate written once in fp32.
+  // 3. GEMM1 + activation: tasks (expert, 16-column block); the intermediate is written once, in fp32,
+  //    already packed as GEMM2's A tiles.
   float* intermediate =
-      workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 1) * intermediate_stride}).data_as<float>();
+      workspace.take(DType::fp32, {std::max<std::int64_t>(tiles, 1) * tile_rows * intermediate_padded}).data_as<float>();
   const std::int64_t blocks13 = intermediate_padded / 16;
   auto* tasks = workspace.take(DType::int64, {2 * experts * blocks13}).data_as<std::int64_t>();
   std::int64_t num_tasks = 0;
@@ -136,16 +144,15 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     }
   }
   const bool use_silu = config_.activation == Activation::silu;
-  const int max_rows = kernel_.max_rows;
   parallel_for_dynamic(num_tasks, num_threads, [&](std::int64_t task) {
     const std::int64_t expert = tasks[2 * task], block = tasks[2 * task + 1];
     const std::uint32_t* panel = packed->w13_panel(expert, block);
     alignas(64) float tile[kMaxTileRows * kPanelWidth];
-    for (std::int64_t row0 = offsets[expert]; row0 < offsets[expert + 1]; row0 += max_rows) {
-      const int tile_rows = static_cast<int>(std::min<std::int64_t>(max_rows, offsets[expert + 1] - row0));
-      tile_product(kernel_, inputs + row0 * input_stride, input_stride, tile_rows, panel, hidden, tile);
-      kernel_.activation(tile, tile_rows, intermediate + row0 * intermediate_stride + block * 16, intermediate_stride,
-                         use_silu);
+    for (std::int64_t t = tile_offsets[expert]; t < tile_offsets[expert + 1]; ++t) {
+      const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
+      const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
+      tile_product(kernel_, inputs + t * hidden * tile_rows, count, panel, hidden, tile);
+      kernel_.activation(tile, count, intermediate + (t * intermediate_padded + block * 16) * tile_rows, use_silu);
     }
   });
 
@@ -161,15 +168,15 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     alignas(64) float tile[kMaxTileRows * kPanelWidth];
     for (std::int64_t expert = 0; expert < experts; ++expert) {
       const std::uint32_t* panel = packed->w2_panel(expert, block);
-      for (std::int64_t row0 = offsets[expert]; row0 < offsets[expert + 1]; row0 += max_rows) {
-        const int tile_rows = static_cast<int>(std::min<std::int64_t>(max_rows, offsets[expert + 1] - row0));
-        tile_product(kernel_, intermediate + row0 * intermediate_stride, intermediate_stride, tile_rows, panel,
-                     intermediate_padded, tile);
+      for (std::int64_t t = tile_offsets[expert]; t < tile_offsets[expert + 1]; ++t) {
+        const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
+        const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
+        tile_product(kernel_, intermediate + t * intermediate_padded * tile_rows, count, panel, intermediate_padded, tile);
         float* destination[kMaxTileRows];
-        for (int r = 0; r < tile_rows; ++r) {
+        for (int r = 0; r < count; ++r) {
           destination[r] = sums + static_cast<std::int64_t>(row_token[row0 + r]) * hidden_padded + column0;
         }
-        kernel_.accumulate(tile, tile_rows, row_weight + row0, destination);
+        kernel_.accumulate(tile, count, row_weight + row0, destination);
       }
     }
     const std::int64_t width = std::min<std::int64_t>(kPanelWidth, hidden - column0);

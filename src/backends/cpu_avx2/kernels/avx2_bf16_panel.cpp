@@ -13,8 +13,7 @@ namespace {
 constexpr int kAvx2MaxRows = 3;  // 3 rows x 4 accumulators + 4 panel vectors fit the 16 ymm registers
 
 template <int kRows>
-void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, std::int64_t depth, float* c,
-                bool accumulate) {
+void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
   // acc[r][0]: columns 0-7, [1]: 8-15, [2]: 16-23, [3]: 24-31.
   __m256 acc[kRows][4];
   for (int r = 0; r < kRows; ++r) {
@@ -29,7 +28,7 @@ void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, st
     const __m256 b2 = _mm256_castsi256_ps(_mm256_and_si256(first, high_mask));
     const __m256 b3 = _mm256_castsi256_ps(_mm256_and_si256(second, high_mask));
     for (int r = 0; r < kRows; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+      const __m256 x = _mm256_broadcast_ss(a + k * kAvx2MaxRows + r);
       acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
       acc[r][2] = _mm256_fmadd_ps(x, b2, acc[r][2]);
@@ -41,12 +40,11 @@ void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, st
   }
 }
 
-void avx2_panel(const float* a, std::int64_t lda, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
-                bool accumulate) {
+void avx2_panel(const float* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
   switch (rows) {
-    case 1: panel_rows<1>(a, lda, panel, depth, c, accumulate); break;
-    case 2: panel_rows<2>(a, lda, panel, depth, c, accumulate); break;
-    default: panel_rows<3>(a, lda, panel, depth, c, accumulate); break;
+    case 1: panel_rows<1>(a, panel, depth, c, accumulate); break;
+    case 2: panel_rows<2>(a, panel, depth, c, accumulate); break;
+    default: panel_rows<3>(a, panel, depth, c, accumulate); break;
   }
 }
 
@@ -83,7 +81,7 @@ __m256 erf8(__m256 x) {
   return _mm256_or_ps(y, sign);
 }
 
-void avx2_activation(const float* tile, int rows, float* out, std::int64_t ldo, bool silu) {
+void avx2_activation(const float* tile, int rows, float* out, bool silu) {
   for (int r = 0; r < rows; ++r) {
     for (int half = 0; half < 2; ++half) {
       const __m256 gate = _mm256_loadu_ps(tile + r * kPanelWidth + 8 * half);
@@ -95,7 +93,9 @@ void avx2_activation(const float* tile, int rows, float* out, std::int64_t ldo, 
         const __m256 half_gate = _mm256_mul_ps(gate, _mm256_set1_ps(0.5f));
         activated = _mm256_fmadd_ps(half_gate, erf8(_mm256_mul_ps(gate, _mm256_set1_ps(0.70710678118654752f))), half_gate);
       }
-      _mm256_storeu_ps(out + r * ldo + 8 * half, _mm256_mul_ps(activated, up));
+      alignas(32) float values[8];
+      _mm256_store_ps(values, _mm256_mul_ps(activated, up));
+      for (int j = 0; j < 8; ++j) out[(8 * half + j) * kAvx2MaxRows + r] = values[j];  // packed tile
     }
   }
 }

@@ -14,8 +14,7 @@ namespace fusedmoe::prepacked {
 namespace {
 
 template <int kRows>
-void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, std::int64_t depth, float* c,
-                bool accumulate) {
+void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
   __m512 low[kRows], high[kRows];
   for (int r = 0; r < kRows; ++r) {
     low[r] = accumulate ? _mm512_loadu_ps(c + r * kPanelWidth) : _mm512_setzero_ps();
@@ -29,7 +28,7 @@ void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, st
     const __m512 b_low = _mm512_castsi512_ps(_mm512_slli_epi32(packed, 16));
     const __m512 b_high = _mm512_castsi512_ps(_mm512_and_si512(packed, high_mask));
     for (int r = 0; r < kRows; ++r) {
-      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+      const __m512 x = _mm512_set1_ps(a[k * kMaxTileRows + r]);
       low[r] = _mm512_fmadd_ps(x, b_low, low[r]);
       high[r] = _mm512_fmadd_ps(x, b_high, high[r]);
     }
@@ -41,14 +40,14 @@ void panel_rows(const float* a, std::int64_t lda, const std::uint32_t* panel, st
 }
 
 template <int... kRows>
-void dispatch(std::integer_sequence<int, kRows...>, int rows, const float* a, std::int64_t lda,
-              const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
-  ((rows == kRows + 1 ? panel_rows<kRows + 1>(a, lda, panel, depth, c, accumulate) : void()), ...);
+void dispatch(std::integer_sequence<int, kRows...>, int rows, const float* a, const std::uint32_t* panel,
+              std::int64_t depth, float* c, bool accumulate) {
+  ((rows == kRows + 1 ? panel_rows<kRows + 1>(a, panel, depth, c, accumulate) : void()), ...);
 }
 
-void avx512_panel(const float* a, std::int64_t lda, int rows, const std::uint32_t* panel, std::int64_t depth,
-                  float* c, bool accumulate) {
-  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, a, lda, panel, depth, c, accumulate);
+void avx512_panel(const float* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
+                  bool accumulate) {
+  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, a, panel, depth, c, accumulate);
 }
 
 // exp(x) for 16 lanes: 2^n * p(f), n = round(x log2 e), f = x - n ln 2 (two-part ln 2), degree-6 polynomial;
@@ -84,7 +83,7 @@ __m512 erf16(__m512 x) {
   return _mm512_or_ps(y, sign);
 }
 
-void avx512_activation(const float* tile, int rows, float* out, std::int64_t ldo, bool silu) {
+void avx512_activation(const float* tile, int rows, float* out, bool silu) {
   for (int r = 0; r < rows; ++r) {
     const __m512 gate = _mm512_loadu_ps(tile + r * kPanelWidth);
     const __m512 up = _mm512_loadu_ps(tile + r * kPanelWidth + 16);
@@ -95,7 +94,11 @@ void avx512_activation(const float* tile, int rows, float* out, std::int64_t ldo
       const __m512 half_gate = _mm512_mul_ps(gate, _mm512_set1_ps(0.5f));
       activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))), half_gate);
     }
-    _mm512_storeu_ps(out + r * ldo, _mm512_mul_ps(activated, up));
+    // Scatter into the packed tile: column j of row r lands at out[j * kMaxTileRows + r].
+    const __m512i index = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                              _mm512_set1_epi32(kMaxTileRows)),
+                                           _mm512_set1_epi32(r));
+    _mm512_i32scatter_ps(out, index, _mm512_mul_ps(activated, up), 4);
   }
 }
 
