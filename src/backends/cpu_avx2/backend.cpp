@@ -16,7 +16,9 @@ BackendInfo cpu_avx2_backend() {
     }
     return prepacked::supports_prepacked(config, format);
   };
-  info.convert_weights = prepacked::pack_weights;
+  info.convert_weights = [](const Tensor& w13, const Tensor& w2, const MoeConfig& config) {
+    return prepacked::pack_weights(w13, w2, config, prepacked::PanelLayout::widen);
+  };
   info.make_experts = [](const MoeConfig& config) {
     return std::make_unique<prepacked::PrepackedExperts>(config, prepacked::avx2_panel_kernel(), "cpu_avx2");
   };

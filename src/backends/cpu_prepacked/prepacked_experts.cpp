@@ -15,12 +15,17 @@ namespace {
 
 constexpr std::int64_t kDepthBlock = 256;  // K slice: a 16 KiB panel slice stays in L1 across the slice
 
-// C (rows x 32) = packed A tile (depth x tile_rows) . panel, in K slices.
-void tile_product(const PanelKernelInfo& kernel, const float* a, int rows, const std::uint32_t* panel,
+// 4-byte elements of a packed A tile per unit of depth: one fp32 (widen) or half a bf16 pair (pairs).
+std::int64_t tile_elements(PanelLayout layout, std::int64_t depth, int tile_rows) {
+  return (layout == PanelLayout::pairs ? depth / 2 : depth) * tile_rows;
+}
+
+// C (rows x 32) = packed A tile . panel, in K slices (kDepthBlock is even, so pairs never straddle).
+void tile_product(const PanelKernelInfo& kernel, const std::uint32_t* a, int rows, const std::uint32_t* panel,
                   std::int64_t depth, float* c) {
   for (std::int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const std::int64_t slice = std::min(kDepthBlock, depth - k0);
-    kernel.kernel(a + k0 * kernel.max_rows, rows, panel + k0 * 16, slice, c, k0 > 0);
+    kernel.kernel(a + tile_elements(kernel.layout, k0, kernel.max_rows), rows, panel + k0 * 16, slice, c, k0 > 0);
   }
 }
 
@@ -51,11 +56,12 @@ std::size_t PrepackedExperts::workspace_bytes(const ExpertsProblem& problem) con
   const std::int64_t intermediate_padded = (problem.intermediate_size + 15) / 16 * 16;
   const std::int64_t hidden_padded = (problem.hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
   const std::int64_t tile_floats = max_tiles(rows, experts, kernel_.max_rows) * kernel_.max_rows;
+  // (sized for the widen layout: pairs tiles take half as many 4-byte elements, depth rounded up to even)
   return 2 * WorkspaceArena::bytes_for(DType::int64, experts + 1) +              // row and tile offsets
          WorkspaceArena::bytes_for(DType::int64, experts) +                      // fill cursors
          WorkspaceArena::bytes_for(DType::int32, rows) +                         // row token
          WorkspaceArena::bytes_for(DType::fp32, rows) +                          // row weight
-         WorkspaceArena::bytes_for(DType::fp32, tile_floats * problem.hidden_size) +  // packed inputs
+         WorkspaceArena::bytes_for(DType::fp32, tile_floats * (problem.hidden_size + 1)) +  // packed inputs
          WorkspaceArena::bytes_for(DType::fp32, tile_floats * intermediate_padded) +  // packed intermediate
          WorkspaceArena::bytes_for(DType::fp32, problem.num_tokens * hidden_padded) +  // output sums
          WorkspaceArena::bytes_for(DType::int64, 2 * experts * (intermediate_padded / 16));  // tasks
@@ -106,23 +112,36 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     tile_offsets[expert + 1] = tile_offsets[expert] + (offsets[expert + 1] - offsets[expert] + tile_rows - 1) / tile_rows;
   }
   const std::int64_t tiles = tile_offsets[experts];
-  float* inputs =
-      workspace.take(DType::fp32, {std::max<std::int64_t>(tiles, 1) * tile_rows * hidden}).data_as<float>();
-  // Which expert each tile belongs to, for the parallel gather (reuses the cursor scratch per expert).
+  const PanelLayout layout = packed->layout;
+  FUSEDMOE_ASSERT(layout == kernel_.layout, "weights packed for another kernel layout");
+  const std::int64_t depth13 = packed->hidden_depth;
+  const std::int64_t input_tile = tile_elements(layout, depth13, tile_rows);
+  auto* inputs =
+      workspace.take(DType::int32, {std::max<std::int64_t>(tiles, 1) * input_tile}).data_as<std::uint32_t>();
   const TensorView source = dispatched.hidden;
+  FUSEDMOE_ASSERT(layout == PanelLayout::widen || source.dtype() == DType::bf16, "bf16 pairs need bf16 activations");
   parallel_for_dynamic(experts, num_threads, [&](std::int64_t expert) {
     for (std::int64_t tile = tile_offsets[expert]; tile < tile_offsets[expert + 1]; ++tile) {
       const std::int64_t row0 = offsets[expert] + (tile - tile_offsets[expert]) * tile_rows;
       const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
-      float* packed_tile = inputs + tile * hidden * tile_rows;
+      std::uint32_t* packed_tile = inputs + tile * input_tile;
       for (int r = 0; r < count; ++r) {
         const std::int64_t base = static_cast<std::int64_t>(row_token[row0 + r]) * hidden;
-        if (source.dtype() == DType::fp32) {
+        if (layout == PanelLayout::pairs) {  // bf16 row reinterpreted as (k, k + 1) pairs
+          const auto* bits = source.data_as<const std::uint16_t>() + base;
+          for (std::int64_t pair = 0; pair < depth13 / 2; ++pair) {
+            const std::uint32_t low = bits[2 * pair];
+            const std::uint32_t high = 2 * pair + 1 < hidden ? bits[2 * pair + 1] : 0;
+            packed_tile[pair * tile_rows + r] = low | (high << 16);
+          }
+        } else if (source.dtype() == DType::fp32) {
           const float* x = source.data_as<const float>() + base;
-          for (std::int64_t k = 0; k < hidden; ++k) packed_tile[k * tile_rows + r] = x[k];
+          auto* out = reinterpret_cast<float*>(packed_tile);
+          for (std::int64_t k = 0; k < hidden; ++k) out[k * tile_rows + r] = x[k];
         } else {
           const auto* bits = source.data_as<const std::uint16_t>() + base;
-          for (std::int64_t k = 0; k < hidden; ++k) packed_tile[k * tile_rows + r] = bf16_to_float(bits[k]);
+          auto* out = reinterpret_cast<float*>(packed_tile);
+          for (std::int64_t k = 0; k < hidden; ++k) out[k * tile_rows + r] = bf16_to_float(bits[k]);
         }
       }
     }
@@ -130,8 +149,9 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
 
   // 3. GEMM1 + activation: tasks (expert, 16-column block); the intermediate is written once, in fp32,
   //    already packed as GEMM2's A tiles.
-  float* intermediate =
-      workspace.take(DType::fp32, {std::max<std::int64_t>(tiles, 1) * tile_rows * intermediate_padded}).data_as<float>();
+  const std::int64_t intermediate_tile = tile_elements(layout, intermediate_padded, tile_rows);
+  auto* intermediate =
+      workspace.take(DType::int32, {std::max<std::int64_t>(tiles, 1) * intermediate_tile}).data_as<std::uint32_t>();
   const std::int64_t blocks13 = intermediate_padded / 16;
   auto* tasks = workspace.take(DType::int64, {2 * experts * blocks13}).data_as<std::int64_t>();
   std::int64_t num_tasks = 0;
@@ -151,8 +171,9 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     for (std::int64_t t = tile_offsets[expert]; t < tile_offsets[expert + 1]; ++t) {
       const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
       const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
-      tile_product(kernel_, inputs + t * hidden * tile_rows, count, panel, hidden, tile);
-      kernel_.activation(tile, count, intermediate + (t * intermediate_padded + block * 16) * tile_rows, use_silu);
+      tile_product(kernel_, inputs + t * input_tile, count, panel, depth13, tile);
+      kernel_.activation(tile, count, intermediate + t * intermediate_tile + tile_elements(layout, block * 16, tile_rows),
+                         use_silu);
     }
   });
 
@@ -171,7 +192,7 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       for (std::int64_t t = tile_offsets[expert]; t < tile_offsets[expert + 1]; ++t) {
         const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
         const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
-        tile_product(kernel_, intermediate + t * intermediate_padded * tile_rows, count, panel, intermediate_padded, tile);
+        tile_product(kernel_, intermediate + t * intermediate_tile, count, panel, intermediate_padded, tile);
         float* destination[kMaxTileRows];
         for (int r = 0; r < count; ++r) {
           destination[r] = sums + static_cast<std::int64_t>(row_token[row0 + r]) * hidden_padded + column0;

@@ -7,11 +7,14 @@
 
 namespace fusedmoe::prepacked {
 
-// Weights converted once into panels: w13 [E][I16 / 16][H][16 lanes], w2 [E][H32 / 32][I16][16 lanes].
+// Weights converted once into panels: w13 [E][I16 / 16][H'][16 lanes], w2 [E][H32 / 32][I16][16 lanes]
+// (H' = H, or H rounded up to even for the pairs layout; see README.md).
 class PrepackedWeights final : public ExpertWeights {
  public:
   Tensor w13_panels, w2_panels;  // uint32 lanes (two bf16 each)
+  PanelLayout layout = PanelLayout::widen;
   std::int64_t num_experts = 0, hidden = 0, intermediate = 0;
+  std::int64_t hidden_depth = 0;         // GEMM1 depth as packed
   std::int64_t intermediate_padded = 0;  // I rounded up to 16
   std::int64_t hidden_padded = 0;        // H rounded up to 32
   const std::uint32_t* w13_panel(std::int64_t expert, std::int64_t block) const;
@@ -19,7 +22,8 @@ class PrepackedWeights final : public ExpertWeights {
 };
 
 // Packs canonical bf16 w13 [E, 2I, H] and w2 [E, H, I] (run once, from finalize_weights()).
-std::shared_ptr<const ExpertWeights> pack_weights(const Tensor& w13, const Tensor& w2, const MoeConfig& config);
+std::shared_ptr<const ExpertWeights> pack_weights(const Tensor& w13, const Tensor& w2, const MoeConfig& config,
+                                                  PanelLayout layout);
 
 class PrepackedExperts final : public ExpertsModular {
  public:

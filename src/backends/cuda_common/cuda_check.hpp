@@ -16,7 +16,9 @@ namespace fusedmoe::cuda {
 std::string cuda_error_message(cudaError_t code, const char* call, const char* file, int line);
 [[noreturn]] void throw_cuda_error(cudaError_t code, const char* call, const char* file, int line);
 
-inline cudaStream_t stream_of(const ExecContext& context) { return static_cast<cudaStream_t>(context.stream); }
+inline cudaStream_t stream_of(const ExecContext& context) {
+  return static_cast<cudaStream_t>(context.stream);
+}
 
 // Makes `device_index` current for a scope and restores the previous device (cheap when already current).
 class DeviceGuard {
@@ -48,12 +50,12 @@ void synchronize(cudaStream_t stream);
 }  // namespace fusedmoe::cuda
 
 // Throws fusedmoe::CudaError naming the call, the numeric code, its name and string, and file:line.
-#define FUSEDMOE_CUDA_CHECK(call)                                                            \
-  do {                                                                                       \
-    const cudaError_t fusedmoe_cuda_status_ = (call);                                        \
-    if (fusedmoe_cuda_status_ != cudaSuccess) {                                              \
+#define FUSEDMOE_CUDA_CHECK(call)                                                           \
+  do {                                                                                      \
+    const cudaError_t fusedmoe_cuda_status_ = (call);                                       \
+    if (fusedmoe_cuda_status_ != cudaSuccess) {                                             \
       ::fusedmoe::cuda::throw_cuda_error(fusedmoe_cuda_status_, #call, __FILE__, __LINE__); \
-    }                                                                                        \
+    }                                                                                       \
   } while (0)
 
 // After a kernel launch: a bad configuration (grid, shared memory) is reported here, not later.

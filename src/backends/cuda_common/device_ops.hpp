@@ -30,7 +30,8 @@ void add_in_place(const TensorView& out, const TensorView& addend, const ExecCon
 
 // Weight on the input (Llama-4): scaled[t, :] = topk_weights[t, 0] * hidden[t, :] (rounded to hidden's
 // dtype) and unit_weights[t, :] = 1. hidden, scaled [M, H]; topk_weights, unit_weights [M, k] fp32.
-void scale_by_routing_weight(const TensorView& hidden, const TensorView& topk_weights, const TensorView& scaled,
-                             const TensorView& unit_weights, const ExecContext& context);
+void scale_by_routing_weight(const TensorView& hidden, const TensorView& topk_weights,
+                             const TensorView& scaled, const TensorView& unit_weights,
+                             const ExecContext& context);
 
 }  // namespace fusedmoe::cuda

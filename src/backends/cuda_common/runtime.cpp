@@ -56,7 +56,9 @@ const DeviceAttributes& device_attributes(int device_index) {
   return cache.emplace(device_index, std::move(attributes)).first->second;
 }
 
-void synchronize(cudaStream_t stream) { FUSEDMOE_CUDA_CHECK(cudaStreamSynchronize(stream)); }
+void synchronize(cudaStream_t stream) {
+  FUSEDMOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
 
 }  // namespace cuda
 
@@ -69,8 +71,8 @@ void* cuda_allocate(int device_index, std::size_t bytes) {
   if (status != cudaSuccess) {
     (void)cudaGetLastError();  // an allocation failure is not sticky: clear it
     throw CudaError(str_cat("[allocator] cannot allocate ", bytes, " bytes on cuda:", device_index, ": ",
-                            cudaGetErrorName(status), " (", static_cast<int>(status), "): ",
-                            cudaGetErrorString(status)));
+                            cudaGetErrorName(status), " (", static_cast<int>(status),
+                            "): ", cudaGetErrorString(status)));
   }
   return pointer;
 }
@@ -84,8 +86,8 @@ void cuda_release(int device_index, void* pointer) {
   const cudaError_t status = cudaFree(pointer);
   if (switched) (void)cudaSetDevice(previous);
   if (status != cudaSuccess && status != cudaErrorCudartUnloading && status != cudaErrorContextIsDestroyed) {
-    log(LogLevel::warn, str_cat("[allocator] cudaFree on cuda:", device_index, " failed: ", cudaGetErrorName(status),
-                                ": ", cudaGetErrorString(status)));
+    log(LogLevel::warn, str_cat("[allocator] cudaFree on cuda:", device_index,
+                                " failed: ", cudaGetErrorName(status), ": ", cudaGetErrorString(status)));
   }
 }
 
@@ -116,12 +118,11 @@ CudaInfo probe_uncached(int device_index) {
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
     if (status == cudaErrorInsufficientDriver) {
-      info.reason = str_cat("the NVIDIA driver is missing or older than this CUDA runtime (", cudaGetErrorName(status),
-                            ")");
+      info.reason = str_cat("the NVIDIA driver is missing or older than this CUDA runtime (",
+                            cudaGetErrorName(status), ")");
     } else {
-      info.reason =
-          str_cat("cudaGetDeviceCount: ", cudaGetErrorName(status), " (", static_cast<int>(status), "): ",
-                  cudaGetErrorString(status));
+      info.reason = str_cat("cudaGetDeviceCount: ", cudaGetErrorName(status), " (", static_cast<int>(status),
+                            "): ", cudaGetErrorString(status));
     }
     return info;
   }
@@ -130,7 +131,8 @@ CudaInfo probe_uncached(int device_index) {
     return info;
   }
   if (device_index >= count) {
-    info.reason = str_cat("cuda:", device_index, " does not exist: this machine has ", count, " CUDA device(s)");
+    info.reason =
+        str_cat("cuda:", device_index, " does not exist: this machine has ", count, " CUDA device(s)");
     return info;
   }
   try {
@@ -169,10 +171,8 @@ CudaInfo cuda_probe(int device_index) {
 void install_cuda_runtime() {
   static std::once_flag once;
   std::call_once(once, [] {
-    set_cuda_memory_hooks(DeviceMemoryHooks{.allocate = cuda_allocate,
-                                            .release = cuda_release,
-                                            .copy = cuda_copy,
-                                            .fill_zero = cuda_fill_zero});
+    set_cuda_memory_hooks(DeviceMemoryHooks{
+        .allocate = cuda_allocate, .release = cuda_release, .copy = cuda_copy, .fill_zero = cuda_fill_zero});
     set_cuda_probe(cuda_probe);
   });
 }

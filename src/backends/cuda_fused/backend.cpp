@@ -9,11 +9,13 @@ namespace fusedmoe {
 namespace cuda_fused {
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format) {
-  if (!config.device.is_cuda()) return Support::no("runs on CUDA; config device is " + to_string(config.device));
+  if (!config.device.is_cuda())
+    return Support::no("runs on CUDA; config device is " + to_string(config.device));
   if (!platform.cuda.available) return Support::no("no CUDA device: " + platform.cuda.reason);
   if (platform.cuda.compute_capability < 80) {
-    return Support::no(str_cat("needs compute capability 8.0 or newer (bf16 mma.sync); ", to_string(config.device),
-                               " (", platform.cuda.name, ") is sm_", platform.cuda.compute_capability));
+    return Support::no(str_cat("needs compute capability 8.0 or newer (bf16 mma.sync); ",
+                               to_string(config.device), " (", platform.cuda.name, ") is sm_",
+                               platform.cuda.compute_capability));
   }
   if (config.weight_dtype != DType::bf16) {
     return Support::no(str_cat("needs bf16 weights; weight_dtype is ", to_string(config.weight_dtype)));
@@ -30,11 +32,14 @@ Support supports(const MoeConfig& config, const Platform& platform, ActivationFo
     return Support::no(str_cat("expert parallelism (ep_size ", config.parallel.ep_size,
                                ") is not available on CUDA yet; expected ep_size 1"));
   }
-  if (config.parallel.dispatch != DispatchMode::local && config.parallel.dispatch != DispatchMode::local_batched) {
-    return Support::no(str_cat("runs with local dispatch only; dispatch is ", to_string(config.parallel.dispatch)));
+  if (config.parallel.dispatch != DispatchMode::local &&
+      config.parallel.dispatch != DispatchMode::local_batched) {
+    return Support::no(
+        str_cat("runs with local dispatch only; dispatch is ", to_string(config.parallel.dispatch)));
   }
   if (format != ActivationFormat::standard) {
-    return Support::no("consumes the standard format; the dispatch delivers " + std::string(to_string(format)));
+    return Support::no("consumes the standard format; the dispatch delivers " +
+                       std::string(to_string(format)));
   }
   return Support::yes();
 }
@@ -48,7 +53,9 @@ BackendInfo cuda_fused_backend() {
   info.kind = ExpertsKind::modular;
   info.supports = cuda_fused::supports;
   info.convert_weights = cuda_fused::convert_weights;
-  info.make_experts = [](const MoeConfig& config) { return std::make_unique<cuda_fused::CudaFusedExperts>(config); };
+  info.make_experts = [](const MoeConfig& config) {
+    return std::make_unique<cuda_fused::CudaFusedExperts>(config);
+  };
   return info;
 }
 

@@ -10,12 +10,16 @@
 namespace fusedmoe::cuda_fused {
 
 namespace {
-std::int64_t round_up(std::int64_t value, std::int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
 constexpr std::string_view kComponent = "cuda_fused";
 }  // namespace
 
-std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Tensor& w2, const MoeConfig& config) {
-  FUSEDMOE_CHECK(config.device.is_cuda(), "[cuda_fused] converts weights for a CUDA device; config device is ",
+std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Tensor& w2,
+                                                     const MoeConfig& config) {
+  FUSEDMOE_CHECK(config.device.is_cuda(),
+                 "[cuda_fused] converts weights for a CUDA device; config device is ",
                  to_string(config.device));
   const std::int64_t experts = config.num_local_experts(), hidden = config.hidden_size,
                      intermediate = config.intermediate_size;
@@ -24,8 +28,8 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
   check_shape(kComponent, "w13", w13, {experts, 2 * intermediate, hidden});
   check_shape(kComponent, "w2", w2, {experts, hidden, intermediate});
   for (const auto& [name, tensor] : {std::pair<const char*, const Tensor&>{"w13", w13}, {"w2", w2}}) {
-    FUSEDMOE_CHECK(tensor.device().is_cpu() || tensor.device() == config.device, "[cuda_fused] ", name, ": expected ",
-                   "the CPU or ", to_string(config.device), ", got ", tensor.describe());
+    FUSEDMOE_CHECK(tensor.device().is_cpu() || tensor.device() == config.device, "[cuda_fused] ", name,
+                   ": expected ", "the CPU or ", to_string(config.device), ", got ", tensor.describe());
   }
 
   auto converted = std::make_shared<CudaFusedWeights>();
@@ -36,13 +40,15 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
   converted->hidden_padded_k = round_up(hidden, kWeightKPadding);
   converted->hidden_padded_n = round_up(hidden, kWeightNPadding);
   const std::int64_t intermediate_padded = converted->intermediate_padded;
-  converted->w13 =
-      Tensor::empty(DType::bf16, {experts, 2 * intermediate_padded, converted->hidden_padded_k}, config.device);
-  converted->w2 = Tensor::empty(DType::bf16, {experts, converted->hidden_padded_n, intermediate_padded}, config.device);
+  converted->w13 = Tensor::empty(DType::bf16, {experts, 2 * intermediate_padded, converted->hidden_padded_k},
+                                 config.device);
+  converted->w2 =
+      Tensor::empty(DType::bf16, {experts, converted->hidden_padded_n, intermediate_padded}, config.device);
 
   cuda::DeviceGuard guard(config.device.index);
   Tensor staging13, staging2;  // one expert, on the device, when the source is on the CPU
-  if (w13.device().is_cpu()) staging13 = Tensor::empty(DType::bf16, {2 * intermediate, hidden}, config.device);
+  if (w13.device().is_cpu())
+    staging13 = Tensor::empty(DType::bf16, {2 * intermediate, hidden}, config.device);
   if (w2.device().is_cpu()) staging2 = Tensor::empty(DType::bf16, {hidden, intermediate}, config.device);
   const std::int64_t stride13 = 2 * intermediate_padded * converted->hidden_padded_k;
   const std::int64_t stride2 = converted->hidden_padded_n * intermediate_padded;

@@ -13,7 +13,9 @@ namespace fusedmoe::cuda_fused {
 
 namespace {
 
-std::int64_t round_up(std::int64_t value, std::int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
 
 // Worst-case sizes of a call with `num_tokens` tokens, whatever tile the table picks.
 struct Plan {
@@ -24,8 +26,8 @@ struct Plan {
   std::int64_t blocks_capacity;      // blocks of the smallest block_m over those rows
 };
 
-Plan make_plan(std::int64_t num_tokens, std::int64_t top_k, std::int64_t num_local_experts, std::int64_t hidden,
-               std::int64_t intermediate) {
+Plan make_plan(std::int64_t num_tokens, std::int64_t top_k, std::int64_t num_local_experts,
+               std::int64_t hidden, std::int64_t intermediate) {
   Plan plan{};
   plan.pairs = num_tokens * top_k;
   plan.hidden_pitch = round_up(hidden, 8);
@@ -48,23 +50,26 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
   const std::int64_t experts = problem.num_local_experts;
   const Plan plan =
       make_plan(problem.num_tokens, problem.top_k, experts, problem.hidden_size, problem.intermediate_size);
-  return WorkspaceArena::bytes_for(DType::int32, experts) +                // counts, then cursors
-         WorkspaceArena::bytes_for(DType::int64, experts + 1) +            // padded offsets
-         WorkspaceArena::bytes_for(DType::int32, plan.blocks_capacity) +   // block -> expert
-         WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +     // sorted pair ids
+  return WorkspaceArena::bytes_for(DType::int32, experts) +               // counts, then cursors
+         WorkspaceArena::bytes_for(DType::int64, experts + 1) +           // padded offsets
+         WorkspaceArena::bytes_for(DType::int32, plan.blocks_capacity) +  // block -> expert
+         WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +    // sorted pair ids
          WorkspaceArena::bytes_for(DType::bf16, problem.num_tokens * plan.hidden_pitch) +  // padded hidden
-         WorkspaceArena::bytes_for(DType::bf16, plan.rows_capacity * plan.intermediate_padded) +  // intermediate
-         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch);  // weighted rows per pair
+         WorkspaceArena::bytes_for(DType::bf16,
+                                   plan.rows_capacity * plan.intermediate_padded) +  // intermediate
+         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch);     // weighted rows per pair
 }
 
 void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
-                             const TensorView& expert_out, WorkspaceArena& workspace, const ExecContext& context) {
+                             const TensorView& expert_out, WorkspaceArena& workspace,
+                             const ExecContext& context) {
   const auto* converted = dynamic_cast<const CudaFusedWeights*>(&weights);
   FUSEDMOE_ASSERT(converted != nullptr, "backend cuda_fused was given weights converted by another backend");
   const TensorView& hidden = dispatched.hidden;
   const std::int64_t num_tokens = hidden.size(0);
   if (num_tokens == 0) return;
-  FUSEDMOE_ASSERT(hidden.dtype() == DType::bf16 && expert_out.dtype() == DType::bf16 && hidden.device().is_cuda());
+  FUSEDMOE_ASSERT(hidden.dtype() == DType::bf16 && expert_out.dtype() == DType::bf16 &&
+                  hidden.device().is_cuda());
   const int top_k = static_cast<int>(dispatched.topk_ids.size(1));
   const std::int64_t experts = converted->num_experts, hidden_size = converted->hidden;
   const Plan plan = make_plan(num_tokens, top_k, experts, hidden_size, converted->intermediate);
@@ -86,12 +91,14 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   auto* block_expert = workspace.take(DType::int32, {plan.blocks_capacity}).data_as<std::int32_t>();
   auto* sorted_ids = workspace.take(DType::int32, {plan.rows_capacity}).data_as<std::int32_t>();
   const TensorView padded_hidden = workspace.take(DType::bf16, {num_tokens * plan.hidden_pitch});
-  const TensorView intermediate = workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
+  const TensorView intermediate =
+      workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
   const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
 
   const StreamHandle stream = context.stream;
   const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
-  const auto* map = dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+  const auto* map =
+      dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
 
   // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
   const void* a = hidden.data();

@@ -8,7 +8,8 @@ namespace fusedmoe::cuda_fused {
 
 // Weights converted once, on the config's CUDA device:
 //   w13 [E_local, 2 I_pad, H_k]: per 32-row group g, rows 0..15 = gate columns 16g..16g+15, rows 16..31 = the
-//       matching up columns (one GEMM1 tile holds both); I_pad = I rounded up to 64, H_k = H rounded up to 64;
+//       matching up columns (one GEMM1 tile holds both); I_pad = I rounded up to 64, H_k = H rounded up to
+//       64;
 //   w2  [E_local, H_n, I_pad]: H_n = H rounded up to 128. Padding is zeros.
 class CudaFusedWeights final : public ExpertWeights {
  public:
@@ -20,7 +21,8 @@ class CudaFusedWeights final : public ExpertWeights {
 };
 
 // Canonical bf16 w13 [E, 2I, H] and w2 [E, H, I], on the CPU or on the config's CUDA device.
-std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Tensor& w2, const MoeConfig& config);
+std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Tensor& w2,
+                                                     const MoeConfig& config);
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 

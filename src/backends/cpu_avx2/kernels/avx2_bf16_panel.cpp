@@ -40,7 +40,9 @@ void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, 
   }
 }
 
-void avx2_panel(const float* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
+void avx2_panel(const void* a_tile, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
+                bool accumulate) {
+  const auto* a = static_cast<const float*>(a_tile);
   switch (rows) {
     case 1: panel_rows<1>(a, panel, depth, c, accumulate); break;
     case 2: panel_rows<2>(a, panel, depth, c, accumulate); break;
@@ -81,7 +83,8 @@ __m256 erf8(__m256 x) {
   return _mm256_or_ps(y, sign);
 }
 
-void avx2_activation(const float* tile, int rows, float* out, bool silu) {
+void avx2_activation(const float* tile, int rows, void* out_tile, bool silu) {
+  auto* out = static_cast<float*>(out_tile);
   for (int r = 0; r < rows; ++r) {
     for (int half = 0; half < 2; ++half) {
       const __m256 gate = _mm256_loadu_ps(tile + r * kPanelWidth + 8 * half);
@@ -112,6 +115,8 @@ void avx2_accumulate(const float* tile, int rows, const float* weight, float* co
 
 }  // namespace
 
-PanelKernelInfo avx2_panel_kernel() { return {avx2_panel, avx2_activation, avx2_accumulate, kAvx2MaxRows, "avx2"}; }
+PanelKernelInfo avx2_panel_kernel() {
+  return {PanelLayout::widen, avx2_panel, avx2_activation, avx2_accumulate, kAvx2MaxRows, "avx2"};
+}
 
 }  // namespace fusedmoe::prepacked

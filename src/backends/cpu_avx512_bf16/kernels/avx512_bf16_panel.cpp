@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "backends/cpu_avx512_bf16/kernels/avx512_bf16_panel.hpp"
+#include "backends/cpu_avx512_bf16/kernels/avx512_common.hpp"
 
 namespace fusedmoe::prepacked {
 
@@ -15,6 +16,7 @@ namespace {
 
 template <int kRows>
 void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
+  // NOTE: fp32 FMA path (fp32 activations, or CPUs without AVX512_BF16); see avx512_bf16_dot_panel.cpp.
   __m512 low[kRows], high[kRows];
   for (int r = 0; r < kRows; ++r) {
     low[r] = accumulate ? _mm512_loadu_ps(c + r * kPanelWidth) : _mm512_setzero_ps();
@@ -45,9 +47,10 @@ void dispatch(std::integer_sequence<int, kRows...>, int rows, const float* a, co
   ((rows == kRows + 1 ? panel_rows<kRows + 1>(a, panel, depth, c, accumulate) : void()), ...);
 }
 
-void avx512_panel(const float* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
+void avx512_panel(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
                   bool accumulate) {
-  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, a, panel, depth, c, accumulate);
+  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, static_cast<const float*>(a), panel, depth, c,
+           accumulate);
 }
 
 // exp(x) for 16 lanes: 2^n * p(f), n = round(x log2 e), f = x - n ln 2 (two-part ln 2), degree-6 polynomial;
@@ -83,7 +86,26 @@ __m512 erf16(__m512 x) {
   return _mm512_or_ps(y, sign);
 }
 
-void avx512_activation(const float* tile, int rows, float* out, bool silu) {
+}  // namespace
+
+// act(gate) * up for one row of a tile (16 lanes), shared with the bf16 dot-product kernel.
+__m512 activate_row(const float* tile_row, bool silu) {
+  const __m512 gate = _mm512_loadu_ps(tile_row);
+  const __m512 up = _mm512_loadu_ps(tile_row + 16);
+  __m512 activated;
+  if (silu) {
+    activated = _mm512_div_ps(gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
+  } else {
+    const __m512 half_gate = _mm512_mul_ps(gate, _mm512_set1_ps(0.5f));
+    activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))), half_gate);
+  }
+  return _mm512_mul_ps(activated, up);
+}
+
+namespace {
+
+void avx512_activation(const float* tile, int rows, void* out_tile, bool silu) {
+  auto* out = static_cast<float*>(out_tile);
   for (int r = 0; r < rows; ++r) {
     const __m512 gate = _mm512_loadu_ps(tile + r * kPanelWidth);
     const __m512 up = _mm512_loadu_ps(tile + r * kPanelWidth + 16);
@@ -115,7 +137,9 @@ void avx512_accumulate(const float* tile, int rows, const float* weight, float* 
 }  // namespace
 
 PanelKernelInfo avx512_panel_kernel() {
-  return {avx512_panel, avx512_activation, avx512_accumulate, kMaxTileRows, "avx512"};
+  return {PanelLayout::widen, avx512_panel, avx512_activation, avx512_accumulate, kMaxTileRows, "avx512"};
 }
+
+AccumulateEpilogue avx512_accumulate_epilogue() { return avx512_accumulate; }
 
 }  // namespace fusedmoe::prepacked

@@ -17,26 +17,39 @@ enum class ElementType : int { bf16 = 0, fp16 = 1, fp32 = 2 };
 
 inline ElementType element_type(DType dtype) {
   switch (dtype) {
-    case DType::bf16: return ElementType::bf16;
-    case DType::fp16: return ElementType::fp16;
-    default: return ElementType::fp32;
+    case DType::bf16:
+      return ElementType::bf16;
+    case DType::fp16:
+      return ElementType::fp16;
+    default:
+      return ElementType::fp32;
   }
 }
 
 __device__ __forceinline__ float load_as_float(const void* base, ElementType type, std::int64_t index) {
   switch (type) {
-    case ElementType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
-    case ElementType::fp16: return __half2float(static_cast<const __half*>(base)[index]);
-    default: return static_cast<const float*>(base)[index];
+    case ElementType::bf16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
+    case ElementType::fp16:
+      return __half2float(static_cast<const __half*>(base)[index]);
+    default:
+      return static_cast<const float*>(base)[index];
   }
 }
 
 // Rounds to nearest even, as the CPU's float_to_bf16 / float_to_fp16 do.
-__device__ __forceinline__ void store_from_float(void* base, ElementType type, std::int64_t index, float value) {
+__device__ __forceinline__ void store_from_float(void* base, ElementType type, std::int64_t index,
+                                                 float value) {
   switch (type) {
-    case ElementType::bf16: static_cast<__nv_bfloat16*>(base)[index] = __float2bfloat16_rn(value); break;
-    case ElementType::fp16: static_cast<__half*>(base)[index] = __float2half_rn(value); break;
-    default: static_cast<float*>(base)[index] = value; break;
+    case ElementType::bf16:
+      static_cast<__nv_bfloat16*>(base)[index] = __float2bfloat16_rn(value);
+      break;
+    case ElementType::fp16:
+      static_cast<__half*>(base)[index] = __float2half_rn(value);
+      break;
+    default:
+      static_cast<float*>(base)[index] = value;
+      break;
   }
 }
 

@@ -9,12 +9,18 @@ namespace fusedmoe::cuda {
 namespace {
 RouterRecipe router_recipe(RoutingRecipe recipe) {
   switch (recipe) {
-    case RoutingRecipe::softmax_topk: return RouterRecipe::softmax_topk;
-    case RoutingRecipe::softmax_topk_renorm: return RouterRecipe::softmax_topk_renorm;
-    case RoutingRecipe::topk_softmax: return RouterRecipe::topk_softmax;
-    case RoutingRecipe::softmax_grouped: return RouterRecipe::softmax_grouped;
-    case RoutingRecipe::sigmoid_grouped_bias: return RouterRecipe::sigmoid_grouped_bias;
-    case RoutingRecipe::llama4_top1_sigmoid: return RouterRecipe::llama4_top1_sigmoid;
+    case RoutingRecipe::softmax_topk:
+      return RouterRecipe::softmax_topk;
+    case RoutingRecipe::softmax_topk_renorm:
+      return RouterRecipe::softmax_topk_renorm;
+    case RoutingRecipe::topk_softmax:
+      return RouterRecipe::topk_softmax;
+    case RoutingRecipe::softmax_grouped:
+      return RouterRecipe::softmax_grouped;
+    case RoutingRecipe::sigmoid_grouped_bias:
+      return RouterRecipe::sigmoid_grouped_bias;
+    case RoutingRecipe::llama4_top1_sigmoid:
+      return RouterRecipe::llama4_top1_sigmoid;
   }
   throw InternalError("[router] unhandled routing recipe");
 }
@@ -37,7 +43,8 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
                               device.shared_memory_per_block_optin));
   }
   if (layout.bytes > 48 * 1024) {
-    FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, layout.bytes));
+    FUSEDMOE_CUDA_CHECK(
+        cudaFuncSetAttribute(route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, layout.bytes));
   }
   const RouterParams params{
       .logits = logits.data(),

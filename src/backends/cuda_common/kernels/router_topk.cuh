@@ -84,8 +84,8 @@ constexpr unsigned char kEligible = 1, kChosen = 2;
 
 // The best competing entry of values[0, count) under ranks_before; every thread gets it.
 // Ends with a barrier, so the caller may update flags right after.
-__device__ inline int block_argbest(const float* values, const unsigned char* flags, int count, ArgBest* scratch,
-                                    int* result) {
+__device__ inline int block_argbest(const float* values, const unsigned char* flags, int count,
+                                    ArgBest* scratch, int* result) {
   ArgBest best{-INFINITY, INT_MAX};
   for (int index = threadIdx.x; index < count; index += blockDim.x) {
     if (flags[index] != kEligible) continue;
@@ -119,13 +119,15 @@ __device__ inline int block_argbest(const float* values, const unsigned char* fl
 __device__ inline float block_max(const float* values, int count, ArgBest* scratch, int* result) {
   float best = -FLT_MAX;
   for (int index = threadIdx.x; index < count; index += blockDim.x) best = fmaxf(best, values[index]);
-  for (int offset = 16; offset > 0; offset /= 2) best = fmaxf(best, __shfl_down_sync(0xffffffffu, best, offset));
+  for (int offset = 16; offset > 0; offset /= 2)
+    best = fmaxf(best, __shfl_down_sync(0xffffffffu, best, offset));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, num_warps = blockDim.x / 32;
   if (lane == 0) scratch[warp].value = best;
   __syncthreads();
   if (warp == 0) {
     best = lane < num_warps ? scratch[lane].value : -FLT_MAX;
-    for (int offset = 16; offset > 0; offset /= 2) best = fmaxf(best, __shfl_down_sync(0xffffffffu, best, offset));
+    for (int offset = 16; offset > 0; offset /= 2)
+      best = fmaxf(best, __shfl_down_sync(0xffffffffu, best, offset));
     if (lane == 0) *reinterpret_cast<float*>(result) = best;
   }
   __syncthreads();
@@ -150,7 +152,8 @@ __device__ inline void block_softmax(float* values, int count, ArgBest* scratch,
   }
   __syncthreads();
   const float sum = *reinterpret_cast<const float*>(result);
-  for (int index = threadIdx.x; index < count; index += blockDim.x) values[index] = __fdiv_rn(values[index], sum);
+  for (int index = threadIdx.x; index < count; index += blockDim.x)
+    values[index] = __fdiv_rn(values[index], sum);
   __syncthreads();
 }
 
@@ -182,7 +185,9 @@ __global__ void route_kernel(RouterParams params) {
   switch (recipe) {
     case RouterRecipe::softmax_topk:
     case RouterRecipe::softmax_topk_renorm:
-    case RouterRecipe::softmax_grouped: block_softmax(scores, num_experts, scratch, result); break;
+    case RouterRecipe::softmax_grouped:
+      block_softmax(scores, num_experts, scratch, result);
+      break;
     case RouterRecipe::sigmoid_grouped_bias:
       for (int expert = threadIdx.x; expert < num_experts; expert += blockDim.x) {
         const float score = sigmoid_like_cpu(scores[expert]);
@@ -194,7 +199,8 @@ __global__ void route_kernel(RouterParams params) {
       __syncthreads();
       break;
     case RouterRecipe::topk_softmax:
-    case RouterRecipe::llama4_top1_sigmoid: break;  // rank the logits themselves
+    case RouterRecipe::llama4_top1_sigmoid:
+      break;  // rank the logits themselves
   }
 
   // Grouped recipes: keep the experts of the topk_group best groups (group score: max, or the sum of
@@ -260,14 +266,17 @@ __global__ void route_kernel(RouterParams params) {
         for (int slot = 0; slot < top_k; ++slot) chosen_weights[slot] = __fdiv_rn(chosen_weights[slot], sum);
         break;
       }
-      case RouterRecipe::llama4_top1_sigmoid: chosen_weights[0] = sigmoid_like_cpu(scores[chosen[0]]); break;
+      case RouterRecipe::llama4_top1_sigmoid:
+        chosen_weights[0] = sigmoid_like_cpu(scores[chosen[0]]);
+        break;
     }
     if (renormalize) {
       float sum = 0.0f;
       for (int slot = 0; slot < top_k; ++slot) sum = __fadd_rn(sum, chosen_weights[slot]);
       // The tiny term keeps an all-zero sigmoid row finite (as on the CPU).
       const float denominator = recipe == RouterRecipe::sigmoid_grouped_bias ? __fadd_rn(sum, 1e-20f) : sum;
-      for (int slot = 0; slot < top_k; ++slot) chosen_weights[slot] = __fdiv_rn(chosen_weights[slot], denominator);
+      for (int slot = 0; slot < top_k; ++slot)
+        chosen_weights[slot] = __fdiv_rn(chosen_weights[slot], denominator);
     }
     if (params.routed_scaling_factor != 1.0f) {
       for (int slot = 0; slot < top_k; ++slot) {

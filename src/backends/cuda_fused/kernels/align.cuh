@@ -20,10 +20,10 @@ struct AlignParams {
   int num_experts;
   int num_local_experts;
   int block_m;
-  std::int32_t* counts;         // [E_local]: zero on entry to count; cursors after scan
-  std::int64_t* offsets;        // [E_local + 1]: padded row offsets
-  std::int32_t* sorted_ids;     // [max_rows]
-  std::int32_t* block_expert;   // [max_blocks]
+  std::int32_t* counts;        // [E_local]: zero on entry to count; cursors after scan
+  std::int64_t* offsets;       // [E_local + 1]: padded row offsets
+  std::int32_t* sorted_ids;    // [max_rows]
+  std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
 };
 
@@ -45,8 +45,8 @@ __global__ void align_count_kernel(AlignParams params, bool shared_bins) {
     __syncthreads();
   }
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pair < params.num_pairs;
-       pair += stride) {
+  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       pair < params.num_pairs; pair += stride) {
     const int local = local_expert_of(params, pair);
     if (local < 0) continue;
     if (shared_bins) {
@@ -74,7 +74,9 @@ __global__ void align_scan_kernel(AlignParams params) {
   for (int base = 0; base < experts; base += kScanThreads) {
     const int expert = base + thread;
     const std::int64_t padded =
-        expert < experts ? (static_cast<std::int64_t>(params.counts[expert]) + block_m - 1) / block_m * block_m : 0;
+        expert < experts
+            ? (static_cast<std::int64_t>(params.counts[expert]) + block_m - 1) / block_m * block_m
+            : 0;
     std::int64_t inclusive = padded;
     for (int offset = 1; offset < 32; offset *= 2) {
       const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
@@ -129,8 +131,8 @@ __global__ void align_scan_kernel(AlignParams params) {
 
 __global__ void align_scatter_kernel(AlignParams params) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pair < params.num_pairs;
-       pair += stride) {
+  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       pair < params.num_pairs; pair += stride) {
     const int local = local_expert_of(params, pair);
     if (local < 0) continue;
     const std::int64_t row = params.offsets[local] + atomicAdd(&params.counts[local], 1);

@@ -34,7 +34,8 @@ const TileConfig& choose_tile(const TileProblem& problem) {
   // Fewer blocks than SMs leaves the GPU idle: prefer a smaller tile then (more, thinner blocks).
   while (chosen->id != TileId::m16) {
     const std::int64_t active_experts = std::min(experts, pairs);
-    const std::int64_t row_blocks = active_experts * ((rows_per_expert + chosen->block_m - 1) / chosen->block_m);
+    const std::int64_t row_blocks =
+        active_experts * ((rows_per_expert + chosen->block_m - 1) / chosen->block_m);
     const std::int64_t column_blocks = 2 * problem.intermediate_padded / chosen->block_n;
     if (row_blocks * column_blocks >= problem.num_sms) break;
     chosen = &tile_config(static_cast<TileId>(static_cast<int>(chosen->id) - 1));
@@ -43,11 +44,12 @@ const TileConfig& choose_tile(const TileProblem& problem) {
     static std::mutex mutex;
     static std::set<std::tuple<std::int64_t, int, std::int64_t, std::int64_t>> seen;
     std::lock_guard lock(mutex);
-    if (seen.emplace(problem.num_tokens, problem.top_k, problem.num_local_experts, problem.intermediate_padded)
+    if (seen.emplace(problem.num_tokens, problem.top_k, problem.num_local_experts,
+                     problem.intermediate_padded)
             .second) {
-      log(LogLevel::debug, str_cat("[cuda_fused] M=", problem.num_tokens, " k=", problem.top_k,
-                                   " E_local=", problem.num_local_experts, " I_pad=", problem.intermediate_padded,
-                                   ": ", rows_per_expert, " rows per expert -> tile ", chosen->name));
+      log(LogLevel::debug, str_cat("[cuda_fused] M=", problem.num_tokens, " k=", problem.top_k, " E_local=",
+                                   problem.num_local_experts, " I_pad=", problem.intermediate_padded, ": ",
+                                   rows_per_expert, " rows per expert -> tile ", chosen->name));
     }
   }
   return *chosen;

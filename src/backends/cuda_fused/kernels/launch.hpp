@@ -17,9 +17,9 @@ struct AlignLaunch {
   int num_experts;
   int num_local_experts;
   int block_m;
-  std::int32_t* counts;  // [E_local] scratch
-  std::int64_t* offsets;  // [E_local + 1]
-  std::int32_t* sorted_ids;  // [max_blocks * block_m]
+  std::int32_t* counts;        // [E_local] scratch
+  std::int64_t* offsets;       // [E_local + 1]
+  std::int32_t* sorted_ids;    // [max_blocks * block_m]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
 };
@@ -31,7 +31,7 @@ struct Gemm1Launch {
   const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
   std::int64_t lda;
   std::int64_t a_columns;  // multiple of 8
-  const void* w13;  // converted [E_local, 2 I_pad, ldb]
+  const void* w13;         // converted [E_local, 2 I_pad, ldb]
   std::int64_t ldb;
   std::int64_t intermediate_padded;
   const std::int32_t* sorted_ids;
@@ -48,7 +48,7 @@ struct Gemm2Launch {
   const TileConfig* tile;
   const void* intermediate;
   std::int64_t intermediate_padded;  // lda and depth
-  const void* w2;  // converted [E_local, H_pad, I_pad]
+  const void* w2;                    // converted [E_local, H_pad, I_pad]
   std::int64_t hidden_padded;
   std::int64_t hidden;
   const std::int32_t* sorted_ids;

@@ -26,10 +26,11 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
                            .sorted_ids = args.sorted_ids,
                            .block_expert = args.block_expert,
                            .max_blocks = args.max_blocks};
-  FUSEDMOE_CUDA_CHECK(
-      cudaMemsetAsync(args.counts, 0, static_cast<std::size_t>(args.num_local_experts) * sizeof(std::int32_t), stream));
+  FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(
+      args.counts, 0, static_cast<std::size_t>(args.num_local_experts) * sizeof(std::int32_t), stream));
   const bool shared_bins = args.num_local_experts <= kMaxSharedBins;
-  const std::size_t bin_bytes = shared_bins ? static_cast<std::size_t>(args.num_local_experts) * sizeof(int) : 0;
+  const std::size_t bin_bytes =
+      shared_bins ? static_cast<std::size_t>(args.num_local_experts) * sizeof(int) : 0;
   // A few pairs per thread: the shared bins then absorb most of the atomics.
   const unsigned blocks = grid_for(args.num_pairs, kAlignThreads * 4, 1024);
   align_count_kernel<<<blocks, kAlignThreads, bin_bytes, stream>>>(params, shared_bins);

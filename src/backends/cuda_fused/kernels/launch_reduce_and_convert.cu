@@ -35,35 +35,37 @@ void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
   const std::int64_t threads = args.num_tokens * (args.pitch / 8);
   const std::int64_t blocks = (threads + kThreads - 1) / kThreads;
   FUSEDMOE_CHECK(blocks <= INT32_MAX, "[cuda_fused] reduce over ", threads, " chunks exceeds one launch");
-  reduce_topk_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, static_cast<cudaStream_t>(stream_handle)>>>(params);
+  reduce_topk_kernel<<<static_cast<unsigned>(blocks), kThreads, 0,
+                       static_cast<cudaStream_t>(stream_handle)>>>(params);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 
 void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,
                      std::int64_t pitch, StreamHandle stream_handle) {
   if (num_rows == 0) return;
-  pad_rows_kernel<<<grid_stride_blocks(num_rows * pitch), kThreads, 0, static_cast<cudaStream_t>(stream_handle)>>>(
-      static_cast<const __nv_bfloat16*>(source), num_rows, columns, static_cast<__nv_bfloat16*>(destination), pitch);
+  pad_rows_kernel<<<grid_stride_blocks(num_rows * pitch), kThreads, 0,
+                    static_cast<cudaStream_t>(stream_handle)>>>(
+      static_cast<const __nv_bfloat16*>(source), num_rows, columns, static_cast<__nv_bfloat16*>(destination),
+      pitch);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 
 void launch_convert_w13(const void* source, std::int64_t intermediate, std::int64_t hidden, void* destination,
                         std::int64_t intermediate_padded, std::int64_t ldb, StreamHandle stream_handle) {
   convert_w13_kernel<<<grid_stride_blocks(2 * intermediate_padded * ldb), kThreads, 0,
-                       static_cast<cudaStream_t>(stream_handle)>>>(static_cast<const __nv_bfloat16*>(source),
-                                                                   intermediate, hidden,
-                                                                   static_cast<__nv_bfloat16*>(destination),
-                                                                   intermediate_padded, ldb);
+                       static_cast<cudaStream_t>(stream_handle)>>>(
+      static_cast<const __nv_bfloat16*>(source), intermediate, hidden,
+      static_cast<__nv_bfloat16*>(destination), intermediate_padded, ldb);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 
 void launch_convert_w2(const void* source, std::int64_t hidden, std::int64_t intermediate, void* destination,
-                       std::int64_t hidden_padded, std::int64_t intermediate_padded, StreamHandle stream_handle) {
+                       std::int64_t hidden_padded, std::int64_t intermediate_padded,
+                       StreamHandle stream_handle) {
   convert_w2_kernel<<<grid_stride_blocks(hidden_padded * intermediate_padded), kThreads, 0,
-                      static_cast<cudaStream_t>(stream_handle)>>>(static_cast<const __nv_bfloat16*>(source), hidden,
-                                                                  intermediate,
-                                                                  static_cast<__nv_bfloat16*>(destination),
-                                                                  hidden_padded, intermediate_padded);
+                      static_cast<cudaStream_t>(stream_handle)>>>(
+      static_cast<const __nv_bfloat16*>(source), hidden, intermediate,
+      static_cast<__nv_bfloat16*>(destination), hidden_padded, intermediate_padded);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

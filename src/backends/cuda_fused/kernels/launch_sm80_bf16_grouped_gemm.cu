@@ -20,8 +20,9 @@ using ShapeM128 = GemmShape<128, 128, 32, 4, 2, 4>;
 
 template <class Shape>
 constexpr bool matches(const TileConfig& config) {
-  return config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
-         config.warps_m == Shape::kWarpsM && config.warps_n == Shape::kWarpsN && config.stages == Shape::kStages &&
+  return config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN &&
+         config.block_k == Shape::kBlockK && config.warps_m == Shape::kWarpsM &&
+         config.warps_n == Shape::kWarpsN && config.stages == Shape::kStages &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
 }
 static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfigs[1]) &&
@@ -49,19 +50,20 @@ dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
 
 template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  const Gemm1Params params{.hidden = static_cast<const bf16*>(args.hidden),
-                           .lda = args.lda,
-                           .a_columns = args.a_columns,
-                           .w13 = static_cast<const bf16*>(args.w13),
-                           .ldb = args.ldb,
-                           .expert_stride = 2 * args.intermediate_padded * args.ldb,
-                           .sorted_ids = args.sorted_ids,
-                           .block_expert = args.block_expert,
-                           .top_k = args.top_k,
-                           .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
-                           .intermediate = static_cast<bf16*>(args.intermediate),
-                           .ldi = args.intermediate_padded,
-                           .activation = args.activation};
+  const Gemm1Params params{
+      .hidden = static_cast<const bf16*>(args.hidden),
+      .lda = args.lda,
+      .a_columns = args.a_columns,
+      .w13 = static_cast<const bf16*>(args.w13),
+      .ldb = args.ldb,
+      .expert_stride = 2 * args.intermediate_padded * args.ldb,
+      .sorted_ids = args.sorted_ids,
+      .block_expert = args.block_expert,
+      .top_k = args.top_k,
+      .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
+      .intermediate = static_cast<bf16*>(args.intermediate),
+      .ldi = args.intermediate_padded,
+      .activation = args.activation};
   const auto kernel = gemm1_gate_up_kernel<Shape>;
   allow_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN), Shape::kThreads,
@@ -95,20 +97,28 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
-    case TileId::m16: return run_gemm1<ShapeM16>(args, stream);
-    case TileId::m32: return run_gemm1<ShapeM32>(args, stream);
-    case TileId::m64: return run_gemm1<ShapeM64>(args, stream);
-    case TileId::m128: return run_gemm1<ShapeM128>(args, stream);
+    case TileId::m16:
+      return run_gemm1<ShapeM16>(args, stream);
+    case TileId::m32:
+      return run_gemm1<ShapeM32>(args, stream);
+    case TileId::m64:
+      return run_gemm1<ShapeM64>(args, stream);
+    case TileId::m128:
+      return run_gemm1<ShapeM128>(args, stream);
   }
 }
 
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
-    case TileId::m16: return run_gemm2<ShapeM16>(args, stream);
-    case TileId::m32: return run_gemm2<ShapeM32>(args, stream);
-    case TileId::m64: return run_gemm2<ShapeM64>(args, stream);
-    case TileId::m128: return run_gemm2<ShapeM128>(args, stream);
+    case TileId::m16:
+      return run_gemm2<ShapeM16>(args, stream);
+    case TileId::m32:
+      return run_gemm2<ShapeM32>(args, stream);
+    case TileId::m64:
+      return run_gemm2<ShapeM64>(args, stream);
+    case TileId::m128:
+      return run_gemm2<ShapeM128>(args, stream);
   }
 }
 

@@ -63,8 +63,9 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
 
 // Canonical w13 of one expert [2I, H] (gate rows, then up rows) -> [2 I_pad, ldb]: row r holds
 // gate column 16 (r / 32) + r % 32 when r % 32 < 16, else the matching up column; zeros past I and H.
-__global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t intermediate, std::int64_t hidden,
-                                   __nv_bfloat16* destination, std::int64_t intermediate_padded, std::int64_t ldb) {
+__global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t intermediate,
+                                   std::int64_t hidden, __nv_bfloat16* destination,
+                                   std::int64_t intermediate_padded, std::int64_t ldb) {
   const std::int64_t count = 2 * intermediate_padded * ldb;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
@@ -72,7 +73,8 @@ __global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t int
     const std::int64_t row = index / ldb, k = index % ldb;
     const std::int64_t within = row % 32, column = (row / 32) * 16 + within % 16;
     const std::int64_t source_row = within < 16 ? column : intermediate + column;
-    destination[index] = column < intermediate && k < hidden ? source[source_row * hidden + k] : __float2bfloat16_rn(0.0f);
+    destination[index] =
+        column < intermediate && k < hidden ? source[source_row * hidden + k] : __float2bfloat16_rn(0.0f);
   }
 }
 

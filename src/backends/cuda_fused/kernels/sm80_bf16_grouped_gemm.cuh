@@ -22,7 +22,8 @@ struct GemmShape {
   static constexpr int kThreads = 32 * WarpsM * WarpsN;
   static constexpr int kWarpM = BlockM / WarpsM, kWarpN = BlockN / WarpsN;
   static constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
-  static constexpr int kPitch = BlockK + 8;  // bf16 per shared row: 16 bytes of padding keep ldmatrix conflict-free
+  static constexpr int kPitch =
+      BlockK + 8;  // bf16 per shared row: 16 bytes of padding keep ldmatrix conflict-free
   static constexpr int kStageA = BlockM * kPitch, kStageB = BlockN * kPitch;  // elements
   static constexpr int kSharedBytes = Stages * (kStageA + kStageB) * 2;
   static constexpr int kChunksPerRow = BlockK / 8;  // 16-byte cp.async chunks
@@ -37,10 +38,10 @@ struct GemmShape {
 };
 
 struct Gemm1Params {
-  const bf16* hidden;        // A: [M, lda], rows 16-byte aligned
+  const bf16* hidden;  // A: [M, lda], rows 16-byte aligned
   std::int64_t lda;
-  std::int64_t a_columns;    // columns of A holding data (multiple of 8); later ones read as zero
-  const bf16* w13;           // converted: [E_local][2 I_pad][ldb], gate/up interleaved by 16 rows
+  std::int64_t a_columns;  // columns of A holding data (multiple of 8); later ones read as zero
+  const bf16* w13;         // converted: [E_local][2 I_pad][ldb], gate/up interleaved by 16 rows
   std::int64_t ldb;
   std::int64_t expert_stride;
   const std::int32_t* sorted_ids;    // [rows]: token * k + slot, or -1 (padding)
@@ -78,7 +79,9 @@ __device__ __forceinline__ void cp_async_16(unsigned destination, const void* so
   const int bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(destination), "l"(source), "r"(bytes));
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int Pending>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
@@ -90,7 +93,8 @@ __device__ __forceinline__ void ldmatrix_x4(unsigned (&registers)[4], unsigned a
                : "r"(address));
 }
 
-__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0,
+                                               unsigned b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
@@ -186,7 +190,8 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
 }
 
 __device__ __forceinline__ float gated_activation(float gate, float up, int activation) {
-  const float act = activation == 0 ? gate / (1.0f + expf(-gate)) : 0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f));
+  const float act = activation == 0 ? gate / (1.0f + expf(-gate))
+                                    : 0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f));
   return act * up;
 }
 
@@ -211,18 +216,21 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
     const int row = chunk / Shape::kChunksPerRow;
     a_column[i] = (chunk % Shape::kChunksPerRow) * 8;
     const std::int32_t pair = params.sorted_ids[row0 + row];
-    a_source[i] = pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + a_column[i]
-                            : nullptr;
+    a_source[i] =
+        pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + a_column[i]
+                  : nullptr;
   }
   const bf16* b_source[Shape::kChunksB];
   const bf16* weights = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride;
 #pragma unroll
   for (int i = 0; i < Shape::kChunksB; ++i) {
     const int chunk = thread + i * Shape::kThreads;
-    b_source[i] = weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+    b_source[i] =
+        weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
-  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.k_tiles, params.w13, shared);
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.k_tiles, params.w13,
+                       shared);
 
   // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
   // in the same registers of the same thread.
@@ -237,8 +245,10 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
       for (int fn = 0; fn < Shape::kFragsN; ++fn) {
         if ((fn & 3) >= 2) continue;
         const std::int64_t column = 16 * (group0 + fn / 4) + 8 * (fn & 3) + 2 * (lane & 3);
-        const float v0 = gated_activation(acc[fm][fn][2 * half], acc[fm][fn + 2][2 * half], params.activation);
-        const float v1 = gated_activation(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1], params.activation);
+        const float v0 =
+            gated_activation(acc[fm][fn][2 * half], acc[fm][fn + 2][2 * half], params.activation);
+        const float v1 =
+            gated_activation(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1], params.activation);
         *reinterpret_cast<__nv_bfloat162*>(out_row + column) = __floats2bfloat162_rn(v0, v1);
       }
     }
@@ -270,7 +280,8 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
 #pragma unroll
   for (int i = 0; i < Shape::kChunksB; ++i) {
     const int chunk = thread + i * Shape::kThreads;
-    b_source[i] = weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+    b_source[i] =
+        weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
   gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.k_tiles, params.w2, shared);
