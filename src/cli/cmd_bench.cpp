@@ -113,7 +113,8 @@ void bench(const BenchOptions& options) {
   if (!options.json) {
     std::cout << "machine: " << Platform::detect().describe() << "; " << threads << " threads\n"
               << "floor:   read " << std::setprecision(1) << std::fixed << floor.read_gb_per_s << " GB/s, fp32 FMA ("
-              << floor.fma_isa << ") " << floor.fma_gflop_per_s << " GFLOP/s; caches "
+              << floor.fma_isa << ") " << floor.fma_gflop_per_s << " GFLOP/s, bf16 dot product "
+              << floor.bf16_dot_gflop_per_s << " GFLOP/s (the compute floor of bf16 rows); caches "
               << (options.no_flush ? "not flushed" : "flushed before each run") << "\n"
               << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right << std::setw(6)
               << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
@@ -122,7 +123,8 @@ void bench(const BenchOptions& options) {
     print_json_line({{"machine", Platform::detect().describe()},
                      {"threads", threads},
                      {"read_gb_per_s", floor.read_gb_per_s},
-                     {"fma_gflop_per_s", floor.fma_gflop_per_s}});
+                     {"fma_gflop_per_s", floor.fma_gflop_per_s},
+                     {"bf16_dot_gflop_per_s", floor.bf16_dot_gflop_per_s}});
   }
   const ExecContext context{.num_threads = threads};
   bool any_failed = false;
@@ -185,7 +187,7 @@ void bench(const BenchOptions& options) {
         row.flops = 6.0 * config.hidden_size * config.intermediate_size * top_k * tokens;
         row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
         row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
-        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9), row.flops / (floor.fma_gflop_per_s * 1e9)) * 1e3;
+        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9), row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) * 1e3;
         if (progress) std::cerr << std::string(60, ' ') << "\r";
         print_row(row, config, options.json, threads);
       }

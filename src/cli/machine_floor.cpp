@@ -54,6 +54,12 @@ MachineFloor measure_cpu_floor(int num_threads) {
   }
   floor.fma_isa = isa >= CpuIsa::avx512 ? "avx512" : isa >= CpuIsa::avx2 ? "avx2" : "none";
   for (double value : per_thread) floor.fma_gflop_per_s += value;
+  if (isa >= CpuIsa::avx512_bf16) {
+    std::vector<double> dot(static_cast<std::size_t>(num_threads), 0.0);
+#pragma omp parallel num_threads(num_threads)
+    dot[omp_get_thread_num()] = bf16_dot_peak_avx512(0.3);
+    for (double value : dot) floor.bf16_dot_gflop_per_s += value;
+  }
   return floor;
 }
 
