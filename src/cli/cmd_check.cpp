@@ -35,7 +35,7 @@ Tensor copy_to(const Tensor& tensor, Device device) {
   return copy;
 }
 
-// The expert weights on the layer's device (the router and shared gates stay on the CPU, as set_weights wants).
+// The expert weights on the layer's device (router and shared gates stay on the CPU, as set_weights wants).
 MoeWeights weights_on(MoeWeights weights, Device device) {
   for (Tensor* tensor : {&weights.w13, &weights.w2, &weights.shared_w13, &weights.shared_w2}) {
     *tensor = copy_to(*tensor, device);
@@ -186,7 +186,8 @@ void check(CheckOptions& options, CLI::App& command) {
       const Tensor device_out = copy_to(nan_out, config.device);
       const Tensor device_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k}, config.device);
       const Tensor device_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k}, config.device);
-      layer.forward(copy_to(hidden, config.device), device_out, context, RoutingOutputs{device_ids, device_weights});
+      layer.forward(copy_to(hidden, config.device), device_out, context,
+                    RoutingOutputs{device_ids, device_weights});
       const Tensor out = copy_to(device_out, Device::cpu());
       const Tensor ids = copy_to(device_ids, Device::cpu());
       const Tensor routing_weights = copy_to(device_weights, Device::cpu());

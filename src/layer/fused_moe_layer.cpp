@@ -61,7 +61,8 @@ void add_in_place(const TensorView& out, const TensorView& addend, const ExecCon
 #endif
   for (std::int64_t index = 0; index < out.numel(); ++index) {
     store_element(out.data(), out.dtype(), index,
-                  load_element(out.data(), out.dtype(), index) + load_element(addend.data(), addend.dtype(), index));
+                  load_element(out.data(), out.dtype(), index) +
+                      load_element(addend.data(), addend.dtype(), index));
   }
 }
 

@@ -21,7 +21,8 @@ BackendInfo without_cuda(std::string id) {
   info.supports = [](const MoeConfig&, const Platform&, ActivationFormat) {
     return Support::no("built without CUDA (FUSEDMOE_CUDA=OFF or no CUDA compiler)");
   };
-  info.convert_weights = [](const Tensor&, const Tensor&, const MoeConfig&) -> std::shared_ptr<const ExpertWeights> {
+  info.convert_weights = [](const Tensor&, const Tensor&,
+                             const MoeConfig&) -> std::shared_ptr<const ExpertWeights> {
     throw Unsupported("[oracle] fusedmoe was built without CUDA");
   };
   info.make_experts = [](const MoeConfig&) -> std::unique_ptr<Experts> {

@@ -37,8 +37,8 @@ void LocalPrepareFinalize::finalize(const DispatchedTokens& dispatched, const Te
     if (expert_out.data() != out.data()) copy_tensor(expert_out, out, context);
     return;
   }
-  FUSEDMOE_CHECK(out.device().is_cpu(), "[local] weighting and reducing in finalize (Experts of policy by_finalize) ",
-                 "runs on the CPU only; out is on ", to_string(out.device()));
+  FUSEDMOE_CHECK(out.device().is_cpu(), "[local] weighting and reducing in finalize (Experts of policy ",
+                 "by_finalize) runs on the CPU only; out is on ", to_string(out.device()));
   weight_and_reduce_standard(expert_out, dispatched.topk_weights, out, resolve_num_threads(context));
 }
 

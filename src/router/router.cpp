@@ -206,7 +206,8 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
   }
   if (device.is_cuda()) {
 #if FUSEDMOE_WITH_CUDA
-    cuda::route(logits, routing, correction_bias, topk_ids, topk_weights, context);  // same rules, on the stream
+    // The same rules on the GPU, on context.stream.
+    cuda::route(logits, routing, correction_bias, topk_ids, topk_weights, context);
     return;
 #else
     throw Unsupported("[router] router_logits on " + to_string(device) + ": fusedmoe was built without CUDA");

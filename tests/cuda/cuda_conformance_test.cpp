@@ -27,12 +27,16 @@ struct ConformanceCase {
 
   std::string describe() const {
     std::ostringstream text;
-    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden << ",I="
-         << intermediate << "," << to_string(act_dtype) << "/" << to_string(weight_dtype) << ","
+    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden
+         << ",I=" << intermediate << "," << to_string(act_dtype) << "/" << to_string(weight_dtype) << ","
          << to_string(activation) << (expert_map ? ",map" : "") << ",chunk=" << max_chunk << ")";
     return text.str();
   }
 };
+
+void PrintTo(const ConformanceCase& c, std::ostream* os) {
+  *os << c.describe();
+}
 
 std::vector<ConformanceCase> cases() {
   return {
@@ -41,17 +45,20 @@ std::vector<ConformanceCase> cases() {
       {"k1", 23, 8, 48, 24, 1},
       {"k_equals_e", 11, 4, 40, 20, 4},
       {"e256", 129, 256, 64, 32, 8},
-      {"zero_token_expert", 19, 8, 32, 16, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::skip_last},
+      {"zero_token_expert", 19, 8, 32, 16, 3, DType::bf16, DType::bf16, Activation::silu,
+       RoutingPattern::skip_last},
       {"all_on_one_expert", 21, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu,
        RoutingPattern::one_hot_expert},
       {"all_on_one_expert_k1", 13, 6, 32, 16, 1, DType::bf16, DType::bf16, Activation::silu,
        RoutingPattern::one_hot_expert},
-      {"expert_map", 29, 10, 40, 24, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, true},
+      {"expert_map", 29, 10, 40, 24, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router,
+       true},
       {"fp32", 17, 8, 64, 40, 2, DType::fp32, DType::fp32},
       {"fp16", 17, 8, 64, 40, 2, DType::fp16, DType::fp16},
       {"fp32_act_bf16_weights", 9, 8, 32, 24, 2, DType::fp32, DType::bf16},
       {"gelu", 15, 8, 48, 40, 2, DType::bf16, DType::bf16, Activation::gelu},
-      {"chunked", 70, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, false, 16},
+      {"chunked", 70, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, false,
+       16},
       {"prefill", 1500, 32, 128, 64, 4},
       {"empty_batch", 0, 8, 32, 16, 2},
   };
@@ -82,7 +89,8 @@ TEST_P(CudaConformance, EveryCudaBackendMatchesFp64Reference) {
     for (const Candidate& candidate : evaluate_backends(config, platform)) {
       const BackendInfo& backend = *candidate.backend;
       if (!candidate.support.ok) {
-        std::cout << "  " << backend.id << " [" << to_string(mode) << "]: skipped: " << candidate.support.reason << "\n";
+        std::cout << "  " << backend.id << " [" << to_string(mode)
+                  << "]: skipped: " << candidate.support.reason << "\n";
         continue;
       }
       const bool monolithic = backend.kind == ExpertsKind::monolithic;
@@ -94,21 +102,23 @@ TEST_P(CudaConformance, EveryCudaBackendMatchesFp64Reference) {
       if (monolithic) {
         const Tensor logits = Tensor::empty(DType::fp32, {c.tokens, c.experts});
         if (c.tokens > 0) fill_normal(logits, 99, 2.0f);
-        routing = {Tensor::empty(DType::int32, {c.tokens, c.top_k}), Tensor::empty(DType::fp32, {c.tokens, c.top_k})};
+        routing = {Tensor::empty(DType::int32, {c.tokens, c.top_k}),
+                   Tensor::empty(DType::fp32, {c.tokens, c.top_k})};
         route(logits, config.routing, {}, routing.ids, routing.weights);
-        built.kernel->forward_monolithic(testing::to_device(hidden), testing::to_device(logits), {}, *built.weights,
-                                         out);
+        built.kernel->forward_monolithic(testing::to_device(hidden), testing::to_device(logits), {},
+                                         *built.weights, out);
       } else {
         routing = testing::make_routing(config, c.tokens, c.pattern, 42, weights, hidden);
         built.kernel->forward(testing::to_device(hidden), testing::to_device(routing.ids),
-                              testing::to_device(routing.weights), testing::to_device(expert_map), *built.weights,
-                              out);
+                              testing::to_device(routing.weights), testing::to_device(expert_map),
+                              *built.weights, out);
       }
       const std::vector<double> reference =
           fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights, expert_map);
       const ErrorStats stats = compare_to_reference(testing::to_host(out), reference);
       EXPECT_EQ(stats.non_finite, 0) << "outputs left unwritten (still NaN) or overflowed";
-      EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype)) << "max abs error " << stats.max_abs_error;
+      EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype))
+          << "max abs error " << stats.max_abs_error;
       ++checked;
     }
   }
@@ -130,19 +140,23 @@ TEST(CudaConformance, ChunkingIsBitwiseInvisible) {
   const MoeWeights weights = random_weights(config, 3);
   const std::int64_t tokens = 53;
   const Tensor hidden = random_hidden(config, tokens, 4);
-  const testing::Routing routing = testing::make_routing(config, tokens, RoutingPattern::router, 5, weights, hidden);
+  const testing::Routing routing =
+      testing::make_routing(config, tokens, RoutingPattern::router, 5, weights, hidden);
   const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
   const Tensor gpu_routing_weights = testing::to_device(routing.weights);
   for (const Candidate& candidate : evaluate_backends(config, Platform::detect(kGpu))) {
     if (!candidate.support.ok || candidate.backend->kind != ExpertsKind::modular) continue;
     SCOPED_TRACE(candidate.backend->id);
-    testing::BuiltKernel whole = testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 0);
-    testing::BuiltKernel chunked = testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 7);
+    testing::BuiltKernel whole =
+        testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 0);
+    testing::BuiltKernel chunked =
+        testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 7);
     const Tensor a = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
     const Tensor b = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
     whole.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *whole.weights, a);
     chunked.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *chunked.weights, b);
-    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(a), testing::to_host(b))) << "chunked differs from whole";
+    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(a), testing::to_host(b)))
+        << "chunked differs from whole";
   }
 }
 

@@ -15,9 +15,9 @@ using testing::kGpu;
 using testing::RoutingPattern;
 
 enum class Ids {
-  pattern,         // testing::make_routing with the case's pattern
-  duplicates,      // every slot of a token names the same expert, shared by runs of tokens
-  out_of_range,    // some ids are -1 or >= E (contribute nothing on the GPU)
+  pattern,       // testing::make_routing with the case's pattern
+  duplicates,    // every slot of a token names the same expert, shared by runs of tokens
+  out_of_range,  // some ids are -1 or >= E (contribute nothing on the GPU)
 };
 
 struct FusedCase {
@@ -33,17 +33,22 @@ struct FusedCase {
 
   std::string describe() const {
     std::ostringstream text;
-    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden << ",I=" << intermediate
-         << "," << to_string(activation) << (expert_map ? ",map" : "") << ",chunk=" << max_chunk << ")";
+    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden
+         << ",I=" << intermediate << "," << to_string(activation) << (expert_map ? ",map" : "")
+         << ",chunk=" << max_chunk << ")";
     return text.str();
   }
 };
+
+void PrintTo(const FusedCase& c, std::ostream* os) {
+  *os << c.describe();
+}
 
 std::vector<FusedCase> fused_cases() {
   std::vector<FusedCase> cases = {
       {"decode_m1", 1, 8, 64, 32, 2},
       {"decode_m1_k8_e128", 1, 128, 256, 96, 8},
-      {"odd_sizes", 37, 16, 67, 29, 4},          // H and I no multiple of anything: padded A, K and N tails
+      {"odd_sizes", 37, 16, 67, 29, 4},  // H and I no multiple of anything: padded A, K and N tails
       {"not_a_tile_multiple", 133, 8, 136, 72, 2},
       {"e256", 300, 256, 128, 64, 8},
       {"zero_token_expert", 19, 8, 32, 16, 3, Activation::silu, RoutingPattern::skip_last},
@@ -52,7 +57,8 @@ std::vector<FusedCase> fused_cases() {
       {"expert_map", 29, 10, 40, 24, 3, Activation::silu, RoutingPattern::router, true},
       {"expert_map_large", 517, 64, 128, 64, 6, Activation::silu, RoutingPattern::router, true},
       {"duplicate_ids", 45, 12, 64, 48, 3, Activation::silu, RoutingPattern::router, false, Ids::duplicates},
-      {"out_of_range_ids", 23, 8, 64, 32, 3, Activation::silu, RoutingPattern::router, false, Ids::out_of_range},
+      {"out_of_range_ids", 23, 8, 64, 32, 3, Activation::silu, RoutingPattern::router, false,
+       Ids::out_of_range},
       {"gelu", 15, 8, 48, 40, 2, Activation::gelu},
       {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, true},
       {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, false, 16},
@@ -84,8 +90,8 @@ std::vector<FusedCase> fused_cases() {
 }
 
 MoeConfig gpu_config(const FusedCase& c) {
-  MoeConfig config = testing::make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16, DType::bf16,
-                                          c.activation);
+  MoeConfig config = testing::make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16,
+                                          DType::bf16, c.activation);
   config.device = kGpu;
   return config;
 }
@@ -96,13 +102,15 @@ struct CaseRouting {
   Tensor ids, weights, reference_ids, reference_weights;
 };
 
-CaseRouting case_routing(const FusedCase& c, const MoeConfig& config, const MoeWeights& weights, const Tensor& hidden) {
+CaseRouting case_routing(const FusedCase& c, const MoeConfig& config, const MoeWeights& weights,
+                         const Tensor& hidden) {
   testing::Routing routing = testing::make_routing(config, c.tokens, c.pattern, 42, weights, hidden);
   CaseRouting result{routing.ids, routing.weights, routing.ids, routing.weights};
   auto* ids = routing.ids.data_as<std::int32_t>();
   if (c.ids == Ids::duplicates) {
     for (std::int64_t i = 0; i < c.tokens * c.top_k; ++i) {
-      ids[i] = static_cast<std::int32_t>((i / c.top_k / 4) % c.experts);  // 4 tokens in a row share one expert
+      ids[i] =
+          static_cast<std::int32_t>((i / c.top_k / 4) % c.experts);  // 4 tokens in a row share one expert
     }
   }
   if (c.ids == Ids::out_of_range) {
@@ -119,7 +127,8 @@ CaseRouting case_routing(const FusedCase& c, const MoeConfig& config, const MoeW
 
 Tensor odd_experts_not_local(std::int64_t experts) {
   Tensor map = Tensor::empty(DType::int32, {experts});
-  for (std::int64_t e = 0; e < experts; ++e) map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
+  for (std::int64_t e = 0; e < experts; ++e)
+    map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
   return map;
 }
 
@@ -142,8 +151,8 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   const CaseRouting routing = case_routing(c, config, weights, hidden);
   const Tensor map = c.expert_map ? odd_experts_not_local(c.experts) : Tensor();
 
-  testing::BuiltKernel built =
-      testing::build_kernel(cuda_fused(), config, c.cpu_weights ? weights : testing::weights_on(weights), c.max_chunk);
+  testing::BuiltKernel built = testing::build_kernel(
+      cuda_fused(), config, c.cpu_weights ? weights : testing::weights_on(weights), c.max_chunk);
   const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
   const Tensor gpu_weights = testing::to_device(routing.weights), gpu_map = testing::to_device(map);
   const Tensor first = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
@@ -173,7 +182,8 @@ TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
   const MoeWeights weights = random_weights(config, 21);
   const Tensor hidden = random_hidden(config, c.tokens, 22);
-  const testing::Routing routing = testing::make_routing(config, c.tokens, RoutingPattern::router, 23, weights, hidden);
+  const testing::Routing routing =
+      testing::make_routing(config, c.tokens, RoutingPattern::router, 23, weights, hidden);
   testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights), 0);
   const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
   const Tensor gpu_weights = testing::to_device(routing.weights);
@@ -189,7 +199,8 @@ TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
     const Tensor got = testing::to_host(part);
     EXPECT_EQ(std::memcmp(got.data(), expected.data(), static_cast<std::size_t>(tokens * row_bytes)), 0);
   }
-  const std::vector<double> reference = fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
   EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
 }
 
@@ -229,10 +240,12 @@ TEST(CudaFusedGraph, CaptureAndReplayEqualEager) {
     copy_tensor(*host_input, input);  // new contents, same buffer: the graph reads them on replay
     testing::check_cuda(cudaGraphLaunch(graph, stream.get()), "cudaGraphLaunch");
     stream.synchronize();
-    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(replayed), host_input == &hidden_b ? eager_b : eager_a));
+    EXPECT_TRUE(
+        testing::bitwise_equal(testing::to_host(replayed), host_input == &hidden_b ? eager_b : eager_a));
   }
   cudaGraphExecDestroy(graph);
-  const std::vector<double> reference = fp64_moe_reference(config, weights, hidden_a, routing.ids, routing.weights);
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden_a, routing.ids, routing.weights);
   EXPECT_LE(compare_to_reference(eager_a, reference).relative_error, tolerance_for(DType::bf16));
 }
 
@@ -249,28 +262,31 @@ TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
   ASSERT_GT(c.tokens * c.top_k * c.hidden, std::int64_t{1} << 31);
   const MoeWeights weights = random_weights(config, 41);
   const Tensor hidden = random_hidden(config, c.tokens, 42);
-  const testing::Routing routing = testing::make_routing(config, c.tokens, RoutingPattern::router, 43, weights, hidden);
+  const testing::Routing routing =
+      testing::make_routing(config, c.tokens, RoutingPattern::router, 43, weights, hidden);
   testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights), 0);
   const Tensor result = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-  built.kernel->forward(testing::to_device(hidden), testing::to_device(routing.ids), testing::to_device(routing.weights),
-                        {}, *built.weights, result);
+  built.kernel->forward(testing::to_device(hidden), testing::to_device(routing.ids),
+                        testing::to_device(routing.weights), {}, *built.weights, result);
   const Tensor out = testing::to_host(result);
 
   // A sample of tokens, the last ones (largest offsets) included.
   const std::vector<std::int64_t> sample = {0, 1, 4095, 16384, 26843, 32767, c.tokens - 2, c.tokens - 1};
   const std::int64_t count = static_cast<std::int64_t>(sample.size());
-  Tensor sub_hidden = Tensor::empty(DType::bf16, {count, c.hidden}), sub_out = Tensor::empty(DType::bf16, {count, c.hidden});
-  Tensor sub_ids = Tensor::empty(DType::int32, {count, c.top_k}), sub_weights = Tensor::empty(DType::fp32, {count, c.top_k});
+  Tensor sub_hidden = Tensor::empty(DType::bf16, {count, c.hidden}),
+         sub_out = Tensor::empty(DType::bf16, {count, c.hidden});
+  Tensor sub_ids = Tensor::empty(DType::int32, {count, c.top_k}),
+         sub_weights = Tensor::empty(DType::fp32, {count, c.top_k});
   for (std::int64_t i = 0; i < count; ++i) {
     const std::int64_t token = sample[i];
-    std::memcpy(sub_hidden.data_as<std::uint16_t>() + i * c.hidden, hidden.data_as<std::uint16_t>() + token * c.hidden,
-                static_cast<std::size_t>(c.hidden) * 2);
-    std::memcpy(sub_out.data_as<std::uint16_t>() + i * c.hidden, out.data_as<std::uint16_t>() + token * c.hidden,
-                static_cast<std::size_t>(c.hidden) * 2);
-    std::memcpy(sub_ids.data_as<std::int32_t>() + i * c.top_k, routing.ids.data_as<std::int32_t>() + token * c.top_k,
-                static_cast<std::size_t>(c.top_k) * 4);
-    std::memcpy(sub_weights.data_as<float>() + i * c.top_k, routing.weights.data_as<float>() + token * c.top_k,
-                static_cast<std::size_t>(c.top_k) * 4);
+    std::memcpy(sub_hidden.data_as<std::uint16_t>() + i * c.hidden,
+                hidden.data_as<std::uint16_t>() + token * c.hidden, static_cast<std::size_t>(c.hidden) * 2);
+    std::memcpy(sub_out.data_as<std::uint16_t>() + i * c.hidden,
+                out.data_as<std::uint16_t>() + token * c.hidden, static_cast<std::size_t>(c.hidden) * 2);
+    std::memcpy(sub_ids.data_as<std::int32_t>() + i * c.top_k,
+                routing.ids.data_as<std::int32_t>() + token * c.top_k, static_cast<std::size_t>(c.top_k) * 4);
+    std::memcpy(sub_weights.data_as<float>() + i * c.top_k,
+                routing.weights.data_as<float>() + token * c.top_k, static_cast<std::size_t>(c.top_k) * 4);
   }
   const ErrorStats stats =
       compare_to_reference(sub_out, fp64_moe_reference(config, weights, sub_hidden, sub_ids, sub_weights));
@@ -299,10 +315,12 @@ TEST(CudaFusedSupports, StatesWhatItCannotDo) {
             "consumes the standard format; the dispatch delivers batched");
   MoeConfig fp32 = config;
   fp32.weight_dtype = fp32.act_dtype = DType::fp32;
-  EXPECT_EQ(backend.supports(fp32, platform, ActivationFormat::standard).reason, "needs bf16 weights; weight_dtype is fp32");
+  EXPECT_EQ(backend.supports(fp32, platform, ActivationFormat::standard).reason,
+            "needs bf16 weights; weight_dtype is fp32");
   Platform old = platform;
   old.cuda.compute_capability = 75;
-  EXPECT_NE(backend.supports(config, old, ActivationFormat::standard).reason.find("sm_75"), std::string::npos);
+  EXPECT_NE(backend.supports(config, old, ActivationFormat::standard).reason.find("sm_75"),
+            std::string::npos);
   Platform none = platform;
   none.cuda = CudaInfo{};
   none.cuda.reason = "synthetic";

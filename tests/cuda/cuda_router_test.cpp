@@ -18,9 +18,10 @@ struct RouterCase {
   std::int64_t experts;
   std::string describe() const {
     std::ostringstream text;
-    text << to_string(routing.recipe) << " E=" << experts << " k=" << routing.top_k << " groups=" << routing.num_groups
-         << "/" << routing.topk_group << (routing.renormalize ? " renorm" : "")
-         << (routing.use_correction_bias ? " bias" : "") << " scale=" << routing.routed_scaling_factor;
+    text << to_string(routing.recipe) << " E=" << experts << " k=" << routing.top_k
+         << " groups=" << routing.num_groups << "/" << routing.topk_group
+         << (routing.renormalize ? " renorm" : "") << (routing.use_correction_bias ? " bias" : "")
+         << " scale=" << routing.routed_scaling_factor;
     return text.str();
   }
 };
@@ -69,9 +70,9 @@ Tensor make_logits(std::int64_t tokens, std::int64_t experts, DType dtype, std::
   for (std::int64_t i = 0; i < tokens * experts; ++i) data[i] = std::round(data[i] * 16.0f) / 16.0f;
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   for (std::int64_t e = 0; e < experts; ++e) {
-    data[0 * experts + e] = nan;                                      // all NaN: ids 0..k-1
+    data[0 * experts + e] = nan;                                           // all NaN: ids 0..k-1
     data[1 * experts + e] = e % 3 == 0 ? inf : (e % 3 == 1 ? -inf : nan);  // infinities tie with each other
-    data[2 * experts + e] = 0.75f;                                   // all equal: lowest ids win
+    data[2 * experts + e] = 0.75f;                                         // all equal: lowest ids win
     data[3 * experts + e] = e % 5 == 0 ? nan : static_cast<float>(e % 4);  // NaN among ties
   }
   return values.to_dtype(dtype);
@@ -89,8 +90,8 @@ void expect_same_routing(const TensorView& cpu_ids, const TensorView& cpu_weight
     const bool ids_equal = a[i] == b[i];
     const bool weights_close = std::abs(wa[i] - wb[i]) <= 1e-6 * std::abs(wa[i]) + 1e-30;
     if (!ids_equal || !weights_close) {
-      ADD_FAILURE() << "token " << i / k << " slot " << i % k << ": cpu (" << a[i] << ", " << wa[i] << ") gpu ("
-                    << b[i] << ", " << wb[i] << ")";
+      ADD_FAILURE() << "token " << i / k << " slot " << i % k << ": cpu (" << a[i] << ", " << wa[i]
+                    << ") gpu (" << b[i] << ", " << wb[i] << ")";
       ++reported;
     }
   }
@@ -113,7 +114,8 @@ TEST_P(CudaRouter, MatchesTheCpuRouterOnEveryRecipe) {
     for (const RouterCase& c : router_cases(experts)) {
       SCOPED_TRACE(c.describe() + " logits " + std::string(to_string(dtype)));
       const int k = c.routing.top_k;
-      const Tensor ids = Tensor::empty(DType::int32, {tokens, k}), weights = Tensor::empty(DType::fp32, {tokens, k});
+      const Tensor ids = Tensor::empty(DType::int32, {tokens, k}),
+                   weights = Tensor::empty(DType::fp32, {tokens, k});
       const Tensor gpu_ids = testing::empty_poisoned(DType::int32, {tokens, k});
       const Tensor gpu_weights = testing::empty_poisoned(DType::fp32, {tokens, k});
       const bool with_bias = c.routing.use_correction_bias;
@@ -129,7 +131,8 @@ TEST_P(CudaRouter, MatchesTheCpuRouterOnEveryRecipe) {
 INSTANTIATE_TEST_SUITE_P(Experts, CudaRouter, ::testing::Values(8, 60, 128, 256, 384, 512),
                          [](const auto& info) {
                            std::string name = "E";
-                           name += std::to_string(info.param);  // (a char* + string&& trips GCC 12's -Wrestrict)
+                           name +=
+                               std::to_string(info.param);  // (a char* + string&& trips GCC 12's -Wrestrict)
                            return name;
                          });
 
@@ -141,8 +144,8 @@ TEST(CudaRouterArguments, MixedDevicesAreRejectedOnTheHost) {
   const Tensor gpu_weights = Tensor::empty(DType::fp32, {4, 2}, kGpu);
   EXPECT_THROW(route(logits, routing, {}, cpu_ids, gpu_weights), InvalidArgument);
   // Zero tokens launch nothing.
-  EXPECT_NO_THROW(route(Tensor::empty(DType::fp32, {0, 8}, kGpu), routing, {}, Tensor::empty(DType::int32, {0, 2}, kGpu),
-                        Tensor::empty(DType::fp32, {0, 2}, kGpu)));
+  EXPECT_NO_THROW(route(Tensor::empty(DType::fp32, {0, 8}, kGpu), routing, {},
+                        Tensor::empty(DType::int32, {0, 2}, kGpu), Tensor::empty(DType::fp32, {0, 2}, kGpu)));
 }
 
 TEST(CudaRouterStreams, RunsOnTheGivenStreamAndCapturesInAGraph) {
@@ -158,7 +161,8 @@ TEST(CudaRouterStreams, RunsOnTheGivenStreamAndCapturesInAGraph) {
   Tensor bias = Tensor::empty(DType::fp32, {experts});
   fill_uniform(bias, 3, 0.0f, 0.1f);
   const Tensor logits = make_logits(tokens, experts, DType::fp32, 4);
-  const Tensor ids = Tensor::empty(DType::int32, {tokens, 8}), weights = Tensor::empty(DType::fp32, {tokens, 8});
+  const Tensor ids = Tensor::empty(DType::int32, {tokens, 8}),
+               weights = Tensor::empty(DType::fp32, {tokens, 8});
   route(logits, routing, bias, ids, weights);
 
   testing::TestStream stream;

@@ -20,18 +20,18 @@ inline std::string cuda_unavailable_reason() {
 }
 
 // Skips the calling test, with the probe's reason, when there is no usable CUDA device.
-#define FUSEDMOE_REQUIRE_CUDA()                                                            \
-  do {                                                                                     \
-    const std::string fusedmoe_reason_ = ::fusedmoe::testing::cuda_unavailable_reason();   \
-    if (!fusedmoe_reason_.empty()) GTEST_SKIP() << fusedmoe_reason_;                       \
+#define FUSEDMOE_REQUIRE_CUDA()                                                          \
+  do {                                                                                   \
+    const std::string fusedmoe_reason_ = ::fusedmoe::testing::cuda_unavailable_reason(); \
+    if (!fusedmoe_reason_.empty()) GTEST_SKIP() << fusedmoe_reason_;                     \
   } while (0)
 
 // Skips the calling test when `backend` cannot run `config` here, printing its reason.
-#define FUSEDMOE_REQUIRE_BACKEND(backend, config)                                                            \
-  do {                                                                                                       \
-    const ::fusedmoe::Support fusedmoe_support_ =                                                            \
-        (backend).supports((config), ::fusedmoe::Platform::detect((config).device), dispatch_format(config)); \
-    if (!fusedmoe_support_.ok) GTEST_SKIP() << (backend).id << ": " << fusedmoe_support_.reason;             \
+#define FUSEDMOE_REQUIRE_BACKEND(backend, config)                                                \
+  do {                                                                                           \
+    const ::fusedmoe::Support fusedmoe_support_ = (backend).supports(                            \
+        (config), ::fusedmoe::Platform::detect((config).device), dispatch_format(config));       \
+    if (!fusedmoe_support_.ok) GTEST_SKIP() << (backend).id << ": " << fusedmoe_support_.reason; \
   } while (0)
 
 inline void check_cuda(cudaError_t status, const char* what) {

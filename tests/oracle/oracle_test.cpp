@@ -127,7 +127,8 @@ TEST(Oracle, NothingFitsListsEveryCandidateWithItsReason) {
   } catch (const Unsupported& error) {
     EXPECT_NE(std::string(error.what()).find("no backend supports"), std::string::npos) << error.what();
     for (const BackendInfo* backend : backends_for(DeviceKind::cuda)) {
-      EXPECT_NE(std::string(error.what()).find(backend->id + ": skipped: "), std::string::npos) << error.what();
+      EXPECT_NE(std::string(error.what()).find(backend->id + ": skipped: "), std::string::npos)
+          << error.what();
     }
   }
 }
