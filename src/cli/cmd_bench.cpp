@@ -22,12 +22,17 @@
 #include "core/random.hpp"
 #include "core/threading.hpp"
 #include "fusedmoe/fusedmoe.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "backends/cuda_common/device_bench.hpp"
+#endif
 
 namespace fusedmoe::cli {
 
 namespace {
 
 struct BenchOptions {
+  std::string device{"cpu"};
+  bool no_graph = false;
   std::vector<std::string> presets{"qwen3-30b-a3b"};
   std::vector<std::int64_t> tokens{1, 4, 16, 64, 256, 1024};
   std::vector<std::string> backends;  // empty: the oracle's choice
@@ -105,12 +110,35 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
 }
 
 void bench(const BenchOptions& options) {
+  const Device device = parse_device(options.device);
+  const bool on_gpu = device.is_cuda();
+#if !FUSEDMOE_WITH_CUDA
+  FUSEDMOE_CHECK(!on_gpu, "[bench] --device ", options.device, ": fusedmoe was built without CUDA");
+#endif
   const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
   const bool progress = !options.json && isatty(STDERR_FILENO);
-  if (progress) std::cerr << "measuring this machine's floor (read bandwidth, fp32 FMA peak)...\r" << std::flush;
-  const MachineFloor floor = measure_cpu_floor(threads);
-  const Tensor flush_buffer = Tensor::zeros(DType::int64, {(std::int64_t{256} << 20) / 8});
-  if (!options.json) {
+  if (progress) std::cerr << "measuring this machine's floor...\r" << std::flush;
+  MachineFloor floor;
+  if (on_gpu) {
+#if FUSEDMOE_WITH_CUDA
+    const cuda::DeviceCeilings ceilings = cuda::measure_device_ceilings(device.index);
+    floor.read_gb_per_s = ceilings.copy_tb_per_s * 1e3;
+    floor.fma_gflop_per_s = ceilings.bf16_gemm_tflop_per_s * 1e3;
+    floor.fma_isa = "cublas bf16 gemm 8192^3";
+#endif
+  } else {
+    floor = measure_cpu_floor(threads);
+  }
+  const Tensor flush_buffer = on_gpu ? Tensor() : Tensor::zeros(DType::int64, {(std::int64_t{256} << 20) / 8});
+  if (!options.json && on_gpu) {
+    std::cout << "machine: " << Platform::detect(device).describe() << "\n"
+              << "floor:   device copy " << std::setprecision(3) << std::fixed << floor.read_gb_per_s / 1e3
+              << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3 << " TFLOP/s (cuBLAS 8192^3); "
+              << "L2 flushed before each run; " << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
+              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right << std::setw(6)
+              << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
+              << std::setw(10) << "floor_ms" << std::setw(7) << "ratio" << "  check\n";
+  } else if (!options.json) {
     std::cout << "machine: " << Platform::detect().describe() << "; " << threads << " threads\n"
               << "floor:   read " << std::setprecision(1) << std::fixed << floor.read_gb_per_s << " GB/s, fp32 FMA ("
               << floor.fma_isa << ") " << floor.fma_gflop_per_s << " GFLOP/s, bf16 dot product "
@@ -120,7 +148,7 @@ void bench(const BenchOptions& options) {
               << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
               << std::setw(10) << "floor_ms" << std::setw(7) << "ratio" << "  check\n";
   } else {
-    print_json_line({{"machine", Platform::detect().describe()},
+    print_json_line({{"machine", Platform::detect(device).describe()},
                      {"threads", threads},
                      {"read_gb_per_s", floor.read_gb_per_s},
                      {"fma_gflop_per_s", floor.fma_gflop_per_s},
@@ -136,13 +164,14 @@ void bench(const BenchOptions& options) {
     config.intermediate_size = preset.intermediate_size;
     config.routing = preset.routing;
     config.act_dtype = config.weight_dtype = parse_dtype(options.dtype);
+    config.device = device;
     config.validate();
     if (progress) std::cerr << "generating " << preset_name << " weights...                         \r" << std::flush;
     const MoeWeights weights = random_weights(config, options.seed);
     std::vector<std::string> backend_ids = options.backends;
-    if (backend_ids.empty()) backend_ids.push_back(select_backend(config, Platform::detect()).backend->id);
+    if (backend_ids.empty()) backend_ids.push_back(select_backend(config, Platform::detect(device)).backend->id);
     for (const std::string& backend_id : backend_ids) {
-      const Selection selection = select_backend(config, Platform::detect(), backend_id);
+      const Selection selection = select_backend(config, Platform::detect(device), backend_id);
       const BackendInfo& backend = *selection.backend;
       FUSEDMOE_CHECK(backend.kind == ExpertsKind::modular, "[bench] backend ", backend_id,
                      " is monolithic; bench times modular Experts from fixed routing");
@@ -158,25 +187,47 @@ void bench(const BenchOptions& options) {
         const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, top_k});
         make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens, ids,
                      routing_weights);
-        const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
-        fill_nan(out);
+        // Inputs where the layer runs; the check reads the output back to the CPU.
+        auto on_device = [&](const Tensor& host) {
+          if (!on_gpu) return host;
+          Tensor copy = Tensor::empty(host.dtype(), host.shape(), device);
+          copy_tensor(host, copy);
+          return copy;
+        };
+        const Tensor hidden_d = on_device(hidden), ids_d = on_device(ids), weights_d = on_device(routing_weights);
+        Tensor out_host = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+        fill_nan(out_host);
+        const Tensor out = on_device(out_host);
         kernel.reserve(tokens);
-        kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);  // warm-up + check
+        kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out, context);  // warm-up + check
+        if (on_gpu) copy_tensor(out, out_host);
         Row row{preset_name, backend_id, tokens};
         const std::int64_t checked = std::min<std::int64_t>(tokens, 3);
         const std::vector<double> reference =
             fp64_moe_reference(config, weights, hidden.view().slice_rows(0, checked), ids.view().slice_rows(0, checked),
                                routing_weights.view().slice_rows(0, checked));
-        row.rel_error = compare_to_reference(out.view().slice_rows(0, checked), reference).relative_error;
+        row.rel_error = compare_to_reference(out_host.view().slice_rows(0, checked), reference).relative_error;
         row.passed = row.rel_error <= tolerance_for(config.act_dtype);
         any_failed |= !row.passed;
 
         std::vector<double> times;
-        for (int repeat = 0; repeat < options.repeats; ++repeat) {
-          if (!options.no_flush) flush_caches(flush_buffer);
-          const auto start = std::chrono::steady_clock::now();
-          kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);
-          times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        if (on_gpu) {
+#if FUSEDMOE_WITH_CUDA
+          bool graph_used = false;
+          times = cuda::time_on_device(device.index, options.repeats, !options.no_graph, graph_used,
+                                       [&](StreamHandle stream) {
+                                         kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out,
+                                                        ExecContext{.stream = stream, .num_threads = threads});
+                                       });
+          if (!graph_used && !options.no_graph && !options.json) std::cerr << "(graph capture failed: eager timing)\n";
+#endif
+        } else {
+          for (int repeat = 0; repeat < options.repeats; ++repeat) {
+            if (!options.no_flush) flush_caches(flush_buffer);
+            const auto start = std::chrono::steady_clock::now();
+            kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);
+            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+          }
         }
         std::sort(times.begin(), times.end());
         row.time_ms = times[times.size() / 2];
@@ -214,7 +265,9 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)");
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
-  command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs");
+  command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs (CPU)");
+  command->add_option("--device", options->device, "cpu or cuda:N")->capture_default_str();
+  command->add_flag("--no-graph", options->no_graph, "GPU: time eager launches instead of CUDA-graph replays");
   command->add_flag("--json", options->json, "One JSON object per line and row");
   command->callback([options] { bench(*options); });
 }

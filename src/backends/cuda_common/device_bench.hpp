@@ -1,0 +1,24 @@
+// GPU timing and ceilings for `fusedmoe bench --device cuda` (plain C++: no CUDA headers).
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "fusedmoe/device.hpp"
+
+namespace fusedmoe::cuda {
+
+// Times `body(stream)`: one eager warm-up run, then (when `use_graph`) a CUDA-graph capture of it replayed
+// `repeats` times, else eager runs. The L2 cache is flushed before every timed run (not timed); each run is
+// bracketed by CUDA events. Returns the milliseconds of each run. Falls back to eager timing when capture
+// fails, and says so through `graph_used`.
+std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool& graph_used,
+                                   const std::function<void(StreamHandle)>& body);
+
+struct DeviceCeilings {
+  double copy_tb_per_s = 0.0;        // device-to-device copy, bytes read + written
+  double bf16_gemm_tflop_per_s = 0.0;  // cuBLAS bf16 GEMM 8192^3, fp32 accumulation
+};
+DeviceCeilings measure_device_ceilings(int device);
+
+}  // namespace fusedmoe::cuda
