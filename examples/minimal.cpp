@@ -29,7 +29,7 @@ int main() {
   const Tensor hidden = filled(DType::bf16, {4, 64}, 0.1f);
   const Tensor out = Tensor::empty(DType::bf16, {4, 64});
   layer.forward(hidden, out);
-  std::cout << "backend " << layer.selection().backend->id << ", out[0] = " << bf16_to_float(out.data_as<std::uint16_t>()[0])
-            << "\n";
+  std::cout << "backend " << layer.selection().backend->id
+            << ", out[0] = " << bf16_to_float(out.data_as<std::uint16_t>()[0]) << "\n";
   return 0;
 }

@@ -34,8 +34,8 @@ class Communicator {
                            std::span<const std::size_t> receive_bytes, StreamHandle stream) = 0;
   // Element-wise sum over ranks of `send` (fp32, sum of receive_counts elements); rank r keeps the r-th
   // segment of receive_counts[r] elements.
-  virtual void reduce_scatter_sum_fp32(const float* send, float* receive, std::span<const std::size_t> receive_counts,
-                                       StreamHandle stream) = 0;
+  virtual void reduce_scatter_sum_fp32(const float* send, float* receive,
+                                       std::span<const std::size_t> receive_counts, StreamHandle stream) = 0;
   // Point to point (weight migration): blocking, matched by (peer, tag).
   virtual void send_bytes(const void* data, std::size_t bytes, int peer, int tag) = 0;
   virtual void receive_bytes(void* data, std::size_t bytes, int peer, int tag) = 0;

@@ -15,10 +15,10 @@ enum class Activation { silu, gelu };
 
 // Named routing recipes (how router logits become top-k ids and weights).
 enum class RoutingRecipe {
-  softmax_topk,         // softmax over all experts, then top-k (OLMoE, Qwen2-MoE without norm_topk_prob)
-  softmax_topk_renorm,  // softmax, top-k, weights divided by their sum (Mixtral, Qwen3-MoE)
-  topk_softmax,         // top-k on the logits, then softmax over the k chosen logits
-  softmax_grouped,      // softmax, group score = max in group, keep topk_group groups, top-k (DeepSeek-V2)
+  softmax_topk,          // softmax over all experts, then top-k (OLMoE, Qwen2-MoE without norm_topk_prob)
+  softmax_topk_renorm,   // softmax, top-k, weights divided by their sum (Mixtral, Qwen3-MoE)
+  topk_softmax,          // top-k on the logits, then softmax over the k chosen logits
+  softmax_grouped,       // softmax, group score = max in group, keep topk_group groups, top-k (DeepSeek-V2)
   sigmoid_grouped_bias,  // sigmoid; selection on score + correction bias; group score = sum of top-2;
                          // weights are the unbiased scores (DeepSeek-V3)
   llama4_top1_sigmoid,   // top-1 on the logits, weight = sigmoid(logit), applied to the input (Llama-4)
@@ -27,8 +27,8 @@ enum class RoutingRecipe {
 struct RoutingConfig {
   RoutingRecipe recipe = RoutingRecipe::softmax_topk_renorm;
   int top_k = 2;
-  int num_groups = 1;   // grouped recipes: experts are split into num_groups equal groups
-  int topk_group = 1;   // grouped recipes: how many groups stay eligible
+  int num_groups = 1;        // grouped recipes: experts are split into num_groups equal groups
+  int topk_group = 1;        // grouped recipes: how many groups stay eligible
   bool renormalize = false;  // grouped recipes: divide the chosen weights by their sum (norm_topk_prob)
   float routed_scaling_factor = 1.0f;  // multiplies the final weights (after renormalising)
   bool use_correction_bias = false;    // sigmoid_grouped_bias: the layer carries a bias [E]

@@ -19,7 +19,7 @@ struct Device {
   friend bool operator==(const Device&, const Device&) = default;
 };
 
-std::string to_string(Device device);       // "cpu", "cuda:0"
+std::string to_string(Device device);         // "cpu", "cuda:0"
 std::string_view to_string(DeviceKind kind);  // "cpu", "cuda"
 // Parses "cpu", "cuda", "cuda:N"; throws InvalidArgument otherwise.
 Device parse_device(std::string_view text);

@@ -53,6 +53,7 @@ struct HfBlock {
 // One MoE block saved with its Hugging Face state_dict names (relative to the block: "gate.weight",
 // "experts.gate_up_proj" or "experts.N.gate_proj.weight", ...), with the model's config.json (or a
 // JSON object holding it under "config", as in shared/golden/<case>.json).
-HfBlock load_hf_block(const std::filesystem::path& block_file, const std::filesystem::path& config_file, DType dtype);
+HfBlock load_hf_block(const std::filesystem::path& block_file, const std::filesystem::path& config_file,
+                      DType dtype);
 
 }  // namespace fusedmoe

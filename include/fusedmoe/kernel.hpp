@@ -51,7 +51,8 @@ struct DispatchedTokens {
 class WorkspaceArena {
  public:
   WorkspaceArena() = default;
-  WorkspaceArena(void* base, std::size_t bytes, Device device) : base_(base), bytes_(bytes), device_(device) {}
+  WorkspaceArena(void* base, std::size_t bytes, Device device)
+      : base_(base), bytes_(bytes), device_(device) {}
   // Bytes to reserve for a block of `count` elements of `dtype` (includes alignment padding).
   static std::size_t bytes_for(DType dtype, std::int64_t count);
   TensorView take(DType dtype, std::span<const std::int64_t> shape);
@@ -148,9 +149,9 @@ class ExpertsMonolithic : public Experts {
   ExpertsKind kind() const final { return ExpertsKind::monolithic; }
   virtual std::size_t workspace_bytes(std::int64_t num_tokens) const = 0;
   // Routes (with the layer's routing config and correction bias) and computes out [M, H].
-  virtual void apply(const TensorView& hidden, const TensorView& router_logits, const TensorView& correction_bias,
-                     const ExpertWeights& weights, const TensorView& out, WorkspaceArena& workspace,
-                     const ExecContext& context) = 0;
+  virtual void apply(const TensorView& hidden, const TensorView& router_logits,
+                     const TensorView& correction_bias, const ExpertWeights& weights, const TensorView& out,
+                     WorkspaceArena& workspace, const ExecContext& context) = 0;
 };
 
 // ---- MoeKernel ---------------------------------------------------------------------------------
@@ -188,8 +189,8 @@ class MoeKernel {
                const ExecContext& context = {});
   // Monolithic kernels: routes inside.
   void forward_monolithic(const TensorView& hidden, const TensorView& router_logits,
-                          const TensorView& correction_bias, const ExpertWeights& weights, const TensorView& out,
-                          const ExecContext& context = {});
+                          const TensorView& correction_bias, const ExpertWeights& weights,
+                          const TensorView& out, const ExecContext& context = {});
 
  private:
   struct Buffers;
@@ -208,8 +209,8 @@ class MoeKernel {
 class Communicator;
 // The PrepareFinalize the parallel configuration calls for (the only place that decides it).
 // Expert-parallel modes need the communicator of the ep_size ranks.
-std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(const MoeConfig& config,
-                                                              std::shared_ptr<Communicator> communicator = nullptr);
+std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(
+    const MoeConfig& config, std::shared_ptr<Communicator> communicator = nullptr);
 std::unique_ptr<PrepareFinalizeMonolithic> make_prepare_finalize_monolithic(const MoeConfig& config);
 // The activation format make_prepare_finalize(config) delivers.
 ActivationFormat dispatch_format(const MoeConfig& config);

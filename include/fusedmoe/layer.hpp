@@ -24,7 +24,7 @@ namespace fusedmoe {
 struct LayerOptions {
   std::optional<std::string> backend;  // force a backend id (else FUSEDMOE_BACKEND, else the oracle)
   std::optional<std::string> shared_experts_backend;  // the same, for the shared experts
-  std::int64_t max_chunk_tokens = 8192;                // see MoeKernelOptions
+  std::int64_t max_chunk_tokens = 8192;               // see MoeKernelOptions
   // Expert parallelism (parallel.dispatch allgather / all2all): the ep_size ranks. finalize_weights()
   // checks that every rank has the same configuration, failing on every rank when they differ.
   std::shared_ptr<Communicator> communicator;

@@ -16,8 +16,8 @@ CpuIsa parse_cpu_isa(std::string_view name);
 
 struct CpuInfo {
   CpuIsa isa = CpuIsa::scalar;  // highest usable level (after the cap)
-  std::string features;          // human-readable list of what was found, e.g. "avx2 fma avx512f ..."
-  int num_cores = 1;             // cores available to this process
+  std::string features;         // human-readable list of what was found, e.g. "avx2 fma avx512f ..."
+  int num_cores = 1;            // cores available to this process
 };
 
 struct CudaInfo {

@@ -6,13 +6,13 @@
 namespace fusedmoe {
 
 struct MoeWeights {
-  Tensor router_gate;       // [E, H]: router logits = hidden . router_gate^T (optional when logits are given)
-  Tensor correction_bias;   // [E] fp32: selection-only bias (sigmoid_grouped_bias), else undefined
-  Tensor w13;               // [E_local, 2I, H]: gate rows [0, I) then up rows [I, 2I)
-  Tensor w2;                // [E_local, H, I]
-  Tensor shared_w13;        // [count, 2Is, H] when the config has shared experts
-  Tensor shared_w2;         // [count, H, Is]
-  Tensor shared_gate;       // [1, H] when shared.sigmoid_gate
+  Tensor router_gate;      // [E, H]: router logits = hidden . router_gate^T (optional when logits are given)
+  Tensor correction_bias;  // [E] fp32: selection-only bias (sigmoid_grouped_bias), else undefined
+  Tensor w13;              // [E_local, 2I, H]: gate rows [0, I) then up rows [I, 2I)
+  Tensor w2;               // [E_local, H, I]
+  Tensor shared_w13;       // [count, 2Is, H] when the config has shared experts
+  Tensor shared_w2;        // [count, H, Is]
+  Tensor shared_gate;      // [1, H] when shared.sigmoid_gate
 };
 
 // What a backend made of the canonical weights, once, in finalize_weights(). Each backend

@@ -8,8 +8,8 @@
 namespace fusedmoe {
 
 ErrorStats compare_to_reference(const TensorView& out, std::span<const double> reference) {
-  FUSEDMOE_CHECK(out.numel() == static_cast<std::int64_t>(reference.size()), "[check] output has ", out.numel(),
-                 " elements, reference ", reference.size());
+  FUSEDMOE_CHECK(out.numel() == static_cast<std::int64_t>(reference.size()), "[check] output has ",
+                 out.numel(), " elements, reference ", reference.size());
   ErrorStats stats;
   double diff_sq = 0.0, ref_sq = 0.0;
   for (std::size_t index = 0; index < reference.size(); ++index) {
@@ -33,9 +33,12 @@ ErrorStats compare_to_reference(const TensorView& out, std::span<const double> r
 
 double tolerance_for(DType act_dtype) {
   switch (act_dtype) {
-    case DType::fp32: return 1e-5;
-    case DType::fp16: return 2e-3;
-    default: return 1e-2;
+    case DType::fp32:
+      return 1e-5;
+    case DType::fp16:
+      return 2e-3;
+    default:
+      return 1e-2;
   }
 }
 

@@ -9,7 +9,9 @@ namespace fusedmoe {
 
 namespace {
 
-double at(const TensorView& tensor, std::int64_t index) { return load_element(tensor.data(), tensor.dtype(), index); }
+double at(const TensorView& tensor, std::int64_t index) {
+  return load_element(tensor.data(), tensor.dtype(), index);
+}
 
 double activation_fp64(Activation activation, double gate) {
   if (activation == Activation::silu) return gate / (1.0 + std::exp(-gate));
@@ -41,9 +43,9 @@ void add_expert(const TensorView& w13, const TensorView& w2, std::int64_t expert
 
 }  // namespace
 
-std::vector<double> fp64_moe_reference(const MoeConfig& config, const MoeWeights& weights, const TensorView& hidden,
-                                       const TensorView& topk_ids, const TensorView& topk_weights,
-                                       const TensorView& expert_map) {
+std::vector<double> fp64_moe_reference(const MoeConfig& config, const MoeWeights& weights,
+                                       const TensorView& hidden, const TensorView& topk_ids,
+                                       const TensorView& topk_weights, const TensorView& expert_map) {
   const std::int64_t num_tokens = hidden.size(0);
   const std::int64_t hidden_size = config.hidden_size;
   const std::int64_t top_k = topk_ids.size(1);

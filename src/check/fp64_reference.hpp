@@ -14,8 +14,8 @@ namespace fusedmoe {
 // sum_k w * W2 act(W1 x, W3 x) over experts that are local under expert_map (undefined = all),
 // plus shared experts (with their sigmoid gate) when the config has them. Weight-on-input recipes
 // scale x by the weight instead of the output.
-std::vector<double> fp64_moe_reference(const MoeConfig& config, const MoeWeights& weights, const TensorView& hidden,
-                                       const TensorView& topk_ids, const TensorView& topk_weights,
-                                       const TensorView& expert_map = {});
+std::vector<double> fp64_moe_reference(const MoeConfig& config, const MoeWeights& weights,
+                                       const TensorView& hidden, const TensorView& topk_ids,
+                                       const TensorView& topk_weights, const TensorView& expert_map = {});
 
 }  // namespace fusedmoe

@@ -39,7 +39,8 @@ MoeWeights random_weights(const MoeConfig& config, std::uint64_t seed) {
     weights.shared_w2 = normal(config.weight_dtype, {count, hidden, shared_intermediate}, seed * 16 + 6,
                                1.0 / std::sqrt(static_cast<double>(shared_intermediate)));
   }
-  if (config.shared.sigmoid_gate) weights.shared_gate = normal(DType::fp32, {1, hidden}, seed * 16 + 7, hidden_scale);
+  if (config.shared.sigmoid_gate)
+    weights.shared_gate = normal(DType::fp32, {1, hidden}, seed * 16 + 7, hidden_scale);
   return weights;
 }
 

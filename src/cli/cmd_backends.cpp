@@ -12,7 +12,8 @@ namespace fusedmoe::cli {
 void add_backends_command(CLI::App& app) {
   auto options = std::make_shared<ProblemOptions>();
   auto backend = std::make_shared<std::string>();
-  CLI::App* command = app.add_subcommand("backends", "List every backend for a configuration and why it is (not) chosen");
+  CLI::App* command =
+      app.add_subcommand("backends", "List every backend for a configuration and why it is (not) chosen");
   options->add_to(*command);
   command->add_option("--backend", *backend, "Force a backend id (as FUSEDMOE_BACKEND does)");
   command->callback([options, backend] {
@@ -32,13 +33,15 @@ void add_backends_command(CLI::App& app) {
         print_json_line({{"backend", candidate.backend->id},
                          {"kind", to_string(candidate.backend->kind)},
                          {"device", to_string(config.device)},
-                         {"status", chosen ? "selected" : candidate.support.ok ? "supported" : "skipped"},
+                         {"status", chosen                 ? "selected"
+                                    : candidate.support.ok ? "supported"
+                                                           : "skipped"},
                          {"reason", candidate.support.reason}});
       }
     } else {
       std::cout << "platform: " << platform.describe() << "\n"
-                << "config:   " << config.describe() << ", dispatch " << to_string(config.parallel.dispatch) << " ("
-                << to_string(dispatch_format(config)) << " format)\n"
+                << "config:   " << config.describe() << ", dispatch " << to_string(config.parallel.dispatch)
+                << " (" << to_string(dispatch_format(config)) << " format)\n"
                 << "candidates, best first:\n"
                 << selection.describe();
       if (!selection_error.empty()) std::cout << "no selection: " << selection_error << "\n";

@@ -56,7 +56,8 @@ void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool ske
     float sum = 0.0f;
     for (int slot = 0; slot < top_k; ++slot) {
       state = mix64(state);
-      std::int64_t pick = slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
+      std::int64_t pick =
+          slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
       if (skewed && slot == 0) pick = 0;
       std::swap(pool[slot], pool[pick]);
       ids.data_as<std::int32_t>()[token * top_k + slot] = pool[slot];
@@ -102,10 +103,11 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
                      {"check_passed", row.passed}});
     return;
   }
-  std::cout << std::left << std::setw(15) << row.preset << std::setw(20) << row.backend << std::right << std::setw(6)
-            << row.tokens << std::fixed << std::setprecision(3) << std::setw(11) << row.time_ms << std::setprecision(1)
-            << std::setw(9) << row.gb_per_s << std::setw(9) << row.gflop_per_s << std::setprecision(3) << std::setw(10)
-            << row.floor_ms << std::setprecision(2) << std::setw(7) << row.time_ms / row.floor_ms << "  "
+  std::cout << std::left << std::setw(15) << row.preset << std::setw(20) << row.backend << std::right
+            << std::setw(6) << row.tokens << std::fixed << std::setprecision(3) << std::setw(11)
+            << row.time_ms << std::setprecision(1) << std::setw(9) << row.gb_per_s << std::setw(9)
+            << row.gflop_per_s << std::setprecision(3) << std::setw(10) << row.floor_ms
+            << std::setprecision(2) << std::setw(7) << row.time_ms / row.floor_ms << "  "
             << (row.passed ? "passed" : "FAILED") << "\n";
 }
 
@@ -129,24 +131,30 @@ void bench(const BenchOptions& options) {
   } else {
     floor = measure_cpu_floor(threads);
   }
-  const Tensor flush_buffer = on_gpu ? Tensor() : Tensor::zeros(DType::int64, {(std::int64_t{256} << 20) / 8});
+  const Tensor flush_buffer =
+      on_gpu ? Tensor() : Tensor::zeros(DType::int64, {(std::int64_t{256} << 20) / 8});
   if (!options.json && on_gpu) {
     std::cout << "machine: " << Platform::detect(device).describe() << "\n"
               << "floor:   device copy " << std::setprecision(3) << std::fixed << floor.read_gb_per_s / 1e3
-              << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3 << " TFLOP/s (cuBLAS 8192^3); "
-              << "L2 flushed before each run; " << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
-              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right << std::setw(6)
-              << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
-              << std::setw(10) << "floor_ms" << std::setw(7) << "ratio" << "  check\n";
+              << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3
+              << " TFLOP/s (cuBLAS 8192^3); "
+              << "L2 flushed before each run; "
+              << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
+              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right
+              << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
+              << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"
+              << "  check\n";
   } else if (!options.json) {
     std::cout << "machine: " << Platform::detect().describe() << "; " << threads << " threads\n"
-              << "floor:   read " << std::setprecision(1) << std::fixed << floor.read_gb_per_s << " GB/s, fp32 FMA ("
-              << floor.fma_isa << ") " << floor.fma_gflop_per_s << " GFLOP/s, bf16 dot product "
-              << floor.bf16_dot_gflop_per_s << " GFLOP/s (the compute floor of bf16 rows); caches "
+              << "floor:   read " << std::setprecision(1) << std::fixed << floor.read_gb_per_s
+              << " GB/s, fp32 FMA (" << floor.fma_isa << ") " << floor.fma_gflop_per_s
+              << " GFLOP/s, bf16 dot product " << floor.bf16_dot_gflop_per_s
+              << " GFLOP/s (the compute floor of bf16 rows); caches "
               << (options.no_flush ? "not flushed" : "flushed before each run") << "\n"
-              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right << std::setw(6)
-              << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9) << "GFLOP/s"
-              << std::setw(10) << "floor_ms" << std::setw(7) << "ratio" << "  check\n";
+              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right
+              << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
+              << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"
+              << "  check\n";
   } else {
     print_json_line({{"machine", Platform::detect(device).describe()},
                      {"threads", threads},
@@ -166,27 +174,32 @@ void bench(const BenchOptions& options) {
     config.act_dtype = config.weight_dtype = parse_dtype(options.dtype);
     config.device = device;
     config.validate();
-    if (progress) std::cerr << "generating " << preset_name << " weights...                         \r" << std::flush;
+    if (progress)
+      std::cerr << "generating " << preset_name << " weights...                         \r" << std::flush;
     const MoeWeights weights = random_weights(config, options.seed);
     std::vector<std::string> backend_ids = options.backends;
-    if (backend_ids.empty()) backend_ids.push_back(select_backend(config, Platform::detect(device)).backend->id);
+    if (backend_ids.empty())
+      backend_ids.push_back(select_backend(config, Platform::detect(device)).backend->id);
     for (const std::string& backend_id : backend_ids) {
       const Selection selection = select_backend(config, Platform::detect(device), backend_id);
       const BackendInfo& backend = *selection.backend;
       FUSEDMOE_CHECK(backend.kind == ExpertsKind::modular, "[bench] backend ", backend_id,
                      " is monolithic; bench times modular Experts from fixed routing");
-      const std::shared_ptr<const ExpertWeights> converted = backend.convert_weights(weights.w13, weights.w2, config);
-      MoeKernel kernel(config, make_prepare_finalize(config), backend.make_experts(config), {.max_chunk_tokens = 0});
+      const std::shared_ptr<const ExpertWeights> converted =
+          backend.convert_weights(weights.w13, weights.w2, config);
+      MoeKernel kernel(config, make_prepare_finalize(config), backend.make_experts(config),
+                       {.max_chunk_tokens = 0});
       for (std::int64_t tokens : options.tokens) {
         if (progress) {
-          std::cerr << preset_name << " " << backend_id << " M=" << tokens << "...                      \r" << std::flush;
+          std::cerr << preset_name << " " << backend_id << " M=" << tokens << "...                      \r"
+                    << std::flush;
         }
         const int top_k = config.routing.top_k;
         const Tensor hidden = random_hidden(config, tokens, options.seed + 1);
         const Tensor ids = Tensor::empty(DType::int32, {tokens, top_k});
         const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, top_k});
-        make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens, ids,
-                     routing_weights);
+        make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens,
+                     ids, routing_weights);
         // Inputs where the layer runs; the check reads the output back to the CPU.
         auto on_device = [&](const Tensor& host) {
           if (!on_gpu) return host;
@@ -194,7 +207,8 @@ void bench(const BenchOptions& options) {
           copy_tensor(host, copy);
           return copy;
         };
-        const Tensor hidden_d = on_device(hidden), ids_d = on_device(ids), weights_d = on_device(routing_weights);
+        const Tensor hidden_d = on_device(hidden), ids_d = on_device(ids),
+                     weights_d = on_device(routing_weights);
         Tensor out_host = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
         fill_nan(out_host);
         const Tensor out = on_device(out_host);
@@ -203,10 +217,11 @@ void bench(const BenchOptions& options) {
         if (on_gpu) copy_tensor(out, out_host);
         Row row{preset_name, backend_id, tokens};
         const std::int64_t checked = std::min<std::int64_t>(tokens, 3);
-        const std::vector<double> reference =
-            fp64_moe_reference(config, weights, hidden.view().slice_rows(0, checked), ids.view().slice_rows(0, checked),
-                               routing_weights.view().slice_rows(0, checked));
-        row.rel_error = compare_to_reference(out_host.view().slice_rows(0, checked), reference).relative_error;
+        const std::vector<double> reference = fp64_moe_reference(
+            config, weights, hidden.view().slice_rows(0, checked), ids.view().slice_rows(0, checked),
+            routing_weights.view().slice_rows(0, checked));
+        row.rel_error =
+            compare_to_reference(out_host.view().slice_rows(0, checked), reference).relative_error;
         row.passed = row.rel_error <= tolerance_for(config.act_dtype);
         any_failed |= !row.passed;
 
@@ -214,31 +229,37 @@ void bench(const BenchOptions& options) {
         if (on_gpu) {
 #if FUSEDMOE_WITH_CUDA
           bool graph_used = false;
-          times = cuda::time_on_device(device.index, options.repeats, !options.no_graph, graph_used,
-                                       [&](StreamHandle stream) {
-                                         kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out,
-                                                        ExecContext{.stream = stream, .num_threads = threads});
-                                       });
-          if (!graph_used && !options.no_graph && !options.json) std::cerr << "(graph capture failed: eager timing)\n";
+          times = cuda::time_on_device(
+              device.index, options.repeats, !options.no_graph, graph_used, [&](StreamHandle stream) {
+                kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out,
+                               ExecContext{.stream = stream, .num_threads = threads});
+              });
+          if (!graph_used && !options.no_graph && !options.json)
+            std::cerr << "(graph capture failed: eager timing)\n";
 #endif
         } else {
           for (int repeat = 0; repeat < options.repeats; ++repeat) {
             if (!options.no_flush) flush_caches(flush_buffer);
             const auto start = std::chrono::steady_clock::now();
             kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);
-            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+            times.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
           }
         }
         std::sort(times.begin(), times.end());
         row.time_ms = times[times.size() / 2];
-        std::set<std::int32_t> touched(ids.data_as<std::int32_t>(), ids.data_as<std::int32_t>() + tokens * top_k);
-        const double expert_bytes = 3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
+        std::set<std::int32_t> touched(ids.data_as<std::int32_t>(),
+                                       ids.data_as<std::int32_t>() + tokens * top_k);
+        const double expert_bytes =
+            3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
         row.bytes = static_cast<double>(touched.size()) * expert_bytes +
                     2.0 * tokens * config.hidden_size * dtype_size(config.act_dtype);
         row.flops = 6.0 * config.hidden_size * config.intermediate_size * top_k * tokens;
         row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
         row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
-        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9), row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) * 1e3;
+        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9),
+                                row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) *
+                       1e3;
         if (progress) std::cerr << std::string(60, ' ') << "\r";
         print_row(row, config, options.json, threads);
       }
@@ -251,23 +272,31 @@ void bench(const BenchOptions& options) {
 
 void add_bench_command(CLI::App& app) {
   auto options = std::make_shared<BenchOptions>();
-  CLI::App* command = app.add_subcommand("bench", "Time MoE layers per preset, backend and token count against the machine's floor");
-  command->add_option("--preset", options->presets, "Presets (repeatable): qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b, deepseek-v3, small")
+  CLI::App* command = app.add_subcommand(
+      "bench", "Time MoE layers per preset, backend and token count against the machine's floor");
+  command
+      ->add_option("--preset", options->presets,
+                   "Presets (repeatable): qwen3-30b-a3b, mixtral-8x7b, olmoe-1b-7b, deepseek-v3, small")
       ->capture_default_str();
   command->add_option("--tokens", options->tokens, "Token counts (repeatable or comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
-  command->add_option("--backend", options->backends, "Backends to time (repeatable; default: the oracle's choice)");
-  command->add_option("--routing", options->routing, "uniform, or skewed (every token's first choice is expert 0)")
+  command->add_option("--backend", options->backends,
+                      "Backends to time (repeatable; default: the oracle's choice)");
+  command
+      ->add_option("--routing", options->routing,
+                   "uniform, or skewed (every token's first choice is expert 0)")
       ->check(CLI::IsMember({"uniform", "skewed"}))
       ->capture_default_str();
   command->add_option("--dtype", options->dtype, "Weight and activation dtype")->capture_default_str();
-  command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")->capture_default_str();
+  command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")
+      ->capture_default_str();
   command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)");
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
   command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs (CPU)");
   command->add_option("--device", options->device, "cpu or cuda:N")->capture_default_str();
-  command->add_flag("--no-graph", options->no_graph, "GPU: time eager launches instead of CUDA-graph replays");
+  command->add_flag("--no-graph", options->no_graph,
+                    "GPU: time eager launches instead of CUDA-graph replays");
   command->add_flag("--json", options->json, "One JSON object per line and row");
   command->callback([options] { bench(*options); });
 }

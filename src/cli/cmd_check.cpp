@@ -7,17 +7,17 @@
 
 #include "check/compare.hpp"
 #include "check/fp64_reference.hpp"
-#include "core/check.hpp"
-#include "core/elements.hpp"
-#include "parallel/expert_map.hpp"
-#include "core/random.hpp"
+#include "check/random_model.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
-#include "check/random_model.hpp"
+#include "core/check.hpp"
+#include "core/elements.hpp"
+#include "core/random.hpp"
 #include "fusedmoe/communicator.hpp"
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/layer.hpp"
+#include "parallel/expert_map.hpp"
 
 namespace fusedmoe::cli {
 
@@ -44,8 +44,8 @@ MoeWeights weights_on(MoeWeights weights, Device device) {
 }
 
 bool same(const TensorView& a, const TensorView& b) {
-  return a.nbytes() == b.nbytes() && std::equal(a.data_as<const char>(), a.data_as<const char>() + a.nbytes(),
-                                                b.data_as<const char>());
+  return a.nbytes() == b.nbytes() &&
+         std::equal(a.data_as<const char>(), a.data_as<const char>() + a.nbytes(), b.data_as<const char>());
 }
 
 // Largest value over all ranks.
@@ -78,15 +78,17 @@ void check_expert_parallel(const CheckOptions& options) {
   const double tolerance = single.act_dtype == DType::fp32 ? 1e-6 : tolerance_for(single.act_dtype);
   const ExecContext context{.num_threads = options.problem.threads};
   if (rank == 0 && !options.problem.json) {
-    std::cout << "config: " << parallel.describe() << ", " << ep << " ranks, " << to_string(parallel.parallel.dispatch)
-              << ", " << to_string(parallel.parallel.placement) << " placement, " << total
-              << " tokens split unevenly; tolerance " << tolerance << " against the single-rank output\n";
+    std::cout << "config: " << parallel.describe() << ", " << ep << " ranks, "
+              << to_string(parallel.parallel.dispatch) << ", " << to_string(parallel.parallel.placement)
+              << " placement, " << total << " tokens split unevenly; tolerance " << tolerance
+              << " against the single-rank output\n";
   }
   int checked = 0, failed = 0;
   for (const Candidate& candidate : evaluate_backends(parallel, Platform::detect(parallel.device))) {
     const std::string& id = candidate.backend->id;
     if (!candidate.support.ok) continue;
-    if (!options.backends.empty() && std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
+    if (!options.backends.empty() &&
+        std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
       continue;
     }
     FusedMoeLayer reference(single, LayerOptions::with_backend(id));
@@ -110,10 +112,14 @@ void check_expert_parallel(const CheckOptions& options) {
     layer.forward(hidden, out, context);
 
     std::vector<double> single_values(static_cast<std::size_t>(expected.numel()));
-    for (std::int64_t i = 0; i < expected.numel(); ++i) single_values[i] = load_element(expected.data(), expected.dtype(), i);
+    for (std::int64_t i = 0; i < expected.numel(); ++i)
+      single_values[i] = load_element(expected.data(), expected.dtype(), i);
     const double vs_single = tokens > 0 ? compare_to_reference(out, single_values).relative_error : 0.0;
     const double vs_fp64 =
-        tokens > 0 ? compare_to_reference(out, fp64_moe_reference(single, weights, hidden, ids, routing_weights)).relative_error : 0.0;
+        tokens > 0
+            ? compare_to_reference(out, fp64_moe_reference(single, weights, hidden, ids, routing_weights))
+                  .relative_error
+            : 0.0;
     const double worst_single = max_over_ranks(*communicator, vs_single);
     const double worst_fp64 = max_over_ranks(*communicator, vs_fp64);
     const bool ok = worst_single <= tolerance && worst_fp64 <= tolerance_for(single.act_dtype);
@@ -131,8 +137,9 @@ void check_expert_parallel(const CheckOptions& options) {
                        {"passed", ok}});
     } else {
       std::cout << "  " << std::left << std::setw(20) << id << std::scientific << std::setprecision(3)
-                << " vs single rank " << worst_single << "  vs fp64 " << worst_fp64 << "  " << (ok ? "PASS" : "FAIL")
-                << "\n" << std::defaultfloat;
+                << " vs single rank " << worst_single << "  vs fp64 " << worst_fp64 << "  "
+                << (ok ? "PASS" : "FAIL") << "\n"
+                << std::defaultfloat;
     }
   }
   if (checked == 0) throw Unsupported("[check] no backend supports this expert-parallel configuration here");
@@ -168,12 +175,14 @@ void check(CheckOptions& options, CLI::App& command) {
     config.parallel.dispatch = mode;
     for (const Candidate& candidate : evaluate_backends(config, platform)) {
       const std::string& id = candidate.backend->id;
-      if (!options.backends.empty() && std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
+      if (!options.backends.empty() &&
+          std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
         continue;
       }
       if (!candidate.support.ok) {
         if (!options.problem.json && !options.backends.empty()) {
-          std::cout << "  " << id << " [" << to_string(mode) << "]: skipped: " << candidate.support.reason << "\n";
+          std::cout << "  " << id << " [" << to_string(mode) << "]: skipped: " << candidate.support.reason
+                    << "\n";
         }
         continue;
       }

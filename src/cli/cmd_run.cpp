@@ -6,15 +6,15 @@
 #include <iostream>
 #include <vector>
 
+#include "check/random_model.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
-#include "check/random_model.hpp"
 #include "core/check.hpp"
-#include "parallel/expert_map.hpp"
 #include "fusedmoe/hf.hpp"
 #include "fusedmoe/layer.hpp"
 #include "fusedmoe/safetensors.hpp"
+#include "parallel/expert_map.hpp"
 
 namespace fusedmoe::cli {
 
@@ -49,20 +49,23 @@ void run(const RunOptions& options) {
   std::string source = "preset " + options.problem.preset;
   if (!options.checkpoint.empty()) {
     FUSEDMOE_CHECK(options.block.empty(), "[run] give --checkpoint or --block, not both");
-    FUSEDMOE_CHECK(options.layer >= 0, "[run] --checkpoint needs --layer L (the decoder layer whose MoE block to run)");
+    FUSEDMOE_CHECK(options.layer >= 0,
+                   "[run] --checkpoint needs --layer L (the decoder layer whose MoE block to run)");
     const HfCheckpoint checkpoint = HfCheckpoint::open(options.checkpoint);
     config = checkpoint.moe_config(options.layer, parse_dtype(options.problem.dtype));
     weights = checkpoint.load_moe_weights(options.layer, config.act_dtype);
     source = str_cat(checkpoint.architecture(), " layer ", options.layer, " of ", options.checkpoint);
   } else if (!options.block.empty()) {
-    FUSEDMOE_CHECK(!options.config_file.empty(), "[run] --block needs --config CONFIG.json (the model's config)");
+    FUSEDMOE_CHECK(!options.config_file.empty(),
+                   "[run] --block needs --config CONFIG.json (the model's config)");
     HfBlock block = load_hf_block(options.block, options.config_file, parse_dtype(options.problem.dtype));
     config = block.config;
     weights = std::move(block.weights);
     source = str_cat("block ", options.block);
   } else {
-    FUSEDMOE_CHECK(options.input.empty() && options.output.empty(),
-                   "[run] --input/--output need a model: --checkpoint DIR --layer L, or --block FILE --config JSON");
+    FUSEDMOE_CHECK(
+        options.input.empty() && options.output.empty(),
+        "[run] --input/--output need a model: --checkpoint DIR --layer L, or --block FILE --config JSON");
     config = options.problem.config();
     weights = random_weights(config, options.problem.seed);
   }
@@ -77,8 +80,9 @@ void run(const RunOptions& options) {
     layer_options.communicator = make_mpi_world_communicator();
     ranks = layer_options.communicator->size();
     rank = layer_options.communicator->rank();
-    FUSEDMOE_CHECK(ranks == options.problem.ep, "[run] --ep ", options.problem.ep, " but this job has ", ranks,
-                   " MPI ranks: run `mpirun -np ", options.problem.ep, " fusedmoe run --ep ", options.problem.ep, " ...`");
+    FUSEDMOE_CHECK(ranks == options.problem.ep, "[run] --ep ", options.problem.ep, " but this job has ",
+                   ranks, " MPI ranks: run `mpirun -np ", options.problem.ep, " fusedmoe run --ep ",
+                   options.problem.ep, " ...`");
     config.parallel.ep_size = ranks;
     config.parallel.ep_rank = rank;
     config.parallel.dispatch = parse_dispatch_mode(options.problem.ep_mode);
@@ -92,8 +96,9 @@ void run(const RunOptions& options) {
   FusedMoeLayer layer(config, layer_options);
   layer.set_weights(std::move(weights));
   layer.finalize_weights();
-  Tensor hidden = !options.input.empty() ? read_hidden_states(options.input, config)
-                                         : random_hidden(config, options.problem.tokens, options.problem.seed);
+  Tensor hidden = !options.input.empty()
+                      ? read_hidden_states(options.input, config)
+                      : random_hidden(config, options.problem.tokens, options.problem.seed);
   if (ranks > 1) {
     const std::int64_t all = hidden.size(0);
     hidden = Tensor::copy_of(hidden.view().slice_rows(all * rank / ranks, all * (rank + 1) / ranks));
@@ -122,7 +127,8 @@ void run(const RunOptions& options) {
     layer_options.communicator->all_gather_int64(std::bit_cast<std::int64_t>(median_ms), all);
     for (std::int64_t bits : all) median_ms = std::max(median_ms, std::bit_cast<double>(bits));
     if (rank != 0) return;
-    source += str_cat(", expert parallel over ", ranks, " ranks (", to_string(config.parallel.dispatch), "), rank 0's tokens");
+    source += str_cat(", expert parallel over ", ranks, " ranks (", to_string(config.parallel.dispatch),
+                      "), rank 0's tokens");
   }
   const Checksum sums = checksum(out);
   const std::string& backend = layer.selection().backend->id;
@@ -158,23 +164,31 @@ void run(const RunOptions& options) {
             << "time:     " << std::fixed << std::setprecision(3) << median_ms << " ms (median of "
             << times_ms.size() << " after a warm-up)\n"
             << std::setprecision(6) << "checksum: sum " << sums.sum << ", sum|x| " << sums.abs_sum << "\n";
-  if (!options.output.empty()) std::cout << "wrote:    " << options.output << " (output, topk_ids, topk_weights)\n";
+  if (!options.output.empty())
+    std::cout << "wrote:    " << options.output << " (output, topk_ids, topk_weights)\n";
 }
 }  // namespace
 
 void add_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* command = app.add_subcommand(
-      "run", "Run one MoE forward: a built-in preset with random weights, or a Hugging Face layer file to file");
+      "run",
+      "Run one MoE forward: a built-in preset with random weights, or a Hugging Face layer file to file");
   options->problem.add_to(*command);
-  command->add_option("--backend", options->backend, "Force a backend id (else FUSEDMOE_BACKEND, else the oracle)");
-  command->add_option("--repeats", options->repeats, "Timed repetitions after one warm-up")->capture_default_str();
-  command->add_option("--checkpoint", options->checkpoint, "Hugging Face checkpoint directory (config.json + safetensors)");
+  command->add_option("--backend", options->backend,
+                      "Force a backend id (else FUSEDMOE_BACKEND, else the oracle)");
+  command->add_option("--repeats", options->repeats, "Timed repetitions after one warm-up")
+      ->capture_default_str();
+  command->add_option("--checkpoint", options->checkpoint,
+                      "Hugging Face checkpoint directory (config.json + safetensors)");
   command->add_option("--layer", options->layer, "Decoder layer of --checkpoint whose MoE block runs");
-  command->add_option("--block", options->block, "One MoE block saved with its Hugging Face state_dict names");
+  command->add_option("--block", options->block,
+                      "One MoE block saved with its Hugging Face state_dict names");
   command->add_option("--config", options->config_file, "The model's config.json, for --block");
-  command->add_option("--input", options->input, "safetensors file with tensor hidden_states [M, H] (else random --tokens rows)");
-  command->add_option("--output", options->output, "Write output [M, H], topk_ids [M, k], topk_weights [M, k] here");
+  command->add_option("--input", options->input,
+                      "safetensors file with tensor hidden_states [M, H] (else random --tokens rows)");
+  command->add_option("--output", options->output,
+                      "Write output [M, H], topk_ids [M, k], topk_weights [M, k] here");
   command->callback([options] { run(*options); });
 }
 

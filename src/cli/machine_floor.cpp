@@ -21,7 +21,8 @@ double read_bandwidth(int num_threads) {
   auto* words = buffer.data_as<std::uint64_t>();
   const std::int64_t count = kBytes / 8;
   parallel_for(count, num_threads, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) words[i] = static_cast<std::uint64_t>(i);  // first touch per thread
+    for (std::int64_t i = begin; i < end; ++i)
+      words[i] = static_cast<std::uint64_t>(i);  // first touch per thread
   });
   double best = 0.0;
   for (int pass = 0; pass < 4; ++pass) {
@@ -50,7 +51,9 @@ MachineFloor measure_cpu_floor(int num_threads) {
 #pragma omp parallel num_threads(num_threads)
   {
     const int thread = omp_get_thread_num();
-    per_thread[thread] = isa >= CpuIsa::avx512 ? fma_peak_avx512(0.3) : isa >= CpuIsa::avx2 ? fma_peak_avx2(0.3) : 0.0;
+    per_thread[thread] = isa >= CpuIsa::avx512 ? fma_peak_avx512(0.3)
+                         : isa >= CpuIsa::avx2 ? fma_peak_avx2(0.3)
+                                               : 0.0;
   }
   floor.fma_isa = isa >= CpuIsa::avx512 ? "avx512" : isa >= CpuIsa::avx2 ? "avx2" : "none";
   for (double value : per_thread) floor.fma_gflop_per_s += value;

@@ -31,7 +31,8 @@ double bf16_dot_peak_avx512(double seconds) {
   }
   volatile float keep = sink;
   (void)keep;
-  return static_cast<double>(iterations) * kChains * 16 * 4 / elapsed / 1e9;  // 2 pairs x (mul + add) per lane
+  return static_cast<double>(iterations) * kChains * 16 * 4 / elapsed /
+         1e9;  // 2 pairs x (mul + add) per lane
 }
 
 }  // namespace fusedmoe::cli

@@ -17,6 +17,8 @@ Checksum checksum(const TensorView& tensor) {
   return result;
 }
 
-void print_json_line(const nlohmann::json& object) { std::cout << object.dump() << std::endl; }
+void print_json_line(const nlohmann::json& object) {
+  std::cout << object.dump() << std::endl;
+}
 
 }  // namespace fusedmoe::cli

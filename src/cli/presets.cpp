@@ -14,12 +14,15 @@ constexpr RoutingConfig softmax_renorm(int top_k) {
 const std::array kPresets = {
     Preset{"small", "a small shape that runs in about a second on the reference backend", 256, 128, 16,
            softmax_renorm(4)},
-    Preset{"qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B (softmax, norm_topk_prob)", 2048, 768, 128, softmax_renorm(8)},
-    Preset{"mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1 (softmax, renormalised)", 4096, 14336, 8, softmax_renorm(2)},
+    Preset{"qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B (softmax, norm_topk_prob)", 2048, 768, 128,
+           softmax_renorm(8)},
+    Preset{"mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1 (softmax, renormalised)", 4096, 14336, 8,
+           softmax_renorm(2)},
     Preset{"olmoe-1b-7b", "allenai/OLMoE-1B-7B-0924 (softmax, no renormalisation)", 2048, 1024, 64,
            RoutingConfig{.recipe = RoutingRecipe::softmax_topk, .top_k = 8}},
-    Preset{"deepseek-v3", "deepseek-ai/DeepSeek-V3 routed experts (sigmoid + bias, 8 groups keep 4, scale 2.5)", 7168,
-           2048, 256,
+    Preset{"deepseek-v3",
+           "deepseek-ai/DeepSeek-V3 routed experts (sigmoid + bias, 8 groups keep 4, scale 2.5)", 7168, 2048,
+           256,
            RoutingConfig{.recipe = RoutingRecipe::sigmoid_grouped_bias,
                          .top_k = 8,
                          .num_groups = 8,
@@ -30,7 +33,9 @@ const std::array kPresets = {
 };
 }  // namespace
 
-std::span<const Preset> presets() { return kPresets; }
+std::span<const Preset> presets() {
+  return kPresets;
+}
 
 const Preset& find_preset(std::string_view name) {
   std::string known;

@@ -9,11 +9,14 @@ void ProblemOptions::add_to(CLI::App& app) {
   std::string preset_names;
   for (const Preset& entry : presets()) append_joined(preset_names, ", ", entry.name);
   app.add_option("--preset", preset, "Model shape: " + preset_names)->capture_default_str();
-  app.add_option("--tokens,-m", tokens, "Tokens (M) in the batch")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--tokens,-m", tokens, "Tokens (M) in the batch")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--hidden", hidden, "Hidden size H (overrides the preset)")->check(CLI::PositiveNumber);
   app.add_option("--intermediate", intermediate, "Expert intermediate size I (overrides the preset)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--experts", experts, "Number of experts E (overrides the preset)")->check(CLI::PositiveNumber);
+  app.add_option("--experts", experts, "Number of experts E (overrides the preset)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--topk", top_k, "Experts per token k (overrides the preset)")->check(CLI::PositiveNumber);
   app.add_option("--routing", routing,
                  "Routing recipe: softmax_topk, softmax_topk_renorm, topk_softmax, softmax_grouped, "
@@ -24,14 +27,20 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--dtype", dtype, "Activation dtype: bf16, fp16, fp32")->capture_default_str();
   app.add_option("--weight-dtype", weight_dtype, "Weight dtype (default: --dtype)");
   app.add_option("--activation", activation, "Gated activation: silu, gelu")->capture_default_str();
-  app.add_option("--shared-experts", shared_experts, "Shared experts added to every token")->capture_default_str();
-  app.add_option("--shared-intermediate", shared_intermediate, "Shared expert intermediate size (default: I)");
+  app.add_option("--shared-experts", shared_experts, "Shared experts added to every token")
+      ->capture_default_str();
+  app.add_option("--shared-intermediate", shared_intermediate,
+                 "Shared expert intermediate size (default: I)");
   app.add_flag("--shared-gate", shared_gate, "Scale the shared experts by sigmoid(x . gate) (Qwen2-MoE)");
-  app.add_option("--dispatch", dispatch, "Dispatch: local (standard format) or local_batched")->capture_default_str();
+  app.add_option("--dispatch", dispatch, "Dispatch: local (standard format) or local_batched")
+      ->capture_default_str();
   app.add_option("--device", device, "cpu or cuda:N")->capture_default_str();
-  app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")->capture_default_str();
-  app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather or all2all")->capture_default_str();
-  app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")->capture_default_str();
+  app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")
+      ->capture_default_str();
+  app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather or all2all")
+      ->capture_default_str();
+  app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")
+      ->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all available cores)")
       ->capture_default_str();
@@ -68,7 +77,8 @@ MoeConfig ProblemOptions::config() const {
   config.weight_dtype = weight_dtype ? parse_dtype(*weight_dtype) : config.act_dtype;
   config.activation = parse_activation(activation);
   config.shared.count = shared_experts;
-  config.shared.intermediate_size = shared_experts > 0 ? (shared_intermediate > 0 ? shared_intermediate : config.intermediate_size) : 0;
+  config.shared.intermediate_size =
+      shared_experts > 0 ? (shared_intermediate > 0 ? shared_intermediate : config.intermediate_size) : 0;
   config.shared.sigmoid_gate = shared_gate;
   config.parallel.dispatch = parse_dispatch_mode(dispatch);
   config.device = parse_device(device);

@@ -23,8 +23,8 @@ struct ProblemOptions {
   std::int64_t shared_intermediate = 0;
   bool shared_gate = false;
   std::string dispatch{"local"};
-  int ep = 1;                         // expert-parallel ranks (run under mpirun -np ep)
-  std::string ep_mode{"all2all"};     // allgather or all2all
+  int ep = 1;                      // expert-parallel ranks (run under mpirun -np ep)
+  std::string ep_mode{"all2all"};  // allgather or all2all
   std::string placement{"linear"};
   std::string device{"cpu"};
   std::uint64_t seed = 0;

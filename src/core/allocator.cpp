@@ -15,7 +15,9 @@ DeviceMemoryHooks& hooks_storage() {
 }
 }  // namespace
 
-void set_cuda_memory_hooks(const DeviceMemoryHooks& hooks) { hooks_storage() = hooks; }
+void set_cuda_memory_hooks(const DeviceMemoryHooks& hooks) {
+  hooks_storage() = hooks;
+}
 const DeviceMemoryHooks& cuda_memory_hooks() {
 #if FUSEDMOE_WITH_CUDA
   install_cuda_runtime();  // once; a no-op afterwards
@@ -28,7 +30,8 @@ std::shared_ptr<void> allocate_device_memory(Device device, std::size_t bytes) {
     const std::size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     void* pointer = std::aligned_alloc(kCpuAlignment, rounded == 0 ? kCpuAlignment : rounded);
     if (pointer == nullptr) {
-      throw InvalidArgument(str_cat("[allocator] cannot allocate ", bytes, " bytes on the CPU: out of memory"));
+      throw InvalidArgument(
+          str_cat("[allocator] cannot allocate ", bytes, " bytes on the CPU: out of memory"));
     }
     return std::shared_ptr<void>(pointer, [](void* p) { std::free(p); });
   }

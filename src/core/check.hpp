@@ -26,14 +26,14 @@ inline void append_joined(std::string& list, std::string_view separator, std::st
 
 }  // namespace fusedmoe
 
-#define FUSEDMOE_CHECK(cond, ...)                                            \
-  do {                                                                       \
+#define FUSEDMOE_CHECK(cond, ...)                                                     \
+  do {                                                                                \
     if (!(cond)) throw ::fusedmoe::InvalidArgument(::fusedmoe::str_cat(__VA_ARGS__)); \
   } while (0)
 
-#define FUSEDMOE_ASSERT(cond, ...)                                                                 \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
+#define FUSEDMOE_ASSERT(cond, ...)                                                                       \
+  do {                                                                                                   \
+    if (!(cond))                                                                                         \
       throw ::fusedmoe::InternalError(::fusedmoe::str_cat("internal error at ", __FILE__, ":", __LINE__, \
-                                                          ": ", #cond, ". ", ##__VA_ARGS__));      \
+                                                          ": ", #cond, ". ", ##__VA_ARGS__));            \
   } while (0)

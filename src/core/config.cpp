@@ -21,31 +21,43 @@ Enum parse_enum(std::string_view what, std::string_view name, const std::array<E
   throw InvalidArgument(str_cat("[config] unknown ", what, " '", name, "': expected one of ", allowed));
 }
 
-constexpr std::array kRecipes = {RoutingRecipe::softmax_topk,    RoutingRecipe::softmax_topk_renorm,
-                                 RoutingRecipe::topk_softmax,    RoutingRecipe::softmax_grouped,
+constexpr std::array kRecipes = {RoutingRecipe::softmax_topk,         RoutingRecipe::softmax_topk_renorm,
+                                 RoutingRecipe::topk_softmax,         RoutingRecipe::softmax_grouped,
                                  RoutingRecipe::sigmoid_grouped_bias, RoutingRecipe::llama4_top1_sigmoid};
 }  // namespace
 
-std::string_view to_string(Activation activation) { return activation == Activation::silu ? "silu" : "gelu"; }
+std::string_view to_string(Activation activation) {
+  return activation == Activation::silu ? "silu" : "gelu";
+}
 
 std::string_view to_string(RoutingRecipe recipe) {
   switch (recipe) {
-    case RoutingRecipe::softmax_topk: return "softmax_topk";
-    case RoutingRecipe::softmax_topk_renorm: return "softmax_topk_renorm";
-    case RoutingRecipe::topk_softmax: return "topk_softmax";
-    case RoutingRecipe::softmax_grouped: return "softmax_grouped";
-    case RoutingRecipe::sigmoid_grouped_bias: return "sigmoid_grouped_bias";
-    case RoutingRecipe::llama4_top1_sigmoid: return "llama4_top1_sigmoid";
+    case RoutingRecipe::softmax_topk:
+      return "softmax_topk";
+    case RoutingRecipe::softmax_topk_renorm:
+      return "softmax_topk_renorm";
+    case RoutingRecipe::topk_softmax:
+      return "topk_softmax";
+    case RoutingRecipe::softmax_grouped:
+      return "softmax_grouped";
+    case RoutingRecipe::sigmoid_grouped_bias:
+      return "sigmoid_grouped_bias";
+    case RoutingRecipe::llama4_top1_sigmoid:
+      return "llama4_top1_sigmoid";
   }
   return "?";
 }
 
 std::string_view to_string(DispatchMode mode) {
   switch (mode) {
-    case DispatchMode::local: return "local";
-    case DispatchMode::local_batched: return "local_batched";
-    case DispatchMode::allgather: return "allgather";
-    case DispatchMode::all2all: return "all2all";
+    case DispatchMode::local:
+      return "local";
+    case DispatchMode::local_batched:
+      return "local_batched";
+    case DispatchMode::allgather:
+      return "allgather";
+    case DispatchMode::all2all:
+      return "all2all";
   }
   return "?";
 }
@@ -56,7 +68,9 @@ std::string_view to_string(ExpertPlacement placement) {
 Activation parse_activation(std::string_view name) {
   return parse_enum("activation", name, std::array{Activation::silu, Activation::gelu});
 }
-RoutingRecipe parse_routing_recipe(std::string_view name) { return parse_enum("routing recipe", name, kRecipes); }
+RoutingRecipe parse_routing_recipe(std::string_view name) {
+  return parse_enum("routing recipe", name, kRecipes);
+}
 DispatchMode parse_dispatch_mode(std::string_view name) {
   return parse_enum("dispatch mode", name,
                     std::array{DispatchMode::local, DispatchMode::local_batched, DispatchMode::allgather,
@@ -65,9 +79,13 @@ DispatchMode parse_dispatch_mode(std::string_view name) {
 ExpertPlacement parse_placement(std::string_view name) {
   return parse_enum("placement", name, std::array{ExpertPlacement::linear, ExpertPlacement::round_robin});
 }
-bool is_expert_parallel(DispatchMode mode) { return mode == DispatchMode::allgather || mode == DispatchMode::all2all; }
+bool is_expert_parallel(DispatchMode mode) {
+  return mode == DispatchMode::allgather || mode == DispatchMode::all2all;
+}
 
-bool applies_weight_on_input(RoutingRecipe recipe) { return recipe == RoutingRecipe::llama4_top1_sigmoid; }
+bool applies_weight_on_input(RoutingRecipe recipe) {
+  return recipe == RoutingRecipe::llama4_top1_sigmoid;
+}
 bool is_grouped(RoutingRecipe recipe) {
   return recipe == RoutingRecipe::softmax_grouped || recipe == RoutingRecipe::sigmoid_grouped_bias;
 }
@@ -84,29 +102,34 @@ void MoeConfig::validate() const {
   validate_routing(routing, num_experts);
   FUSEDMOE_CHECK(shared.count >= 0, "[config] shared.count = ", shared.count, ": expected >= 0");
   if (shared.count > 0) {
-    FUSEDMOE_CHECK(shared.intermediate_size > 0, "[config] shared.intermediate_size = ", shared.intermediate_size,
+    FUSEDMOE_CHECK(shared.intermediate_size > 0,
+                   "[config] shared.intermediate_size = ", shared.intermediate_size,
                    ": expected > 0 when shared.count = ", shared.count);
   } else {
     FUSEDMOE_CHECK(!shared.sigmoid_gate, "[config] shared.sigmoid_gate is set but shared.count = 0");
   }
   FUSEDMOE_CHECK(parallel.ep_size >= 1, "[config] parallel.ep_size = ", parallel.ep_size, ": expected >= 1");
-  FUSEDMOE_CHECK(parallel.ep_rank >= 0 && parallel.ep_rank < parallel.ep_size, "[config] parallel.ep_rank = ",
-                 parallel.ep_rank, ": expected 0 <= ep_rank < ep_size = ", parallel.ep_size);
+  FUSEDMOE_CHECK(parallel.ep_rank >= 0 && parallel.ep_rank < parallel.ep_size,
+                 "[config] parallel.ep_rank = ", parallel.ep_rank,
+                 ": expected 0 <= ep_rank < ep_size = ", parallel.ep_size);
   FUSEDMOE_CHECK(parallel.ep_size <= num_experts, "[config] parallel.ep_size = ", parallel.ep_size,
                  ": expected <= num_experts = ", num_experts, " (every rank holds at least one expert)");
-  FUSEDMOE_CHECK(parallel.ep_size == 1 || is_expert_parallel(parallel.dispatch), "[config] parallel.ep_size = ",
-                 parallel.ep_size, " needs an expert-parallel dispatch (allgather or all2all), got ",
+  FUSEDMOE_CHECK(parallel.ep_size == 1 || is_expert_parallel(parallel.dispatch),
+                 "[config] parallel.ep_size = ", parallel.ep_size,
+                 " needs an expert-parallel dispatch (allgather or all2all), got ",
                  to_string(parallel.dispatch));
-  FUSEDMOE_CHECK(parallel.batched_capacity >= 1, "[config] parallel.batched_capacity = ", parallel.batched_capacity,
-                 ": expected >= 1");
+  FUSEDMOE_CHECK(parallel.batched_capacity >= 1,
+                 "[config] parallel.batched_capacity = ", parallel.batched_capacity, ": expected >= 1");
   FUSEDMOE_CHECK(device.index >= 0, "[config] device index ", device.index, ": expected >= 0");
 }
 
 std::string MoeConfig::fingerprint() const {
-  return str_cat(describe(), " groups=", routing.num_groups, "/", routing.topk_group, " renorm=", routing.renormalize,
-                 " scale=", routing.routed_scaling_factor, " bias=", routing.use_correction_bias, " shared=", shared.count,
-                 "x", shared.intermediate_size, shared.sigmoid_gate ? "+gate" : "", " ep=", parallel.ep_size, " ",
-                 to_string(parallel.placement), " ", to_string(parallel.dispatch), " capacity=", parallel.batched_capacity);
+  return str_cat(describe(), " groups=", routing.num_groups, "/", routing.topk_group,
+                 " renorm=", routing.renormalize, " scale=", routing.routed_scaling_factor,
+                 " bias=", routing.use_correction_bias, " shared=", shared.count, "x",
+                 shared.intermediate_size, shared.sigmoid_gate ? "+gate" : "", " ep=", parallel.ep_size, " ",
+                 to_string(parallel.placement), " ", to_string(parallel.dispatch),
+                 " capacity=", parallel.batched_capacity);
 }
 
 std::int64_t MoeConfig::num_local_experts() const {

@@ -35,7 +35,9 @@ unsigned long long read_xcr0() {
   return (static_cast<unsigned long long>(edx) << 32) | eax;
 }
 
-bool bit(unsigned value, int index) { return (value >> index) & 1u; }
+bool bit(unsigned value, int index) {
+  return (value >> index) & 1u;
+}
 #endif
 
 int cores_available() {
@@ -49,11 +51,16 @@ int cores_available() {
 
 std::string_view to_string(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::scalar: return "scalar";
-    case CpuIsa::avx2: return "avx2";
-    case CpuIsa::avx512: return "avx512";
-    case CpuIsa::avx512_bf16: return "avx512_bf16";
-    case CpuIsa::amx: return "amx";
+    case CpuIsa::scalar:
+      return "scalar";
+    case CpuIsa::avx2:
+      return "avx2";
+    case CpuIsa::avx512:
+      return "avx512";
+    case CpuIsa::avx512_bf16:
+      return "avx512_bf16";
+    case CpuIsa::amx:
+      return "amx";
   }
   return "?";
 }
@@ -62,8 +69,8 @@ CpuIsa parse_cpu_isa(std::string_view name) {
   for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_bf16, CpuIsa::amx}) {
     if (name == to_string(isa)) return isa;
   }
-  throw InvalidArgument(str_cat("[cpu] unknown ISA level '", name,
-                                "': expected scalar, avx2, avx512, avx512_bf16 or amx"));
+  throw InvalidArgument(
+      str_cat("[cpu] unknown ISA level '", name, "': expected scalar, avx2, avx512, avx512_bf16 or amx"));
 }
 
 CpuInfo detect_cpu_uncapped() {
@@ -76,9 +83,9 @@ CpuInfo detect_cpu_uncapped() {
   const Registers leaf7_1 = max_leaf >= 7 ? cpuid(7, 1) : Registers{};
   const bool osxsave = bit(leaf1.ecx, 27);
   const unsigned long long xcr0 = osxsave ? read_xcr0() : 0;
-  const bool os_avx = (xcr0 & 0x6) == 0x6;            // XMM and YMM state
+  const bool os_avx = (xcr0 & 0x6) == 0x6;                 // XMM and YMM state
   const bool os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
-  const bool os_amx = (xcr0 & 0x60000) == 0x60000;     // XTILECFG, XTILEDATA
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;         // XTILECFG, XTILEDATA
 
   const bool avx2 = os_avx && bit(leaf1.ecx, 28) && bit(leaf7.ebx, 5);
   const bool fma = os_avx && bit(leaf1.ecx, 12);
@@ -92,11 +99,17 @@ CpuInfo detect_cpu_uncapped() {
   const bool amx_tile = os_amx && bit(leaf7.edx, 24);
   const bool amx_bf16 = os_amx && bit(leaf7.edx, 22);
 
-  const std::pair<const char*, bool> named[] = {
-      {"avx2", avx2},         {"fma", fma},           {"f16c", f16c},
-      {"avx512f", avx512f},   {"avx512dq", avx512dq}, {"avx512bw", avx512bw},
-      {"avx512vl", avx512vl}, {"avx512_bf16", avx512_bf16}, {"avx512_fp16", avx512_fp16},
-      {"amx_tile", amx_tile}, {"amx_bf16", amx_bf16}};
+  const std::pair<const char*, bool> named[] = {{"avx2", avx2},
+                                                {"fma", fma},
+                                                {"f16c", f16c},
+                                                {"avx512f", avx512f},
+                                                {"avx512dq", avx512dq},
+                                                {"avx512bw", avx512bw},
+                                                {"avx512vl", avx512vl},
+                                                {"avx512_bf16", avx512_bf16},
+                                                {"avx512_fp16", avx512_fp16},
+                                                {"amx_tile", amx_tile},
+                                                {"amx_bf16", amx_bf16}};
   for (const auto& [name, present] : named) {
     if (present) append_joined(info.features, " ", name);
   }

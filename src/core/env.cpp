@@ -18,8 +18,8 @@ std::optional<int> env_positive_int(const char* name) {
   if (!text) return std::nullopt;
   int value = 0;
   const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
-  FUSEDMOE_CHECK(error == std::errc() && end == text->data() + text->size() && value > 0, "[env] ", name, "='",
-                 *text, "': expected a positive integer");
+  FUSEDMOE_CHECK(error == std::errc() && end == text->data() + text->size() && value > 0, "[env] ", name,
+                 "='", *text, "': expected a positive integer");
   return value;
 }
 

@@ -34,8 +34,10 @@ LogLevel level_from_env() {
     bool known = false;
     const LogLevel level = parse_one(word, known);
     if (!known) {
-      std::fprintf(stderr, "fusedmoe: FUSEDMOE_LOG_LEVEL entry '%s' is unknown: expected off, error, warn, info, "
-                           "dispatch, debug or kernels\n", word.c_str());
+      std::fprintf(stderr,
+                   "fusedmoe: FUSEDMOE_LOG_LEVEL entry '%s' is unknown: expected off, error, warn, info, "
+                   "dispatch, debug or kernels\n",
+                   word.c_str());
       continue;
     }
     any = true;
@@ -59,12 +61,18 @@ LogState& state() {
 
 std::string_view to_string(LogLevel level) {
   switch (level) {
-    case LogLevel::off: return "off";
-    case LogLevel::error: return "error";
-    case LogLevel::warn: return "warn";
-    case LogLevel::info: return "info";
-    case LogLevel::dispatch: return "dispatch";
-    case LogLevel::debug: return "debug";
+    case LogLevel::off:
+      return "off";
+    case LogLevel::error:
+      return "error";
+    case LogLevel::warn:
+      return "warn";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::dispatch:
+      return "dispatch";
+    case LogLevel::debug:
+      return "debug";
   }
   return "?";
 }
@@ -74,9 +82,15 @@ void set_log_callback(LogCallback callback) {
   state().callback = std::move(callback);
 }
 
-void set_log_level(LogLevel level) { state().level = level; }
-LogLevel log_level() { return state().level; }
-bool log_enabled(LogLevel level) { return level != LogLevel::off && level <= state().level.load(); }
+void set_log_level(LogLevel level) {
+  state().level = level;
+}
+LogLevel log_level() {
+  return state().level;
+}
+bool log_enabled(LogLevel level) {
+  return level != LogLevel::off && level <= state().level.load();
+}
 
 void log(LogLevel level, std::string_view message) {
   if (!log_enabled(level)) return;
@@ -85,8 +99,8 @@ void log(LogLevel level, std::string_view message) {
     state().callback(level, message);
     return;
   }
-  std::fprintf(stderr, "fusedmoe: %.*s: %.*s\n", static_cast<int>(to_string(level).size()), to_string(level).data(),
-               static_cast<int>(message.size()), message.data());
+  std::fprintf(stderr, "fusedmoe: %.*s: %.*s\n", static_cast<int>(to_string(level).size()),
+               to_string(level).data(), static_cast<int>(message.size()), message.data());
 }
 
 }  // namespace fusedmoe

@@ -11,7 +11,9 @@ namespace {
 CudaInfo (*g_cuda_probe)(int device_index) = nullptr;
 }  // namespace
 
-void set_cuda_probe(CudaProbe probe) { g_cuda_probe = probe; }
+void set_cuda_probe(CudaProbe probe) {
+  g_cuda_probe = probe;
+}
 
 Platform Platform::detect(Device device) {
   Platform platform;
@@ -32,11 +34,12 @@ Platform Platform::detect(Device device) {
 }
 
 std::string Platform::describe() const {
-  std::string text = str_cat("device ", to_string(device), "; cpu isa ", to_string(cpu.isa), " (", cpu.features,
-                             "), ", cpu.num_cores, " cores");
+  std::string text = str_cat("device ", to_string(device), "; cpu isa ", to_string(cpu.isa), " (",
+                             cpu.features, "), ", cpu.num_cores, " cores");
   if (device.is_cuda()) {
-    text += cuda.available ? str_cat("; ", cuda.name, " sm_", cuda.compute_capability, ", ", cuda.num_sms, " SMs")
-                           : str_cat("; no CUDA device available: ", cuda.reason);
+    text += cuda.available
+                ? str_cat("; ", cuda.name, " sm_", cuda.compute_capability, ", ", cuda.num_sms, " SMs")
+                : str_cat("; no CUDA device available: ", cuda.reason);
   }
   return text;
 }

@@ -9,20 +9,28 @@
 namespace fusedmoe {
 
 namespace {
-double unit_interval(std::uint64_t bits) { return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53; }
+double unit_interval(std::uint64_t bits) {
+  return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53;
+}
 
 template <class Generate>
 void fill(const TensorView& tensor, Generate&& generate) {
-  FUSEDMOE_CHECK(tensor.device().is_cpu() && is_floating(tensor.dtype()), "[random] expected a CPU floating tensor, got ",
-                 tensor.describe());
+  FUSEDMOE_CHECK(tensor.device().is_cpu() && is_floating(tensor.dtype()),
+                 "[random] expected a CPU floating tensor, got ", tensor.describe());
   const std::int64_t count = tensor.numel();
   parallel_for(count, resolve_num_threads({}), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t index = begin; index < end; ++index) {
       const float value = generate(static_cast<std::uint64_t>(index));
       switch (tensor.dtype()) {
-        case DType::bf16: tensor.data_as<std::uint16_t>()[index] = float_to_bf16(value); break;
-        case DType::fp16: tensor.data_as<std::uint16_t>()[index] = float_to_fp16(value); break;
-        default: tensor.data_as<float>()[index] = value; break;
+        case DType::bf16:
+          tensor.data_as<std::uint16_t>()[index] = float_to_bf16(value);
+          break;
+        case DType::fp16:
+          tensor.data_as<std::uint16_t>()[index] = float_to_fp16(value);
+          break;
+        default:
+          tensor.data_as<float>()[index] = value;
+          break;
       }
     }
   });

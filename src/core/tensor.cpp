@@ -31,15 +31,15 @@ TensorView::TensorView(void* data, DType dtype, std::span<const std::int64_t> sh
 
 std::int64_t TensorView::size(int dim) const {
   const int resolved = dim < 0 ? dim + rank_ : dim;
-  FUSEDMOE_CHECK(resolved >= 0 && resolved < rank_, "[tensor] dimension ", dim, " is out of range for a rank-",
-                 rank_, " tensor");
+  FUSEDMOE_CHECK(resolved >= 0 && resolved < rank_, "[tensor] dimension ", dim,
+                 " is out of range for a rank-", rank_, " tensor");
   return shape_[resolved];
 }
 
 std::int64_t TensorView::stride(int dim) const {
   const int resolved = dim < 0 ? dim + rank_ : dim;
-  FUSEDMOE_CHECK(resolved >= 0 && resolved < rank_, "[tensor] dimension ", dim, " is out of range for a rank-",
-                 rank_, " tensor");
+  FUSEDMOE_CHECK(resolved >= 0 && resolved < rank_, "[tensor] dimension ", dim,
+                 " is out of range for a rank-", rank_, " tensor");
   std::int64_t stride = 1;
   for (int later = resolved + 1; later < rank_; ++later) stride *= shape_[later];
   return stride;
@@ -115,10 +115,10 @@ Tensor Tensor::to_dtype(DType dtype) const {
 }
 
 void copy_tensor(const TensorView& source, const TensorView& destination, const ExecContext& context) {
-  FUSEDMOE_CHECK(source.dtype() == destination.dtype(), "[tensor] copy: dtypes differ: ", source.describe(), " -> ",
-                 destination.describe());
-  FUSEDMOE_CHECK(source.numel() == destination.numel(), "[tensor] copy: element counts differ: ",
-                 source.describe(), " -> ", destination.describe());
+  FUSEDMOE_CHECK(source.dtype() == destination.dtype(), "[tensor] copy: dtypes differ: ", source.describe(),
+                 " -> ", destination.describe());
+  FUSEDMOE_CHECK(source.numel() == destination.numel(),
+                 "[tensor] copy: element counts differ: ", source.describe(), " -> ", destination.describe());
   if (source.nbytes() == 0) return;
   if (source.device().is_cpu() && destination.device().is_cpu()) {
     std::memmove(destination.data(), source.data(), source.nbytes());

@@ -19,9 +19,10 @@ void check_shape(std::string_view component, std::string_view name, const Tensor
   }
   if (!ok) {
     std::string text;
-    for (std::int64_t size : expected) append_joined(text, ", ", size < 0 ? std::string("*") : std::to_string(size));
-    throw InvalidArgument(str_cat("[", component, "] ", name, " shape: expected [", text, "], got ",
-                                  tensor.shape_string()));
+    for (std::int64_t size : expected)
+      append_joined(text, ", ", size < 0 ? std::string("*") : std::to_string(size));
+    throw InvalidArgument(
+        str_cat("[", component, "] ", name, " shape: expected [", text, "], got ", tensor.shape_string()));
   }
 }
 
@@ -33,14 +34,15 @@ void check_dtype(std::string_view component, std::string_view name, const Tensor
     if (tensor.dtype() == dtype) return;
     append_joined(list, " or ", to_string(dtype));
   }
-  throw InvalidArgument(str_cat("[", component, "] ", name, " dtype: expected ", list, ", got ",
-                                to_string(tensor.dtype())));
+  throw InvalidArgument(
+      str_cat("[", component, "] ", name, " dtype: expected ", list, ", got ", to_string(tensor.dtype())));
 }
 
-void check_device(std::string_view component, std::string_view name, const TensorView& tensor, Device device) {
+void check_device(std::string_view component, std::string_view name, const TensorView& tensor,
+                  Device device) {
   check_defined(component, name, tensor);
-  FUSEDMOE_CHECK(tensor.device() == device, "[", component, "] ", name, " device: expected ", to_string(device),
-                 ", got ", to_string(tensor.device()));
+  FUSEDMOE_CHECK(tensor.device() == device, "[", component, "] ", name, " device: expected ",
+                 to_string(device), ", got ", to_string(tensor.device()));
 }
 
 }  // namespace fusedmoe

@@ -18,8 +18,12 @@ int cores_available() {
 }
 }  // namespace
 
-int omp_team_size() { return omp_get_num_threads(); }
-int omp_thread_index() { return omp_get_thread_num(); }
+int omp_team_size() {
+  return omp_get_num_threads();
+}
+int omp_thread_index() {
+  return omp_get_thread_num();
+}
 
 int resolve_num_threads(const ExecContext& context) {
   if (omp_in_parallel()) return 1;

@@ -38,7 +38,8 @@ void parallel_for_indexed(std::int64_t count, int num_threads, Body&& body) {
 // Runs body(begin, end) over [0, count) split into contiguous ranges, one per thread.
 template <class Body>
 void parallel_for(std::int64_t count, int num_threads, Body&& body) {
-  parallel_for_indexed(count, num_threads, [&](std::int64_t begin, std::int64_t end, int) { body(begin, end); });
+  parallel_for_indexed(count, num_threads,
+                       [&](std::int64_t begin, std::int64_t end, int) { body(begin, end); });
 }
 
 // Dynamic schedule over independent items, for uneven work (one item at a time).

@@ -23,7 +23,9 @@ class Fields {
                    "' must be an integer, got ", config_[name].dump());
     return config_[name].get<std::int64_t>();
   }
-  std::int64_t integer_or(const char* name, std::int64_t fallback) const { return has(name) ? integer(name) : fallback; }
+  std::int64_t integer_or(const char* name, std::int64_t fallback) const {
+    return has(name) ? integer(name) : fallback;
+  }
   double number_or(const char* name, double fallback) const {
     if (!has(name)) return fallback;
     FUSEDMOE_CHECK(config_[name].is_number(), "[hf] ", source_, ": config field '", name,
@@ -72,37 +74,45 @@ Activation activation_of(const Fields& fields, const std::string& source) {
   const std::string act = fields.string_or("hidden_act", "silu");
   if (act == "silu" || act == "swish") return Activation::silu;
   if (act == "gelu") return Activation::gelu;
-  throw InvalidArgument(str_cat("[hf] ", source, ": hidden_act '", act, "' is not supported: expected silu or gelu"));
+  throw InvalidArgument(
+      str_cat("[hf] ", source, ": hidden_act '", act, "' is not supported: expected silu or gelu"));
 }
 
 }  // namespace
 
 std::string_view family_name(HfFamily family) {
   switch (family) {
-    case HfFamily::mixtral: return "mixtral";
-    case HfFamily::qwen2_moe: return "qwen2_moe";
-    case HfFamily::qwen3_moe: return "qwen3_moe";
-    case HfFamily::olmoe: return "olmoe";
-    case HfFamily::deepseek_v2: return "deepseek_v2";
-    case HfFamily::deepseek_v3: return "deepseek_v3";
+    case HfFamily::mixtral:
+      return "mixtral";
+    case HfFamily::qwen2_moe:
+      return "qwen2_moe";
+    case HfFamily::qwen3_moe:
+      return "qwen3_moe";
+    case HfFamily::olmoe:
+      return "olmoe";
+    case HfFamily::deepseek_v2:
+      return "deepseek_v2";
+    case HfFamily::deepseek_v3:
+      return "deepseek_v3";
   }
   return "?";
 }
 
 HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
-  FUSEDMOE_CHECK(config.is_object(), "[hf] ", source, ": expected a JSON object (a Hugging Face config.json)");
+  FUSEDMOE_CHECK(config.is_object(), "[hf] ", source,
+                 ": expected a JSON object (a Hugging Face config.json)");
   const Fields fields(config, source);
   HfModelSpec spec;
   spec.model_type = fields.string_or("model_type", "");
-  if (config.contains("architectures") && config["architectures"].is_array() && !config["architectures"].empty() &&
-      config["architectures"][0].is_string()) {
+  if (config.contains("architectures") && config["architectures"].is_array() &&
+      !config["architectures"].empty() && config["architectures"][0].is_string()) {
     spec.architecture = config["architectures"][0].get<std::string>();
   } else {
     spec.architecture = spec.model_type;
   }
   const std::pair<const char*, HfFamily> known[] = {
-      {"mixtral", HfFamily::mixtral},       {"qwen2_moe", HfFamily::qwen2_moe},
-      {"qwen3_moe", HfFamily::qwen3_moe},   {"olmoe", HfFamily::olmoe},
+      {"mixtral", HfFamily::mixtral},         {"qwen2_moe", HfFamily::qwen2_moe},
+      {"qwen3_moe", HfFamily::qwen3_moe},     {"olmoe", HfFamily::olmoe},
       {"deepseek_v2", HfFamily::deepseek_v2}, {"deepseek_v3", HfFamily::deepseek_v3}};
   bool found = false;
   std::string supported;
@@ -139,8 +149,9 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
       moe.intermediate_size = spec.family == HfFamily::olmoe ? fields.integer("intermediate_size")
                                                              : fields.integer("moe_intermediate_size");
       const bool default_norm = spec.family == HfFamily::qwen3_moe;
-      moe.routing.recipe = fields.boolean_or("norm_topk_prob", default_norm) ? RoutingRecipe::softmax_topk_renorm
-                                                                             : RoutingRecipe::softmax_topk;
+      moe.routing.recipe = fields.boolean_or("norm_topk_prob", default_norm)
+                               ? RoutingRecipe::softmax_topk_renorm
+                               : RoutingRecipe::softmax_topk;
       spec.block_prefix = "mlp.";
       spec.gate_name = "gate_proj";
       spec.up_name = "up_proj";
@@ -185,12 +196,14 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
                        .use_correction_bias = true};
       } else {
         const std::string method = fields.string_or("topk_method", "greedy");
-        FUSEDMOE_CHECK(method == "greedy" || method == "group_limited_greedy", "[hf] ", source, ": topk_method '",
-                       method, "' is not supported: expected greedy or group_limited_greedy");
+        FUSEDMOE_CHECK(method == "greedy" || method == "group_limited_greedy", "[hf] ", source,
+                       ": topk_method '", method,
+                       "' is not supported: expected greedy or group_limited_greedy");
         if (method == "greedy") {
-          moe.routing = {.recipe = renormalize ? RoutingRecipe::softmax_topk_renorm : RoutingRecipe::softmax_topk,
-                         .top_k = moe.routing.top_k,
-                         .routed_scaling_factor = scaling};
+          moe.routing = {
+              .recipe = renormalize ? RoutingRecipe::softmax_topk_renorm : RoutingRecipe::softmax_topk,
+              .top_k = moe.routing.top_k,
+              .routed_scaling_factor = scaling};
         } else {
           moe.routing = {.recipe = RoutingRecipe::softmax_grouped,
                          .top_k = moe.routing.top_k,
@@ -213,7 +226,8 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
 }
 
 std::string dense_reason(const HfModelSpec& spec, int index) {
-  if (std::find(spec.mlp_only_layers.begin(), spec.mlp_only_layers.end(), index) != spec.mlp_only_layers.end()) {
+  if (std::find(spec.mlp_only_layers.begin(), spec.mlp_only_layers.end(), index) !=
+      spec.mlp_only_layers.end()) {
     return str_cat("layer ", index, " is listed in mlp_only_layers");
   }
   if (spec.decoder_sparse_step > 1 && (index + 1) % spec.decoder_sparse_step != 0) {

@@ -18,15 +18,15 @@ struct HfModelSpec {
   MoeConfig moe;            // sizes, routing and shared experts (dtypes filled per request)
   std::string torch_dtype;  // "bfloat16", "float32", ... when config.json declares one
   // Dense-layer rules.
-  int first_k_dense_replace = 0;  // DeepSeek
-  int moe_layer_freq = 1;         // DeepSeek
-  int decoder_sparse_step = 1;    // Qwen
+  int first_k_dense_replace = 0;     // DeepSeek
+  int moe_layer_freq = 1;            // DeepSeek
+  int decoder_sparse_step = 1;       // Qwen
   std::vector<int> mlp_only_layers;  // Qwen
   // Tensor names relative to "model.layers.L.": the MoE block's prefix, and its members.
-  std::string block_prefix;          // "mlp." or "block_sparse_moe."
+  std::string block_prefix;                   // "mlp." or "block_sparse_moe."
   std::string gate_name, up_name, down_name;  // per-expert names: "gate_proj" / "w1", ...
-  std::string shared_prefix;         // "shared_expert." / "shared_experts."
-  bool shared_gate = false;          // "shared_expert_gate.weight"
+  std::string shared_prefix;                  // "shared_expert." / "shared_experts."
+  bool shared_gate = false;                   // "shared_expert_gate.weight"
 };
 
 // Reads a config.json object. Throws InvalidArgument naming the field that is missing, of the wrong

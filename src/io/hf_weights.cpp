@@ -34,12 +34,16 @@ class BlockLoader {
  public:
   BlockLoader(const TensorSource& source, std::string prefix, const HfModelSpec& spec, DType dtype,
               bool check_declared_dtype)
-      : source_(source), prefix_(std::move(prefix)), spec_(spec), dtype_(dtype),
+      : source_(source),
+        prefix_(std::move(prefix)),
+        spec_(spec),
+        dtype_(dtype),
         check_declared_dtype_(check_declared_dtype) {}
 
   MoeWeights load() {
     const MoeConfig& moe = spec_.moe;
-    const std::int64_t experts = moe.num_experts, hidden = moe.hidden_size, intermediate = moe.intermediate_size;
+    const std::int64_t experts = moe.num_experts, hidden = moe.hidden_size,
+                       intermediate = moe.intermediate_size;
     MoeWeights weights;
     weights.router_gate = take("gate.weight", {experts, hidden}, DType::fp32, false);
     if (moe.routing.use_correction_bias) {
@@ -67,13 +71,15 @@ class BlockLoader {
       const std::int64_t shared = moe.shared.intermediate_size;
       weights.shared_w13 = Tensor::empty(dtype_, {1, 2 * shared, hidden});
       const TensorView rows = weights.shared_w13.view().reshape({2 * shared, hidden});
-      copy_tensor(take(spec_.shared_prefix + "gate_proj.weight", {shared, hidden}, dtype_, true), rows.slice_rows(0, shared));
+      copy_tensor(take(spec_.shared_prefix + "gate_proj.weight", {shared, hidden}, dtype_, true),
+                  rows.slice_rows(0, shared));
       copy_tensor(take(spec_.shared_prefix + "up_proj.weight", {shared, hidden}, dtype_, true),
                   rows.slice_rows(shared, 2 * shared));
       weights.shared_w2 = Tensor::empty(dtype_, {1, hidden, shared});
       copy_tensor(take(spec_.shared_prefix + "down_proj.weight", {hidden, shared}, dtype_, true),
                   weights.shared_w2.view().reshape({hidden, shared}));
-      if (spec_.shared_gate) weights.shared_gate = take("shared_expert_gate.weight", {1, hidden}, DType::fp32, false);
+      if (spec_.shared_gate)
+        weights.shared_gate = take("shared_expert_gate.weight", {1, hidden}, DType::fp32, false);
     }
     check_nothing_left();
     return weights;
@@ -81,11 +87,13 @@ class BlockLoader {
 
  private:
   // Loads prefix + name, checking its shape (and, for expert weights, the dtype config.json declares).
-  Tensor take(const std::string& name, std::initializer_list<std::int64_t> shape, DType dtype, bool expert_weight) {
+  Tensor take(const std::string& name, std::initializer_list<std::int64_t> shape, DType dtype,
+              bool expert_weight) {
     const std::string full = prefix_ + name;
     if (!source_.contains(full)) {
-      throw IoError(str_cat("[hf] ", source_.label, ": tensor '", full, "' is missing (expected ", shape_text(shape),
-                            " for ", io::family_name(spec_.family), " with ", spec_.moe.describe(), ")"));
+      throw IoError(str_cat("[hf] ", source_.label, ": tensor '", full, "' is missing (expected ",
+                            shape_text(shape), " for ", io::family_name(spec_.family), " with ",
+                            spec_.moe.describe(), ")"));
     }
     const SafetensorsTensorInfo& info = source_.info(full);
     const std::vector<std::int64_t> expected(shape);
@@ -160,24 +168,36 @@ HfCheckpoint& HfCheckpoint::operator=(HfCheckpoint&&) noexcept = default;
 HfCheckpoint HfCheckpoint::open(const std::filesystem::path& directory) {
   const std::filesystem::path config_path = directory / "config.json";
   if (!std::filesystem::exists(config_path)) {
-    throw IoError(str_cat("[hf] '", directory.string(), "' has no config.json: expected a Hugging Face checkpoint directory"));
+    throw IoError(str_cat("[hf] '", directory.string(),
+                          "' has no config.json: expected a Hugging Face checkpoint directory"));
   }
-  auto impl = std::unique_ptr<Impl>(new Impl{directory, io::parse_hf_config(read_json(config_path), config_path.string()),
-                                             SafetensorsCheckpoint::open(directory), {}});
+  auto impl =
+      std::unique_ptr<Impl>(new Impl{directory,
+                                     io::parse_hf_config(read_json(config_path), config_path.string()),
+                                     SafetensorsCheckpoint::open(directory),
+                                     {}});
   const SafetensorsCheckpoint* checkpoint = &impl->checkpoint;
   impl->source.contains = [checkpoint](const std::string& name) { return checkpoint->contains(name); };
   impl->source.info = [checkpoint](const std::string& name) -> const SafetensorsTensorInfo& {
     return checkpoint->info(name);
   };
-  impl->source.load_as = [checkpoint](const std::string& name, DType dtype) { return checkpoint->load_as(name, dtype); };
+  impl->source.load_as = [checkpoint](const std::string& name, DType dtype) {
+    return checkpoint->load_as(name, dtype);
+  };
   impl->source.names = checkpoint->names();
   impl->source.label = directory.string();
   return HfCheckpoint(std::move(impl));
 }
 
-const std::string& HfCheckpoint::architecture() const { return impl_->spec.architecture; }
-const std::string& HfCheckpoint::model_type() const { return impl_->spec.model_type; }
-int HfCheckpoint::num_layers() const { return impl_->spec.num_layers; }
+const std::string& HfCheckpoint::architecture() const {
+  return impl_->spec.architecture;
+}
+const std::string& HfCheckpoint::model_type() const {
+  return impl_->spec.model_type;
+}
+int HfCheckpoint::num_layers() const {
+  return impl_->spec.num_layers;
+}
 
 std::vector<HfLayerInfo> HfCheckpoint::layers() const {
   std::vector<HfLayerInfo> list;
@@ -193,20 +213,23 @@ MoeConfig HfCheckpoint::moe_config(int layer, DType dtype) const {
   FUSEDMOE_CHECK(layer >= 0 && layer < spec.num_layers, "[hf] layer ", layer, ": expected 0 <= layer < ",
                  "num_hidden_layers = ", spec.num_layers);
   const std::string reason = io::dense_reason(spec, layer);
-  FUSEDMOE_CHECK(reason.empty(), "[hf] layer ", layer, " of ", spec.architecture, " is a dense MLP, not MoE: ", reason);
+  FUSEDMOE_CHECK(reason.empty(), "[hf] layer ", layer, " of ", spec.architecture,
+                 " is a dense MLP, not MoE: ", reason);
   return config_for(spec, dtype);
 }
 
 MoeWeights HfCheckpoint::load_moe_weights(int layer, DType dtype) const {
   moe_config(layer, dtype);  // validates the layer
-  BlockLoader loader(impl_->source, str_cat("model.layers.", layer, ".", impl_->spec.block_prefix), impl_->spec, dtype,
-                     true);
+  BlockLoader loader(impl_->source, str_cat("model.layers.", layer, ".", impl_->spec.block_prefix),
+                     impl_->spec, dtype, true);
   return loader.load();
 }
 
-HfBlock load_hf_block(const std::filesystem::path& block_file, const std::filesystem::path& config_file, DType dtype) {
+HfBlock load_hf_block(const std::filesystem::path& block_file, const std::filesystem::path& config_file,
+                      DType dtype) {
   nlohmann::json config = read_json(config_file);
-  if (config.is_object() && !config.contains("model_type") && config.contains("config")) config = config["config"];
+  if (config.is_object() && !config.contains("model_type") && config.contains("config"))
+    config = config["config"];
   const HfModelSpec spec = io::parse_hf_config(config, config_file.string());
   const SafetensorsFile file = SafetensorsFile::open(block_file);
   TensorSource source;

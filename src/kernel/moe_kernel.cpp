@@ -41,11 +41,13 @@ MoeKernel::MoeKernel(MoeConfig config, std::unique_ptr<PrepareFinalize> prepare_
   config_.validate();
   FUSEDMOE_CHECK(prepare_finalize_ != nullptr && experts_ != nullptr,
                  "[moe_kernel] needs a PrepareFinalize and an Experts, got a null one");
-  FUSEDMOE_CHECK(options_.max_chunk_tokens >= 0, "[moe_kernel] max_chunk_tokens = ", options_.max_chunk_tokens,
+  FUSEDMOE_CHECK(options_.max_chunk_tokens >= 0,
+                 "[moe_kernel] max_chunk_tokens = ", options_.max_chunk_tokens,
                  ": expected >= 0 (0 = no chunking)");
   FUSEDMOE_CHECK(prepare_finalize_->kind() == experts_->kind(), "[moe_kernel] cannot pair ",
-                 to_string(prepare_finalize_->kind()), " PrepareFinalize '", prepare_finalize_->name(), "' with ",
-                 to_string(experts_->kind()), " Experts '", experts_->name(), "': kinds must match");
+                 to_string(prepare_finalize_->kind()), " PrepareFinalize '", prepare_finalize_->name(),
+                 "' with ", to_string(experts_->kind()), " Experts '", experts_->name(),
+                 "': kinds must match");
   if (experts_->kind() == ExpertsKind::modular) {
     const auto& modular = static_cast<const ExpertsModular&>(*experts_);
     FUSEDMOE_CHECK(prepare_finalize_->format() == modular.format(), "[moe_kernel] PrepareFinalize '",
@@ -63,7 +65,9 @@ MoeKernel::~MoeKernel() = default;
 MoeKernel::MoeKernel(MoeKernel&&) noexcept = default;
 MoeKernel& MoeKernel::operator=(MoeKernel&&) noexcept = default;
 
-ExpertsKind MoeKernel::kind() const { return experts_->kind(); }
+ExpertsKind MoeKernel::kind() const {
+  return experts_->kind();
+}
 
 std::size_t MoeKernel::workspace_bytes(std::int64_t num_tokens) const {
   std::int64_t chunk = num_tokens;
@@ -82,7 +86,8 @@ std::size_t MoeKernel::workspace_bytes(std::int64_t num_tokens) const {
   if (pf.max_tokens_per_call() > 0) chunk = std::min(chunk, pf.max_tokens_per_call());
   const ExpertsProblem problem = pf.problem(chunk, config_);
   std::size_t bytes = pf.workspace_bytes(chunk, config_) + experts.workspace_bytes(problem);
-  bytes += WorkspaceArena::bytes_for(config_.act_dtype, product(expert_out_shape(problem, experts.weight_and_reduce())));
+  bytes += WorkspaceArena::bytes_for(config_.act_dtype,
+                                     product(expert_out_shape(problem, experts.weight_and_reduce())));
   if (applies_weight_on_input(config_.routing.recipe)) {
     bytes += WorkspaceArena::bytes_for(config_.act_dtype, chunk * config_.hidden_size);
     bytes += WorkspaceArena::bytes_for(DType::fp32, chunk * config_.routing.top_k);
@@ -105,8 +110,9 @@ WorkspaceArena MoeKernel::arena_for(std::int64_t num_tokens) {
 void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
                         const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
                         const ExecContext& context) {
-  FUSEDMOE_CHECK(kind() == ExpertsKind::modular, "[moe_kernel] forward() with top-k ids needs modular Experts; '",
-                 experts_->name(), "' is monolithic: call forward_monolithic() with router logits");
+  FUSEDMOE_CHECK(kind() == ExpertsKind::modular,
+                 "[moe_kernel] forward() with top-k ids needs modular Experts; '", experts_->name(),
+                 "' is monolithic: call forward_monolithic() with router logits");
   const Device device = config_.device;
   const std::int64_t hidden_size = config_.hidden_size;
   const int top_k = config_.routing.top_k;
@@ -134,16 +140,17 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
     // Ids index weight tensors: an out-of-range id is a clear error, never an out-of-bounds read.
     const auto* ids = topk_ids.data_as<const std::int32_t>();
     for (std::int64_t index = 0; index < topk_ids.numel(); ++index) {
-      FUSEDMOE_CHECK(ids[index] >= 0 && ids[index] < config_.num_experts, "[moe_kernel] topk_ids[", index / top_k,
-                     ", ", index % top_k, "] = ", ids[index], ": expected 0 <= id < num_experts = ",
-                     config_.num_experts);
+      FUSEDMOE_CHECK(ids[index] >= 0 && ids[index] < config_.num_experts, "[moe_kernel] topk_ids[",
+                     index / top_k, ", ", index % top_k, "] = ", ids[index],
+                     ": expected 0 <= id < num_experts = ", config_.num_experts);
     }
     if (expert_map.defined()) {
       const auto* map = expert_map.data_as<const std::int32_t>();
       const std::int64_t num_local = config_.num_local_experts();
       for (std::int64_t expert = 0; expert < config_.num_experts; ++expert) {
-        FUSEDMOE_CHECK(map[expert] >= -1 && map[expert] < num_local, "[moe_kernel] expert_map[", expert, "] = ",
-                       map[expert], ": expected -1 (not local) or a local id in [0, ", num_local, ")");
+        FUSEDMOE_CHECK(map[expert] >= -1 && map[expert] < num_local, "[moe_kernel] expert_map[", expert,
+                       "] = ", map[expert], ": expected -1 (not local) or a local id in [0, ", num_local,
+                       ")");
       }
     }
   }
@@ -165,8 +172,9 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
   }
 }
 
-void MoeKernel::forward_chunk(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                              const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
+void MoeKernel::forward_chunk(const TensorView& hidden, const TensorView& topk_ids,
+                              const TensorView& topk_weights, const TensorView& expert_map,
+                              const ExpertWeights& weights, const TensorView& out,
                               const ExecContext& context) {
   auto& pf = static_cast<PrepareFinalizeModular&>(*prepare_finalize_);
   auto& experts = static_cast<ExpertsModular&>(*experts_);
@@ -204,7 +212,8 @@ void MoeKernel::forward_chunk(const TensorView& hidden, const TensorView& topk_i
   const WeightAndReduce policy = experts.weight_and_reduce();
   // The rows that actually arrived (expert-parallel dispatch delivers more or fewer than were sent).
   ExpertsProblem problem = pf.problem(num_tokens, config_);
-  problem.num_tokens = dispatched.format == ActivationFormat::batched ? dispatched.hidden.size(1) : dispatched.hidden.size(0);
+  problem.num_tokens =
+      dispatched.format == ActivationFormat::batched ? dispatched.hidden.size(1) : dispatched.hidden.size(0);
   TensorView expert_out;
   if (policy == WeightAndReduce::by_experts && pf.experts_write_output_directly()) {
     expert_out = out;
@@ -219,8 +228,9 @@ void MoeKernel::forward_chunk(const TensorView& hidden, const TensorView& topk_i
 void MoeKernel::forward_monolithic(const TensorView& hidden, const TensorView& router_logits,
                                    const TensorView& correction_bias, const ExpertWeights& weights,
                                    const TensorView& out, const ExecContext& context) {
-  FUSEDMOE_CHECK(kind() == ExpertsKind::monolithic, "[moe_kernel] forward_monolithic() needs monolithic Experts; '",
-                 experts_->name(), "' is modular: route first, then call forward() with top-k ids");
+  FUSEDMOE_CHECK(kind() == ExpertsKind::monolithic,
+                 "[moe_kernel] forward_monolithic() needs monolithic Experts; '", experts_->name(),
+                 "' is modular: route first, then call forward() with top-k ids");
   const Device device = config_.device;
   check_dtype(kComponent, "hidden", hidden, {config_.act_dtype});
   check_shape(kComponent, "hidden", hidden, {-1, config_.hidden_size});
@@ -243,11 +253,14 @@ void MoeKernel::forward_monolithic(const TensorView& hidden, const TensorView& r
     const std::int64_t end = std::min(num_tokens, begin + chunk);
     WorkspaceArena arena = arena_for(end - begin);
     const TensorView out_chunk = out.slice_rows(begin, end);
-    const auto prepared = pf.prepare(hidden.slice_rows(begin, end), router_logits.slice_rows(begin, end), arena, context);
-    const TensorView expert_out = pf.experts_write_output_directly()
-                                      ? out_chunk
-                                      : arena.take(config_.act_dtype, {prepared.hidden.size(0), config_.hidden_size});
-    experts.apply(prepared.hidden, prepared.router_logits, correction_bias, weights, expert_out, arena, context);
+    const auto prepared =
+        pf.prepare(hidden.slice_rows(begin, end), router_logits.slice_rows(begin, end), arena, context);
+    const TensorView expert_out =
+        pf.experts_write_output_directly()
+            ? out_chunk
+            : arena.take(config_.act_dtype, {prepared.hidden.size(0), config_.hidden_size});
+    experts.apply(prepared.hidden, prepared.router_logits, correction_bias, weights, expert_out, arena,
+                  context);
     pf.finalize(expert_out, out_chunk, context);
   }
 }

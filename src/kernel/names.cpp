@@ -8,6 +8,8 @@ std::string_view to_string(ActivationFormat format) {
 std::string_view to_string(WeightAndReduce policy) {
   return policy == WeightAndReduce::by_experts ? "by_experts" : "by_finalize";
 }
-std::string_view to_string(ExpertsKind kind) { return kind == ExpertsKind::modular ? "modular" : "monolithic"; }
+std::string_view to_string(ExpertsKind kind) {
+  return kind == ExpertsKind::modular ? "modular" : "monolithic";
+}
 
 }  // namespace fusedmoe

@@ -9,8 +9,8 @@
 
 namespace fusedmoe {
 
-void weight_and_reduce_standard(const TensorView& expert_out, const TensorView& topk_weights, const TensorView& out,
-                                int num_threads) {
+void weight_and_reduce_standard(const TensorView& expert_out, const TensorView& topk_weights,
+                                const TensorView& out, int num_threads) {
   const std::int64_t num_tokens = out.size(0);
   const std::int64_t hidden = out.size(1);
   const std::int64_t top_k = topk_weights.size(1);

@@ -60,9 +60,9 @@ void add_in_place(const TensorView& out, const TensorView& addend, const ExecCon
   (void)context;
 #endif
   for (std::int64_t index = 0; index < out.numel(); ++index) {
-    store_element(out.data(), out.dtype(), index,
-                  load_element(out.data(), out.dtype(), index) +
-                      load_element(addend.data(), addend.dtype(), index));
+    store_element(
+        out.data(), out.dtype(), index,
+        load_element(out.data(), out.dtype(), index) + load_element(addend.data(), addend.dtype(), index));
   }
 }
 
@@ -81,9 +81,9 @@ struct Executor {
   std::unique_ptr<MoeKernel> kernel;
 };
 
-Executor build_executor(const MoeConfig& config, const Platform& platform, const std::optional<std::string>& backend,
-                        const Tensor& w13, const Tensor& w2, std::int64_t max_chunk_tokens,
-                        std::shared_ptr<Communicator> communicator) {
+Executor build_executor(const MoeConfig& config, const Platform& platform,
+                        const std::optional<std::string>& backend, const Tensor& w13, const Tensor& w2,
+                        std::int64_t max_chunk_tokens, std::shared_ptr<Communicator> communicator) {
   Executor executor;
   executor.selection = select_backend(config, platform, backend);
   const BackendInfo& info = *executor.selection.backend;
@@ -131,9 +131,10 @@ void check_ranks_agree(const MoeConfig& config, Communicator& communicator) {
     if (hashes[rank] != hashes[0]) append_joined(differing, ", ", std::to_string(rank));
   }
   if (differing.empty()) return;
-  throw InvalidArgument(str_cat("[ep] the ranks disagree on the layer configuration: rank(s) ", differing,
-                                " differ from rank 0. This rank (", communicator.rank(), ") has: ", mine,
-                                ". Every rank must build the layer with the same MoeConfig (only ep_rank differs)."));
+  throw InvalidArgument(
+      str_cat("[ep] the ranks disagree on the layer configuration: rank(s) ", differing,
+              " differ from rank 0. This rank (", communicator.rank(), ") has: ", mine,
+              ". Every rank must build the layer with the same MoeConfig (only ep_rank differs)."));
 }
 }  // namespace
 
@@ -142,9 +143,9 @@ struct FusedMoeLayer::State {
   LayerOptions options;
   MoeWeights weights;
   bool has_weights = false;
-  Tensor router_gate_fp32;   // [E, H] for forward(hidden, out)
-  Tensor shared_gate_fp32;   // [1, H]
-  Tensor correction_bias;    // [E] on config.device (the given one, or a copy)
+  Tensor router_gate_fp32;  // [E, H] for forward(hidden, out)
+  Tensor shared_gate_fp32;  // [1, H]
+  Tensor correction_bias;   // [E] on config.device (the given one, or a copy)
   std::optional<Executor> routed;
   Tensor expert_map;  // [E] global -> local with expert parallelism
   std::optional<Executor> shared;
@@ -161,22 +162,30 @@ FusedMoeLayer::FusedMoeLayer(MoeConfig config, LayerOptions options) : state_(st
   state_->options = std::move(options);
   const ParallelConfig& parallel = state_->config.parallel;
   if (is_expert_parallel(parallel.dispatch)) {
-    state_->expert_map = make_expert_map(state_->config.num_experts, parallel.ep_size, parallel.ep_rank, parallel.placement);
+    state_->expert_map =
+        make_expert_map(state_->config.num_experts, parallel.ep_size, parallel.ep_rank, parallel.placement);
   }
 }
 
 std::vector<std::int32_t> FusedMoeLayer::local_expert_ids() const {
   const MoeConfig& config = state_->config;
-  return local_experts(config.num_experts, config.parallel.ep_size, config.parallel.ep_rank, config.parallel.placement);
+  return local_experts(config.num_experts, config.parallel.ep_size, config.parallel.ep_rank,
+                       config.parallel.placement);
 }
 
 FusedMoeLayer::~FusedMoeLayer() = default;
 FusedMoeLayer::FusedMoeLayer(FusedMoeLayer&&) noexcept = default;
 FusedMoeLayer& FusedMoeLayer::operator=(FusedMoeLayer&&) noexcept = default;
 
-const MoeConfig& FusedMoeLayer::config() const { return state_->config; }
-const MoeWeights& FusedMoeLayer::weights() const { return state_->weights; }
-bool FusedMoeLayer::finalized() const { return state_->routed.has_value(); }
+const MoeConfig& FusedMoeLayer::config() const {
+  return state_->config;
+}
+const MoeWeights& FusedMoeLayer::weights() const {
+  return state_->weights;
+}
+bool FusedMoeLayer::finalized() const {
+  return state_->routed.has_value();
+}
 
 void FusedMoeLayer::set_weights(MoeWeights weights) {
   const MoeConfig& config = state_->config;
@@ -186,7 +195,8 @@ void FusedMoeLayer::set_weights(MoeWeights weights) {
   const Device device = config.device;
   check_shape(kComponent, "w13", weights.w13, {experts, 2 * intermediate, hidden});
   check_shape(kComponent, "w2", weights.w2, {experts, hidden, intermediate});
-  for (const auto& [name, tensor] : {std::pair<const char*, const Tensor&>{"w13", weights.w13}, {"w2", weights.w2}}) {
+  for (const auto& [name, tensor] :
+       {std::pair<const char*, const Tensor&>{"w13", weights.w13}, {"w2", weights.w2}}) {
     check_dtype(kComponent, name, tensor, {config.weight_dtype});
     check_device(kComponent, name, tensor, device);
   }
@@ -229,13 +239,16 @@ void FusedMoeLayer::set_weights(MoeWeights weights) {
   state_->shared.reset();
 }
 
-void FusedMoeLayer::finalize_weights() { finalize_weights(Platform::detect(state_->config.device)); }
+void FusedMoeLayer::finalize_weights() {
+  finalize_weights(Platform::detect(state_->config.device));
+}
 
 void FusedMoeLayer::finalize_weights(const Platform& platform) {
   State& s = *state_;
   FUSEDMOE_CHECK(s.has_weights, "[layer] finalize_weights() before set_weights(): load the weights first");
   if (is_expert_parallel(s.config.parallel.dispatch)) {
-    FUSEDMOE_CHECK(s.options.communicator != nullptr, "[layer] dispatch ", to_string(s.config.parallel.dispatch),
+    FUSEDMOE_CHECK(s.options.communicator != nullptr, "[layer] dispatch ",
+                   to_string(s.config.parallel.dispatch),
                    " needs LayerOptions::communicator (e.g. make_mpi_world_communicator())");
     check_ranks_agree(s.config, *s.options.communicator);
   }
@@ -292,7 +305,8 @@ void FusedMoeLayer::reserve(std::int64_t num_tokens) {
 void FusedMoeLayer::compute_router_logits(const TensorView& hidden, const TensorView& logits,
                                           const ExecContext& context) const {
   const State& s = *state_;
-  FUSEDMOE_CHECK(s.router_gate_fp32.defined(), "[layer] no router_gate weight: set MoeWeights::router_gate and ",
+  FUSEDMOE_CHECK(s.router_gate_fp32.defined(),
+                 "[layer] no router_gate weight: set MoeWeights::router_gate and ",
                  "finalize_weights(), or pass router logits to forward()");
   check_shape(kComponent, "hidden", hidden, {-1, s.config.hidden_size});
   check_dtype(kComponent, "hidden", hidden, {s.config.act_dtype});
@@ -328,7 +342,8 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   check_dtype(kComponent, "out", out, {config.act_dtype});
   check_device(kComponent, "out", out, config.device);
   const std::int64_t top_k = config.routing.top_k;
-  if (routing.topk_ids.defined()) check_shape(kComponent, "routing.topk_ids", routing.topk_ids, {num_tokens, top_k});
+  if (routing.topk_ids.defined())
+    check_shape(kComponent, "routing.topk_ids", routing.topk_ids, {num_tokens, top_k});
   if (routing.topk_weights.defined()) {
     check_shape(kComponent, "routing.topk_weights", routing.topk_weights, {num_tokens, top_k});
   }
@@ -340,9 +355,11 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   MoeKernel& kernel = *s.routed->kernel;
   const bool wants_routing = routing.topk_ids.defined() || routing.topk_weights.defined();
   if (kernel.kind() == ExpertsKind::modular || wants_routing) {
-    const TensorView ids = routing.topk_ids.defined() ? routing.topk_ids : s.topk_ids.view().slice_rows(0, num_tokens);
-    const TensorView weights =
-        routing.topk_weights.defined() ? routing.topk_weights : s.topk_weights.view().slice_rows(0, num_tokens);
+    const TensorView ids =
+        routing.topk_ids.defined() ? routing.topk_ids : s.topk_ids.view().slice_rows(0, num_tokens);
+    const TensorView weights = routing.topk_weights.defined()
+                                   ? routing.topk_weights
+                                   : s.topk_weights.view().slice_rows(0, num_tokens);
     route(router_logits, config.routing, bias, ids, weights, context);
     if (kernel.kind() == ExpertsKind::modular) {
       kernel.forward(hidden, ids, weights, s.expert_map, *s.routed->weights, out, context);

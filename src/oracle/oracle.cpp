@@ -1,8 +1,8 @@
 // Oracle::select: one loop over the priority list, with reasons for every skip.
+#include "fusedmoe/oracle.hpp"
 #include "core/check.hpp"
 #include "core/env.hpp"
 #include "fusedmoe/log.hpp"
-#include "fusedmoe/oracle.hpp"
 
 namespace fusedmoe {
 
@@ -42,7 +42,8 @@ std::string Selection::describe() const {
   return text;
 }
 
-Selection select_backend(const MoeConfig& config, const Platform& platform, std::optional<std::string> override_id) {
+Selection select_backend(const MoeConfig& config, const Platform& platform,
+                         std::optional<std::string> override_id) {
   Selection selection;
   selection.considered = evaluate_backends(config, platform);
   if (!override_id) override_id = env_string("FUSEDMOE_BACKEND");
@@ -54,19 +55,21 @@ Selection select_backend(const MoeConfig& config, const Platform& platform, std:
                                     "the override): expected one of ", join_ids(registered_backend_ids())));
     }
     if (forced->device_kind != config.device.kind) {
-      throw Unsupported(str_cat("[oracle] backend '", forced->id, "' runs on ", to_string(forced->device_kind),
-                                " but the config's device is ", to_string(config.device)));
+      throw Unsupported(str_cat("[oracle] backend '", forced->id, "' runs on ",
+                                to_string(forced->device_kind), " but the config's device is ",
+                                to_string(config.device)));
     }
     for (const Candidate& candidate : selection.considered) {
       if (candidate.backend != forced) continue;
       if (!candidate.support.ok) {
-        throw Unsupported(str_cat("[oracle] backend '", forced->id, "' was forced but cannot run ", config.describe(),
-                                  ": ", candidate.support.reason));
+        throw Unsupported(str_cat("[oracle] backend '", forced->id, "' was forced but cannot run ",
+                                  config.describe(), ": ", candidate.support.reason));
       }
     }
     selection.backend = forced;
     selection.overridden = true;
-    log(LogLevel::info, str_cat("[oracle] using backend ", forced->id, " (override) for ", config.describe()));
+    log(LogLevel::info,
+        str_cat("[oracle] using backend ", forced->id, " (override) for ", config.describe()));
     return selection;
   }
 
@@ -76,7 +79,8 @@ Selection select_backend(const MoeConfig& config, const Platform& platform, std:
       break;
     }
     if (log_enabled(LogLevel::dispatch)) {
-      log(LogLevel::dispatch, str_cat("[oracle] skip ", candidate.backend->id, ": ", candidate.support.reason));
+      log(LogLevel::dispatch,
+          str_cat("[oracle] skip ", candidate.backend->id, ": ", candidate.support.reason));
     }
   }
   if (selection.backend == nullptr) {

@@ -22,7 +22,7 @@ BackendInfo without_cuda(std::string id) {
     return Support::no("built without CUDA (FUSEDMOE_CUDA=OFF or no CUDA compiler)");
   };
   info.convert_weights = [](const Tensor&, const Tensor&,
-                             const MoeConfig&) -> std::shared_ptr<const ExpertWeights> {
+                            const MoeConfig&) -> std::shared_ptr<const ExpertWeights> {
     throw Unsupported("[oracle] fusedmoe was built without CUDA");
   };
   info.make_experts = [](const MoeConfig&) -> std::unique_ptr<Experts> {
@@ -56,7 +56,8 @@ struct Registry {
   std::vector<std::unique_ptr<BackendInfo>> entries;  // priority order; pointers stay valid
   std::size_t num_builtin = 0;
   Registry() {
-    for (BackendInfo& info : builtin_backends()) entries.push_back(std::make_unique<BackendInfo>(std::move(info)));
+    for (BackendInfo& info : builtin_backends())
+      entries.push_back(std::make_unique<BackendInfo>(std::move(info)));
     num_builtin = entries.size();
   }
 };
@@ -75,8 +76,9 @@ std::string known_ids(const Registry& reg) {
 }  // namespace
 
 void register_backend(BackendInfo info, std::string_view before_id) {
-  FUSEDMOE_CHECK(info.api_version == kBackendApiVersion, "[oracle] backend '", info.id, "' was built for backend API ",
-                 info.api_version, "; this fusedmoe expects ", kBackendApiVersion);
+  FUSEDMOE_CHECK(info.api_version == kBackendApiVersion, "[oracle] backend '", info.id,
+                 "' was built for backend API ", info.api_version, "; this fusedmoe expects ",
+                 kBackendApiVersion);
   FUSEDMOE_CHECK(!info.id.empty(), "[oracle] register_backend: the backend id is empty");
   FUSEDMOE_CHECK(info.supports && info.convert_weights && info.make_experts, "[oracle] backend '", info.id,
                  "' must provide supports, convert_weights and make_experts");
@@ -87,7 +89,8 @@ void register_backend(BackendInfo info, std::string_view before_id) {
   }
   auto position = reg.entries.end();
   if (!before_id.empty()) {
-    position = std::find_if(reg.entries.begin(), reg.entries.end(), [&](const auto& entry) { return entry->id == before_id; });
+    position = std::find_if(reg.entries.begin(), reg.entries.end(),
+                            [&](const auto& entry) { return entry->id == before_id; });
     FUSEDMOE_CHECK(position != reg.entries.end(), "[oracle] register_backend: unknown before_id '", before_id,
                    "': expected one of ", known_ids(reg));
   } else {
@@ -101,7 +104,8 @@ void register_backend(BackendInfo info, std::string_view before_id) {
 bool unregister_backend(std::string_view id) {
   Registry& reg = registry();
   std::lock_guard lock(reg.mutex);
-  const auto found = std::find_if(reg.entries.begin(), reg.entries.end(), [&](const auto& entry) { return entry->id == id; });
+  const auto found = std::find_if(reg.entries.begin(), reg.entries.end(),
+                                  [&](const auto& entry) { return entry->id == id; });
   if (found == reg.entries.end()) return false;
   for (BackendInfo& builtin : builtin_backends()) {
     FUSEDMOE_CHECK(builtin.id != id, "[oracle] '", id, "' is a built-in backend and cannot be unregistered");

@@ -18,18 +18,20 @@ ExpertsProblem LocalBatchedPrepareFinalize::problem(std::int64_t num_tokens, con
           .intermediate_size = config.intermediate_size};
 }
 
-std::size_t LocalBatchedPrepareFinalize::workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const {
+std::size_t LocalBatchedPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
+                                                         const MoeConfig& config) const {
   const std::int64_t experts = num_local_experts_;
   return WorkspaceArena::bytes_for(config.act_dtype, experts * num_tokens * config.hidden_size) +  // slabs
-         WorkspaceArena::bytes_for(DType::int32, experts) +                                     // counts
-         WorkspaceArena::bytes_for(DType::fp32, experts * num_tokens) +                         // slot weights
-         WorkspaceArena::bytes_for(DType::int32, experts * num_tokens) +                        // slot tokens
-         WorkspaceArena::bytes_for(DType::fp32, num_tokens * config.hidden_size);               // fp32 sums
+         WorkspaceArena::bytes_for(DType::int32, experts) +                                        // counts
+         WorkspaceArena::bytes_for(DType::fp32, experts * num_tokens) +            // slot weights
+         WorkspaceArena::bytes_for(DType::int32, experts * num_tokens) +           // slot tokens
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * config.hidden_size);  // fp32 sums
 }
 
 DispatchedTokens LocalBatchedPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
-                                                      const TensorView& topk_weights, const TensorView& expert_map,
-                                                      WorkspaceArena& workspace, const ExecContext&) {
+                                                      const TensorView& topk_weights,
+                                                      const TensorView& expert_map, WorkspaceArena& workspace,
+                                                      const ExecContext&) {
   FUSEDMOE_CHECK(hidden.device().is_cpu(), "[local_batched] prepare on ", to_string(hidden.device()),
                  " needs a CUDA build of this PrepareFinalize");
   const std::int64_t num_tokens = hidden.size(0);
@@ -59,23 +61,24 @@ DispatchedTokens LocalBatchedPrepareFinalize::prepare(const TensorView& hidden, 
       const std::int32_t global = ids[token * top_k + slot];
       const std::int32_t local = map != nullptr ? map[global] : global;
       if (local < 0) continue;
-      FUSEDMOE_CHECK(local < num_local_experts_, "[local_batched] expert ", global, " maps to local id ", local,
-                     ": expected < ", num_local_experts_);
+      FUSEDMOE_CHECK(local < num_local_experts_, "[local_batched] expert ", global, " maps to local id ",
+                     local, ": expected < ", num_local_experts_);
       FUSEDMOE_CHECK(counts[local] < capacity, "[local_batched] token ", token, " lists expert ", global,
                      " more than once in its top-k ids: the batched format takes each expert once per token");
       const std::int64_t index = local * capacity + counts[local]++;
       slot_token[index] = static_cast<std::int32_t>(token);
       slot_weight[index] = weights[token * top_k + slot];
       std::memcpy(static_cast<char*>(dispatched.hidden.data()) + static_cast<std::size_t>(index) * row_bytes,
-                  static_cast<const char*>(hidden.data()) + static_cast<std::size_t>(token) * row_bytes, row_bytes);
+                  static_cast<const char*>(hidden.data()) + static_cast<std::size_t>(token) * row_bytes,
+                  row_bytes);
     }
   }
   return dispatched;
 }
 
 void LocalBatchedPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
-                                           WeightAndReduce policy, const TensorView& out, WorkspaceArena& workspace,
-                                           const ExecContext& context) {
+                                           WeightAndReduce policy, const TensorView& out,
+                                           WorkspaceArena& workspace, const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts must leave weighting to finalize");
   const TensorView accumulator = workspace.take(DType::fp32, {out.size(0), out.size(1)});
   weight_and_reduce_batched(dispatched, expert_out, accumulator, out, resolve_num_threads(context));

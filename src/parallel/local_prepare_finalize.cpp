@@ -15,7 +15,9 @@ ExpertsProblem LocalPrepareFinalize::problem(std::int64_t num_tokens, const MoeC
           .intermediate_size = config.intermediate_size};
 }
 
-std::size_t LocalPrepareFinalize::workspace_bytes(std::int64_t, const MoeConfig&) const { return 0; }
+std::size_t LocalPrepareFinalize::workspace_bytes(std::int64_t, const MoeConfig&) const {
+  return 0;
+}
 
 DispatchedTokens LocalPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
                                                const TensorView& topk_weights, const TensorView& expert_map,

@@ -4,7 +4,8 @@ namespace fusedmoe {
 
 PrepareFinalizeMonolithic::Prepared LocalMonolithicPrepareFinalize::prepare(const TensorView& hidden,
                                                                             const TensorView& router_logits,
-                                                                            WorkspaceArena&, const ExecContext&) {
+                                                                            WorkspaceArena&,
+                                                                            const ExecContext&) {
   return {hidden, router_logits};
 }
 

@@ -16,16 +16,19 @@ namespace {
 
 void check_communicator(const MoeConfig& config, const std::shared_ptr<Communicator>& communicator,
                         std::string_view mode) {
-  FUSEDMOE_CHECK(communicator != nullptr, "[", mode, "] needs a Communicator (LayerOptions::communicator) for ",
-                 config.parallel.ep_size, " ranks");
+  FUSEDMOE_CHECK(communicator != nullptr, "[", mode,
+                 "] needs a Communicator (LayerOptions::communicator) for ", config.parallel.ep_size,
+                 " ranks");
   FUSEDMOE_CHECK(communicator->size() == config.parallel.ep_size, "[", mode, "] the communicator has ",
                  communicator->size(), " ranks but parallel.ep_size = ", config.parallel.ep_size);
   FUSEDMOE_CHECK(communicator->rank() == config.parallel.ep_rank, "[", mode, "] this process is rank ",
-                 communicator->rank(), " of the communicator but parallel.ep_rank = ", config.parallel.ep_rank);
+                 communicator->rank(),
+                 " of the communicator but parallel.ep_rank = ", config.parallel.ep_rank);
   FUSEDMOE_CHECK(communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
-                 " communicator moves ", to_string(communicator->device_kind()), " buffers but the layer runs on ",
-                 to_string(config.device));
-  FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode, "] CPU tensors only for now (NCCL support comes with the CUDA backends)");
+                 " communicator moves ", to_string(communicator->device_kind()),
+                 " buffers but the layer runs on ", to_string(config.device));
+  FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode,
+                 "] CPU tensors only for now (NCCL support comes with the CUDA backends)");
 }
 
 std::int64_t max_over_ranks(Communicator& communicator, std::int64_t local, std::vector<std::int64_t>& all) {
@@ -35,8 +38,8 @@ std::int64_t max_over_ranks(Communicator& communicator, std::int64_t local, std:
 }
 
 // fp32 partial sums [rows, H] of what the Experts produced (weighting and reducing over k if they did not).
-TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
-                        WorkspaceArena& workspace, int num_threads) {
+TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& expert_out,
+                        WeightAndReduce policy, WorkspaceArena& workspace, int num_threads) {
   const std::int64_t rows = dispatched.hidden.size(0), hidden = dispatched.hidden.size(1);
   const TensorView sums = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 0), hidden});
   if (policy == WeightAndReduce::by_finalize) {
@@ -52,7 +55,8 @@ TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& ex
 
 // ---- all-gather / reduce-scatter ----------------------------------------------------------------
 
-AllGatherPrepareFinalize::AllGatherPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator)
+AllGatherPrepareFinalize::AllGatherPrepareFinalize(const MoeConfig& config,
+                                                   std::shared_ptr<Communicator> communicator)
     : communicator_(std::move(communicator)) {
   check_communicator(config, communicator_, "allgather");
 }
@@ -71,16 +75,20 @@ ExpertsProblem AllGatherPrepareFinalize::problem(std::int64_t num_tokens, const 
           .intermediate_size = config.intermediate_size};
 }
 
-std::size_t AllGatherPrepareFinalize::workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const {
-  const std::int64_t all = num_tokens * communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
-  return WorkspaceArena::bytes_for(config.act_dtype, all * hidden) + WorkspaceArena::bytes_for(DType::int32, all * k) +
-         WorkspaceArena::bytes_for(DType::fp32, all * k) + WorkspaceArena::bytes_for(DType::fp32, all * hidden) +
+std::size_t AllGatherPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
+                                                      const MoeConfig& config) const {
+  const std::int64_t all = num_tokens * communicator_->size(), hidden = config.hidden_size,
+                     k = config.routing.top_k;
+  return WorkspaceArena::bytes_for(config.act_dtype, all * hidden) +
+         WorkspaceArena::bytes_for(DType::int32, all * k) + WorkspaceArena::bytes_for(DType::fp32, all * k) +
+         WorkspaceArena::bytes_for(DType::fp32, all * hidden) +
          WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
 }
 
 DispatchedTokens AllGatherPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
-                                                   const TensorView& topk_weights, const TensorView& expert_map,
-                                                   WorkspaceArena& workspace, const ExecContext& context) {
+                                                   const TensorView& topk_weights,
+                                                   const TensorView& expert_map, WorkspaceArena& workspace,
+                                                   const ExecContext& context) {
   const int ranks = communicator_->size();
   rank_tokens_.assign(static_cast<std::size_t>(ranks), 0);
   communicator_->all_gather_int64(hidden.size(0), rank_tokens_);
@@ -104,22 +112,27 @@ DispatchedTokens AllGatherPrepareFinalize::prepare(const TensorView& hidden, con
 }
 
 void AllGatherPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
-                                        WeightAndReduce policy, const TensorView& out, WorkspaceArena& workspace,
-                                        const ExecContext& context) {
+                                        WeightAndReduce policy, const TensorView& out,
+                                        WorkspaceArena& workspace, const ExecContext& context) {
   const std::int64_t hidden = dispatched.hidden.size(1);
-  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  const TensorView sums =
+      partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
   const TensorView mine = workspace.take(DType::fp32, {out.size(0), hidden});
   std::vector<std::size_t> counts(rank_tokens_.size());
-  for (std::size_t r = 0; r < counts.size(); ++r) counts[r] = static_cast<std::size_t>(rank_tokens_[r] * hidden);
-  communicator_->reduce_scatter_sum_fp32(sums.data_as<const float>(), mine.data_as<float>(), counts, context.stream);
+  for (std::size_t r = 0; r < counts.size(); ++r)
+    counts[r] = static_cast<std::size_t>(rank_tokens_[r] * hidden);
+  communicator_->reduce_scatter_sum_fp32(sums.data_as<const float>(), mine.data_as<float>(), counts,
+                                         context.stream);
   if (out.numel() > 0) {
-    convert_elements(mine.data(), DType::fp32, out.data(), out.dtype(), static_cast<std::size_t>(out.numel()));
+    convert_elements(mine.data(), DType::fp32, out.data(), out.dtype(),
+                     static_cast<std::size_t>(out.numel()));
   }
 }
 
 // ---- all-to-all dispatch / combine -------------------------------------------------------------
 
-AllToAllPrepareFinalize::AllToAllPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator)
+AllToAllPrepareFinalize::AllToAllPrepareFinalize(const MoeConfig& config,
+                                                 std::shared_ptr<Communicator> communicator)
     : communicator_(std::move(communicator)) {
   check_communicator(config, communicator_, "all2all");
   owner_.assign(static_cast<std::size_t>(config.num_experts), -1);
@@ -150,16 +163,19 @@ std::size_t AllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens, co
   const std::int64_t ranks = communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
   const std::int64_t sent = num_tokens * std::min<std::int64_t>(k, ranks), received = num_tokens * ranks;
   const auto rows = [&](std::int64_t count) {
-    return WorkspaceArena::bytes_for(config.act_dtype, count * hidden) + WorkspaceArena::bytes_for(DType::int32, count * k) +
+    return WorkspaceArena::bytes_for(config.act_dtype, count * hidden) +
+           WorkspaceArena::bytes_for(DType::int32, count * k) +
            WorkspaceArena::bytes_for(DType::fp32, count * k);
   };
   return rows(sent) + rows(received) + WorkspaceArena::bytes_for(DType::fp32, received * hidden) +
-         WorkspaceArena::bytes_for(DType::fp32, sent * hidden) + WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
+         WorkspaceArena::bytes_for(DType::fp32, sent * hidden) +
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
 }
 
 DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
-                                                  const TensorView& topk_weights, const TensorView& expert_map,
-                                                  WorkspaceArena& workspace, const ExecContext& context) {
+                                                  const TensorView& topk_weights,
+                                                  const TensorView& expert_map, WorkspaceArena& workspace,
+                                                  const ExecContext& context) {
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
   const auto* ids = topk_ids.data_as<const std::int32_t>();
@@ -176,7 +192,8 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
     }
   }
   // Everyone learns how many rows it receives from whom.
-  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()), counts_in(static_cast<std::size_t>(ranks));
+  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()),
+      counts_in(static_cast<std::size_t>(ranks));
   const std::vector<std::size_t> eight(static_cast<std::size_t>(ranks), 8);
   communicator_->all_to_allv(counts_out.data(), eight, counts_in.data(), eight, context.stream);
   receive_rows_.assign(counts_in.begin(), counts_in.end());
@@ -189,7 +206,8 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
   const TensorView send_weights = workspace.take(DType::fp32, {sent, k});
   for (std::int64_t row = 0; row < sent; ++row) {
     const std::int64_t token = sent_token_[row];
-    std::memcpy(send_hidden.data_as<char>() + row * row_bytes, hidden.data_as<const char>() + token * row_bytes, row_bytes);
+    std::memcpy(send_hidden.data_as<char>() + row * row_bytes,
+                hidden.data_as<const char>() + token * row_bytes, row_bytes);
     std::memcpy(send_ids.data_as<std::int32_t>() + row * k, ids + token * k, static_cast<std::size_t>(k) * 4);
     std::memcpy(send_weights.data_as<float>() + row * k, topk_weights.data_as<const float>() + token * k,
                 static_cast<std::size_t>(k) * 4);
@@ -215,15 +233,17 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
 }
 
 void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
-                                       WeightAndReduce policy, const TensorView& out, WorkspaceArena& workspace,
-                                       const ExecContext& context) {
+                                       WeightAndReduce policy, const TensorView& out,
+                                       WorkspaceArena& workspace, const ExecContext& context) {
   const int ranks = communicator_->size();
   const std::int64_t hidden = dispatched.hidden.size(1);
-  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  const TensorView sums =
+      partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
   // Send each received row's partial sum back where it came from; receive ours in send order.
   const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
   const TensorView returned = workspace.take(DType::fp32, {sent, hidden});
-  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)), in_bytes(static_cast<std::size_t>(ranks));
+  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
+      in_bytes(static_cast<std::size_t>(ranks));
   for (int r = 0; r < ranks; ++r) {
     out_bytes[r] = receive_rows_[r] * static_cast<std::size_t>(hidden) * 4;
     in_bytes[r] = send_rows_[r] * static_cast<std::size_t>(hidden) * 4;
@@ -238,7 +258,8 @@ void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const
     for (std::int64_t column = 0; column < hidden; ++column) destination[column] += source[column];
   }
   if (out.numel() > 0) {
-    convert_elements(total.data(), DType::fp32, out.data(), out.dtype(), static_cast<std::size_t>(out.numel()));
+    convert_elements(total.data(), DType::fp32, out.data(), out.dtype(),
+                     static_cast<std::size_t>(out.numel()));
   }
 }
 

@@ -20,8 +20,9 @@ class AllGatherPrepareFinalize final : public PrepareFinalizeModular {
   std::int64_t agree_num_tokens(std::int64_t local) override;
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
-  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                           const TensorView& expert_map, WorkspaceArena& workspace, const ExecContext& context) override;
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override;
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
 
@@ -41,15 +42,16 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
   std::int64_t agree_num_tokens(std::int64_t local) override;
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
-  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                           const TensorView& expert_map, WorkspaceArena& workspace, const ExecContext& context) override;
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override;
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
 
  private:
   std::shared_ptr<Communicator> communicator_;
-  std::vector<std::int32_t> owner_;            // global expert -> rank
-  std::vector<std::int32_t> sent_token_;       // per sent row: its local token, grouped by destination rank
+  std::vector<std::int32_t> owner_;       // global expert -> rank
+  std::vector<std::int32_t> sent_token_;  // per sent row: its local token, grouped by destination rank
   std::vector<std::size_t> send_rows_, receive_rows_;  // per rank
 };
 

@@ -7,10 +7,13 @@ namespace fusedmoe {
 
 ActivationFormat dispatch_format(const MoeConfig& config) {
   switch (config.parallel.dispatch) {
-    case DispatchMode::local: return ActivationFormat::standard;
-    case DispatchMode::local_batched: return ActivationFormat::batched;
+    case DispatchMode::local:
+      return ActivationFormat::standard;
+    case DispatchMode::local_batched:
+      return ActivationFormat::batched;
     case DispatchMode::allgather:
-    case DispatchMode::all2all: return ActivationFormat::standard;
+    case DispatchMode::all2all:
+      return ActivationFormat::standard;
   }
   return ActivationFormat::standard;
 }
@@ -18,10 +21,14 @@ ActivationFormat dispatch_format(const MoeConfig& config) {
 std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(const MoeConfig& config,
                                                               std::shared_ptr<Communicator> communicator) {
   switch (config.parallel.dispatch) {
-    case DispatchMode::local: return std::make_unique<LocalPrepareFinalize>();
-    case DispatchMode::local_batched: return std::make_unique<LocalBatchedPrepareFinalize>(config);
-    case DispatchMode::allgather: return std::make_unique<AllGatherPrepareFinalize>(config, std::move(communicator));
-    case DispatchMode::all2all: return std::make_unique<AllToAllPrepareFinalize>(config, std::move(communicator));
+    case DispatchMode::local:
+      return std::make_unique<LocalPrepareFinalize>();
+    case DispatchMode::local_batched:
+      return std::make_unique<LocalBatchedPrepareFinalize>(config);
+    case DispatchMode::allgather:
+      return std::make_unique<AllGatherPrepareFinalize>(config, std::move(communicator));
+    case DispatchMode::all2all:
+      return std::make_unique<AllToAllPrepareFinalize>(config, std::move(communicator));
   }
   throw InternalError("[prepare_finalize] unhandled dispatch mode");
 }

@@ -14,9 +14,9 @@ class LocalPrepareFinalize final : public PrepareFinalizeModular {
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
   bool experts_write_output_directly() const override { return true; }
-  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                           const TensorView& expert_map, WorkspaceArena& workspace,
-                           const ExecContext& context) override;
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override;
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
 };
@@ -33,9 +33,9 @@ class LocalBatchedPrepareFinalize final : public PrepareFinalizeModular {
   std::int64_t max_tokens_per_call() const override { return capacity_; }
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
-  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                           const TensorView& expert_map, WorkspaceArena& workspace,
-                           const ExecContext& context) override;
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override;
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
 

@@ -29,9 +29,12 @@ float sanitize(float value) {
 
 float load_logit(const TensorView& logits, std::int64_t index) {
   switch (logits.dtype()) {
-    case DType::bf16: return bf16_to_float(logits.data_as<const std::uint16_t>()[index]);
-    case DType::fp16: return fp16_to_float(logits.data_as<const std::uint16_t>()[index]);
-    default: return logits.data_as<const float>()[index];
+    case DType::bf16:
+      return bf16_to_float(logits.data_as<const std::uint16_t>()[index]);
+    case DType::fp16:
+      return fp16_to_float(logits.data_as<const std::uint16_t>()[index]);
+    default:
+      return logits.data_as<const float>()[index];
   }
 }
 
@@ -46,13 +49,15 @@ void softmax_in_place(std::span<float> values) {
   for (float& value : values) value /= sum;
 }
 
-float sigmoid(float value) { return 1.0f / (1.0f + std::exp(-value)); }
+float sigmoid(float value) {
+  return 1.0f / (1.0f + std::exp(-value));
+}
 
 // Marks the experts of the topk_group best groups eligible. Group score: max of the group's
 // selection scores, or the sum of its best two when `sum_of_top2`.
-void mark_eligible_groups(std::span<const float> selection_scores, int num_groups, int topk_group, bool sum_of_top2,
-                          std::vector<float>& group_scores, std::vector<std::int32_t>& chosen_groups,
-                          std::vector<std::uint8_t>& eligible) {
+void mark_eligible_groups(std::span<const float> selection_scores, int num_groups, int topk_group,
+                          bool sum_of_top2, std::vector<float>& group_scores,
+                          std::vector<std::int32_t>& chosen_groups, std::vector<std::uint8_t>& eligible) {
   const std::size_t group_size = selection_scores.size() / static_cast<std::size_t>(num_groups);
   for (int group = 0; group < num_groups; ++group) {
     float best = -FLT_MAX, second = -FLT_MAX;
@@ -80,12 +85,16 @@ struct RowScratch {
   std::vector<std::int32_t> chosen_groups;
   std::vector<std::uint8_t> eligible;
   RowScratch(std::int64_t num_experts, int num_groups)
-      : logits(num_experts), scores(num_experts), selection(num_experts), group_scores(num_groups),
-        chosen_groups(num_groups), eligible(num_experts) {}
+      : logits(num_experts),
+        scores(num_experts),
+        selection(num_experts),
+        group_scores(num_groups),
+        chosen_groups(num_groups),
+        eligible(num_experts) {}
 };
 
-void route_row(const RoutingConfig& routing, const float* bias, RowScratch& scratch, std::span<std::int32_t> ids,
-               std::span<float> weights) {
+void route_row(const RoutingConfig& routing, const float* bias, RowScratch& scratch,
+               std::span<std::int32_t> ids, std::span<float> weights) {
   const int k = routing.top_k;
   std::vector<float>& logits = scratch.logits;
   std::vector<float>& scores = scratch.scores;
@@ -122,8 +131,8 @@ void route_row(const RoutingConfig& routing, const float* bias, RowScratch& scra
         scores[expert] = sigmoid(logits[expert]);
         selection[expert] = bias != nullptr ? scores[expert] + sanitize(bias[expert]) : scores[expert];
       }
-      mark_eligible_groups(selection, routing.num_groups, routing.topk_group, bias != nullptr, scratch.group_scores,
-                           scratch.chosen_groups, scratch.eligible);
+      mark_eligible_groups(selection, routing.num_groups, routing.topk_group, bias != nullptr,
+                           scratch.group_scores, scratch.chosen_groups, scratch.eligible);
       select_topk(selection, scratch.eligible, k, ids);
       for (int slot = 0; slot < k; ++slot) weights[slot] = scores[ids[slot]];
       renormalize = routing.renormalize;
@@ -154,22 +163,26 @@ void validate_routing(const RoutingConfig& routing, std::int64_t num_experts) {
   FUSEDMOE_CHECK(routing.top_k >= 1 && routing.top_k <= num_experts, "[config] top_k = ", routing.top_k,
                  ": expected 1 <= top_k <= num_experts = ", num_experts);
   FUSEDMOE_CHECK(std::isfinite(routing.routed_scaling_factor) && routing.routed_scaling_factor > 0.0f,
-                 "[config] routed_scaling_factor = ", routing.routed_scaling_factor, ": expected a finite value > 0");
+                 "[config] routed_scaling_factor = ", routing.routed_scaling_factor,
+                 ": expected a finite value > 0");
   if (routing.recipe == RoutingRecipe::llama4_top1_sigmoid) {
     FUSEDMOE_CHECK(routing.top_k == 1, "[config] routing ", recipe, " needs top_k = 1, got ", routing.top_k);
   }
   if (is_grouped(routing.recipe)) {
-    FUSEDMOE_CHECK(routing.num_groups >= 1 && num_experts % routing.num_groups == 0, "[config] num_groups = ",
-                   routing.num_groups, ": expected a divisor of num_experts = ", num_experts);
-    FUSEDMOE_CHECK(routing.topk_group >= 1 && routing.topk_group <= routing.num_groups, "[config] topk_group = ",
-                   routing.topk_group, ": expected 1 <= topk_group <= num_groups = ", routing.num_groups);
+    FUSEDMOE_CHECK(routing.num_groups >= 1 && num_experts % routing.num_groups == 0,
+                   "[config] num_groups = ", routing.num_groups,
+                   ": expected a divisor of num_experts = ", num_experts);
+    FUSEDMOE_CHECK(routing.topk_group >= 1 && routing.topk_group <= routing.num_groups,
+                   "[config] topk_group = ", routing.topk_group,
+                   ": expected 1 <= topk_group <= num_groups = ", routing.num_groups);
     const std::int64_t eligible = routing.topk_group * (num_experts / routing.num_groups);
-    FUSEDMOE_CHECK(routing.top_k <= eligible, "[config] top_k = ", routing.top_k, ": expected <= topk_group * ",
-                   "experts per group = ", eligible);
+    FUSEDMOE_CHECK(routing.top_k <= eligible, "[config] top_k = ", routing.top_k,
+                   ": expected <= topk_group * ", "experts per group = ", eligible);
   } else {
-    FUSEDMOE_CHECK(routing.num_groups == 1 && routing.topk_group == 1, "[config] num_groups = ", routing.num_groups,
-                   ", topk_group = ", routing.topk_group, ": routing ", recipe,
-                   " is not grouped; expected 1 and 1 (grouped recipes: softmax_grouped, sigmoid_grouped_bias)");
+    FUSEDMOE_CHECK(
+        routing.num_groups == 1 && routing.topk_group == 1, "[config] num_groups = ", routing.num_groups,
+        ", topk_group = ", routing.topk_group, ": routing ", recipe,
+        " is not grouped; expected 1 and 1 (grouped recipes: softmax_grouped, sigmoid_grouped_bias)");
     FUSEDMOE_CHECK(!routing.renormalize, "[config] renormalize is set but routing ", recipe,
                    " fixes it by name (use softmax_topk_renorm to renormalise a softmax top-k)");
   }
@@ -201,8 +214,8 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
     check_device(kComponent, "correction_bias", correction_bias, device);
     bias = correction_bias.data_as<const float>();
   } else {
-    FUSEDMOE_CHECK(!correction_bias.defined(), "[router] a correction_bias was given but routing.use_correction_bias ",
-                   "is false");
+    FUSEDMOE_CHECK(!correction_bias.defined(),
+                   "[router] a correction_bias was given but routing.use_correction_bias ", "is false");
   }
   if (device.is_cuda()) {
 #if FUSEDMOE_WITH_CUDA

@@ -19,13 +19,13 @@ struct ConformanceCase {
   DType weight_dtype = DType::bf16;
   Activation activation = Activation::silu;
   RoutingPattern pattern = RoutingPattern::router;
-  bool expert_map = false;      // odd experts are not local (-1)
+  bool expert_map = false;  // odd experts are not local (-1)
   std::int64_t max_chunk = 8192;
 
   std::string describe() const {
     std::ostringstream text;
-    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden << ",I="
-         << intermediate << "," << to_string(act_dtype) << "/" << to_string(weight_dtype) << ","
+    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden
+         << ",I=" << intermediate << "," << to_string(act_dtype) << "/" << to_string(weight_dtype) << ","
          << to_string(activation) << (expert_map ? ",map" : "") << ",chunk=" << max_chunk << ")";
     return text.str();
   }
@@ -37,17 +37,20 @@ std::vector<ConformanceCase> cases() {
       {"odd_sizes", 37, 16, 67, 29, 4},
       {"k1", 23, 8, 48, 24, 1},
       {"k_equals_e", 11, 4, 40, 20, 4},
-      {"zero_token_expert", 19, 8, 32, 16, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::skip_last},
+      {"zero_token_expert", 19, 8, 32, 16, 3, DType::bf16, DType::bf16, Activation::silu,
+       RoutingPattern::skip_last},
       {"all_on_one_expert", 21, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu,
        RoutingPattern::one_hot_expert},
       {"all_on_one_expert_k1", 13, 6, 32, 16, 1, DType::bf16, DType::bf16, Activation::silu,
        RoutingPattern::one_hot_expert},
-      {"expert_map", 29, 10, 40, 24, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, true},
+      {"expert_map", 29, 10, 40, 24, 3, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router,
+       true},
       {"fp32", 17, 8, 64, 40, 2, DType::fp32, DType::fp32},
       {"fp16", 17, 8, 64, 40, 2, DType::fp16, DType::fp16},
       {"fp32_act_bf16_weights", 9, 8, 32, 24, 2, DType::fp32, DType::bf16},
       {"gelu", 15, 8, 48, 40, 2, DType::fp32, DType::fp32, Activation::gelu},
-      {"chunked", 70, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, false, 16},
+      {"chunked", 70, 8, 32, 16, 2, DType::bf16, DType::bf16, Activation::silu, RoutingPattern::router, false,
+       16},
       {"empty_batch", 0, 8, 32, 16, 2},
   };
 }
@@ -66,12 +69,14 @@ TEST_P(Conformance, EveryCpuBackendMatchesFp64Reference) {
     Tensor expert_map;
     if (c.expert_map) {
       expert_map = Tensor::empty(DType::int32, {c.experts});
-      for (std::int64_t e = 0; e < c.experts; ++e) expert_map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
+      for (std::int64_t e = 0; e < c.experts; ++e)
+        expert_map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
     }
     for (const Candidate& candidate : evaluate_backends(config, Platform::detect())) {
       const BackendInfo& backend = *candidate.backend;
       if (!candidate.support.ok) {
-        std::cout << "  " << backend.id << " [" << to_string(mode) << "]: skipped: " << candidate.support.reason << "\n";
+        std::cout << "  " << backend.id << " [" << to_string(mode)
+                  << "]: skipped: " << candidate.support.reason << "\n";
         continue;
       }
       const bool monolithic = backend.kind == ExpertsKind::monolithic;
@@ -85,7 +90,8 @@ TEST_P(Conformance, EveryCpuBackendMatchesFp64Reference) {
       if (monolithic) {
         const Tensor logits = Tensor::empty(DType::fp32, {c.tokens, c.experts});
         if (c.tokens > 0) fill_normal(logits, 99, 2.0f);
-        routing = {Tensor::empty(DType::int32, {c.tokens, c.top_k}), Tensor::empty(DType::fp32, {c.tokens, c.top_k})};
+        routing = {Tensor::empty(DType::int32, {c.tokens, c.top_k}),
+                   Tensor::empty(DType::fp32, {c.tokens, c.top_k})};
         route(logits, config.routing, {}, routing.ids, routing.weights);
         built.kernel->forward_monolithic(hidden, logits, {}, *built.weights, out);
       } else {
@@ -96,7 +102,8 @@ TEST_P(Conformance, EveryCpuBackendMatchesFp64Reference) {
           fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights, expert_map);
       const ErrorStats stats = compare_to_reference(out, reference);
       EXPECT_EQ(stats.non_finite, 0) << "outputs left unwritten (still NaN) or overflowed";
-      EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype)) << "max abs error " << stats.max_abs_error;
+      EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype))
+          << "max abs error " << stats.max_abs_error;
       ++checked;
     }
   }
@@ -124,10 +131,12 @@ TEST(Conformance, ChunkingAndThreadCountsAreBitwiseIdentical) {
       const Tensor a = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
       const Tensor b = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
       const Tensor c = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
-      whole.kernel->forward(hidden, routing.ids, routing.weights, {}, *whole.weights, a, ExecContext{.num_threads = 1});
+      whole.kernel->forward(hidden, routing.ids, routing.weights, {}, *whole.weights, a,
+                            ExecContext{.num_threads = 1});
       chunked.kernel->forward(hidden, routing.ids, routing.weights, {}, *chunked.weights, b,
                               ExecContext{.num_threads = 2});
-      whole.kernel->forward(hidden, routing.ids, routing.weights, {}, *whole.weights, c, ExecContext{.num_threads = 2});
+      whole.kernel->forward(hidden, routing.ids, routing.weights, {}, *whole.weights, c,
+                            ExecContext{.num_threads = 2});
       EXPECT_TRUE(testing::bitwise_equal(a, b)) << "chunked / 2 threads differs from whole / 1 thread";
       EXPECT_TRUE(testing::bitwise_equal(a, c)) << "2 threads differs from 1 thread";
     }

@@ -36,8 +36,9 @@ TEST(CliRunFiles, BlockFileToFileMatchesTransformers) {
       SCOPED_TRACE(name + " " + dtype);
       const fs::path out = scratch.dir / (name + dtype + ".safetensors");
       ASSERT_EQ(0, run_cli("run --block " + (kGolden / (name + "_bf16.safetensors")).string() + " --config " +
-                           (kGolden / (name + ".json")).string() + " --input " + (scratch.dir / "in.safetensors").string() +
-                           " --output " + out.string() + " --dtype " + dtype + " --repeats 0"));
+                           (kGolden / (name + ".json")).string() + " --input " +
+                           (scratch.dir / "in.safetensors").string() + " --output " + out.string() +
+                           " --dtype " + dtype + " --repeats 0"));
       const SafetensorsFile result = SafetensorsFile::open(out);
       const Tensor truth = golden.load("io.output");
       const std::vector<double> reference(truth.data_as<float>(), truth.data_as<float>() + truth.numel());

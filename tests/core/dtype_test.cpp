@@ -18,9 +18,11 @@ TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(float_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
   EXPECT_EQ(float_to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -12)), 0x3f81);
   EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(bf16_to_float(float_to_bf16(std::numeric_limits<float>::infinity())), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(bf16_to_float(float_to_bf16(std::numeric_limits<float>::infinity())),
+            std::numeric_limits<float>::infinity());
   EXPECT_EQ(float_to_bf16(3.0e38f), 0x7f62);  // finite: below the largest bf16
-  EXPECT_EQ(bf16_to_float(float_to_bf16(3.4e38f)), std::numeric_limits<float>::infinity());  // past the largest bf16
+  EXPECT_EQ(bf16_to_float(float_to_bf16(3.4e38f)),
+            std::numeric_limits<float>::infinity());  // past the largest bf16
 }
 
 TEST(DType, Fp16RoundTripsEveryHalf) {
@@ -36,11 +38,11 @@ TEST(DType, Fp16RoundTripsEveryHalf) {
 }
 
 TEST(DType, Fp16RoundsToNearestEven) {
-  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);          // tie -> even
-  EXPECT_EQ(float_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);      // tie -> even (up)
+  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie -> even
+  EXPECT_EQ(float_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie -> even (up)
   EXPECT_EQ(float_to_fp16(65504.0f), 0x7bff);
-  EXPECT_EQ(float_to_fp16(65520.0f), 0x7c00);                               // rounds to infinity
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);                  // tie between 0 and min subnormal
+  EXPECT_EQ(float_to_fp16(65520.0f), 0x7c00);               // rounds to infinity
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and min subnormal
   EXPECT_EQ(float_to_fp16(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(float_to_fp16(-2.0f), 0xc000);
 }

@@ -44,13 +44,15 @@ TEST_P(HfGolden, RouterMatchesTransformers) {
     std::vector<std::pair<std::int64_t, float>> ours, theirs;
     for (int slot = 0; slot < k; ++slot) {
       ours.emplace_back(ids.data_as<std::int32_t>()[t * k + slot], weights.data_as<float>()[t * k + slot]);
-      theirs.emplace_back(golden_ids.data_as<std::int64_t>()[t * k + slot], golden_weights.data_as<float>()[t * k + slot]);
+      theirs.emplace_back(golden_ids.data_as<std::int64_t>()[t * k + slot],
+                          golden_weights.data_as<float>()[t * k + slot]);
     }
     std::sort(ours.begin(), ours.end());
     std::sort(theirs.begin(), theirs.end());
     for (int slot = 0; slot < k; ++slot) {
       ASSERT_EQ(ours[slot].first, theirs[slot].first) << "token " << t;
-      EXPECT_NEAR(ours[slot].second, theirs[slot].second, 1e-5 * std::abs(theirs[slot].second) + 1e-7) << "token " << t;
+      EXPECT_NEAR(ours[slot].second, theirs[slot].second, 1e-5 * std::abs(theirs[slot].second) + 1e-7)
+          << "token " << t;
     }
   }
 }
@@ -68,7 +70,8 @@ TEST_P(HfGolden, EveryBackendMatchesTheBlockOutput) {
       block.config.parallel.dispatch = mode;
       for (const Candidate& candidate : evaluate_backends(block.config, Platform::detect())) {
         if (!candidate.support.ok) continue;
-        SCOPED_TRACE(candidate.backend->id + " " + std::string(to_string(dtype)) + " " + std::string(to_string(mode)));
+        SCOPED_TRACE(candidate.backend->id + " " + std::string(to_string(dtype)) + " " +
+                     std::string(to_string(mode)));
         FusedMoeLayer layer(block.config, LayerOptions::with_backend(candidate.backend->id));
         layer.set_weights(block.weights);
         layer.finalize_weights();
@@ -84,7 +87,8 @@ TEST_P(HfGolden, EveryBackendMatchesTheBlockOutput) {
   EXPECT_GE(checked, 6);
 }
 
-INSTANTIATE_TEST_SUITE_P(Blocks, HfGolden, ::testing::Values("qwen3moe_block", "dsv3_block", "qwen2moe_block"));
+INSTANTIATE_TEST_SUITE_P(Blocks, HfGolden,
+                         ::testing::Values("qwen3moe_block", "dsv3_block", "qwen2moe_block"));
 
 }  // namespace
 }  // namespace fusedmoe

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("fusedmoe_hf_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("fusedmoe_hf_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -98,8 +99,10 @@ TEST(HfCheckpoint, StacksPerExpertTensorsIntoCanonicalW13AndW2) {
   for (int e = 0; e < 4; ++e) {
     const std::string base = "model.layers.1.block_sparse_moe.experts." + std::to_string(e) + ".";
     const auto* w13 = weights.w13.data_as<std::uint16_t>() + e * 2 * I * H;
-    EXPECT_EQ(0, std::memcmp(w13, fixture.tensors.at(base + "w1.weight").data(), I * H * 2)) << "gate rows first";
-    EXPECT_EQ(0, std::memcmp(w13 + I * H, fixture.tensors.at(base + "w3.weight").data(), I * H * 2)) << "then up";
+    EXPECT_EQ(0, std::memcmp(w13, fixture.tensors.at(base + "w1.weight").data(), I * H * 2))
+        << "gate rows first";
+    EXPECT_EQ(0, std::memcmp(w13 + I * H, fixture.tensors.at(base + "w3.weight").data(), I * H * 2))
+        << "then up";
     EXPECT_EQ(0, std::memcmp(weights.w2.data_as<std::uint16_t>() + e * H * I,
                              fixture.tensors.at(base + "w2.weight").data(), H * I * 2));
   }
@@ -126,7 +129,8 @@ TEST(HfCheckpoint, MissingExtraOrMisshapedTensorsAreNamed) {
   {
     TempDir dir;
     MixtralFixture fixture;
-    fixture.tensors["model.layers.0.block_sparse_moe.experts.4.w1.weight"] = random_tensor(DType::bf16, {8, 16}, 3);
+    fixture.tensors["model.layers.0.block_sparse_moe.experts.4.w1.weight"] =
+        random_tensor(DType::bf16, {8, 16}, 3);
     fixture.write(dir.path());
     expect_error_mentioning([&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
                             "unexpected tensor 'model.layers.0.block_sparse_moe.experts.4.w1.weight'");
@@ -134,15 +138,18 @@ TEST(HfCheckpoint, MissingExtraOrMisshapedTensorsAreNamed) {
   {
     TempDir dir;
     MixtralFixture fixture;
-    fixture.tensors["model.layers.0.block_sparse_moe.experts.1.w2.weight"] = random_tensor(DType::bf16, {16, 7}, 3);
+    fixture.tensors["model.layers.0.block_sparse_moe.experts.1.w2.weight"] =
+        random_tensor(DType::bf16, {16, 7}, 3);
     fixture.write(dir.path());
-    expect_error_mentioning([&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
-                            "'model.layers.0.block_sparse_moe.experts.1.w2.weight' shape [16, 7]: expected [16, 8]");
+    expect_error_mentioning(
+        [&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
+        "'model.layers.0.block_sparse_moe.experts.1.w2.weight' shape [16, 7]: expected [16, 8]");
   }
   {
     TempDir dir;
     MixtralFixture fixture;
-    fixture.tensors["model.layers.0.block_sparse_moe.experts.2.w1.weight"] = random_tensor(DType::fp32, {8, 16}, 3);
+    fixture.tensors["model.layers.0.block_sparse_moe.experts.2.w1.weight"] =
+        random_tensor(DType::fp32, {8, 16}, 3);
     fixture.write(dir.path());
     expect_error_mentioning([&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
                             "config.json declares bfloat16");
@@ -188,14 +195,16 @@ TEST(HfCheckpoint, ConfigDecidesTheFamilyAndDenseLayersAreReported) {
   EXPECT_FALSE(layers[0].is_moe);
   EXPECT_NE(layers[0].dense_reason.find("first_k_dense_replace = 1"), std::string::npos);
   EXPECT_TRUE(layers[1].is_moe);
-  expect_error_mentioning([&] { checkpoint.moe_config(0, DType::bf16); }, "dense MLP, not MoE: first_k_dense_replace");
+  expect_error_mentioning([&] { checkpoint.moe_config(0, DType::bf16); },
+                          "dense MLP, not MoE: first_k_dense_replace");
   expect_error_mentioning([&] { checkpoint.moe_config(3, DType::bf16); }, "num_hidden_layers = 3");
   const MoeConfig moe = checkpoint.moe_config(1, DType::bf16);
   EXPECT_EQ(moe.routing.recipe, RoutingRecipe::sigmoid_grouped_bias);
   EXPECT_EQ(moe.routing.num_groups, 4);
   EXPECT_FLOAT_EQ(moe.routing.routed_scaling_factor, 2.5f);
   EXPECT_EQ(moe.shared.count, 1);
-  expect_error_mentioning([&] { checkpoint.load_moe_weights(1, DType::bf16); }, "model.layers.1.mlp.gate.weight' is missing");
+  expect_error_mentioning([&] { checkpoint.load_moe_weights(1, DType::bf16); },
+                          "model.layers.1.mlp.gate.weight' is missing");
 }
 
 TEST(HfCheckpoint, QwenSparseStepAndMlpOnlyLayers) {

@@ -23,17 +23,34 @@ void expect_error(Call&& call, const std::string& fragment) {
 
 TEST(MoeKernel, RejectsMismatchedPairs) {
   const MoeConfig config = testing::make_config(8, 2, 32, 16);
-  expect_error([&] { MoeKernel(config, std::make_unique<LocalPrepareFinalize>(), experts_of("cpu_reference_batched", config)); },
-               "format");
-  expect_error([&] { MoeKernel(config, std::make_unique<LocalBatchedPrepareFinalize>(config), experts_of("cpu_reference", config)); },
-               "format");
-  expect_error([&] { MoeKernel(config, std::make_unique<LocalPrepareFinalize>(), experts_of("cpu_reference_monolithic", config)); },
-               "kinds must match");
-  expect_error([&] { MoeKernel(config, std::make_unique<LocalMonolithicPrepareFinalize>(), experts_of("cpu_reference", config)); },
-               "kinds must match");
+  expect_error(
+      [&] {
+        MoeKernel(config, std::make_unique<LocalPrepareFinalize>(),
+                  experts_of("cpu_reference_batched", config));
+      },
+      "format");
+  expect_error(
+      [&] {
+        MoeKernel(config, std::make_unique<LocalBatchedPrepareFinalize>(config),
+                  experts_of("cpu_reference", config));
+      },
+      "format");
+  expect_error(
+      [&] {
+        MoeKernel(config, std::make_unique<LocalPrepareFinalize>(),
+                  experts_of("cpu_reference_monolithic", config));
+      },
+      "kinds must match");
+  expect_error(
+      [&] {
+        MoeKernel(config, std::make_unique<LocalMonolithicPrepareFinalize>(),
+                  experts_of("cpu_reference", config));
+      },
+      "kinds must match");
   expect_error([&] { MoeKernel(config, nullptr, experts_of("cpu_reference", config)); }, "null");
   // Matching pairs compose.
-  EXPECT_NO_THROW(MoeKernel(config, std::make_unique<LocalPrepareFinalize>(), experts_of("cpu_reference", config)));
+  EXPECT_NO_THROW(
+      MoeKernel(config, std::make_unique<LocalPrepareFinalize>(), experts_of("cpu_reference", config)));
   EXPECT_NO_THROW(MoeKernel(config, std::make_unique<LocalBatchedPrepareFinalize>(config),
                             experts_of("cpu_reference_batched", config)));
 }
@@ -48,10 +65,26 @@ TEST(MoeKernel, ForwardChecksShapesDtypesAndIds) {
   const Tensor topk_weights = Tensor::zeros(DType::fp32, {4, 2});
   MoeKernel& kernel = *built.kernel;
   const ExpertWeights& w = *built.weights;
-  expect_error([&] { kernel.forward(Tensor::empty(DType::fp32, {4, 32}), ids, topk_weights, {}, w, out); }, "hidden dtype");
-  expect_error([&] { kernel.forward(Tensor::empty(DType::bf16, {4, 31}), ids, topk_weights, {}, w, out); }, "hidden shape");
-  expect_error([&] { kernel.forward(hidden, Tensor::zeros(DType::int32, {4, 3}), topk_weights, {}, w, out); }, "topk_ids shape");
-  expect_error([&] { kernel.forward(hidden, ids, topk_weights, {}, w, Tensor::empty(DType::bf16, {5, 32})); }, "out shape");
+  expect_error(
+      [&] {
+        kernel.forward(Tensor::empty(DType::fp32, {4, 32}), ids, topk_weights, {}, w, out);
+      },
+      "hidden dtype");
+  expect_error(
+      [&] {
+        kernel.forward(Tensor::empty(DType::bf16, {4, 31}), ids, topk_weights, {}, w, out);
+      },
+      "hidden shape");
+  expect_error(
+      [&] {
+        kernel.forward(hidden, Tensor::zeros(DType::int32, {4, 3}), topk_weights, {}, w, out);
+      },
+      "topk_ids shape");
+  expect_error(
+      [&] {
+        kernel.forward(hidden, ids, topk_weights, {}, w, Tensor::empty(DType::bf16, {5, 32}));
+      },
+      "out shape");
   Tensor bad_ids = Tensor::zeros(DType::int32, {4, 2});
   bad_ids.data_as<std::int32_t>()[5] = 8;
   expect_error([&] { kernel.forward(hidden, bad_ids, topk_weights, {}, w, out); }, "topk_ids[2, 1] = 8");
@@ -60,14 +93,18 @@ TEST(MoeKernel, ForwardChecksShapesDtypesAndIds) {
   Tensor bad_map = Tensor::zeros(DType::int32, {8});
   bad_map.data_as<std::int32_t>()[3] = 9;
   expect_error([&] { kernel.forward(hidden, ids, topk_weights, bad_map, w, out); }, "expert_map[3] = 9");
-  expect_error([&] { kernel.forward_monolithic(hidden, Tensor::zeros(DType::fp32, {4, 8}), {}, w, out); },
-               "needs monolithic Experts");
+  expect_error(
+      [&] {
+        kernel.forward_monolithic(hidden, Tensor::zeros(DType::fp32, {4, 8}), {}, w, out);
+      },
+      "needs monolithic Experts");
 }
 
 TEST(MoeKernel, ZeroTokensIsValid) {
   for (const char* id : {"cpu_reference", "cpu_reference_batched"}) {
     MoeConfig config = testing::make_config(8, 2, 32, 16);
-    if (std::string_view(id) == "cpu_reference_batched") config.parallel.dispatch = DispatchMode::local_batched;
+    if (std::string_view(id) == "cpu_reference_batched")
+      config.parallel.dispatch = DispatchMode::local_batched;
     const MoeWeights weights = random_weights(config, 1);
     testing::BuiltKernel built = testing::build_kernel(*find_backend(id), config, weights);
     const Tensor hidden = Tensor::empty(DType::bf16, {0, 32});
@@ -99,8 +136,11 @@ TEST(MoeKernel, BatchedFormatRejectsAnExpertTwiceInOneRow) {
   const Tensor hidden = random_hidden(config, 1, 2);
   const Tensor out = Tensor::empty(DType::bf16, {1, 32});
   const Tensor ids = Tensor::zeros(DType::int32, {1, 2});  // expert 0 twice
-  expect_error([&] { built.kernel->forward(hidden, ids, Tensor::zeros(DType::fp32, {1, 2}), {}, *built.weights, out); },
-               "more than once");
+  expect_error(
+      [&] {
+        built.kernel->forward(hidden, ids, Tensor::zeros(DType::fp32, {1, 2}), {}, *built.weights, out);
+      },
+      "more than once");
 }
 
 }  // namespace

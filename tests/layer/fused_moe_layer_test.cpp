@@ -18,7 +18,8 @@ void expect_error(Call&& call, const std::string& fragment) {
 }
 
 // Runs the layer from hidden states only, and checks it against fp64 with the routing it reports.
-void check_layer(const MoeConfig& config, std::int64_t tokens, const std::optional<std::string>& backend = {}) {
+void check_layer(const MoeConfig& config, std::int64_t tokens,
+                 const std::optional<std::string>& backend = {}) {
   FusedMoeLayer layer(config, LayerOptions::with_backend(backend));
   const MoeWeights weights = random_weights(config, 11);
   layer.set_weights(weights);
@@ -98,7 +99,11 @@ TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {
   layer.finalize_weights();
   expect_error([&] { layer.forward(hidden, Tensor::empty(DType::fp32, {3, 32})); }, "out dtype");
   expect_error([&] { layer.forward(Tensor::empty(DType::bf16, {3, 33}), out); }, "hidden shape");
-  expect_error([&] { layer.forward(hidden, Tensor::zeros(DType::fp32, {3, 7}), out); }, "router_logits shape");
+  expect_error(
+      [&] {
+        layer.forward(hidden, Tensor::zeros(DType::fp32, {3, 7}), out);
+      },
+      "router_logits shape");
 
   MoeWeights bad = weights;
   bad.w13 = Tensor::empty(DType::bf16, {8, 30, 32});
@@ -158,7 +163,8 @@ TEST(RouterGate, LinearMatchesDirectSum) {
   for (int t = 0; t < 3; ++t) {
     for (int r = 0; r < 2; ++r) {
       double sum = 0;
-      for (int c = 0; c < 5; ++c) sum += bf16_to_float(hidden.data_as<std::uint16_t>()[t * 5 + c]) * weight.data_as<float>()[r * 5 + c];
+      for (int c = 0; c < 5; ++c)
+        sum += bf16_to_float(hidden.data_as<std::uint16_t>()[t * 5 + c]) * weight.data_as<float>()[r * 5 + c];
       EXPECT_NEAR(out.data_as<float>()[t * 2 + r], sum, 1e-5);
     }
   }

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <bit>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "core/check.hpp"
@@ -42,7 +42,9 @@ struct EpCase {
 };
 
 std::string describe(const EpCase& c) {
-  const char* scenario = c.scenario == Scenario::uniform ? "uniform" : c.scenario == Scenario::zero_token_rank ? "zero_token_rank" : "all_to_one_rank";
+  const char* scenario = c.scenario == Scenario::uniform           ? "uniform"
+                         : c.scenario == Scenario::zero_token_rank ? "zero_token_rank"
+                                                                   : "all_to_one_rank";
   return str_cat(to_string(c.mode), "_", to_string(c.placement), "_", to_string(c.dtype), "_", scenario);
 }
 
@@ -64,11 +66,13 @@ TEST_P(ExpertParallel, MatchesSingleRank) {
   const std::int64_t begin = bounds[rank], end = bounds[rank + 1], tokens = end - begin;
 
   // Routing of all tokens; all_to_one_rank sends every token only to experts rank 0 holds.
-  testing::Routing routing = testing::make_routing(single, total_tokens, testing::RoutingPattern::router, 23, weights, hidden_all);
+  testing::Routing routing =
+      testing::make_routing(single, total_tokens, testing::RoutingPattern::router, 23, weights, hidden_all);
   if (c.scenario == Scenario::all_to_one_rank) {
     const std::vector<std::int32_t> rank0 = local_experts(experts, ranks, 0, c.placement);
     for (std::int64_t t = 0; t < total_tokens; ++t) {
-      for (int slot = 0; slot < 3; ++slot) routing.ids.data_as<std::int32_t>()[t * 3 + slot] = rank0[(t + slot) % rank0.size()];
+      for (int slot = 0; slot < 3; ++slot)
+        routing.ids.data_as<std::int32_t>()[t * 3 + slot] = rank0[(t + slot) % rank0.size()];
     }
     if (rank0.size() < 3) GTEST_SKIP() << "rank 0 holds fewer experts than top_k";
   }
@@ -91,14 +95,17 @@ TEST_P(ExpertParallel, MatchesSingleRank) {
     if (!candidate.support.ok) continue;
     SCOPED_TRACE(candidate.backend->id);
     const BackendInfo& backend = *candidate.backend;
-    const auto converted = backend.convert_weights(gather_experts(weights.w13, mine), gather_experts(weights.w2, mine), parallel);
-    MoeKernel kernel(parallel, make_prepare_finalize(parallel, world()), backend.make_experts(parallel), {.max_chunk_tokens = 8});
+    const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
+                                                   gather_experts(weights.w2, mine), parallel);
+    MoeKernel kernel(parallel, make_prepare_finalize(parallel, world()), backend.make_experts(parallel),
+                     {.max_chunk_tokens = 8});
     const Tensor out = Tensor::empty(c.dtype, {tokens, single.hidden_size});
     if (tokens > 0) fill_nan(out);
     const Tensor map = make_expert_map(experts, ranks, rank, c.placement);
     kernel.forward(hidden, ids, topk_weights, map, *converted, out);
     std::vector<double> reference(static_cast<std::size_t>(expected.numel()));
-    for (std::int64_t i = 0; i < expected.numel(); ++i) reference[i] = load_element(expected.data(), c.dtype, i);
+    for (std::int64_t i = 0; i < expected.numel(); ++i)
+      reference[i] = load_element(expected.data(), c.dtype, i);
     const double error = tokens > 0 ? compare_to_reference(out, reference).relative_error : 0.0;
     const double worst = max_over_ranks(error);
     EXPECT_LT(worst, c.dtype == DType::fp32 ? 1e-6 : 1e-2) << "this rank's error " << error;
@@ -126,9 +133,11 @@ INSTANTIATE_TEST_SUITE_P(Modes, ExpertParallel, ::testing::ValuesIn(ep_cases()),
 
 TEST(ExpertParallelHandshake, MismatchedConfigsFailOnEveryRank) {
   Communicator& communicator = *world();
-  const MoeConfig single = testing::make_config(8, 2, 32, 16 + (communicator.rank() == communicator.size() - 1 ? 8 : 0));
+  const MoeConfig single =
+      testing::make_config(8, 2, 32, 16 + (communicator.rank() == communicator.size() - 1 ? 8 : 0));
   MoeConfig config = single;
-  config.parallel = {.ep_size = communicator.size(), .ep_rank = communicator.rank(), .dispatch = DispatchMode::all2all};
+  config.parallel = {
+      .ep_size = communicator.size(), .ep_rank = communicator.rank(), .dispatch = DispatchMode::all2all};
   LayerOptions options;
   options.communicator = world();
   FusedMoeLayer layer(config, options);
@@ -161,7 +170,8 @@ TEST(ExpertParallelLayer, LayerWithCommunicatorMatchesSingleRank) {
   reference.forward(hidden, expected);
 
   MoeConfig parallel = config;
-  parallel.parallel = {.ep_size = communicator.size(), .ep_rank = communicator.rank(), .dispatch = DispatchMode::allgather};
+  parallel.parallel = {
+      .ep_size = communicator.size(), .ep_rank = communicator.rank(), .dispatch = DispatchMode::allgather};
   LayerOptions options;
   options.communicator = world();
   FusedMoeLayer layer(parallel, options);
@@ -181,7 +191,8 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
   Communicator& communicator = *world();
   const int ranks = communicator.size(), rank = communicator.rank();
   const int logical = 8, physical = 12, slots = physical / ranks;
-  if (physical % ranks != 0) GTEST_SKIP() << physical << " physical experts do not split over " << ranks << " ranks";
+  if (physical % ranks != 0)
+    GTEST_SKIP() << physical << " physical experts do not split over " << ranks << " ranks";
   MoeConfig logical_config = testing::make_config(logical, 2, 32, 24, DType::fp32, DType::fp32);
   const MoeWeights weights = random_weights(logical_config, 9);
   EplbState state(EplbConfig{.num_layers = 1,
@@ -193,8 +204,8 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
   const std::int64_t tokens = 29;
   const Tensor hidden = random_hidden(logical_config, tokens, 10 + rank);
   // Skewed routing: expert 0 in every token.
-  testing::Routing routing = testing::make_routing(logical_config, tokens, testing::RoutingPattern::one_hot_expert,
-                                                   11 + rank, weights, hidden);
+  testing::Routing routing = testing::make_routing(
+      logical_config, tokens, testing::RoutingPattern::one_hot_expert, 11 + rank, weights, hidden);
 
   MoeConfig config = logical_config;  // the kernel sees physical experts
   config.num_experts = physical;
@@ -209,8 +220,8 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
     const auto converted = backend.convert_weights(w13, w2, config);
     MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
     const Tensor out = Tensor::empty(DType::fp32, {tokens, 32});
-    kernel.forward(hidden, ids, routing.weights, make_expert_map(physical, ranks, rank, ExpertPlacement::linear),
-                   *converted, out);
+    kernel.forward(hidden, ids, routing.weights,
+                   make_expert_map(physical, ranks, rank, ExpertPlacement::linear), *converted, out);
     return out;
   };
   auto local_stack = [&](const Tensor& logical_stack, const std::vector<std::int32_t>& physical_to_logical) {
@@ -228,7 +239,8 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
   for (int p = 0; p < physical; ++p) {
     std::vector<std::int64_t> all(static_cast<std::size_t>(ranks));
     communicator.all_gather_int64(load[p], all);
-    std::vector<std::int32_t> replay(static_cast<std::size_t>(std::accumulate(all.begin(), all.end(), std::int64_t{0})), p);
+    std::vector<std::int32_t> replay(
+        static_cast<std::size_t>(std::accumulate(all.begin(), all.end(), std::int64_t{0})), p);
     state.record(0, replay);
   }
   state.rebalance();

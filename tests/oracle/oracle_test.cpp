@@ -100,14 +100,16 @@ TEST(Oracle, UnknownOrUnsupportedOverrideIsAnErrorNotAFallback) {
     FAIL() << "unknown override accepted";
   } catch (const InvalidArgument& error) {
     EXPECT_NE(std::string(error.what()).find("unknown backend 'cuda_nonexistent'"), std::string::npos);
-    EXPECT_NE(std::string(error.what()).find("cpu_reference"), std::string::npos) << "should list the known ids";
+    EXPECT_NE(std::string(error.what()).find("cpu_reference"), std::string::npos)
+        << "should list the known ids";
   }
   config.parallel.dispatch = DispatchMode::local_batched;
   try {
     select_backend(config, Platform::detect(), "cpu_reference");
     FAIL() << "unsupported override accepted";
   } catch (const Unsupported& error) {
-    EXPECT_NE(std::string(error.what()).find("consumes the standard format"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("consumes the standard format"), std::string::npos)
+        << error.what();
   }
   {
     ScopedEnv env("FUSEDMOE_BACKEND", "no_such_backend");

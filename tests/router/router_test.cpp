@@ -24,13 +24,15 @@ std::vector<std::int32_t> best(const std::vector<double>& values, const std::vec
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (eligible.empty() || eligible[i]) order.push_back(static_cast<std::int32_t>(i));
   }
-  std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return values[a] > values[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return values[a] > values[b]; });
   order.resize(k);
   return order;
 }
 
 // fp64 restatement of each recipe, written from the recipes' definitions (not from router.cpp).
-Expected reference_row(const std::vector<double>& logits, const RoutingConfig& routing, const std::vector<double>& bias) {
+Expected reference_row(const std::vector<double>& logits, const RoutingConfig& routing,
+                       const std::vector<double>& bias) {
   const std::size_t experts = logits.size();
   const int k = routing.top_k;
   auto softmax = [](std::vector<double> v) {
@@ -74,7 +76,8 @@ Expected reference_row(const std::vector<double>& logits, const RoutingConfig& r
       const std::size_t group_size = experts / routing.num_groups;
       std::vector<double> group_score(routing.num_groups);
       for (int g = 0; g < routing.num_groups; ++g) {
-        std::vector<double> members(selection.begin() + g * group_size, selection.begin() + (g + 1) * group_size);
+        std::vector<double> members(selection.begin() + g * group_size,
+                                    selection.begin() + (g + 1) * group_size);
         std::sort(members.rbegin(), members.rend());
         group_score[g] = (!bias.empty() && members.size() >= 2) ? members[0] + members[1] : members[0];
       }
@@ -128,11 +131,14 @@ TEST_P(RouterRecipes, MatchFp64Restatement) {
   const Tensor weights = Tensor::empty(DType::fp32, {tokens, k});
   route(logits, c.routing, bias, ids, weights);
   for (std::int64_t t = 0; t < tokens; ++t) {
-    std::vector<double> row(logits.data_as<float>() + t * c.experts, logits.data_as<float>() + (t + 1) * c.experts);
+    std::vector<double> row(logits.data_as<float>() + t * c.experts,
+                            logits.data_as<float>() + (t + 1) * c.experts);
     const Expected expected = reference_row(row, c.routing, bias_values);
     for (int slot = 0; slot < k; ++slot) {
-      ASSERT_EQ(ids.data_as<std::int32_t>()[t * k + slot], expected.ids[slot]) << "token " << t << " slot " << slot;
-      EXPECT_NEAR(weights.data_as<float>()[t * k + slot], expected.weights[slot], 2e-6 * c.routing.routed_scaling_factor)
+      ASSERT_EQ(ids.data_as<std::int32_t>()[t * k + slot], expected.ids[slot])
+          << "token " << t << " slot " << slot;
+      EXPECT_NEAR(weights.data_as<float>()[t * k + slot], expected.weights[slot],
+                  2e-6 * c.routing.routed_scaling_factor)
           << "token " << t << " slot " << slot;
     }
   }
@@ -146,14 +152,24 @@ INSTANTIATE_TEST_SUITE_P(
         RouterCase{"softmax_topk_renorm_k1", 7, {.recipe = RoutingRecipe::softmax_topk_renorm, .top_k = 1}},
         RouterCase{"softmax_topk_all", 5, {.recipe = RoutingRecipe::softmax_topk_renorm, .top_k = 5}},
         RouterCase{"topk_softmax", 8, {.recipe = RoutingRecipe::topk_softmax, .top_k = 2}},
-        RouterCase{"softmax_grouped", 64,
-                   {.recipe = RoutingRecipe::softmax_grouped, .top_k = 6, .num_groups = 8, .topk_group = 3,
+        RouterCase{"softmax_grouped",
+                   64,
+                   {.recipe = RoutingRecipe::softmax_grouped,
+                    .top_k = 6,
+                    .num_groups = 8,
+                    .topk_group = 3,
                     .routed_scaling_factor = 16.0f}},
-        RouterCase{"sigmoid_grouped_bias", 256,
-                   {.recipe = RoutingRecipe::sigmoid_grouped_bias, .top_k = 8, .num_groups = 8, .topk_group = 4,
-                    .renormalize = true, .routed_scaling_factor = 2.5f, .use_correction_bias = true}},
-        RouterCase{"sigmoid_no_bias_one_group", 48,
-                   {.recipe = RoutingRecipe::sigmoid_grouped_bias, .top_k = 4}},
+        RouterCase{"sigmoid_grouped_bias",
+                   256,
+                   {.recipe = RoutingRecipe::sigmoid_grouped_bias,
+                    .top_k = 8,
+                    .num_groups = 8,
+                    .topk_group = 4,
+                    .renormalize = true,
+                    .routed_scaling_factor = 2.5f,
+                    .use_correction_bias = true}},
+        RouterCase{
+            "sigmoid_no_bias_one_group", 48, {.recipe = RoutingRecipe::sigmoid_grouped_bias, .top_k = 4}},
         RouterCase{"llama4", 16, {.recipe = RoutingRecipe::llama4_top1_sigmoid, .top_k = 1}}),
     [](const auto& info) { return info.param.label; });
 
@@ -173,8 +189,8 @@ TEST(Router, GroupTiesGoToTheLowerGroupId) {
   const Tensor logits = Tensor::zeros(DType::fp32, {1, 8});
   const Tensor ids = Tensor::empty(DType::int32, {1, 4});
   const Tensor weights = Tensor::empty(DType::fp32, {1, 4});
-  route(logits, {.recipe = RoutingRecipe::softmax_grouped, .top_k = 4, .num_groups = 4, .topk_group = 2}, {}, ids,
-        weights);
+  route(logits, {.recipe = RoutingRecipe::softmax_grouped, .top_k = 4, .num_groups = 4, .topk_group = 2}, {},
+        ids, weights);
   for (int slot = 0; slot < 4; ++slot) EXPECT_EQ(ids.data_as<std::int32_t>()[slot], slot);
 }
 
@@ -200,7 +216,8 @@ TEST(Router, NonFiniteLogitsGiveValidIdsAndFiniteWeights) {
     // Row 3 picks +inf (3) first. Selecting on logits or sigmoids, 1.0 (1) comes next and NaN ranks below
     // every number; a softmax underflows every other entry to 0, and the tie goes to the lower id (0).
     EXPECT_EQ(ids.data_as<std::int32_t>()[6], 3);
-    const bool softmax_first = recipe == RoutingRecipe::softmax_topk || recipe == RoutingRecipe::softmax_topk_renorm;
+    const bool softmax_first =
+        recipe == RoutingRecipe::softmax_topk || recipe == RoutingRecipe::softmax_topk_renorm;
     EXPECT_EQ(ids.data_as<std::int32_t>()[7], softmax_first ? 0 : 1) << to_string(recipe);
   }
 }
@@ -211,7 +228,8 @@ TEST(Router, Bf16LogitsAreAccepted) {
   const Tensor ids = Tensor::empty(DType::int32, {3, 2});
   const Tensor weights = Tensor::empty(DType::fp32, {3, 2});
   route(logits, {.recipe = RoutingRecipe::softmax_topk_renorm, .top_k = 2}, {}, ids, weights);
-  for (int t = 0; t < 3; ++t) EXPECT_NEAR(weights.data_as<float>()[2 * t] + weights.data_as<float>()[2 * t + 1], 1.0f, 1e-6);
+  for (int t = 0; t < 3; ++t)
+    EXPECT_NEAR(weights.data_as<float>()[2 * t] + weights.data_as<float>()[2 * t + 1], 1.0f, 1e-6);
 }
 
 void expect_invalid(const std::function<void()>& call, const std::string& fragment) {
@@ -228,31 +246,48 @@ TEST(Router, RejectsBadArgumentsWithClearMessages) {
   const Tensor ids = Tensor::empty(DType::int32, {2, 2});
   const Tensor weights = Tensor::empty(DType::fp32, {2, 2});
   const RoutingConfig good{.recipe = RoutingRecipe::softmax_topk, .top_k = 2};
-  expect_invalid([&] { route(logits, {.recipe = RoutingRecipe::softmax_topk, .top_k = 9}, {}, ids, weights); },
-                 "top_k = 9");
-  expect_invalid([&] { route(logits, good, {}, Tensor::empty(DType::int32, {2, 3}), weights); }, "topk_ids shape");
-  expect_invalid([&] { route(logits, good, {}, Tensor::empty(DType::int64, {2, 2}), weights); }, "topk_ids dtype");
-  expect_invalid([&] { route(Tensor::zeros(DType::int32, {2, 8}), good, {}, ids, weights); }, "router_logits dtype");
+  expect_invalid(
+      [&] { route(logits, {.recipe = RoutingRecipe::softmax_topk, .top_k = 9}, {}, ids, weights); },
+      "top_k = 9");
   expect_invalid(
       [&] {
-        route(logits, {.recipe = RoutingRecipe::softmax_grouped, .top_k = 2, .num_groups = 3, .topk_group = 1}, {},
+        route(logits, good, {}, Tensor::empty(DType::int32, {2, 3}), weights);
+      },
+      "topk_ids shape");
+  expect_invalid(
+      [&] {
+        route(logits, good, {}, Tensor::empty(DType::int64, {2, 2}), weights);
+      },
+      "topk_ids dtype");
+  expect_invalid(
+      [&] {
+        route(Tensor::zeros(DType::int32, {2, 8}), good, {}, ids, weights);
+      },
+      "router_logits dtype");
+  expect_invalid(
+      [&] {
+        route(logits,
+              {.recipe = RoutingRecipe::softmax_grouped, .top_k = 2, .num_groups = 3, .topk_group = 1}, {},
               ids, weights);
       },
       "num_groups = 3");
   expect_invalid(
       [&] {
-        route(logits, {.recipe = RoutingRecipe::softmax_grouped, .top_k = 2, .num_groups = 4, .topk_group = 5}, {},
+        route(logits,
+              {.recipe = RoutingRecipe::softmax_grouped, .top_k = 2, .num_groups = 4, .topk_group = 5}, {},
               ids, weights);
       },
       "topk_group = 5");
   expect_invalid(
       [&] {
-        route(logits, {.recipe = RoutingRecipe::sigmoid_grouped_bias, .top_k = 2, .use_correction_bias = true}, {},
+        route(logits,
+              {.recipe = RoutingRecipe::sigmoid_grouped_bias, .top_k = 2, .use_correction_bias = true}, {},
               ids, weights);
       },
       "correction_bias");
-  expect_invalid([&] { route(logits, {.recipe = RoutingRecipe::llama4_top1_sigmoid, .top_k = 2}, {}, ids, weights); },
-                 "needs top_k = 1");
+  expect_invalid(
+      [&] { route(logits, {.recipe = RoutingRecipe::llama4_top1_sigmoid, .top_k = 2}, {}, ids, weights); },
+      "needs top_k = 1");
 }
 
 }  // namespace

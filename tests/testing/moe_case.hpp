@@ -43,8 +43,8 @@ struct Routing {
 };
 
 // Distinct random experts per row; a deterministic function of the seed.
-inline Routing make_routing(const MoeConfig& config, std::int64_t tokens, RoutingPattern pattern, std::uint64_t seed,
-                            const MoeWeights& weights, const TensorView& hidden) {
+inline Routing make_routing(const MoeConfig& config, std::int64_t tokens, RoutingPattern pattern,
+                            std::uint64_t seed, const MoeWeights& weights, const TensorView& hidden) {
   const int k = config.routing.top_k;
   Routing routing{Tensor::empty(DType::int32, {tokens, k}), Tensor::empty(DType::fp32, {tokens, k})};
   if (pattern == RoutingPattern::router) {
@@ -52,11 +52,13 @@ inline Routing make_routing(const MoeConfig& config, std::int64_t tokens, Routin
     if (tokens > 0) fill_normal(logits, seed, 2.0f);
     (void)weights;
     (void)hidden;
-    route(logits, config.routing, config.routing.use_correction_bias ? weights.correction_bias.view() : TensorView{},
-          routing.ids, routing.weights);
+    route(logits, config.routing,
+          config.routing.use_correction_bias ? weights.correction_bias.view() : TensorView{}, routing.ids,
+          routing.weights);
     return routing;
   }
-  const std::int64_t pool = pattern == RoutingPattern::skip_last ? config.num_experts - 1 : config.num_experts;
+  const std::int64_t pool =
+      pattern == RoutingPattern::skip_last ? config.num_experts - 1 : config.num_experts;
   std::uint64_t state = mix64(seed);
   for (std::int64_t token = 0; token < tokens; ++token) {
     std::vector<std::int32_t> experts(static_cast<std::size_t>(pool));
@@ -82,8 +84,8 @@ struct BuiltKernel {
   std::unique_ptr<MoeKernel> kernel;
 };
 
-inline BuiltKernel build_kernel(const BackendInfo& backend, const MoeConfig& config, const MoeWeights& weights,
-                                std::int64_t max_chunk_tokens = 8192) {
+inline BuiltKernel build_kernel(const BackendInfo& backend, const MoeConfig& config,
+                                const MoeWeights& weights, std::int64_t max_chunk_tokens = 8192) {
   BuiltKernel built;
   built.weights = backend.convert_weights(weights.w13, weights.w2, config);
   std::unique_ptr<PrepareFinalize> prepare_finalize;
@@ -92,8 +94,9 @@ inline BuiltKernel build_kernel(const BackendInfo& backend, const MoeConfig& con
   } else {
     prepare_finalize = make_prepare_finalize(config);
   }
-  built.kernel = std::make_unique<MoeKernel>(config, std::move(prepare_finalize), backend.make_experts(config),
-                                             MoeKernelOptions{.max_chunk_tokens = max_chunk_tokens});
+  built.kernel =
+      std::make_unique<MoeKernel>(config, std::move(prepare_finalize), backend.make_experts(config),
+                                  MoeKernelOptions{.max_chunk_tokens = max_chunk_tokens});
   return built;
 }
 

@@ -12,7 +12,8 @@ BackendInfo cpu_avx2_backend() {
   info.kind = ExpertsKind::modular;
   info.supports = [](const MoeConfig& config, const Platform& platform, ActivationFormat format) -> Support {
     if (platform.cpu.isa < CpuIsa::avx2) {
-      return Support::no("needs AVX2 + FMA + F16C; this CPU's level is " + std::string(to_string(platform.cpu.isa)));
+      return Support::no("needs AVX2 + FMA + F16C; this CPU's level is " +
+                         std::string(to_string(platform.cpu.isa)));
     }
     return prepacked::supports_prepacked(config, format);
   };

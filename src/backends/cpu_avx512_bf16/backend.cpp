@@ -22,8 +22,8 @@ BackendInfo cpu_avx512_bf16_backend() {
   info.kind = ExpertsKind::modular;
   info.supports = [](const MoeConfig& config, const Platform& platform, ActivationFormat format) -> Support {
     if (platform.cpu.isa < CpuIsa::avx512) {
-      return Support::no("needs AVX-512 (F, BW, DQ, VL); this CPU's level is " + std::string(to_string(platform.cpu.isa)) +
-                         " (" + platform.cpu.features + ")");
+      return Support::no("needs AVX-512 (F, BW, DQ, VL); this CPU's level is " +
+                         std::string(to_string(platform.cpu.isa)) + " (" + platform.cpu.features + ")");
     }
     return prepacked::supports_prepacked(config, format);
   };

@@ -16,15 +16,16 @@ inline constexpr int kMaxTileRows = 12;
 // C[r * 32 + c] (+)= sum_{k < depth} A(r, k) * B(k, c) for r < rows (<= the kernel's max_rows). A is a packed
 // row tile, k-major so the broadcasts of one k are adjacent: widen: fp32 a[k * max_rows + r]; pairs: uint32
 // bf16 pairs a[(k / 2) * max_rows + r] (depth even). B is a packed panel (see README.md).
-using PanelKernel = void (*)(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
-                             bool accumulate);
+using PanelKernel = void (*)(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth,
+                             float* c, bool accumulate);
 
-// GEMM1 epilogue: h(r, j) = act(tile[r * 32 + j]) * tile[r * 32 + 16 + j], j < 16 (act: SiLU or GELU), written
-// straight into GEMM2's packed A tile at column offset 0 of `out` (widen: fp32 out[j * max_rows + r];
+// GEMM1 epilogue: h(r, j) = act(tile[r * 32 + j]) * tile[r * 32 + 16 + j], j < 16 (act: SiLU or GELU),
+// written straight into GEMM2's packed A tile at column offset 0 of `out` (widen: fp32 out[j * max_rows + r];
 // pairs: bf16 pairs, uint32 out[(j / 2) * max_rows + r]).
 using ActivationEpilogue = void (*)(const float* tile, int rows, void* out, bool silu);
 // GEMM2 epilogue: destination[r][j] += weight[r] * tile[r * 32 + j], j < 32.
-using AccumulateEpilogue = void (*)(const float* tile, int rows, const float* weight, float* const* destination);
+using AccumulateEpilogue = void (*)(const float* tile, int rows, const float* weight,
+                                    float* const* destination);
 
 struct PanelKernelInfo {
   PanelLayout layout = PanelLayout::widen;

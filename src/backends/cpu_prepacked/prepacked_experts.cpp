@@ -25,25 +25,31 @@ void tile_product(const PanelKernelInfo& kernel, const std::uint32_t* a, int row
                   std::int64_t depth, float* c) {
   for (std::int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const std::int64_t slice = std::min(kDepthBlock, depth - k0);
-    kernel.kernel(a + tile_elements(kernel.layout, k0, kernel.max_rows), rows, panel + k0 * 16, slice, c, k0 > 0);
+    kernel.kernel(a + tile_elements(kernel.layout, k0, kernel.max_rows), rows, panel + k0 * 16, slice, c,
+                  k0 > 0);
   }
 }
 
 // Rows are grouped per expert into tiles of max_rows; tile_offsets[e] is the first tile of expert e.
-std::int64_t max_tiles(std::int64_t rows, std::int64_t experts, int tile_rows) { return rows / tile_rows + experts; }
+std::int64_t max_tiles(std::int64_t rows, std::int64_t experts, int tile_rows) {
+  return rows / tile_rows + experts;
+}
 
 }  // namespace
 
 Support supports_prepacked(const MoeConfig& config, ActivationFormat format) {
-  if (!config.device.is_cpu()) return Support::no("runs on the CPU; config device is " + to_string(config.device));
+  if (!config.device.is_cpu())
+    return Support::no("runs on the CPU; config device is " + to_string(config.device));
   if (config.weight_dtype != DType::bf16) {
     return Support::no("needs bf16 weights; weight_dtype is " + std::string(to_string(config.weight_dtype)));
   }
   if (config.act_dtype != DType::bf16 && config.act_dtype != DType::fp32) {
-    return Support::no("needs bf16 or fp32 activations; act_dtype is " + std::string(to_string(config.act_dtype)));
+    return Support::no("needs bf16 or fp32 activations; act_dtype is " +
+                       std::string(to_string(config.act_dtype)));
   }
   if (format != ActivationFormat::standard) {
-    return Support::no("consumes the standard format; the dispatch delivers " + std::string(to_string(format)));
+    return Support::no("consumes the standard format; the dispatch delivers " +
+                       std::string(to_string(format)));
   }
   return Support::yes();
 }
@@ -57,18 +63,19 @@ std::size_t PrepackedExperts::workspace_bytes(const ExpertsProblem& problem) con
   const std::int64_t hidden_padded = (problem.hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
   const std::int64_t tile_floats = max_tiles(rows, experts, kernel_.max_rows) * kernel_.max_rows;
   // (sized for the widen layout: pairs tiles take half as many 4-byte elements, depth rounded up to even)
-  return 2 * WorkspaceArena::bytes_for(DType::int64, experts + 1) +              // row and tile offsets
-         WorkspaceArena::bytes_for(DType::int64, experts) +                      // fill cursors
-         WorkspaceArena::bytes_for(DType::int32, rows) +                         // row token
-         WorkspaceArena::bytes_for(DType::fp32, rows) +                          // row weight
+  return 2 * WorkspaceArena::bytes_for(DType::int64, experts + 1) +  // row and tile offsets
+         WorkspaceArena::bytes_for(DType::int64, experts) +          // fill cursors
+         WorkspaceArena::bytes_for(DType::int32, rows) +             // row token
+         WorkspaceArena::bytes_for(DType::fp32, rows) +              // row weight
          WorkspaceArena::bytes_for(DType::fp32, tile_floats * (problem.hidden_size + 1)) +  // packed inputs
-         WorkspaceArena::bytes_for(DType::fp32, tile_floats * intermediate_padded) +  // packed intermediate
+         WorkspaceArena::bytes_for(DType::fp32, tile_floats * intermediate_padded) +   // packed intermediate
          WorkspaceArena::bytes_for(DType::fp32, problem.num_tokens * hidden_padded) +  // output sums
          WorkspaceArena::bytes_for(DType::int64, 2 * experts * (intermediate_padded / 16));  // tasks
 }
 
 void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
-                             const TensorView& expert_out, WorkspaceArena& workspace, const ExecContext& context) {
+                             const TensorView& expert_out, WorkspaceArena& workspace,
+                             const ExecContext& context) {
   const auto* packed = dynamic_cast<const PrepackedWeights*>(&weights);
   FUSEDMOE_ASSERT(packed != nullptr, "backend ", name_, " was given weights converted by another backend");
   const std::int64_t num_tokens = dispatched.hidden.size(0);
@@ -83,7 +90,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   auto* cursor = workspace.take(DType::int64, {experts}).data_as<std::int64_t>();
   const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
   const auto* routing = dispatched.topk_weights.data_as<const float>();
-  const auto* map = dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+  const auto* map =
+      dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
   auto local_of = [&](std::int64_t index) -> std::int32_t { return map ? map[ids[index]] : ids[index]; };
   std::fill(offsets, offsets + experts + 1, 0);
   for (std::int64_t index = 0; index < num_tokens * top_k; ++index) {
@@ -109,7 +117,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   auto* tile_offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
   tile_offsets[0] = 0;
   for (std::int64_t expert = 0; expert < experts; ++expert) {
-    tile_offsets[expert + 1] = tile_offsets[expert] + (offsets[expert + 1] - offsets[expert] + tile_rows - 1) / tile_rows;
+    tile_offsets[expert + 1] =
+        tile_offsets[expert] + (offsets[expert + 1] - offsets[expert] + tile_rows - 1) / tile_rows;
   }
   const std::int64_t tiles = tile_offsets[experts];
   const PanelLayout layout = packed->layout;
@@ -119,7 +128,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   auto* inputs =
       workspace.take(DType::int32, {std::max<std::int64_t>(tiles, 1) * input_tile}).data_as<std::uint32_t>();
   const TensorView source = dispatched.hidden;
-  FUSEDMOE_ASSERT(layout == PanelLayout::widen || source.dtype() == DType::bf16, "bf16 pairs need bf16 activations");
+  FUSEDMOE_ASSERT(layout == PanelLayout::widen || source.dtype() == DType::bf16,
+                  "bf16 pairs need bf16 activations");
   parallel_for_dynamic(experts, num_threads, [&](std::int64_t expert) {
     for (std::int64_t tile = tile_offsets[expert]; tile < tile_offsets[expert + 1]; ++tile) {
       const std::int64_t row0 = offsets[expert] + (tile - tile_offsets[expert]) * tile_rows;
@@ -150,8 +160,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   // 3. GEMM1 + activation: tasks (expert, 16-column block); the intermediate is written once, in fp32,
   //    already packed as GEMM2's A tiles.
   const std::int64_t intermediate_tile = tile_elements(layout, intermediate_padded, tile_rows);
-  auto* intermediate =
-      workspace.take(DType::int32, {std::max<std::int64_t>(tiles, 1) * intermediate_tile}).data_as<std::uint32_t>();
+  auto* intermediate = workspace.take(DType::int32, {std::max<std::int64_t>(tiles, 1) * intermediate_tile})
+                           .data_as<std::uint32_t>();
   const std::int64_t blocks13 = intermediate_padded / 16;
   auto* tasks = workspace.take(DType::int64, {2 * experts * blocks13}).data_as<std::int64_t>();
   std::int64_t num_tasks = 0;
@@ -172,7 +182,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
       const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
       tile_product(kernel_, inputs + t * input_tile, count, panel, depth13, tile);
-      kernel_.activation(tile, count, intermediate + t * intermediate_tile + tile_elements(layout, block * 16, tile_rows),
+      kernel_.activation(tile, count,
+                         intermediate + t * intermediate_tile + tile_elements(layout, block * 16, tile_rows),
                          use_silu);
     }
   });
@@ -203,7 +214,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     const std::int64_t width = std::min<std::int64_t>(kPanelWidth, hidden - column0);
     for (std::int64_t token = 0; token < num_tokens; ++token) {
       const float* sum = sums + token * hidden_padded + column0;
-      for (std::int64_t j = 0; j < width; ++j) store_element(expert_out.data(), out_dtype, token * hidden + column0 + j, sum[j]);
+      for (std::int64_t j = 0; j < width; ++j)
+        store_element(expert_out.data(), out_dtype, token * hidden + column0 + j, sum[j]);
     }
   });
 }

@@ -22,8 +22,8 @@ class PrepackedWeights final : public ExpertWeights {
 };
 
 // Packs canonical bf16 w13 [E, 2I, H] and w2 [E, H, I] (run once, from finalize_weights()).
-std::shared_ptr<const ExpertWeights> pack_weights(const Tensor& w13, const Tensor& w2, const MoeConfig& config,
-                                                  PanelLayout layout);
+std::shared_ptr<const ExpertWeights> pack_weights(const Tensor& w13, const Tensor& w2,
+                                                  const MoeConfig& config, PanelLayout layout);
 
 class PrepackedExperts final : public ExpertsModular {
  public:

@@ -11,7 +11,8 @@ BackendInfo cpu_reference_backend() {
   info.supports = [](const MoeConfig& config, const Platform&, ActivationFormat format) -> Support {
     if (Support device = reference_supports_device(config); !device) return device;
     if (format != ActivationFormat::standard) {
-      return Support::no("consumes the standard format; the dispatch delivers " + std::string(to_string(format)));
+      return Support::no("consumes the standard format; the dispatch delivers " +
+                         std::string(to_string(format)));
     }
     return Support::yes();
   };

@@ -27,9 +27,12 @@ float dot_typed(const void* row, const float* x, std::int64_t count) {
 
 float dot(const void* row, DType dtype, const float* x, std::int64_t count) {
   switch (dtype) {
-    case DType::bf16: return dot_typed<DType::bf16>(row, x, count);
-    case DType::fp16: return dot_typed<DType::fp16>(row, x, count);
-    default: return dot_typed<DType::fp32>(row, x, count);
+    case DType::bf16:
+      return dot_typed<DType::bf16>(row, x, count);
+    case DType::fp16:
+      return dot_typed<DType::fp16>(row, x, count);
+    default:
+      return dot_typed<DType::fp32>(row, x, count);
   }
 }
 
@@ -71,7 +74,8 @@ void ExpertMlp::run(std::int64_t local_expert, std::span<const float> x, std::sp
 
 const CanonicalExpertWeights& as_canonical(const ExpertWeights& weights, std::string_view backend) {
   const auto* canonical = dynamic_cast<const CanonicalExpertWeights*>(&weights);
-  FUSEDMOE_ASSERT(canonical != nullptr, "backend ", backend, " was given weights converted by another backend");
+  FUSEDMOE_ASSERT(canonical != nullptr, "backend ", backend,
+                  " was given weights converted by another backend");
   return *canonical;
 }
 

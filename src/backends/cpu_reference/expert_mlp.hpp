@@ -18,7 +18,8 @@ class ExpertMlp {
   // Scratch floats one call needs.
   std::int64_t scratch_floats() const { return intermediate_size_; }
   // out[H] = W2_e . act(W1_e x, W3_e x), the intermediate rounded to act_dtype. x and out are fp32.
-  void run(std::int64_t local_expert, std::span<const float> x, std::span<float> out, std::span<float> scratch) const;
+  void run(std::int64_t local_expert, std::span<const float> x, std::span<float> out,
+           std::span<float> scratch) const;
   std::int64_t num_local_experts() const { return num_local_experts_; }
 
  private:
@@ -28,7 +29,8 @@ class ExpertMlp {
   std::int64_t num_local_experts_, hidden_size_, intermediate_size_;
 };
 
-// Checks that `weights` is the canonical kind and matches the config's shapes; throws InternalError/InvalidArgument.
+// Checks that `weights` is the canonical kind and matches the config's shapes; throws
+// InternalError/InvalidArgument.
 const CanonicalExpertWeights& as_canonical(const ExpertWeights& weights, std::string_view backend);
 
 // Loads row `row` of a [rows, H] tensor as fp32.

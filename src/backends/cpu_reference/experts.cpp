@@ -10,12 +10,13 @@ namespace fusedmoe {
 
 std::size_t ReferenceExperts::workspace_bytes(const ExpertsProblem& problem) const {
   // Per thread: x [H], expert output [H], running sum [H], intermediate [I].
-  return WorkspaceArena::bytes_for(DType::fp32,
-                                   kReferenceMaxThreads * (3 * problem.hidden_size + problem.intermediate_size));
+  return WorkspaceArena::bytes_for(
+      DType::fp32, kReferenceMaxThreads * (3 * problem.hidden_size + problem.intermediate_size));
 }
 
 void ReferenceExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
-                             const TensorView& expert_out, WorkspaceArena& workspace, const ExecContext& context) {
+                             const TensorView& expert_out, WorkspaceArena& workspace,
+                             const ExecContext& context) {
   const ExpertMlp mlp(as_canonical(weights, name()), config_.activation, config_.act_dtype);
   const std::int64_t hidden_size = config_.hidden_size;
   const std::int64_t intermediate_size = config_.intermediate_size;
@@ -23,7 +24,8 @@ void ReferenceExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const std::int64_t top_k = dispatched.topk_ids.size(1);
   const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
   const auto* routing_weights = dispatched.topk_weights.data_as<const float>();
-  const auto* map = dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+  const auto* map =
+      dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
   const int num_threads = std::min(resolve_num_threads(context), kReferenceMaxThreads);
   const std::int64_t per_thread = 3 * hidden_size + intermediate_size;
   float* scratch = workspace.take(DType::fp32, {kReferenceMaxThreads * per_thread}).data_as<float>();
@@ -49,14 +51,15 @@ void ReferenceExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
 }
 
 Support reference_supports_device(const MoeConfig& config) {
-  if (!config.device.is_cpu()) return Support::no("runs on the CPU; config device is " + to_string(config.device));
+  if (!config.device.is_cpu())
+    return Support::no("runs on the CPU; config device is " + to_string(config.device));
   return Support::yes();
 }
 
 std::shared_ptr<const ExpertWeights> reference_convert_weights(const Tensor& w13, const Tensor& w2,
                                                                const MoeConfig& config) {
-  FUSEDMOE_CHECK(w13.device().is_cpu() && w2.device().is_cpu(), "[cpu_reference] weights must be on the CPU, got ",
-                 w13.describe(), " and ", w2.describe());
+  FUSEDMOE_CHECK(w13.device().is_cpu() && w2.device().is_cpu(),
+                 "[cpu_reference] weights must be on the CPU, got ", w13.describe(), " and ", w2.describe());
   (void)config;
   return std::make_shared<CanonicalExpertWeights>(w13, w2);
 }

@@ -18,8 +18,8 @@ class ReferenceBatchedExperts final : public ExpertsModular {
   ActivationFormat format() const override { return ActivationFormat::batched; }
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_finalize; }
   std::size_t workspace_bytes(const ExpertsProblem& problem) const override {
-    return WorkspaceArena::bytes_for(DType::fp32,
-                                     kReferenceMaxThreads * (2 * problem.hidden_size + problem.intermediate_size));
+    return WorkspaceArena::bytes_for(
+        DType::fp32, kReferenceMaxThreads * (2 * problem.hidden_size + problem.intermediate_size));
   }
 
   void apply(const DispatchedTokens& dispatched, const ExpertWeights& weights, const TensorView& expert_out,
@@ -38,17 +38,17 @@ class ReferenceBatchedExperts final : public ExpertsModular {
 
     parallel_for_indexed(num_local_experts * capacity, num_threads,
                          [&](std::int64_t begin, std::int64_t end, int thread) {
-      float* mine = scratch + thread * per_thread;
-      const std::span<float> x(mine, hidden_size), y(mine + hidden_size, hidden_size),
-          intermediate(mine + 2 * hidden_size, intermediate_size);
-      for (std::int64_t index = begin; index < end; ++index) {
-        const std::int64_t expert = index / capacity;
-        if (index % capacity >= counts[expert]) continue;  // past this expert's tokens
-        load_row(slots, index, x);
-        mlp.run(expert, x, y, intermediate);
-        store_row(out_slots, index, y);
-      }
-    });
+                           float* mine = scratch + thread * per_thread;
+                           const std::span<float> x(mine, hidden_size), y(mine + hidden_size, hidden_size),
+                               intermediate(mine + 2 * hidden_size, intermediate_size);
+                           for (std::int64_t index = begin; index < end; ++index) {
+                             const std::int64_t expert = index / capacity;
+                             if (index % capacity >= counts[expert]) continue;  // past this expert's tokens
+                             load_row(slots, index, x);
+                             mlp.run(expert, x, y, intermediate);
+                             store_row(out_slots, index, y);
+                           }
+                         });
   }
 
  private:
@@ -65,12 +65,15 @@ BackendInfo cpu_reference_batched_backend() {
   info.supports = [](const MoeConfig& config, const Platform&, ActivationFormat format) -> Support {
     if (Support device = reference_supports_device(config); !device) return device;
     if (format != ActivationFormat::batched) {
-      return Support::no("consumes the batched format; the dispatch delivers " + std::string(to_string(format)));
+      return Support::no("consumes the batched format; the dispatch delivers " +
+                         std::string(to_string(format)));
     }
     return Support::yes();
   };
   info.convert_weights = reference_convert_weights;
-  info.make_experts = [](const MoeConfig& config) { return std::make_unique<ReferenceBatchedExperts>(config); };
+  info.make_experts = [](const MoeConfig& config) {
+    return std::make_unique<ReferenceBatchedExperts>(config);
+  };
   return info;
 }
 

@@ -21,8 +21,8 @@ class ReferenceMonolithicExperts final : public ExpertsMonolithic {
     const std::int64_t top_k = config_.routing.top_k;
     return WorkspaceArena::bytes_for(DType::int32, num_tokens * top_k) +
            WorkspaceArena::bytes_for(DType::fp32, num_tokens * top_k) +
-           WorkspaceArena::bytes_for(DType::fp32, kReferenceMaxThreads * (3 * config_.hidden_size +
-                                                                          config_.intermediate_size));
+           WorkspaceArena::bytes_for(
+               DType::fp32, kReferenceMaxThreads * (3 * config_.hidden_size + config_.intermediate_size));
   }
 
   void apply(const TensorView& hidden, const TensorView& router_logits, const TensorView& correction_bias,
@@ -32,8 +32,9 @@ class ReferenceMonolithicExperts final : public ExpertsMonolithic {
     const std::int64_t top_k = config_.routing.top_k;
     const TensorView ids = workspace.take(DType::int32, {num_tokens, top_k});
     const TensorView routing_weights = workspace.take(DType::fp32, {num_tokens, top_k});
-    route(router_logits, config_.routing, config_.routing.use_correction_bias ? correction_bias : TensorView{}, ids,
-          routing_weights, context);
+    route(router_logits, config_.routing,
+          config_.routing.use_correction_bias ? correction_bias : TensorView{}, ids, routing_weights,
+          context);
 
     const ExpertMlp mlp(as_canonical(weights, name()), config_.activation, config_.act_dtype);
     const std::int64_t hidden_size = config_.hidden_size;
@@ -53,7 +54,8 @@ class ReferenceMonolithicExperts final : public ExpertsMonolithic {
           const std::int32_t expert = ids.data_as<const std::int32_t>()[token * top_k + slot];
           const float weight = routing_weights.data_as<const float>()[token * top_k + slot];
           if (weight_on_input) {
-            // Llama-4: the weight scales the input (rounded to the activation dtype, as the modular path does).
+            // Llama-4: the weight scales the input (rounded to the activation dtype, as the modular path
+            // does).
             for (float& value : x) value = round_to(config_.act_dtype, weight * value);
             mlp.run(expert, x, y, intermediate);
             for (std::int64_t column = 0; column < hidden_size; ++column) sum[column] += y[column];
@@ -91,7 +93,9 @@ BackendInfo cpu_reference_monolithic_backend() {
     return Support::yes();
   };
   info.convert_weights = reference_convert_weights;
-  info.make_experts = [](const MoeConfig& config) { return std::make_unique<ReferenceMonolithicExperts>(config); };
+  info.make_experts = [](const MoeConfig& config) {
+    return std::make_unique<ReferenceMonolithicExperts>(config);
+  };
   return info;
 }
 

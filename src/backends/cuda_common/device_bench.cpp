@@ -148,8 +148,8 @@ DeviceCeilings measure_device_ceilings(int device) {
     FUSEDMOE_CUBLAS_CHECK(cublasSetStream(handle, stream));
     const float alpha = 1.0f, beta = 0.0f;
     const double ms = median_ms(stream, 10, [&] {
-      FUSEDMOE_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n, b,
-                                         CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+      FUSEDMOE_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n,
+                                         b, CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
                                          CUBLAS_GEMM_DEFAULT));
     });
     ceilings.bf16_gemm_tflop_per_s = 2.0 * n * static_cast<double>(n) * n / (ms * 1e-3) / 1e12;

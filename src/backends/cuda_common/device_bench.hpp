@@ -16,7 +16,7 @@ std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool
                                    const std::function<void(StreamHandle)>& body);
 
 struct DeviceCeilings {
-  double copy_tb_per_s = 0.0;        // device-to-device copy, bytes read + written
+  double copy_tb_per_s = 0.0;          // device-to-device copy, bytes read + written
   double bf16_gemm_tflop_per_s = 0.0;  // cuBLAS bf16 GEMM 8192^3, fp32 accumulation
 };
 DeviceCeilings measure_device_ceilings(int device);

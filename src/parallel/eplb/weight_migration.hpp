@@ -14,7 +14,8 @@ namespace fusedmoe {
 // `new_physical_to_logical`. A slot whose logical expert this rank already holds is copied locally;
 // every other one is received from the lowest rank that holds it, by pairwise send/receive rounds
 // (round d: send to rank + d, receive from rank - d), so no rank waits on another.
-Tensor migrate_expert_weights(Communicator& communicator, const std::vector<std::int32_t>& old_physical_to_logical,
+Tensor migrate_expert_weights(Communicator& communicator,
+                              const std::vector<std::int32_t>& old_physical_to_logical,
                               const std::vector<std::int32_t>& new_physical_to_logical, const Tensor& local);
 
 }  // namespace fusedmoe

@@ -12,17 +12,17 @@ namespace fusedmoe {
 
 namespace {
 
-#define FUSEDMOE_MPI_CHECK(call)                                                                      \
-  do {                                                                                                \
-    const int mpi_status = (call);                                                                    \
-    if (mpi_status != MPI_SUCCESS) {                                                                  \
-      char text[MPI_MAX_ERROR_STRING];                                                                \
-      int length = 0;                                                                                 \
-      MPI_Error_string(mpi_status, text, &length);                                                    \
-      throw CommError(str_cat("[mpi] ", #call, " failed with code ", mpi_status, ": ",                \
+#define FUSEDMOE_MPI_CHECK(call)                                                                          \
+  do {                                                                                                    \
+    const int mpi_status = (call);                                                                        \
+    if (mpi_status != MPI_SUCCESS) {                                                                      \
+      char text[MPI_MAX_ERROR_STRING];                                                                    \
+      int length = 0;                                                                                     \
+      MPI_Error_string(mpi_status, text, &length);                                                        \
+      throw CommError(str_cat("[mpi] ", #call, " failed with code ", mpi_status, ": ",                    \
                               std::string(text, static_cast<std::size_t>(length)), " at ", __FILE__, ":", \
-                              __LINE__));                                                             \
-    }                                                                                                 \
+                              __LINE__));                                                                 \
+    }                                                                                                     \
   } while (0)
 
 // MPI counts are int: larger messages go as MPI_BYTE runs of this contiguous type.
@@ -54,7 +54,8 @@ class MpiCommunicator final : public Communicator {
   DeviceKind device_kind() const override { return DeviceKind::cpu; }
 
   void all_gather_int64(std::int64_t value, std::span<std::int64_t> values) override {
-    FUSEDMOE_CHECK(values.size() == static_cast<std::size_t>(size_), "[mpi] all_gather_int64 needs ", size_, " slots");
+    FUSEDMOE_CHECK(values.size() == static_cast<std::size_t>(size_), "[mpi] all_gather_int64 needs ", size_,
+                   " slots");
     FUSEDMOE_MPI_CHECK(MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T, comm_));
   }
 
@@ -62,8 +63,8 @@ class MpiCommunicator final : public Communicator {
     FUSEDMOE_MPI_CHECK(MPI_Bcast(data, checked_count(bytes, "broadcast"), MPI_BYTE, root, comm_));
   }
 
-  void all_gatherv(const void* send, std::size_t send_bytes, void* receive, std::span<const std::size_t> receive_bytes,
-                   StreamHandle) override {
+  void all_gatherv(const void* send, std::size_t send_bytes, void* receive,
+                   std::span<const std::size_t> receive_bytes, StreamHandle) override {
     std::vector<int> counts(static_cast<std::size_t>(size_)), displacements(static_cast<std::size_t>(size_));
     std::size_t offset = 0;
     for (int r = 0; r < size_; ++r) {
@@ -71,8 +72,8 @@ class MpiCommunicator final : public Communicator {
       displacements[r] = checked_count(offset, "all_gatherv offset");
       offset += receive_bytes[r];
     }
-    FUSEDMOE_MPI_CHECK(MPI_Allgatherv(send, checked_count(send_bytes, "all_gatherv"), MPI_BYTE, receive, counts.data(),
-                                      displacements.data(), MPI_BYTE, comm_));
+    FUSEDMOE_MPI_CHECK(MPI_Allgatherv(send, checked_count(send_bytes, "all_gatherv"), MPI_BYTE, receive,
+                                      counts.data(), displacements.data(), MPI_BYTE, comm_));
   }
 
   void all_to_allv(const void* send, std::span<const std::size_t> send_bytes, void* receive,
@@ -111,17 +112,17 @@ class MpiCommunicator final : public Communicator {
     auto* bytes_ptr = static_cast<char*>(data);
     for (std::size_t offset = 0; offset < bytes || offset == 0; offset += kChunk) {
       const std::size_t piece = std::min(kChunk, bytes - offset);
-      FUSEDMOE_MPI_CHECK(
-          MPI_Recv(bytes_ptr + offset, static_cast<int>(piece), MPI_BYTE, peer, tag, comm_, MPI_STATUS_IGNORE));
+      FUSEDMOE_MPI_CHECK(MPI_Recv(bytes_ptr + offset, static_cast<int>(piece), MPI_BYTE, peer, tag, comm_,
+                                  MPI_STATUS_IGNORE));
       if (bytes == 0) break;
     }
   }
 
   void send_receive_bytes(const void* send, std::size_t send_bytes, int destination, void* receive,
                           std::size_t receive_bytes, int source, int tag) override {
-    FUSEDMOE_MPI_CHECK(MPI_Sendrecv(send, checked_count(send_bytes, "sendrecv"), MPI_BYTE, destination, tag, receive,
-                                    checked_count(receive_bytes, "sendrecv"), MPI_BYTE, source, tag, comm_,
-                                    MPI_STATUS_IGNORE));
+    FUSEDMOE_MPI_CHECK(MPI_Sendrecv(send, checked_count(send_bytes, "sendrecv"), MPI_BYTE, destination, tag,
+                                    receive, checked_count(receive_bytes, "sendrecv"), MPI_BYTE, source, tag,
+                                    comm_, MPI_STATUS_IGNORE));
   }
 
   void barrier() override { FUSEDMOE_MPI_CHECK(MPI_Barrier(comm_)); }
@@ -133,7 +134,9 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-bool mpi_available() { return true; }
+bool mpi_available() {
+  return true;
+}
 
 std::shared_ptr<Communicator> make_mpi_world_communicator() {
   int initialized = 0;
@@ -152,7 +155,8 @@ std::shared_ptr<Communicator> make_mpi_world_communicator() {
 }
 
 std::shared_ptr<Communicator> make_mpi_communicator(const void* mpi_comm) {
-  FUSEDMOE_CHECK(mpi_comm != nullptr, "[mpi] make_mpi_communicator: expected a pointer to an MPI_Comm, got null");
+  FUSEDMOE_CHECK(mpi_comm != nullptr,
+                 "[mpi] make_mpi_communicator: expected a pointer to an MPI_Comm, got null");
   return std::make_shared<MpiCommunicator>(*static_cast<const MPI_Comm*>(mpi_comm));
 }
 

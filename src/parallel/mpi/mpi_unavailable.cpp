@@ -4,12 +4,17 @@
 
 namespace fusedmoe {
 
-bool mpi_available() { return false; }
-
-std::shared_ptr<Communicator> make_mpi_world_communicator() {
-  throw Unsupported("[mpi] fusedmoe was built without MPI: install libopenmpi-dev (scripts/setup.sh) and reconfigure");
+bool mpi_available() {
+  return false;
 }
 
-std::shared_ptr<Communicator> make_mpi_communicator(const void*) { return make_mpi_world_communicator(); }
+std::shared_ptr<Communicator> make_mpi_world_communicator() {
+  throw Unsupported(
+      "[mpi] fusedmoe was built without MPI: install libopenmpi-dev (scripts/setup.sh) and reconfigure");
+}
+
+std::shared_ptr<Communicator> make_mpi_communicator(const void*) {
+  return make_mpi_world_communicator();
+}
 
 }  // namespace fusedmoe

@@ -17,7 +17,8 @@ void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, 
   // acc[r][0]: columns 0-7, [1]: 8-15, [2]: 16-23, [3]: 24-31.
   __m256 acc[kRows][4];
   for (int r = 0; r < kRows; ++r) {
-    for (int q = 0; q < 4; ++q) acc[r][q] = accumulate ? _mm256_loadu_ps(c + r * kPanelWidth + 8 * q) : _mm256_setzero_ps();
+    for (int q = 0; q < 4; ++q)
+      acc[r][q] = accumulate ? _mm256_loadu_ps(c + r * kPanelWidth + 8 * q) : _mm256_setzero_ps();
   }
   const __m256i high_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   for (std::int64_t k = 0; k < depth; ++k) {
@@ -44,9 +45,15 @@ void avx2_panel(const void* a_tile, int rows, const std::uint32_t* panel, std::i
                 bool accumulate) {
   const auto* a = static_cast<const float*>(a_tile);
   switch (rows) {
-    case 1: panel_rows<1>(a, panel, depth, c, accumulate); break;
-    case 2: panel_rows<2>(a, panel, depth, c, accumulate); break;
-    default: panel_rows<3>(a, panel, depth, c, accumulate); break;
+    case 1:
+      panel_rows<1>(a, panel, depth, c, accumulate);
+      break;
+    case 2:
+      panel_rows<2>(a, panel, depth, c, accumulate);
+      break;
+    default:
+      panel_rows<3>(a, panel, depth, c, accumulate);
+      break;
   }
 }
 
@@ -65,21 +72,24 @@ __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(f, f), f);
   p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i exponent =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
 }
 
 __m256 erf8(__m256 x) {
   const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
   const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+                                 _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
   __m256 p = _mm256_set1_ps(1.061405429f);
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
   p = _mm256_mul_ps(p, t);
-  const __m256 y = _mm256_fnmadd_ps(p, exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a))), _mm256_set1_ps(1.0f));
+  const __m256 y = _mm256_fnmadd_ps(p, exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a))),
+                                    _mm256_set1_ps(1.0f));
   return _mm256_or_ps(y, sign);
 }
 
@@ -91,10 +101,12 @@ void avx2_activation(const float* tile, int rows, void* out_tile, bool silu) {
       const __m256 up = _mm256_loadu_ps(tile + r * kPanelWidth + 16 + 8 * half);
       __m256 activated;
       if (silu) {
-        activated = _mm256_div_ps(gate, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), gate))));
+        activated = _mm256_div_ps(
+            gate, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), gate))));
       } else {
         const __m256 half_gate = _mm256_mul_ps(gate, _mm256_set1_ps(0.5f));
-        activated = _mm256_fmadd_ps(half_gate, erf8(_mm256_mul_ps(gate, _mm256_set1_ps(0.70710678118654752f))), half_gate);
+        activated = _mm256_fmadd_ps(
+            half_gate, erf8(_mm256_mul_ps(gate, _mm256_set1_ps(0.70710678118654752f))), half_gate);
       }
       alignas(32) float values[8];
       _mm256_store_ps(values, _mm256_mul_ps(activated, up));
@@ -108,7 +120,8 @@ void avx2_accumulate(const float* tile, int rows, const float* weight, float* co
     const __m256 w = _mm256_set1_ps(weight[r]);
     for (int q = 0; q < 4; ++q) {
       float* target = destination[r] + 8 * q;
-      _mm256_storeu_ps(target, _mm256_fmadd_ps(w, _mm256_loadu_ps(tile + r * kPanelWidth + 8 * q), _mm256_loadu_ps(target)));
+      _mm256_storeu_ps(target, _mm256_fmadd_ps(w, _mm256_loadu_ps(tile + r * kPanelWidth + 8 * q),
+                                               _mm256_loadu_ps(target)));
     }
   }
 }

@@ -16,7 +16,8 @@ namespace fusedmoe::prepacked {
 namespace {
 
 template <int kRows>
-void dot_rows(const std::uint32_t* a, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
+void dot_rows(const std::uint32_t* a, const std::uint32_t* panel, std::int64_t depth, float* c,
+              bool accumulate) {
   __m512 low[kRows], high[kRows];
   for (int r = 0; r < kRows; ++r) {
     low[r] = accumulate ? _mm512_loadu_ps(c + r * kPanelWidth) : _mm512_setzero_ps();
@@ -27,7 +28,8 @@ void dot_rows(const std::uint32_t* a, const std::uint32_t* panel, std::int64_t d
     const __m512bh b_low = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + pair * kPanelWidth));
     const __m512bh b_high = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + pair * kPanelWidth + 16));
     for (int r = 0; r < kRows; ++r) {
-      const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[pair * kMaxTileRows + r])));
+      const __m512bh x =
+          reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[pair * kMaxTileRows + r])));
       low[r] = _mm512_dpbf16_ps(low[r], x, b_low);
       high[r] = _mm512_dpbf16_ps(high[r], x, b_high);
     }
@@ -39,21 +41,22 @@ void dot_rows(const std::uint32_t* a, const std::uint32_t* panel, std::int64_t d
 }
 
 template <int... kRows>
-void dispatch(std::integer_sequence<int, kRows...>, int rows, const std::uint32_t* a, const std::uint32_t* panel,
-              std::int64_t depth, float* c, bool accumulate) {
+void dispatch(std::integer_sequence<int, kRows...>, int rows, const std::uint32_t* a,
+              const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
   ((rows == kRows + 1 ? dot_rows<kRows + 1>(a, panel, depth, c, accumulate) : void()), ...);
 }
 
-void dot_panel(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c, bool accumulate) {
-  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, static_cast<const std::uint32_t*>(a), panel, depth,
-           c, accumulate);
+void dot_panel(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
+               bool accumulate) {
+  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, static_cast<const std::uint32_t*>(a), panel,
+           depth, c, accumulate);
 }
 
 // Activation straight into GEMM2's packed bf16-pair tile: pair q of row r at out[q * kMaxTileRows + r].
 void dot_activation(const float* tile, int rows, void* out_tile, bool silu) {
   auto* out = static_cast<std::uint32_t*>(out_tile);
-  const __m512i pair_index = _mm512_mullo_epi32(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                _mm512_set1_epi32(kMaxTileRows));
+  const __m512i pair_index = _mm512_mullo_epi32(
+      _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(kMaxTileRows));
   for (int r = 0; r < rows; ++r) {
     const __m512 values = activate_row(tile + r * kPanelWidth, silu);
     // Round to bf16 (nearest even) and pack neighbours: 16 floats -> 8 uint32 pairs.
@@ -66,7 +69,8 @@ void dot_activation(const float* tile, int rows, void* out_tile, bool silu) {
 }  // namespace
 
 PanelKernelInfo avx512_bf16_dot_kernel() {
-  return {PanelLayout::pairs, dot_panel, dot_activation, avx512_accumulate_epilogue(), kMaxTileRows, "avx512_bf16"};
+  return {PanelLayout::pairs,           dot_panel,    dot_activation,
+          avx512_accumulate_epilogue(), kMaxTileRows, "avx512_bf16"};
 }
 
 }  // namespace fusedmoe::prepacked

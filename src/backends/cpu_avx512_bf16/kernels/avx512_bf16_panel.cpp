@@ -49,8 +49,8 @@ void dispatch(std::integer_sequence<int, kRows...>, int rows, const float* a, co
 
 void avx512_panel(const void* a, int rows, const std::uint32_t* panel, std::int64_t depth, float* c,
                   bool accumulate) {
-  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, static_cast<const float*>(a), panel, depth, c,
-           accumulate);
+  dispatch(std::make_integer_sequence<int, kMaxTileRows>{}, rows, static_cast<const float*>(a), panel, depth,
+           c, accumulate);
 }
 
 // exp(x) for 16 lanes: 2^n * p(f), n = round(x log2 e), f = x - n ln 2 (two-part ln 2), degree-6 polynomial;
@@ -75,14 +75,16 @@ __m512 exp16(__m512 x) {
 __m512 erf16(__m512 x) {
   const __m512 sign = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
   const __m512 a = _mm512_andnot_ps(_mm512_set1_ps(-0.0f), x);
-  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                                 _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
   __m512 p = _mm512_set1_ps(1.061405429f);
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
   p = _mm512_mul_ps(p, t);
-  const __m512 y = _mm512_fnmadd_ps(p, exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a))), _mm512_set1_ps(1.0f));
+  const __m512 y = _mm512_fnmadd_ps(p, exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a))),
+                                    _mm512_set1_ps(1.0f));
   return _mm512_or_ps(y, sign);
 }
 
@@ -94,10 +96,12 @@ __m512 activate_row(const float* tile_row, bool silu) {
   const __m512 up = _mm512_loadu_ps(tile_row + 16);
   __m512 activated;
   if (silu) {
-    activated = _mm512_div_ps(gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
+    activated = _mm512_div_ps(
+        gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
   } else {
     const __m512 half_gate = _mm512_mul_ps(gate, _mm512_set1_ps(0.5f));
-    activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))), half_gate);
+    activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))),
+                                half_gate);
   }
   return _mm512_mul_ps(activated, up);
 }
@@ -111,15 +115,18 @@ void avx512_activation(const float* tile, int rows, void* out_tile, bool silu) {
     const __m512 up = _mm512_loadu_ps(tile + r * kPanelWidth + 16);
     __m512 activated;
     if (silu) {
-      activated = _mm512_div_ps(gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
+      activated = _mm512_div_ps(
+          gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
     } else {
       const __m512 half_gate = _mm512_mul_ps(gate, _mm512_set1_ps(0.5f));
-      activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))), half_gate);
+      activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))),
+                                  half_gate);
     }
     // Scatter into the packed tile: column j of row r lands at out[j * kMaxTileRows + r].
-    const __m512i index = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                              _mm512_set1_epi32(kMaxTileRows)),
-                                           _mm512_set1_epi32(r));
+    const __m512i index = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(kMaxTileRows)),
+        _mm512_set1_epi32(r));
     _mm512_i32scatter_ps(out, index, _mm512_mul_ps(activated, up), 4);
   }
 }
@@ -128,9 +135,10 @@ void avx512_accumulate(const float* tile, int rows, const float* weight, float* 
   for (int r = 0; r < rows; ++r) {
     const __m512 w = _mm512_set1_ps(weight[r]);
     float* target = destination[r];
-    _mm512_storeu_ps(target, _mm512_fmadd_ps(w, _mm512_loadu_ps(tile + r * kPanelWidth), _mm512_loadu_ps(target)));
-    _mm512_storeu_ps(target + 16,
-                     _mm512_fmadd_ps(w, _mm512_loadu_ps(tile + r * kPanelWidth + 16), _mm512_loadu_ps(target + 16)));
+    _mm512_storeu_ps(target,
+                     _mm512_fmadd_ps(w, _mm512_loadu_ps(tile + r * kPanelWidth), _mm512_loadu_ps(target)));
+    _mm512_storeu_ps(target + 16, _mm512_fmadd_ps(w, _mm512_loadu_ps(tile + r * kPanelWidth + 16),
+                                                  _mm512_loadu_ps(target + 16)));
   }
 }
 
@@ -140,6 +148,8 @@ PanelKernelInfo avx512_panel_kernel() {
   return {PanelLayout::widen, avx512_panel, avx512_activation, avx512_accumulate, kMaxTileRows, "avx512"};
 }
 
-AccumulateEpilogue avx512_accumulate_epilogue() { return avx512_accumulate; }
+AccumulateEpilogue avx512_accumulate_epilogue() {
+  return avx512_accumulate;
+}
 
 }  // namespace fusedmoe::prepacked
