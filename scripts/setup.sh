@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
-  clang clang-format
+  clang clang-format libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
   libdnnl-dev ocl-icd-opencl-dev
 )

@@ -36,6 +36,9 @@ struct ExpertsProblem {
   std::int64_t intermediate_size = 0;
 };
 
+// The standard-format problem of `rows` dispatched tokens under a config (what most PrepareFinalize report).
+ExpertsProblem standard_problem(std::int64_t rows, const MoeConfig& config);
+
 // What prepare() hands to the Experts.
 struct DispatchedTokens {
   ActivationFormat format = ActivationFormat::standard;

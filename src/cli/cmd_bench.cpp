@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -31,6 +33,7 @@ namespace fusedmoe::cli {
 namespace {
 
 struct BenchOptions {
+  std::vector<std::string> peers;  // "torch"
   std::string device{"cpu"};
   bool no_graph = false;
   std::vector<std::string> presets{"qwen3-30b-a3b"};
@@ -78,6 +81,35 @@ void flush_caches(const Tensor& buffer) {
   });
 }
 
+// The PyTorch per-expert loop (bench/peers/torch_moe_loop.py) on the same shape; nullopt when PyTorch is
+// missing.
+std::optional<double> time_torch_peer(const MoeConfig& config, std::int64_t tokens, int repeats, int threads,
+                                      std::string& why_not) {
+  const std::string script = std::string(FUSEDMOE_PEERS_DIR) + "/torch_moe_loop.py";
+  const std::string command = str_cat(
+      "python3 ", script, " --hidden ", config.hidden_size, " --intermediate ", config.intermediate_size,
+      " --experts ", config.num_experts, " --topk ", config.routing.top_k, " --tokens ", tokens,
+      " --repeats ", repeats, " --threads ", threads, " --device ", to_string(config.device), " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    why_not = "cannot start python3";
+    return std::nullopt;
+  }
+  std::string output;
+  char buffer[512];
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  const int status = pclose(pipe);
+  try {
+    if (status == 0)
+      return nlohmann::json::parse(output.substr(output.rfind('{'))).at("time_ms").get<double>();
+  } catch (const std::exception&) {
+  }
+  why_not = output.find("No module named 'torch'") != std::string::npos
+                ? "PyTorch is not installed (pip install torch)"
+                : "the peer script failed: " + output.substr(0, 200);
+  return std::nullopt;
+}
+
 struct Row {
   std::string preset, backend;
   std::int64_t tokens = 0;
@@ -108,7 +140,10 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
             << row.time_ms << std::setprecision(1) << std::setw(9) << row.gb_per_s << std::setw(9)
             << row.gflop_per_s << std::setprecision(3) << std::setw(10) << row.floor_ms
             << std::setprecision(2) << std::setw(7) << row.time_ms / row.floor_ms << "  "
-            << (row.passed ? "passed" : "FAILED") << "\n";
+            << (row.backend.starts_with("peer:") ? "(peer)"
+                : row.passed                     ? "passed"
+                                                 : "FAILED")
+            << "\n";
 }
 
 void bench(const BenchOptions& options) {
@@ -264,6 +299,34 @@ void bench(const BenchOptions& options) {
         print_row(row, config, options.json, threads);
       }
     }
+    for (const std::string& peer : options.peers) {
+      FUSEDMOE_CHECK(peer == "torch", "[bench] unknown peer '", peer, "': expected torch");
+      for (std::int64_t tokens : options.tokens) {
+        std::string why_not;
+        const std::optional<double> time_ms =
+            time_torch_peer(config, tokens, options.repeats, threads, why_not);
+        if (!time_ms) {
+          std::cerr << "peer torch: skipped: " << why_not << "\n";
+          break;
+        }
+        Row row{preset_name, "peer:torch", tokens};
+        row.time_ms = *time_ms;
+        row.flops = 6.0 * config.hidden_size * config.intermediate_size * config.routing.top_k * tokens;
+        // Distinct experts of a uniform routing, expected value: E (1 - (1 - k/E)^M).
+        const double touched =
+            config.num_experts *
+            (1.0 - std::pow(1.0 - static_cast<double>(config.routing.top_k) / config.num_experts,
+                            static_cast<double>(tokens)));
+        row.bytes =
+            touched * 3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
+        row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
+        row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
+        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9),
+                                row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) *
+                       1e3;
+        print_row(row, config, options.json, threads);
+      }
+    }
   }
   if (any_failed) exit_status() = 1;
 }
@@ -298,6 +361,9 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--no-graph", options->no_graph,
                     "GPU: time eager launches instead of CUDA-graph replays");
   command->add_flag("--json", options->json, "One JSON object per line and row");
+  command->add_option("--peer", options->peers,
+                      "Also time a peer in the same run: torch (the Hugging Face per-expert "
+                      "loop, where PyTorch is installed)");
   command->callback([options] { bench(*options); });
 }
 

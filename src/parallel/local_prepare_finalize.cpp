@@ -6,13 +6,7 @@
 namespace fusedmoe {
 
 ExpertsProblem LocalPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
-  return {.format = ActivationFormat::standard,
-          .num_tokens = num_tokens,
-          .num_local_experts = config.num_local_experts(),
-          .num_experts = config.num_experts,
-          .top_k = config.routing.top_k,
-          .hidden_size = config.hidden_size,
-          .intermediate_size = config.intermediate_size};
+  return standard_problem(num_tokens, config);
 }
 
 std::size_t LocalPrepareFinalize::workspace_bytes(std::int64_t, const MoeConfig&) const {

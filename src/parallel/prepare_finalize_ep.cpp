@@ -66,13 +66,8 @@ std::int64_t AllGatherPrepareFinalize::agree_num_tokens(std::int64_t local) {
 }
 
 ExpertsProblem AllGatherPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
-  return {.format = ActivationFormat::standard,
-          .num_tokens = num_tokens * communicator_->size(),  // every rank's chunk
-          .num_local_experts = config.num_local_experts(),
-          .num_experts = config.num_experts,
-          .top_k = config.routing.top_k,
-          .hidden_size = config.hidden_size,
-          .intermediate_size = config.intermediate_size};
+  // Every rank's chunk could arrive here (each token at most once).
+  return standard_problem(num_tokens * communicator_->size(), config);
 }
 
 std::size_t AllGatherPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
@@ -150,13 +145,8 @@ std::int64_t AllToAllPrepareFinalize::agree_num_tokens(std::int64_t local) {
 }
 
 ExpertsProblem AllToAllPrepareFinalize::problem(std::int64_t num_tokens, const MoeConfig& config) const {
-  return {.format = ActivationFormat::standard,
-          .num_tokens = num_tokens * communicator_->size(),  // at most every rank's chunk, each token once
-          .num_local_experts = config.num_local_experts(),
-          .num_experts = config.num_experts,
-          .top_k = config.routing.top_k,
-          .hidden_size = config.hidden_size,
-          .intermediate_size = config.intermediate_size};
+  // Every rank's chunk could arrive here (each token at most once).
+  return standard_problem(num_tokens * communicator_->size(), config);
 }
 
 std::size_t AllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const {

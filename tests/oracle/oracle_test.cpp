@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "testing/moe_case.hpp"
 
@@ -46,13 +48,24 @@ BackendInfo fake_backend(std::string id) {
   return info;
 }
 
+// Sets an environment variable for a scope and restores what was there before.
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* previous = std::getenv(name)) previous_ = previous;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (previous_) {
+      setenv(name_, previous_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
 
  private:
   const char* name_;
+  std::optional<std::string> previous_;
 };
 
 TEST(Oracle, PriorityListStartsWithTheFastestAndEndsWithTheReferenceFamily) {

@@ -111,23 +111,13 @@ namespace {
 void avx512_activation(const float* tile, int rows, void* out_tile, bool silu) {
   auto* out = static_cast<float*>(out_tile);
   for (int r = 0; r < rows; ++r) {
-    const __m512 gate = _mm512_loadu_ps(tile + r * kPanelWidth);
-    const __m512 up = _mm512_loadu_ps(tile + r * kPanelWidth + 16);
-    __m512 activated;
-    if (silu) {
-      activated = _mm512_div_ps(
-          gate, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gate))));
-    } else {
-      const __m512 half_gate = _mm512_mul_ps(gate, _mm512_set1_ps(0.5f));
-      activated = _mm512_fmadd_ps(half_gate, erf16(_mm512_mul_ps(gate, _mm512_set1_ps(0.70710678118654752f))),
-                                  half_gate);
-    }
+    const __m512 values = activate_row(tile + r * kPanelWidth, silu);
     // Scatter into the packed tile: column j of row r lands at out[j * kMaxTileRows + r].
     const __m512i index = _mm512_add_epi32(
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32(kMaxTileRows)),
         _mm512_set1_epi32(r));
-    _mm512_i32scatter_ps(out, index, _mm512_mul_ps(activated, up), 4);
+    _mm512_i32scatter_ps(out, index, values, 4);
   }
 }
 
