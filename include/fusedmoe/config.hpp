@@ -44,9 +44,11 @@ struct SharedExpertsConfig {
 
 enum class ExpertPlacement { linear, round_robin };
 // How tokens reach their experts: on one device (standard or batched activation format), or across
-// expert-parallel ranks: allgather (every rank sees every token; combine by reduce-scatter) or all2all
-// (each token goes only to the ranks owning its experts; combine returns the partial sums home).
-enum class DispatchMode { local, local_batched, allgather, all2all };
+// expert-parallel ranks: allgather (every rank sees every token; combine by reduce-scatter), all2all
+// (each token goes only to the ranks owning its experts; combine returns the partial sums home), or
+// all2all_batched (the low-latency shape: rows land in fixed-capacity per-expert slabs, batched format;
+// unweighted expert rows travel home and are weighted there).
+enum class DispatchMode { local, local_batched, allgather, all2all, all2all_batched };
 
 struct ParallelConfig {
   int ep_size = 1;

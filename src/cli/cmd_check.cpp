@@ -66,8 +66,12 @@ void check_expert_parallel(const CheckOptions& options) {
   FUSEDMOE_CHECK(communicator->size() == ep, "[check] --ep ", ep, " but this job has ", communicator->size(),
                  " MPI ranks: run `mpirun -np ", ep, " fusedmoe check --ep ", ep, " ...`");
   const int rank = communicator->rank();
-  const MoeConfig single = options.problem.config();
   const MoeConfig parallel = options.problem.parallel_config(rank);
+  // The single-rank reference runs the same backend, so it gets the local dispatch of the same format.
+  MoeConfig single = options.problem.config();
+  single.parallel.dispatch = dispatch_format(parallel) == ActivationFormat::batched
+                                 ? DispatchMode::local_batched
+                                 : DispatchMode::local;
   const std::int64_t total = options.problem.tokens;
   const MoeWeights weights = random_weights(single, options.problem.seed);
   const Tensor hidden_all = random_hidden(single, total, options.problem.seed);

@@ -37,7 +37,7 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--device", device, "cpu or cuda:N")->capture_default_str();
   app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")
       ->capture_default_str();
-  app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather or all2all")
+  app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather, all2all or all2all_batched")
       ->capture_default_str();
   app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")
       ->capture_default_str();
@@ -93,7 +93,7 @@ MoeConfig ProblemOptions::parallel_config(int rank) const {
   parallel.parallel.placement = parse_placement(placement);
   parallel.parallel.dispatch = parse_dispatch_mode(ep_mode);
   FUSEDMOE_CHECK(is_expert_parallel(parallel.parallel.dispatch), "[cli] --ep-mode ", ep_mode,
-                 ": expected allgather or all2all");
+                 ": expected allgather, all2all or all2all_batched");
   parallel.validate();
   return parallel;
 }

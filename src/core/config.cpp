@@ -58,6 +58,8 @@ std::string_view to_string(DispatchMode mode) {
       return "allgather";
     case DispatchMode::all2all:
       return "all2all";
+    case DispatchMode::all2all_batched:
+      return "all2all_batched";
   }
   return "?";
 }
@@ -74,13 +76,14 @@ RoutingRecipe parse_routing_recipe(std::string_view name) {
 DispatchMode parse_dispatch_mode(std::string_view name) {
   return parse_enum("dispatch mode", name,
                     std::array{DispatchMode::local, DispatchMode::local_batched, DispatchMode::allgather,
-                               DispatchMode::all2all});
+                               DispatchMode::all2all, DispatchMode::all2all_batched});
 }
 ExpertPlacement parse_placement(std::string_view name) {
   return parse_enum("placement", name, std::array{ExpertPlacement::linear, ExpertPlacement::round_robin});
 }
 bool is_expert_parallel(DispatchMode mode) {
-  return mode == DispatchMode::allgather || mode == DispatchMode::all2all;
+  return mode == DispatchMode::allgather || mode == DispatchMode::all2all ||
+         mode == DispatchMode::all2all_batched;
 }
 
 bool applies_weight_on_input(RoutingRecipe recipe) {
@@ -116,7 +119,7 @@ void MoeConfig::validate() const {
                  ": expected <= num_experts = ", num_experts, " (every rank holds at least one expert)");
   FUSEDMOE_CHECK(parallel.ep_size == 1 || is_expert_parallel(parallel.dispatch),
                  "[config] parallel.ep_size = ", parallel.ep_size,
-                 " needs an expert-parallel dispatch (allgather or all2all), got ",
+                 " needs an expert-parallel dispatch (allgather, all2all or all2all_batched), got ",
                  to_string(parallel.dispatch));
   FUSEDMOE_CHECK(parallel.batched_capacity >= 1,
                  "[config] parallel.batched_capacity = ", parallel.batched_capacity, ": expected >= 1");

@@ -253,4 +253,171 @@ void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const
   }
 }
 
+// ---- batched all-to-all (fixed capacity) ----------------------------------------------------------
+
+BatchedAllToAllPrepareFinalize::BatchedAllToAllPrepareFinalize(const MoeConfig& config,
+                                                               std::shared_ptr<Communicator> communicator)
+    : communicator_(std::move(communicator)),
+      capacity_(config.parallel.batched_capacity),
+      num_local_experts_(config.num_local_experts()) {
+  check_communicator(config, communicator_, "all2all_batched");
+  owner_.assign(static_cast<std::size_t>(config.num_experts), -1);
+  owner_local_.assign(static_cast<std::size_t>(config.num_experts), -1);
+  for (int rank = 0; rank < config.parallel.ep_size; ++rank) {
+    const std::vector<std::int32_t> held =
+        local_experts(config.num_experts, config.parallel.ep_size, rank, config.parallel.placement);
+    for (std::size_t local = 0; local < held.size(); ++local) {
+      owner_[held[local]] = rank;
+      owner_local_[held[local]] = static_cast<std::int32_t>(local);
+    }
+  }
+}
+
+std::int64_t BatchedAllToAllPrepareFinalize::agree_num_tokens(std::int64_t local) {
+  std::vector<std::int64_t> all;
+  return max_over_ranks(*communicator_, local, all);
+}
+
+ExpertsProblem BatchedAllToAllPrepareFinalize::problem(std::int64_t num_tokens,
+                                                       const MoeConfig& config) const {
+  (void)num_tokens;  // the slabs have a fixed size, whatever this call's token count
+  ExpertsProblem result = standard_problem(capacity_ * communicator_->size(), config);
+  result.format = ActivationFormat::batched;
+  return result;
+}
+
+std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
+                                                            const MoeConfig& config) const {
+  const std::int64_t ranks = communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
+  const std::int64_t slab_rows = num_local_experts_ * capacity_ * ranks;
+  const std::int64_t sent = num_tokens * k,
+                     received = num_tokens * ranks * std::min<std::int64_t>(k, num_local_experts_);
+  return WorkspaceArena::bytes_for(config.act_dtype, slab_rows * hidden) +          // slabs
+         WorkspaceArena::bytes_for(DType::int32, num_local_experts_) +              // counts
+         2 * WorkspaceArena::bytes_for(DType::fp32, slab_rows) +                    // slot weights, slot rows
+         WorkspaceArena::bytes_for(config.act_dtype, (sent + received) * hidden) +  // hidden rows out and in
+         2 * WorkspaceArena::bytes_for(DType::int32, sent + received) +  // local expert id out and in
+         WorkspaceArena::bytes_for(config.act_dtype,
+                                   (received + sent) * hidden) +       // expert rows back and home
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);  // fp32 sums at home
+}
+
+DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
+                                                         const TensorView& topk_weights,
+                                                         const TensorView& expert_map,
+                                                         WorkspaceArena& workspace,
+                                                         const ExecContext& context) {
+  const int ranks = communicator_->size();
+  const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
+  const auto* ids = topk_ids.data_as<const std::int32_t>();
+  const auto* weights = topk_weights.data_as<const float>();
+  // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank.
+  send_rows_.assign(static_cast<std::size_t>(ranks), 0);
+  sent_token_.clear();
+  sent_weight_.clear();
+  const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
+  const TensorView send_hidden = workspace.take(hidden.dtype(), {tokens * k, width});
+  const TensorView send_expert = workspace.take(DType::int32, {tokens * k});
+  std::int64_t sent = 0;
+  for (int rank = 0; rank < ranks; ++rank) {
+    for (std::int64_t index = 0; index < tokens * k; ++index) {
+      if (owner_[ids[index]] != rank) continue;
+      std::memcpy(send_hidden.data_as<char>() + sent * row_bytes,
+                  hidden.data_as<const char>() + (index / k) * row_bytes, row_bytes);
+      send_expert.data_as<std::int32_t>()[sent] = owner_local_[ids[index]];
+      sent_token_.push_back(static_cast<std::int32_t>(index / k));
+      sent_weight_.push_back(weights[index]);
+      ++send_rows_[rank];
+      ++sent;
+    }
+  }
+  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()),
+      counts_in(static_cast<std::size_t>(ranks));
+  const std::vector<std::size_t> eight(static_cast<std::size_t>(ranks), 8);
+  communicator_->all_to_allv(counts_out.data(), eight, counts_in.data(), eight, context.stream);
+  receive_rows_.assign(counts_in.begin(), counts_in.end());
+  const std::int64_t received = std::accumulate(counts_in.begin(), counts_in.end(), std::int64_t{0});
+  const TensorView receive_hidden = workspace.take(hidden.dtype(), {received, width});
+  const TensorView receive_expert = workspace.take(DType::int32, {received});
+  auto exchange = [&](const TensorView& out, const TensorView& in, std::size_t bytes_per_row) {
+    std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
+        in_bytes(static_cast<std::size_t>(ranks));
+    for (int r = 0; r < ranks; ++r) {
+      out_bytes[r] = send_rows_[r] * bytes_per_row;
+      in_bytes[r] = receive_rows_[r] * bytes_per_row;
+    }
+    communicator_->all_to_allv(out.data(), out_bytes, in.data(), in_bytes, context.stream);
+  };
+  exchange(send_hidden, receive_hidden, row_bytes);
+  exchange(send_expert, receive_expert, 4);
+
+  // Scatter into the fixed-capacity slabs (capacity tokens from each rank per expert), in arrival order
+  // (source rank, then its order): deterministic. Every call uses the same buffer shapes.
+  const std::int64_t slab_rows = capacity_ * ranks;
+  DispatchedTokens dispatched;
+  dispatched.format = ActivationFormat::batched;
+  dispatched.expert_map = expert_map;
+  dispatched.hidden = workspace.take(hidden.dtype(), {num_local_experts_, slab_rows, width});
+  dispatched.expert_num_tokens = workspace.take(DType::int32, {num_local_experts_});
+  dispatched.topk_weights = workspace.take(DType::fp32, {num_local_experts_, slab_rows});
+  dispatched.slot_token = workspace.take(DType::int32, {num_local_experts_, slab_rows});
+  auto* counts = dispatched.expert_num_tokens.data_as<std::int32_t>();
+  std::fill(counts, counts + num_local_experts_, 0);
+  received_slot_.assign(static_cast<std::size_t>(received), 0);
+  for (std::int64_t row = 0; row < received; ++row) {
+    const std::int32_t expert = receive_expert.data_as<const std::int32_t>()[row];
+    FUSEDMOE_ASSERT(expert >= 0 && expert < num_local_experts_, "received a row for expert ", expert);
+    FUSEDMOE_CHECK(counts[expert] < slab_rows, "[all2all_batched] expert ", expert, " received more than ",
+                   slab_rows, " rows in one call (a token must list each expert at most once)");
+    const std::int64_t slot = expert * slab_rows + counts[expert]++;
+    received_slot_[row] = static_cast<std::int32_t>(slot);
+    dispatched.slot_token.data_as<std::int32_t>()[slot] = static_cast<std::int32_t>(row);
+    dispatched.topk_weights.data_as<float>()[slot] = 1.0f;  // weighted at home
+    std::memcpy(dispatched.hidden.data_as<char>() + slot * row_bytes,
+                receive_hidden.data_as<const char>() + row * row_bytes, row_bytes);
+  }
+  return dispatched;
+}
+
+void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched,
+                                              const TensorView& expert_out, WeightAndReduce policy,
+                                              const TensorView& out, WorkspaceArena& workspace,
+                                              const ExecContext& context) {
+  FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts leave weighting to finalize");
+  const int ranks = communicator_->size();
+  const std::int64_t width = out.size(1);
+  const std::int64_t received = static_cast<std::int64_t>(received_slot_.size());
+  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(expert_out.dtype());
+  // Unweighted expert rows back in arrival order, so they return to their senders.
+  const TensorView back = workspace.take(expert_out.dtype(), {received, width});
+  for (std::int64_t row = 0; row < received; ++row) {
+    std::memcpy(back.data_as<char>() + row * row_bytes,
+                expert_out.data_as<const char>() + received_slot_[row] * row_bytes, row_bytes);
+  }
+  const TensorView home = workspace.take(expert_out.dtype(), {sent, width});
+  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
+      in_bytes(static_cast<std::size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) {
+    out_bytes[r] = receive_rows_[r] * row_bytes;
+    in_bytes[r] = send_rows_[r] * row_bytes;
+  }
+  communicator_->all_to_allv(back.data(), out_bytes, home.data(), in_bytes, context.stream);
+  (void)dispatched;
+  // Home: weight in fp32 and sum in send order (rank, token, slot).
+  const TensorView sums = workspace.take(DType::fp32, {out.size(0), width});
+  std::fill(sums.data_as<float>(), sums.data_as<float>() + sums.numel(), 0.0f);
+  for (std::int64_t row = 0; row < sent; ++row) {
+    float* destination = sums.data_as<float>() + static_cast<std::int64_t>(sent_token_[row]) * width;
+    const float weight = sent_weight_[row];
+    for (std::int64_t column = 0; column < width; ++column) {
+      destination[column] += weight * load_element(home.data(), home.dtype(), row * width + column);
+    }
+  }
+  if (out.numel() > 0) {
+    convert_elements(sums.data(), DType::fp32, out.data(), out.dtype(),
+                     static_cast<std::size_t>(out.numel()));
+  }
+}
+
 }  // namespace fusedmoe

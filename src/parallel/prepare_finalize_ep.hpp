@@ -55,4 +55,33 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
   std::vector<std::size_t> send_rows_, receive_rows_;  // per rank
 };
 
+// The low-latency shape: each (token, slot) row travels to the rank owning its expert and lands in that
+// expert's slab of a fixed-capacity batched buffer [E_local, ranks * capacity, H] (capacity = tokens per
+// call, so every buffer size is known up front). The batched Experts return unweighted rows; finalize sends
+// them home, where they are weighted in fp32 and summed in (rank, token, slot) order.
+class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
+ public:
+  BatchedAllToAllPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator);
+  std::string_view name() const override { return "all2all_batched"; }
+  ActivationFormat format() const override { return ActivationFormat::batched; }
+  std::int64_t max_tokens_per_call() const override { return capacity_; }
+  std::int64_t agree_num_tokens(std::int64_t local) override;
+  ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
+  std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override;
+  void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
+                const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
+
+ private:
+  std::shared_ptr<Communicator> communicator_;
+  std::int64_t capacity_, num_local_experts_;
+  std::vector<std::int32_t> owner_, owner_local_;  // global expert -> rank, and its local id there
+  std::vector<std::int32_t> sent_token_;           // per sent row: its token, grouped by destination rank
+  std::vector<float> sent_weight_;                 // per sent row: its routing weight
+  std::vector<std::int32_t> received_slot_;        // per received row: its slab slot (expert * cap + j)
+  std::vector<std::size_t> send_rows_, receive_rows_;
+};
+
 }  // namespace fusedmoe

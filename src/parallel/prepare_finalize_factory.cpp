@@ -14,6 +14,8 @@ ActivationFormat dispatch_format(const MoeConfig& config) {
     case DispatchMode::allgather:
     case DispatchMode::all2all:
       return ActivationFormat::standard;
+    case DispatchMode::all2all_batched:
+      return ActivationFormat::batched;
   }
   return ActivationFormat::standard;
 }
@@ -29,6 +31,8 @@ std::unique_ptr<PrepareFinalizeModular> make_prepare_finalize(const MoeConfig& c
       return std::make_unique<AllGatherPrepareFinalize>(config, std::move(communicator));
     case DispatchMode::all2all:
       return std::make_unique<AllToAllPrepareFinalize>(config, std::move(communicator));
+    case DispatchMode::all2all_batched:
+      return std::make_unique<BatchedAllToAllPrepareFinalize>(config, std::move(communicator));
   }
   throw InternalError("[prepare_finalize] unhandled dispatch mode");
 }

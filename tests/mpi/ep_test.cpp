@@ -116,7 +116,7 @@ TEST_P(ExpertParallel, MatchesSingleRank) {
 
 std::vector<EpCase> ep_cases() {
   std::vector<EpCase> cases;
-  for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all}) {
+  for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all, DispatchMode::all2all_batched}) {
     for (ExpertPlacement placement : {ExpertPlacement::linear, ExpertPlacement::round_robin}) {
       for (DType dtype : {DType::fp32, DType::bf16}) {
         for (Scenario scenario : {Scenario::uniform, Scenario::zero_token_rank, Scenario::all_to_one_rank}) {
