@@ -51,6 +51,28 @@ TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& ex
   return sums;
 }
 
+// How many rows each rank receives from each other rank, given how many it sends to each.
+std::vector<std::size_t> exchange_row_counts(Communicator& communicator,
+                                             const std::vector<std::size_t>& send_rows, StreamHandle stream) {
+  const std::size_t ranks = static_cast<std::size_t>(communicator.size());
+  std::vector<std::int64_t> counts_out(send_rows.begin(), send_rows.end()), counts_in(ranks);
+  const std::vector<std::size_t> eight(ranks, 8);
+  communicator.all_to_allv(counts_out.data(), eight, counts_in.data(), eight, stream);
+  return {counts_in.begin(), counts_in.end()};
+}
+
+// All-to-all of whole rows: send_rows[r] rows of `send` go to rank r, receive_rows[r] rows arrive from it.
+void exchange_rows(Communicator& communicator, const void* send, const std::vector<std::size_t>& send_rows,
+                   void* receive, const std::vector<std::size_t>& receive_rows, std::size_t bytes_per_row,
+                   StreamHandle stream) {
+  std::vector<std::size_t> out_bytes(send_rows.size()), in_bytes(receive_rows.size());
+  for (std::size_t r = 0; r < send_rows.size(); ++r) {
+    out_bytes[r] = send_rows[r] * bytes_per_row;
+    in_bytes[r] = receive_rows[r] * bytes_per_row;
+  }
+  communicator.all_to_allv(send, out_bytes, receive, in_bytes, stream);
+}
+
 }  // namespace
 
 // ---- all-gather / reduce-scatter ----------------------------------------------------------------
@@ -182,13 +204,10 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
     }
   }
   // Everyone learns how many rows it receives from whom.
-  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()),
-      counts_in(static_cast<std::size_t>(ranks));
-  const std::vector<std::size_t> eight(static_cast<std::size_t>(ranks), 8);
-  communicator_->all_to_allv(counts_out.data(), eight, counts_in.data(), eight, context.stream);
-  receive_rows_.assign(counts_in.begin(), counts_in.end());
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, context.stream);
   const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
-  const std::int64_t received = std::accumulate(counts_in.begin(), counts_in.end(), std::int64_t{0});
+  const auto received =
+      static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
 
   const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
   const TensorView send_hidden = workspace.take(hidden.dtype(), {sent, width});
@@ -209,12 +228,8 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
   dispatched.topk_ids = workspace.take(DType::int32, {received, k});
   dispatched.topk_weights = workspace.take(DType::fp32, {received, k});
   auto exchange = [&](const TensorView& send, const TensorView& receive, std::size_t bytes_per_row) {
-    std::vector<std::size_t> out(static_cast<std::size_t>(ranks)), in(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) {
-      out[r] = send_rows_[r] * bytes_per_row;
-      in[r] = receive_rows_[r] * bytes_per_row;
-    }
-    communicator_->all_to_allv(send.data(), out, receive.data(), in, context.stream);
+    exchange_rows(*communicator_, send.data(), send_rows_, receive.data(), receive_rows_, bytes_per_row,
+                  context.stream);
   };
   exchange(send_hidden, dispatched.hidden, row_bytes);
   exchange(send_ids, dispatched.topk_ids, static_cast<std::size_t>(k) * 4);
@@ -225,20 +240,14 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
 void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const TensorView& expert_out,
                                        WeightAndReduce policy, const TensorView& out,
                                        WorkspaceArena& workspace, const ExecContext& context) {
-  const int ranks = communicator_->size();
   const std::int64_t hidden = dispatched.hidden.size(1);
   const TensorView sums =
       partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
   // Send each received row's partial sum back where it came from; receive ours in send order.
   const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
   const TensorView returned = workspace.take(DType::fp32, {sent, hidden});
-  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
-      in_bytes(static_cast<std::size_t>(ranks));
-  for (int r = 0; r < ranks; ++r) {
-    out_bytes[r] = receive_rows_[r] * static_cast<std::size_t>(hidden) * 4;
-    in_bytes[r] = send_rows_[r] * static_cast<std::size_t>(hidden) * 4;
-  }
-  communicator_->all_to_allv(sums.data(), out_bytes, returned.data(), in_bytes, context.stream);
+  exchange_rows(*communicator_, sums.data(), receive_rows_, returned.data(), send_rows_,
+                static_cast<std::size_t>(hidden) * 4, context.stream);
   // Home: add the partial sums of each token in rank order.
   const TensorView total = workspace.take(DType::fp32, {out.size(0), hidden});
   std::fill(total.data_as<float>(), total.data_as<float>() + total.numel(), 0.0f);
@@ -331,22 +340,14 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
       ++sent;
     }
   }
-  std::vector<std::int64_t> counts_out(send_rows_.begin(), send_rows_.end()),
-      counts_in(static_cast<std::size_t>(ranks));
-  const std::vector<std::size_t> eight(static_cast<std::size_t>(ranks), 8);
-  communicator_->all_to_allv(counts_out.data(), eight, counts_in.data(), eight, context.stream);
-  receive_rows_.assign(counts_in.begin(), counts_in.end());
-  const std::int64_t received = std::accumulate(counts_in.begin(), counts_in.end(), std::int64_t{0});
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, context.stream);
+  const auto received =
+      static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
   const TensorView receive_hidden = workspace.take(hidden.dtype(), {received, width});
   const TensorView receive_expert = workspace.take(DType::int32, {received});
   auto exchange = [&](const TensorView& out, const TensorView& in, std::size_t bytes_per_row) {
-    std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
-        in_bytes(static_cast<std::size_t>(ranks));
-    for (int r = 0; r < ranks; ++r) {
-      out_bytes[r] = send_rows_[r] * bytes_per_row;
-      in_bytes[r] = receive_rows_[r] * bytes_per_row;
-    }
-    communicator_->all_to_allv(out.data(), out_bytes, in.data(), in_bytes, context.stream);
+    exchange_rows(*communicator_, out.data(), send_rows_, in.data(), receive_rows_, bytes_per_row,
+                  context.stream);
   };
   exchange(send_hidden, receive_hidden, row_bytes);
   exchange(send_expert, receive_expert, 4);
@@ -384,7 +385,6 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
                                               const TensorView& out, WorkspaceArena& workspace,
                                               const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts leave weighting to finalize");
-  const int ranks = communicator_->size();
   const std::int64_t width = out.size(1);
   const std::int64_t received = static_cast<std::int64_t>(received_slot_.size());
   const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
@@ -396,13 +396,8 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
                 expert_out.data_as<const char>() + received_slot_[row] * row_bytes, row_bytes);
   }
   const TensorView home = workspace.take(expert_out.dtype(), {sent, width});
-  std::vector<std::size_t> out_bytes(static_cast<std::size_t>(ranks)),
-      in_bytes(static_cast<std::size_t>(ranks));
-  for (int r = 0; r < ranks; ++r) {
-    out_bytes[r] = receive_rows_[r] * row_bytes;
-    in_bytes[r] = send_rows_[r] * row_bytes;
-  }
-  communicator_->all_to_allv(back.data(), out_bytes, home.data(), in_bytes, context.stream);
+  exchange_rows(*communicator_, back.data(), receive_rows_, home.data(), send_rows_, row_bytes,
+                context.stream);
   (void)dispatched;
   // Home: weight in fp32 and sum in send order (rank, token, slot).
   const TensorView sums = workspace.take(DType::fp32, {out.size(0), width});
