@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <tuple>
 
 #include "cuda/cuda_testing.hpp"
 
@@ -67,6 +68,10 @@ std::vector<FusedCase> fused_cases() {
       {"tile_m128", 2048, 16, 256, 128, 4},
       {"wide", 64, 8, 1024, 512, 2},
       {"empty_batch", 0, 8, 32, 16, 2},
+      // The small-M streaming path's limits: 64 tokens on one expert (two passes of 32), 512 pairs.
+      {"stream_two_passes", 64, 4, 96, 80, 1, Activation::silu, RoutingPattern::one_hot_expert},
+      {"stream_max_pairs", 64, 128, 128, 64, 8},
+      {"stream_odd_sizes", 9, 24, 200, 72, 5, Activation::gelu, RoutingPattern::router, true},
   };
   // Randomised shapes (a fixed seed: the same cases every run).
   std::uint64_t state = 2024;
@@ -138,11 +143,14 @@ const BackendInfo& cuda_fused() {
   return *backend;
 }
 
-class CudaFused : public ::testing::TestWithParam<FusedCase> {};
+// Every case runs on both forward paths: `auto` (the small-M streaming kernels for M <= 64, else tiled)
+// and `tiled` forced (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made).
+class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
-  const FusedCase& c = GetParam();
+  const FusedCase& c = std::get<0>(GetParam());
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", std::get<1>(GetParam()));
   SCOPED_TRACE(c.describe());
   MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
@@ -170,13 +178,19 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   EXPECT_TRUE(testing::bitwise_equal(out, testing::to_host(second))) << "two runs differ";
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, CudaFused, ::testing::ValuesIn(fused_cases()),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
+                         ::testing::Combine(::testing::ValuesIn(fused_cases()), ::testing::Values("auto", "tiled")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
+                         });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
-// token's result must not depend on how many other tokens share the batch.
+// token's result must not depend on how many other tokens share the batch. This holds on the tiled path;
+// the small-M streaming path (M <= 64) splits its sums by the batch's experts, so it is repeatable for a
+// batch but not invariant across batch sizes.
 TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
   FUSEDMOE_REQUIRE_CUDA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
   const FusedCase c{"tiles", 3000, 32, 192, 96, 4};
   const MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
@@ -206,9 +220,12 @@ TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
-TEST(CudaFusedGraph, CaptureAndReplayEqualEager) {
+class CudaFusedGraph : public ::testing::TestWithParam<std::int64_t> {};
+
+// M = 77 runs the tiled path, M = 5 the streaming one.
+TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   FUSEDMOE_REQUIRE_CUDA();
-  const FusedCase c{"graph", 77, 16, 96, 64, 4};
+  const FusedCase c{"graph", GetParam(), 16, 96, 64, 4};
   const MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
   const MoeWeights weights = random_weights(config, 31);
@@ -248,6 +265,8 @@ TEST(CudaFusedGraph, CaptureAndReplayEqualEager) {
       fp64_moe_reference(config, weights, hidden_a, routing.ids, routing.weights);
   EXPECT_LE(compare_to_reference(eager_a, reference).relative_error, tolerance_for(DType::bf16));
 }
+
+INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph, ::testing::Values(77, 5));
 
 // M * k * H > 2^31: the per-(token, slot) rows need 64-bit offsets. Several GB of device memory, so it
 // runs from its own ctest entry (label `slow`, FUSEDMOE_SLOW_TESTS=1) and checks a sample of tokens.

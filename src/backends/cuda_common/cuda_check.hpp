@@ -47,6 +47,10 @@ const DeviceAttributes& device_attributes(int device_index);
 // Waits for the stream (nullptr: the legacy default stream) of the current device.
 void synchronize(cudaStream_t stream);
 
+// Lets `kernel` launch with `bytes` of dynamic shared memory on the current device (beyond 48 KiB a
+// kernel must opt in); done once per (kernel, device, size).
+void allow_dynamic_shared_memory(const void* kernel, int bytes);
+
 }  // namespace fusedmoe::cuda
 
 // Throws fusedmoe::CudaError naming the call, the numeric code, its name and string, and file:line.

@@ -2,6 +2,8 @@
 // device probe behind Platform::detect, error messages, and cached device attributes.
 #include <map>
 #include <mutex>
+#include <set>
+#include <tuple>
 
 #include "backends/cuda_common/cuda_check.hpp"
 #include "core/allocator.hpp"
@@ -58,6 +60,18 @@ const DeviceAttributes& device_attributes(int device_index) {
 
 void synchronize(cudaStream_t stream) {
   FUSEDMOE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void allow_dynamic_shared_memory(const void* kernel, int bytes) {
+  if (bytes <= 48 * 1024) return;
+  static std::mutex mutex;
+  static std::set<std::tuple<const void*, int, int>> done;
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard lock(mutex);
+  if (done.contains({kernel, device, bytes})) return;
+  FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.insert({kernel, device, bytes});
 }
 
 }  // namespace cuda

@@ -8,6 +8,7 @@
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "core/check.hpp"
+#include "core/env.hpp"
 
 namespace fusedmoe::cuda_fused {
 
@@ -46,6 +47,20 @@ std::int64_t max_blocks(const Plan& plan, std::int64_t num_local_experts, int bl
 
 }  // namespace
 
+ForwardPath forward_path_from_env() {
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_PATH");
+  if (!value || *value == "auto") return ForwardPath::automatic;
+  if (*value == "stream") return ForwardPath::stream;
+  if (*value == "tiled") return ForwardPath::tiled;
+  throw InvalidArgument(
+      str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *value, "': expected auto, stream or tiled"));
+}
+
+bool CudaFusedExperts::takes_stream_path(std::int64_t num_tokens, int top_k,
+                                         std::int64_t num_local_experts) const {
+  return path_ != ForwardPath::tiled && stream_path_fits(num_tokens, top_k, num_local_experts);
+}
+
 std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) const {
   const std::int64_t experts = problem.num_local_experts;
   const Plan plan =
@@ -78,6 +93,11 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
 
   const int device_index = hidden.device().index;
   cuda::DeviceGuard guard(device_index);
+  const StreamHandle stream = context.stream;
+  const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
+  const auto* map =
+      dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
+  const bool streaming = takes_stream_path(num_tokens, top_k, experts);
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   const TileConfig& tile = choose_tile(TileProblem{.num_tokens = num_tokens,
                                                    .top_k = top_k,
@@ -95,11 +115,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
   const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
 
-  const StreamHandle stream = context.stream;
-  const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
-  const auto* map =
-      dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
-
   // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
   const void* a = hidden.data();
   std::int64_t lda = hidden_size, a_columns = hidden_size;
@@ -109,6 +124,29 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     lda = a_columns = plan.hidden_pitch;
   }
 
+  if (streaming) {
+    launch_stream_experts(StreamLaunch{.topk_ids = ids,
+                                       .expert_map = map,
+                                       .num_experts = static_cast<int>(config_.num_experts),
+                                       .num_local_experts = experts,
+                                       .num_tokens = num_tokens,
+                                       .top_k = top_k,
+                                       .hidden = a,
+                                       .lda = lda,
+                                       .a_columns = a_columns,
+                                       .w13 = converted->w13.data(),
+                                       .w2 = converted->w2.data(),
+                                       .hidden_size = hidden_size,
+                                       .hidden_padded_k = converted->hidden_padded_k,
+                                       .hidden_padded_n = converted->hidden_padded_n,
+                                       .intermediate_padded = plan.intermediate_padded,
+                                       .topk_weights = dispatched.topk_weights.data_as<const float>(),
+                                       .intermediate = intermediate.data(),
+                                       .out = expert_out.data(),
+                                       .activation = config_.activation == Activation::silu ? 0 : 1},
+                          stream);
+    return;
+  }
   launch_align(AlignLaunch{.topk_ids = ids,
                            .num_pairs = plan.pairs,
                            .expert_map = map,

@@ -26,9 +26,15 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 
+// Which kernels a call runs: the small-M streaming pair (kernels/stream_small_m.cuh) or align + tiled
+// GEMMs + reduce. `automatic` takes streaming whenever its limits admit the call (M <= 64, M * k <= 512,
+// E_local <= 1024); FUSEDMOE_CUDA_FUSED_PATH=stream|tiled|auto forces one (for measuring both).
+enum class ForwardPath { automatic, stream, tiled };
+ForwardPath forward_path_from_env();
+
 class CudaFusedExperts final : public ExpertsModular {
  public:
-  explicit CudaFusedExperts(const MoeConfig& config) : config_(config) {}
+  explicit CudaFusedExperts(const MoeConfig& config) : config_(config), path_(forward_path_from_env()) {}
   std::string_view name() const override { return "cuda_fused"; }
   ActivationFormat format() const override { return ActivationFormat::standard; }
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_experts; }
@@ -39,7 +45,10 @@ class CudaFusedExperts final : public ExpertsModular {
              WorkspaceArena& workspace, const ExecContext& context) override;
 
  private:
+  bool takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts) const;
+
   MoeConfig config_;
+  ForwardPath path_;
 };
 
 }  // namespace fusedmoe::cuda_fused

@@ -75,6 +75,33 @@ struct ReduceLaunch {
 };
 void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
 
+// The small-M streaming path (stream_small_m.cuh): GEMM1 + activation, then GEMM2 + routing weight + the
+// sum over top-k straight into out [M, H]. No align and no reduce pass.
+struct StreamLaunch {
+  const std::int32_t* topk_ids;
+  const std::int32_t* expert_map;  // nullptr = identity
+  int num_experts;
+  std::int64_t num_local_experts;
+  std::int64_t num_tokens;
+  int top_k;
+  const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
+  std::int64_t lda;
+  std::int64_t a_columns;  // multiple of 8
+  const void* w13;         // converted [E_local, 2 I_pad, H_k]
+  const void* w2;          // converted [E_local, H_n, I_pad]
+  std::int64_t hidden_size;
+  std::int64_t hidden_padded_k;
+  std::int64_t hidden_padded_n;
+  std::int64_t intermediate_padded;
+  const float* topk_weights;
+  void* intermediate;  // [M * k, I_pad] bf16 scratch
+  void* out;           // [M, H] bf16
+  int activation;      // 0 = SiLU, 1 = GELU
+};
+// Whether the streaming path's fixed limits (tokens, pairs, local experts) admit the call.
+bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts);
+void launch_stream_experts(const StreamLaunch& args, StreamHandle stream);
+
 // hidden [M, H] -> [M, pitch], zero padded (rows that are not 16-byte multiples).
 void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,
                      std::int64_t pitch, StreamHandle stream);

@@ -1,9 +1,5 @@
 // Host side of the grouped GEMMs: the tile table's entries instantiated once each, shared memory opted
 // into per device, grids sized for the worst-case block count (unused blocks exit at once).
-#include <mutex>
-#include <set>
-#include <utility>
-
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
@@ -29,19 +25,6 @@ static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfi
                   matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]),
               "heuristics_sm80.hpp's table and the instantiated shapes must agree");
 
-// Raises a kernel's dynamic shared-memory limit once per device (beyond 48 KiB it must opt in).
-void allow_shared_memory(const void* kernel, int bytes) {
-  if (bytes <= 48 * 1024) return;
-  static std::mutex mutex;
-  static std::set<std::pair<const void*, int>> done;
-  int device = 0;
-  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
-  std::lock_guard lock(mutex);
-  if (done.contains({kernel, device})) return;
-  FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  done.insert({kernel, device});
-}
-
 dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
   FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",
                  column_blocks, "] exceeds one launch");
@@ -65,7 +48,7 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
       .ldi = args.intermediate_padded,
       .activation = args.activation};
   const auto kernel = gemm1_gate_up_kernel<Shape>;
-  allow_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN), Shape::kThreads,
            Shape::kSharedBytes, stream>>>(params);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
@@ -86,7 +69,7 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                            .ldo = args.pitch,
                            .out_columns = args.hidden};
   const auto kernel = gemm2_down_kernel<Shape>;
-  allow_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
            Shape::kSharedBytes, stream>>>(params);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
