@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `fusedmoe bench --device cuda:0` on the issue's presets, one table per preset, with the floor measured
+# in the same run. Builds the CLI in build/gpu when it is not there (scripts/gpu_check.sh builds it too).
+#
+# Usage: scripts/gpu_bench.sh [out-dir]              (default build/gpu/bench)
+#   PRESETS="qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b"   (default: all four)
+#   TOKENS=1,8,64,256,1024,4096,16384                              (default: the issue's M)
+#   REPEATS=20   EXTRA="--backend cuda_fused"   PATHS="auto tiled" (FUSEDMOE_CUDA_FUSED_PATH per run)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+out=${1:-build/gpu/bench}
+presets=${PRESETS:-qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b}
+tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
+paths=${PATHS:-auto}
+cli=build/gpu/bin/fusedmoe
+mkdir -p "$out"
+if [ ! -x "$cli" ]; then
+  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
+    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
+  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
+fi
+nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
+git rev-parse --short HEAD 2>/dev/null | tee -a "$out/card.txt"
+status=0
+for path in $paths; do
+  for preset in $presets; do
+    echo "== $preset (FUSEDMOE_CUDA_FUSED_PATH=$path)"
+    FUSEDMOE_CUDA_FUSED_PATH=$path "$cli" bench --device cuda:0 --preset "$preset" --tokens "$tokens" \
+      --repeats "${REPEATS:-20}" ${EXTRA:-} 2>&1 | tee "$out/$preset-$path.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
+done
+exit $status
