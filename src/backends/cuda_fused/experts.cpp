@@ -56,9 +56,11 @@ ForwardPath forward_path_from_env() {
       str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *value, "': expected auto, stream or tiled"));
 }
 
-bool CudaFusedExperts::takes_stream_path(std::int64_t num_tokens, int top_k,
-                                         std::int64_t num_local_experts) const {
-  return path_ != ForwardPath::tiled && stream_path_fits(num_tokens, top_k, num_local_experts);
+bool CudaFusedExperts::takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
+                                         int device_index) const {
+  return path_ != ForwardPath::tiled &&
+         stream_path_fits(num_tokens, top_k, num_local_experts,
+                          cuda::device_attributes(device_index).shared_memory_per_block_optin);
 }
 
 std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) const {
@@ -97,9 +99,9 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
   const auto* map =
       dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
-  const bool streaming = takes_stream_path(num_tokens, top_k, experts);
+  const bool streaming = takes_stream_path(num_tokens, top_k, experts, device_index);
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
-  const TileConfig& tile = choose_tile(TileProblem{.num_tokens = num_tokens,
+  const TileConfig tile = choose_tile(TileProblem{.num_tokens = num_tokens,
                                                    .top_k = top_k,
                                                    .num_local_experts = experts,
                                                    .intermediate_padded = plan.intermediate_padded,

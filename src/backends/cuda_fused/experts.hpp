@@ -45,7 +45,8 @@ class CudaFusedExperts final : public ExpertsModular {
              WorkspaceArena& workspace, const ExecContext& context) override;
 
  private:
-  bool takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts) const;
+  bool takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
+                         int device_index) const;
 
   MoeConfig config_;
   ForwardPath path_;

@@ -2,6 +2,7 @@
 // convert_weights.cpp call; each launches on the given stream and checks the launch.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
@@ -98,8 +99,9 @@ struct StreamLaunch {
   void* out;           // [M, H] bf16
   int activation;      // 0 = SiLU, 1 = GELU
 };
-// Whether the streaming path's fixed limits (tokens, pairs, local experts) admit the call.
-bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts);
+// Whether the streaming path's fixed limits (tokens, pairs, local experts, shared memory) admit the call.
+bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
+                      std::size_t shared_memory_optin);
 void launch_stream_experts(const StreamLaunch& args, StreamHandle stream);
 
 // hidden [M, H] -> [M, pitch], zero padded (rows that are not 16-byte multiples).

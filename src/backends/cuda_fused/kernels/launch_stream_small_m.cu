@@ -1,5 +1,7 @@
 // Host side of the small-M streaming path: two launches, grids from the problem's shape only (blocks
 // whose slot has no tokens exit at once), so nothing is read back and a graph can capture it.
+#include <algorithm>
+
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/stream_small_m.cuh"
@@ -7,14 +9,15 @@
 
 namespace fusedmoe::cuda_fused {
 
-bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts) {
+bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
+                      std::size_t shared_memory_optin) {
   return num_tokens <= kStreamMaxTokens && num_tokens * top_k <= kStreamMaxPairs &&
-         num_local_experts <= kStreamMaxLocalExperts;
+         num_local_experts <= kStreamMaxLocalExperts &&
+         std::max(sizeof(StreamGemm1Shared), sizeof(StreamGemm2Shared)) <= shared_memory_optin;
 }
 
 void launch_stream_experts(const StreamLaunch& args, StreamHandle stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
-  FUSEDMOE_ASSERT(stream_path_fits(args.num_tokens, args.top_k, args.num_local_experts));
   const int pairs = static_cast<int>(args.num_tokens * args.top_k);
   const StreamRouting routing{.topk_ids = args.topk_ids,
                               .expert_map = args.expert_map,
@@ -39,7 +42,9 @@ void launch_stream_experts(const StreamLaunch& args, StreamHandle stream_handle)
   const dim3 grid1(static_cast<unsigned>(2 * args.intermediate_padded / 32),
                    static_cast<unsigned>(slots_are_pairs ? pairs : args.num_local_experts));
   FUSEDMOE_CHECK(grid1.y <= 65535, "[cuda_fused] streaming grid of ", grid1.y, " slots exceeds one launch");
-  stream_gemm1_kernel<<<grid1, kStreamGemm1Warps * 32, 0, stream>>>(gemm1);
+  constexpr int kShared1 = sizeof(StreamGemm1Shared);
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(stream_gemm1_kernel), kShared1);
+  stream_gemm1_kernel<<<grid1, kStreamGemm1Warps * 32, kShared1, stream>>>(gemm1);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 
   const StreamGemm2Params gemm2{.routing = routing,
@@ -52,7 +57,6 @@ void launch_stream_experts(const StreamLaunch& args, StreamHandle stream_handle)
                                 .out = static_cast<bf16*>(args.out),
                                 .hidden = args.hidden_size};
   constexpr int kSharedBytes = sizeof(StreamGemm2Shared);
-  static_assert(kSharedBytes > 48 * 1024, "opts in below; adjust if the layout shrinks");
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(stream_gemm2_kernel), kSharedBytes);
   const auto blocks2 = static_cast<unsigned>((args.hidden_size + 15) / 16);
   stream_gemm2_kernel<<<blocks2, kStreamGemm2Warps * 32, kSharedBytes, stream>>>(gemm2);
