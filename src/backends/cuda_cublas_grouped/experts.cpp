@@ -57,10 +57,13 @@ CublasGroupedExperts::CublasGroupedExperts(const MoeConfig& config) : config_(co
 }
 
 CublasGroupedExperts::~CublasGroupedExperts() {
-  // Destructors do not throw: a failure here has nowhere to go.
-  cuda::DeviceGuard guard(config_.device.index);
-  if (pinned_ != nullptr) cudaFreeHost(pinned_);
-  if (handle_ != nullptr) cublasDestroy(handle_);
+  // Destructors never throw (no DeviceGuard): a failure here has nowhere to go.
+  int previous = -1;
+  const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != config_.device.index &&
+                        cudaSetDevice(config_.device.index) == cudaSuccess;
+  if (handle_ != nullptr) (void)cublasDestroy(handle_);
+  if (pinned_ != nullptr) (void)cudaFreeHost(pinned_);
+  if (switched) (void)cudaSetDevice(previous);
 }
 
 std::size_t CublasGroupedExperts::workspace_bytes(const ExpertsProblem& problem) const {
