@@ -45,8 +45,12 @@ std::vector<BackendInfo> builtin_backends() {
 #if FUSEDMOE_WITH_CUDA
   install_cuda_runtime();  // memory hooks + device probe (explicit, idempotent)
   list.push_back(cuda_fused_backend());
+  list.push_back(cuda_cutlass_grouped_backend());
+  list.push_back(cuda_cublas_grouped_backend());
 #else
   list.push_back(without_cuda("cuda_fused"));
+  list.push_back(without_cuda("cuda_cutlass_grouped"));
+  list.push_back(without_cuda("cuda_cublas_grouped"));
 #endif
   return list;
 }
