@@ -143,8 +143,8 @@ const BackendInfo& cuda_fused() {
   return *backend;
 }
 
-// Every case runs on both forward paths: `auto` (the small-M streaming kernels for M <= 64, else tiled)
-// and `tiled` forced (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made).
+// Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
+// `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
@@ -179,7 +179,7 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
-                         ::testing::Combine(::testing::ValuesIn(fused_cases()), ::testing::Values("auto", "tiled")),
+                         ::testing::Combine(::testing::ValuesIn(fused_cases()), ::testing::Values("stream", "tiled")),
                          [](const auto& info) {
                            return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
                          });
@@ -220,12 +220,12 @@ TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
-class CudaFusedGraph : public ::testing::TestWithParam<std::int64_t> {};
+class CudaFusedGraph : public ::testing::TestWithParam<std::tuple<const char*, std::int64_t>> {};
 
-// M = 77 runs the tiled path, M = 5 the streaming one.
 TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   FUSEDMOE_REQUIRE_CUDA();
-  const FusedCase c{"graph", GetParam(), 16, 96, 64, 4};
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", std::get<0>(GetParam()));
+  const FusedCase c{"graph", std::get<1>(GetParam()), 16, 96, 64, 4};
   const MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
   const MoeWeights weights = random_weights(config, 31);
@@ -266,7 +266,8 @@ TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   EXPECT_LE(compare_to_reference(eager_a, reference).relative_error, tolerance_for(DType::bf16));
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph, ::testing::Values(77, 5));
+INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
+                         ::testing::Values(std::make_tuple("tiled", 77), std::make_tuple("stream", 5)));
 
 // M * k * H > 2^31: the per-(token, slot) rows need 64-bit offsets. Several GB of device memory, so it
 // runs from its own ctest entry (label `slow`, FUSEDMOE_SLOW_TESTS=1) and checks a sample of tokens.

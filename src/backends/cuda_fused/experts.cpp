@@ -58,7 +58,7 @@ ForwardPath forward_path_from_env() {
 
 bool CudaFusedExperts::takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
                                          int device_index) const {
-  return path_ != ForwardPath::tiled &&
+  return path_ == ForwardPath::stream &&
          stream_path_fits(num_tokens, top_k, num_local_experts,
                           cuda::device_attributes(device_index).shared_memory_per_block_optin);
 }

@@ -26,9 +26,10 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 
-// Which kernels a call runs: the small-M streaming pair (kernels/stream_small_m.cuh) or align + tiled
-// GEMMs + reduce. `automatic` takes streaming whenever its limits admit the call (M <= 64, M * k <= 512,
-// E_local <= 1024); FUSEDMOE_CUDA_FUSED_PATH=stream|tiled|auto forces one (for measuring both).
+// Which kernels a call runs: align + tiled GEMMs + reduce, or the small-M streaming pair
+// (kernels/stream_small_m.cuh; M <= 64, M * k <= 512, E_local <= 1024, ~190 KiB of shared memory).
+// `automatic` is the tiled path: on the H100 the streaming pair measured 1.0-1.2x slower at M = 1..64
+// (bench/results/2026-11-27-h100-session2.md). FUSEDMOE_CUDA_FUSED_PATH=stream|tiled|auto picks one.
 enum class ForwardPath { automatic, stream, tiled };
 ForwardPath forward_path_from_env();
 
