@@ -80,6 +80,7 @@ std::shared_ptr<Communicator> make_nccl_communicator(std::span<const std::byte> 
 std::shared_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device);
 // One communicator per device of this process, rank i on devices[i] (ncclCommInitAll); for tests and
 // single-process multi-GPU use (see the threading note above).
-std::vector<std::shared_ptr<Communicator>> make_nccl_communicators_single_process(std::span<const int> devices);
+std::vector<std::shared_ptr<Communicator>> make_nccl_communicators_single_process(
+    std::span<const int> devices);
 
 }  // namespace fusedmoe

@@ -62,10 +62,11 @@ void check_communicator(const MoeConfig& config, const std::shared_ptr<Communica
   FUSEDMOE_CHECK(communicator->rank() == config.parallel.ep_rank, "[", mode, "] this process is rank ",
                  communicator->rank(),
                  " of the communicator but parallel.ep_rank = ", config.parallel.ep_rank);
-  FUSEDMOE_CHECK(communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
-                 " communicator moves ", to_string(communicator->device_kind()),
-                 " buffers but the layer runs on ", to_string(config.device),
-                 config.device.is_cuda() ? " (use make_nccl_communicator)" : " (use make_mpi_world_communicator)");
+  FUSEDMOE_CHECK(
+      communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
+      " communicator moves ", to_string(communicator->device_kind()), " buffers but the layer runs on ",
+      to_string(config.device),
+      config.device.is_cuda() ? " (use make_nccl_communicator)" : " (use make_mpi_world_communicator)");
 #if !FUSEDMOE_WITH_CUDA
   FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode, "] this build has no CUDA support; the layer runs on ",
                  to_string(config.device));
@@ -76,7 +77,8 @@ void check_communicator(const MoeConfig& config, const std::shared_ptr<Communica
 void begin_call(const TensorView& hidden, const ExecContext& context, std::string_view mode) {
   if (hidden.device().is_cpu()) return;
 #if FUSEDMOE_WITH_CUDA
-  cuda::check_not_capturing(hidden.device().index, context.stream, str_cat("[", mode, "] expert-parallel dispatch"));
+  cuda::check_not_capturing(hidden.device().index, context.stream,
+                            str_cat("[", mode, "] expert-parallel dispatch"));
 #else
   (void)context;
   throw Unsupported(str_cat("[", mode, "] this build has no CUDA support"));
@@ -99,15 +101,16 @@ const std::int32_t* ids_on_host(const TensorView& topk_ids, std::vector<std::int
                                 const ExecContext& context) {
   if (topk_ids.device().is_cpu()) return topk_ids.data_as<const std::int32_t>();
   buffer.resize(static_cast<std::size_t>(topk_ids.numel()));
-  if (!buffer.empty()) copy_tensor(topk_ids, TensorView(buffer.data(), DType::int32, topk_ids.shape()), context);
+  if (!buffer.empty())
+    copy_tensor(topk_ids, TensorView(buffer.data(), DType::int32, topk_ids.shape()), context);
   return buffer.data();
 }
 
 // ---- row operations: the same logic on the host and on a CUDA device ---------------------------------
 
 // destination row i = source row rows[i] (i < count); `rows` is where the tensors live (IndexPlan::where).
-void gather_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count, std::size_t row_bytes,
-                 const TensorView& destination, const ExecContext& context) {
+void gather_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count,
+                 std::size_t row_bytes, const TensorView& destination, const ExecContext& context) {
   if (destination.device().is_cuda()) {
 #if FUSEDMOE_WITH_CUDA
     cuda::gather_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
@@ -116,14 +119,14 @@ void gather_rows(const TensorView& source, const std::int32_t* rows, std::int64_
     return;
   }
   for (std::int64_t i = 0; i < count; ++i) {
-    std::memcpy(destination.data_as<char>() + i * row_bytes, source.data_as<const char>() + rows[i] * row_bytes,
-                row_bytes);
+    std::memcpy(destination.data_as<char>() + i * row_bytes,
+                source.data_as<const char>() + rows[i] * row_bytes, row_bytes);
   }
 }
 
 // destination row rows[i] = source row i (i < count).
-void scatter_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count, std::size_t row_bytes,
-                  const TensorView& destination, const ExecContext& context) {
+void scatter_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count,
+                  std::size_t row_bytes, const TensorView& destination, const ExecContext& context) {
   if (destination.device().is_cuda()) {
 #if FUSEDMOE_WITH_CUDA
     cuda::scatter_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
@@ -132,14 +135,14 @@ void scatter_rows(const TensorView& source, const std::int32_t* rows, std::int64
     return;
   }
   for (std::int64_t i = 0; i < count; ++i) {
-    std::memcpy(destination.data_as<char>() + rows[i] * row_bytes, source.data_as<const char>() + i * row_bytes,
-                row_bytes);
+    std::memcpy(destination.data_as<char>() + rows[i] * row_bytes,
+                source.data_as<const char>() + i * row_bytes, row_bytes);
   }
 }
 
-// out[t] = sum of weight(j) * source[row(j)] over j in [begin_t, end_t), in fp32 in j order, rounded once into
-// out's dtype. begin_t = offsets[t] (or t * stride without offsets); row(j) = rows[j] (or j); weight(j) =
-// weights[row(j)] (or 1). Index lists and weights are where the tensors live.
+// out[t] = sum of weight(j) * source[row(j)] over j in [begin_t, end_t), in fp32 in j order, rounded once
+// into out's dtype. begin_t = offsets[t] (or t * stride without offsets); row(j) = rows[j] (or j); weight(j)
+// = weights[row(j)] (or 1). Index lists and weights are where the tensors live.
 struct RowSum {
   const float* weights = nullptr;
   const std::int32_t* offsets = nullptr;
@@ -147,7 +150,8 @@ struct RowSum {
   const std::int32_t* rows = nullptr;
 };
 
-void sum_rows(const TensorView& source, const RowSum& sum, const TensorView& out, const ExecContext& context) {
+void sum_rows(const TensorView& source, const RowSum& sum, const TensorView& out,
+              const ExecContext& context) {
   const std::int64_t out_rows = out.size(0), width = out.size(1);
   if (out.device().is_cuda()) {
 #if FUSEDMOE_WITH_CUDA
@@ -204,8 +208,8 @@ TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& ex
   if (expert_out.device().is_cuda()) {
     const std::int64_t k = dispatched.topk_weights.size(1);
     if (policy == WeightAndReduce::by_finalize) {
-      sum_rows(expert_out, RowSum{.weights = dispatched.topk_weights.data_as<const float>(), .stride = k}, sums,
-               context);
+      sum_rows(expert_out, RowSum{.weights = dispatched.topk_weights.data_as<const float>(), .stride = k},
+               sums, context);
     } else {
       sum_rows(expert_out, RowSum{}, sums, context);
     }
@@ -432,7 +436,8 @@ void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const
   exchange_rows(*communicator_, sums.data(), receive_rows_, returned.data(), send_rows_,
                 static_cast<std::size_t>(hidden) * 4, context.stream);
   // Home: add the partial sums of each token in rank order.
-  sum_rows(returned, RowSum{.offsets = plan_.where(token_begin_), .rows = plan_.where(by_token_)}, out, context);
+  sum_rows(returned, RowSum{.offsets = plan_.where(token_begin_), .rows = plan_.where(by_token_)}, out,
+           context);
 }
 
 // ---- batched all-to-all (fixed capacity) ----------------------------------------------------------
@@ -483,7 +488,8 @@ std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tok
          // The index plans on a device: token, expert, index and combine order per sent row, token offsets;
          // then counts, slot rows, slot weights and the slot of each received row.
          WorkspaceArena::bytes_for(DType::int32, 4 * sent + num_tokens + 1) +
-         WorkspaceArena::bytes_for(DType::int32, num_local_experts_ + 2 * slab_rows + received) + padding_slack();
+         WorkspaceArena::bytes_for(DType::int32, num_local_experts_ + 2 * slab_rows + received) +
+         padding_slack();
 }
 
 DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -529,10 +535,10 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
   gather_rows(topk_weights, plan_.where(sent_index_), sent, 4, sent_weight_, context);
   const TensorView receive_hidden = workspace.take(hidden.dtype(), {received_, width});
   const TensorView receive_expert = workspace.take(DType::int32, {received_});
-  exchange_rows(*communicator_, send_hidden.data(), send_rows_, receive_hidden.data(), receive_rows_, row_bytes,
-                context.stream);
-  exchange_rows(*communicator_, plan_.where(sent_expert_), send_rows_, receive_expert.data(), receive_rows_, 4,
-                context.stream);
+  exchange_rows(*communicator_, send_hidden.data(), send_rows_, receive_hidden.data(), receive_rows_,
+                row_bytes, context.stream);
+  exchange_rows(*communicator_, plan_.where(sent_expert_), send_rows_, receive_expert.data(), receive_rows_,
+                4, context.stream);
   const std::int32_t* received_expert = ids_on_host(receive_expert, host_received_expert_, context);
 
   // Slots in the fixed-capacity slabs (capacity tokens from each rank per expert), in arrival order (source
@@ -542,7 +548,8 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
   expert_count_ = slots_.add(static_cast<std::size_t>(num_local_experts_));
   slot_row_ = slots_.add(static_cast<std::size_t>(num_local_experts_ * slab_rows));
   // The slot weights are 1 (weighted at home), stored as fp32 bit patterns.
-  slot_weight_ = slots_.add(static_cast<std::size_t>(num_local_experts_ * slab_rows), std::bit_cast<std::int32_t>(1.0f));
+  slot_weight_ =
+      slots_.add(static_cast<std::size_t>(num_local_experts_ * slab_rows), std::bit_cast<std::int32_t>(1.0f));
   received_slot_ = slots_.add(static_cast<std::size_t>(received_));
   std::int32_t* counts = slots_.host(expert_count_);
   for (std::int64_t row = 0; row < received_; ++row) {
@@ -562,7 +569,8 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
   dispatched.expert_num_tokens = slots_.view(expert_count_, DType::int32, {num_local_experts_});
   dispatched.topk_weights = slots_.view(slot_weight_, DType::fp32, {num_local_experts_, slab_rows});
   dispatched.slot_token = slots_.view(slot_row_, DType::int32, {num_local_experts_, slab_rows});
-  scatter_rows(receive_hidden, slots_.where(received_slot_), received_, row_bytes, dispatched.hidden, context);
+  scatter_rows(receive_hidden, slots_.where(received_slot_), received_, row_bytes, dispatched.hidden,
+               context);
   return dispatched;
 }
 
@@ -579,7 +587,8 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
   const TensorView back = workspace.take(expert_out.dtype(), {received_, width});
   gather_rows(expert_out, slots_.where(received_slot_), received_, row_bytes, back, context);
   const TensorView home = workspace.take(expert_out.dtype(), {sent, width});
-  exchange_rows(*communicator_, back.data(), receive_rows_, home.data(), send_rows_, row_bytes, context.stream);
+  exchange_rows(*communicator_, back.data(), receive_rows_, home.data(), send_rows_, row_bytes,
+                context.stream);
   // Home: weight in fp32 and sum in send order (rank, token, slot).
   sum_rows(home,
            RowSum{.weights = sent_weight_.data_as<const float>(),

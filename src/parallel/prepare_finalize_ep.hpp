@@ -78,11 +78,11 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
 
  private:
   std::shared_ptr<Communicator> communicator_;
-  std::vector<std::int32_t> owner_;    // global expert -> rank
-  std::vector<std::int32_t> host_ids_;  // topk_ids read back from a CUDA device
+  std::vector<std::int32_t> owner_;                    // global expert -> rank
+  std::vector<std::int32_t> host_ids_;                 // topk_ids read back from a CUDA device
   std::vector<std::size_t> send_rows_, receive_rows_;  // per rank
   IndexPlan plan_;
-  IndexPlan::Part sent_token_;            // per sent row: its local token, grouped by destination rank
+  IndexPlan::Part sent_token_;              // per sent row: its local token, grouped by destination rank
   IndexPlan::Part token_begin_, by_token_;  // sent rows by token (CSR, ascending rows): combine order
 };
 
@@ -111,13 +111,13 @@ class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
   std::vector<std::int32_t> owner_, owner_local_;  // global expert -> rank, and its local id there
   std::vector<std::int32_t> host_ids_, host_received_expert_;  // read back from a CUDA device
   std::vector<std::size_t> send_rows_, receive_rows_;
-  IndexPlan plan_;                 // dispatch: what leaves this rank
-  IndexPlan::Part sent_token_;     // per sent row: its token, grouped by destination rank
-  IndexPlan::Part sent_expert_;    // per sent row: the local id of its expert on the destination
-  IndexPlan::Part sent_index_;     // per sent row: token * k + slot (where its routing weight is)
+  IndexPlan plan_;                          // dispatch: what leaves this rank
+  IndexPlan::Part sent_token_;              // per sent row: its token, grouped by destination rank
+  IndexPlan::Part sent_expert_;             // per sent row: the local id of its expert on the destination
+  IndexPlan::Part sent_index_;              // per sent row: token * k + slot (where its routing weight is)
   IndexPlan::Part token_begin_, by_token_;  // sent rows by token (CSR, ascending rows): combine order
-  TensorView sent_weight_;         // per sent row: its routing weight (fp32, where the tensors live)
-  IndexPlan slots_;                // arrival: the slab layout
+  TensorView sent_weight_;                  // per sent row: its routing weight (fp32, where the tensors live)
+  IndexPlan slots_;                         // arrival: the slab layout
   IndexPlan::Part expert_count_, slot_row_, slot_weight_, received_slot_;
   std::int64_t received_ = 0;
 };

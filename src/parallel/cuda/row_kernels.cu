@@ -12,7 +12,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One block per row (grid.x holds up to 2^31 - 1 rows). Word is the widest type that divides the row size and both base addresses.
+// One block per row (grid.x holds up to 2^31 - 1 rows). Word is the widest type that divides the row size and
+// both base addresses.
 template <class Word, bool kScatter>
 __global__ void move_rows_kernel(const Word* source, const std::int32_t* rows, std::int64_t words_per_row,
                                  Word* destination) {
@@ -29,8 +30,8 @@ void move_rows(const void* source, const std::int32_t* rows, std::int64_t count,
                void* destination, StreamHandle stream) {
   if (count == 0 || row_bytes == 0) return;
   const auto cuda_stream = static_cast<cudaStream_t>(stream);
-  const std::uintptr_t alignment = reinterpret_cast<std::uintptr_t>(source) |
-                                   reinterpret_cast<std::uintptr_t>(destination) | row_bytes;
+  const std::uintptr_t alignment =
+      reinterpret_cast<std::uintptr_t>(source) | reinterpret_cast<std::uintptr_t>(destination) | row_bytes;
   const dim3 grid(static_cast<unsigned>(count));
   auto launch = [&](auto word) {
     using Word = decltype(word);
@@ -89,7 +90,8 @@ void sum_rows(int device, const RowSum& sum, StreamHandle stream) {
   if (sum.out_rows == 0 || sum.width == 0) return;
   DeviceGuard guard(device);
   FUSEDMOE_ASSERT(sum.width <= static_cast<std::int64_t>(kThreads) * 65535, "row width ", sum.width);
-  const dim3 grid(static_cast<unsigned>(sum.out_rows), static_cast<unsigned>((sum.width + kThreads - 1) / kThreads));
+  const dim3 grid(static_cast<unsigned>(sum.out_rows),
+                  static_cast<unsigned>((sum.width + kThreads - 1) / kThreads));
   sum_rows_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
       sum.source, element_type(sum.source_dtype), sum.weights, sum.offsets, sum.stride, sum.rows, sum.out,
       element_type(sum.out_dtype), sum.width);
@@ -101,9 +103,10 @@ void check_not_capturing(int device, StreamHandle stream, std::string_view what)
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   FUSEDMOE_CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status));
   if (status != cudaStreamCaptureStatusNone) {
-    throw Unsupported(str_cat(what,
-                              " reads the routing back to the host and waits for the GPU, so it cannot be captured "
-                              "in a CUDA graph; run the expert-parallel layer outside graph capture"));
+    throw Unsupported(
+        str_cat(what,
+                " reads the routing back to the host and waits for the GPU, so it cannot be captured "
+                "in a CUDA graph; run the expert-parallel layer outside graph capture"));
   }
 }
 

@@ -14,11 +14,11 @@
 namespace fusedmoe::cuda {
 
 // destination row i = source row rows[i], for i < count; rows of row_bytes bytes.
-void gather_rows(int device, const void* source, const std::int32_t* rows, std::int64_t count, std::size_t row_bytes,
-                 void* destination, StreamHandle stream);
+void gather_rows(int device, const void* source, const std::int32_t* rows, std::int64_t count,
+                 std::size_t row_bytes, void* destination, StreamHandle stream);
 // destination row rows[i] = source row i, for i < count.
-void scatter_rows(int device, const void* source, const std::int32_t* rows, std::int64_t count, std::size_t row_bytes,
-                  void* destination, StreamHandle stream);
+void scatter_rows(int device, const void* source, const std::int32_t* rows, std::int64_t count,
+                  std::size_t row_bytes, void* destination, StreamHandle stream);
 
 // out[t, :] = sum over j in [begin_t, end_t) of weight(j) * source[row(j), :], summed in fp32 in j order and
 // rounded once into out's dtype, for t < out_rows. begin_t/end_t = offsets[t]/offsets[t + 1], or t * stride

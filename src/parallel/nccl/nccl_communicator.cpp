@@ -18,23 +18,23 @@ namespace fusedmoe {
 
 namespace {
 
-static_assert(kNcclUniqueIdBytes == sizeof(ncclUniqueId), "kNcclUniqueIdBytes must match NCCL_UNIQUE_ID_BYTES");
+static_assert(kNcclUniqueIdBytes == sizeof(ncclUniqueId),
+              "kNcclUniqueIdBytes must match NCCL_UNIQUE_ID_BYTES");
 
 [[noreturn]] void throw_nccl_error(ncclResult_t status, ncclComm_t comm, const char* call, const char* file,
                                    int line) {
   const char* detail = ncclGetLastError(comm);
-  throw CommError(str_cat("[nccl] ", call, " failed: ", ncclGetErrorString(status), " (",
-                          static_cast<int>(status), ")",
-                          detail != nullptr && *detail != '\0' ? str_cat(": ", detail) : std::string(), " at ",
-                          file, ":", line));
+  throw CommError(str_cat(
+      "[nccl] ", call, " failed: ", ncclGetErrorString(status), " (", static_cast<int>(status), ")",
+      detail != nullptr && *detail != '\0' ? str_cat(": ", detail) : std::string(), " at ", file, ":", line));
 }
 
-#define FUSEDMOE_NCCL_CHECK(comm, call)                                                    \
-  do {                                                                                     \
-    const ncclResult_t fusedmoe_nccl_status_ = (call);                                     \
-    if (fusedmoe_nccl_status_ != ncclSuccess) {                                            \
-      throw_nccl_error(fusedmoe_nccl_status_, (comm), #call, __FILE__, __LINE__);          \
-    }                                                                                      \
+#define FUSEDMOE_NCCL_CHECK(comm, call)                                           \
+  do {                                                                            \
+    const ncclResult_t fusedmoe_nccl_status_ = (call);                            \
+    if (fusedmoe_nccl_status_ != ncclSuccess) {                                   \
+      throw_nccl_error(fusedmoe_nccl_status_, (comm), #call, __FILE__, __LINE__); \
+    }                                                                             \
   } while (0)
 
 // Host-side calls move at most this many bytes per staged step (bounds the staging buffer).
@@ -79,12 +79,13 @@ class NcclCommunicator final : public Communicator {
   ~NcclCommunicator() override {
     // Destructors never throw: failures are logged. At process exit the CUDA runtime may be gone already.
     int previous = -1;
-    const bool switched =
-        cudaGetDevice(&previous) == cudaSuccess && previous != device_ && cudaSetDevice(device_) == cudaSuccess;
+    const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device_ &&
+                          cudaSetDevice(device_) == cudaSuccess;
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     const ncclResult_t status = ncclCommDestroy(comm_);
     if (status != ncclSuccess) {
-      log(LogLevel::warn, str_cat("[nccl] ncclCommDestroy on rank ", rank_, " failed: ", ncclGetErrorString(status)));
+      log(LogLevel::warn,
+          str_cat("[nccl] ncclCommDestroy on rank ", rank_, " failed: ", ncclGetErrorString(status)));
     }
     if (staging_ != nullptr) (void)cudaFree(staging_);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
@@ -106,7 +107,8 @@ class NcclCommunicator final : public Communicator {
                    " slots, got ", values.size());
     cuda::DeviceGuard guard(device_);
     auto* stage = static_cast<std::int64_t*>(staging(values.size_bytes()));
-    FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(stage + rank_, &value, sizeof value, cudaMemcpyHostToDevice, stream_));
+    FUSEDMOE_CUDA_CHECK(
+        cudaMemcpyAsync(stage + rank_, &value, sizeof value, cudaMemcpyHostToDevice, stream_));
     FUSEDMOE_NCCL_CHECK(comm_, ncclAllGather(stage + rank_, stage, 1, ncclInt64, comm_, stream_));
     FUSEDMOE_CUDA_CHECK(
         cudaMemcpyAsync(values.data(), stage, values.size_bytes(), cudaMemcpyDeviceToHost, stream_));
@@ -119,11 +121,12 @@ class NcclCommunicator final : public Communicator {
                    receive.size());
     cuda::DeviceGuard guard(device_);
     auto* stage = static_cast<std::int64_t*>(staging(2 * send.size_bytes()));
-    FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(stage, send.data(), send.size_bytes(), cudaMemcpyHostToDevice, stream_));
+    FUSEDMOE_CUDA_CHECK(
+        cudaMemcpyAsync(stage, send.data(), send.size_bytes(), cudaMemcpyHostToDevice, stream_));
     const std::vector<std::size_t> eight(send.size(), sizeof(std::int64_t));
     exchange(stage, eight, stage + size_, eight, stream_);
-    FUSEDMOE_CUDA_CHECK(
-        cudaMemcpyAsync(receive.data(), stage + size_, receive.size_bytes(), cudaMemcpyDeviceToHost, stream_));
+    FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(receive.data(), stage + size_, receive.size_bytes(),
+                                        cudaMemcpyDeviceToHost, stream_));
     wait_for_host_call("all_to_all_int64");
   }
 
@@ -164,7 +167,8 @@ class NcclCommunicator final : public Communicator {
     auto* in = static_cast<char*>(receive);
     for (std::size_t offset = 0; offset < std::max(send_bytes, receive_bytes); offset += kStagingChunk) {
       const std::size_t out_piece = offset < send_bytes ? std::min(kStagingChunk, send_bytes - offset) : 0;
-      const std::size_t in_piece = offset < receive_bytes ? std::min(kStagingChunk, receive_bytes - offset) : 0;
+      const std::size_t in_piece =
+          offset < receive_bytes ? std::min(kStagingChunk, receive_bytes - offset) : 0;
       char* stage = static_cast<char*>(staging(2 * kStagingChunk));
       char* in_stage = stage + kStagingChunk;
       if (out_piece > 0) {
@@ -179,7 +183,8 @@ class NcclCommunicator final : public Communicator {
         }
       });
       if (in_piece > 0) {
-        FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(in + offset, in_stage, in_piece, cudaMemcpyDeviceToHost, stream_));
+        FUSEDMOE_CUDA_CHECK(
+            cudaMemcpyAsync(in + offset, in_stage, in_piece, cudaMemcpyDeviceToHost, stream_));
       }
       wait_for_host_call("send_receive_bytes");
     }
@@ -198,8 +203,8 @@ class NcclCommunicator final : public Communicator {
   void all_gatherv(const void* send, std::size_t send_bytes, void* receive,
                    std::span<const std::size_t> receive_bytes, StreamHandle stream) override {
     check_counts(receive_bytes, "all_gatherv");
-    FUSEDMOE_CHECK(receive_bytes[rank_] == send_bytes, "[nccl] all_gatherv: rank ", rank_, " sends ", send_bytes,
-                   " bytes but expects ", receive_bytes[rank_], " from itself");
+    FUSEDMOE_CHECK(receive_bytes[rank_] == send_bytes, "[nccl] all_gatherv: rank ", rank_, " sends ",
+                   send_bytes, " bytes but expects ", receive_bytes[rank_], " from itself");
     const std::vector<std::size_t> to_each(static_cast<std::size_t>(size_), send_bytes);
     cuda::DeviceGuard guard(device_);
     exchange(send, to_each, receive, receive_bytes, static_cast<cudaStream_t>(stream), /*same_source=*/true);
@@ -224,8 +229,8 @@ class NcclCommunicator final : public Communicator {
                                   [&](std::size_t count) { return count == receive_counts[0]; });
     if (even) {
       if (receive_counts[0] == 0) return;
-      FUSEDMOE_NCCL_CHECK(comm_, ncclReduceScatter(send, receive, receive_counts[0], ncclFloat32, ncclSum, comm_,
-                                                   cuda_stream));
+      FUSEDMOE_NCCL_CHECK(comm_, ncclReduceScatter(send, receive, receive_counts[0], ncclFloat32, ncclSum,
+                                                   comm_, cuda_stream));
       return;
     }
     // Uneven segments: one ncclReduce per segment, rooted at the rank that keeps it, fused into one group.
@@ -236,16 +241,16 @@ class NcclCommunicator final : public Communicator {
         if (receive_counts[root] == 0) continue;  // every rank skips the same segments
         const float* segment = send + offsets[root];
         float* target = root == rank_ ? receive : const_cast<float*>(segment);
-        FUSEDMOE_NCCL_CHECK(comm_, ncclReduce(segment, target, receive_counts[root], ncclFloat32, ncclSum, root,
-                                              comm_, cuda_stream));
+        FUSEDMOE_NCCL_CHECK(comm_, ncclReduce(segment, target, receive_counts[root], ncclFloat32, ncclSum,
+                                              root, comm_, cuda_stream));
       }
     });
   }
 
  private:
   void check_peer(int peer, const char* what) const {
-    FUSEDMOE_CHECK(peer >= 0 && peer < size_, "[nccl] ", what, " = ", peer, ": expected a rank in [0, ", size_,
-                   ")");
+    FUSEDMOE_CHECK(peer >= 0 && peer < size_, "[nccl] ", what, " = ", peer, ": expected a rank in [0, ",
+                   size_, ")");
   }
 
   void check_counts(std::span<const std::size_t> counts, const char* what) const {
@@ -271,11 +276,12 @@ class NcclCommunicator final : public Communicator {
       for (int peer = 0; peer < size_; ++peer) {
         if (peer == rank_) continue;
         if (send_bytes[peer] > 0) {
-          FUSEDMOE_NCCL_CHECK(comm_, ncclSend(out_at(peer), send_bytes[peer], ncclUint8, peer, comm_, stream));
+          FUSEDMOE_NCCL_CHECK(comm_,
+                              ncclSend(out_at(peer), send_bytes[peer], ncclUint8, peer, comm_, stream));
         }
         if (receive_bytes[peer] > 0) {
-          FUSEDMOE_NCCL_CHECK(
-              comm_, ncclRecv(in + receive_offsets[peer], receive_bytes[peer], ncclUint8, peer, comm_, stream));
+          FUSEDMOE_NCCL_CHECK(comm_, ncclRecv(in + receive_offsets[peer], receive_bytes[peer], ncclUint8,
+                                              peer, comm_, stream));
         }
       }
     });
@@ -302,10 +308,11 @@ class NcclCommunicator final : public Communicator {
     if (status == cudaSuccess) return;
     if (status == cudaErrorStreamCaptureUnsupported || status == cudaErrorStreamCaptureImplicit ||
         status == cudaErrorStreamCaptureInvalidated) {
-      throw Unsupported(str_cat("[nccl] ", what,
-                                " is a host-side call that waits for the GPU: it cannot run while a CUDA graph is "
-                                "being captured (",
-                                cudaGetErrorName(status), ")"));
+      throw Unsupported(
+          str_cat("[nccl] ", what,
+                  " is a host-side call that waits for the GPU: it cannot run while a CUDA graph is "
+                  "being captured (",
+                  cudaGetErrorName(status), ")"));
     }
     cuda::throw_cuda_error(status, "cudaStreamSynchronize(stream_)", __FILE__, __LINE__);
   }
@@ -364,7 +371,8 @@ std::shared_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, in
   return make_nccl_communicator(id, bootstrap.rank(), bootstrap.size(), device);
 }
 
-std::vector<std::shared_ptr<Communicator>> make_nccl_communicators_single_process(std::span<const int> devices) {
+std::vector<std::shared_ptr<Communicator>> make_nccl_communicators_single_process(
+    std::span<const int> devices) {
   FUSEDMOE_CHECK(!devices.empty(), "[nccl] make_nccl_communicators_single_process: no devices given");
   for (int device : devices) check_device_index(device, "make_nccl_communicators_single_process");
   std::vector<ncclComm_t> comms(devices.size(), nullptr);
