@@ -42,7 +42,12 @@ constexpr std::size_t kStagingChunk = std::size_t{64} << 20;
 
 void check_device_index(int device, const char* what) {
   int count = 0;
-  FUSEDMOE_CUDA_CHECK(cudaGetDeviceCount(&count));
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Unsupported(str_cat("[nccl] ", what, ": no usable CUDA device: cudaGetDeviceCount failed with ",
+                              cudaGetErrorName(status), ": ", cudaGetErrorString(status)));
+  }
   FUSEDMOE_CHECK(device >= 0 && device < count, "[nccl] ", what, ": device ", device,
                  " does not exist (this process sees ", count, " CUDA device(s))");
 }
