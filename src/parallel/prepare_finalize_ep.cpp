@@ -115,6 +115,9 @@ void gather_rows(const TensorView& source, const std::int32_t* rows, std::int64_
 #if FUSEDMOE_WITH_CUDA
     cuda::gather_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
                       context.stream);
+#else
+    (void)context;
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
 #endif
     return;
   }
@@ -131,6 +134,9 @@ void scatter_rows(const TensorView& source, const std::int32_t* rows, std::int64
 #if FUSEDMOE_WITH_CUDA
     cuda::scatter_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
                        context.stream);
+#else
+    (void)context;
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
 #endif
     return;
   }
@@ -167,6 +173,8 @@ void sum_rows(const TensorView& source, const RowSum& sum, const TensorView& out
                                 .out_rows = out_rows,
                                 .width = width},
                    context.stream);
+#else
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
 #endif
     return;
   }
