@@ -1,6 +1,8 @@
 // `fusedmoe check`: every supported backend against the fp64 reference on one shape.
 #include <algorithm>
 #include <bit>
+#include <chrono>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <vector>
@@ -57,18 +59,98 @@ double max_over_ranks(Communicator& communicator, double value) {
   return worst;
 }
 
+// The rank among the processes of this node (Open MPI, MPICH, Slurm), else the world rank.
+int local_rank(int world_rank) {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  }
+  return world_rank;
+}
+
+// Times the dispatch (prepare) and combine (finalize) of an expert-parallel PrepareFinalize, waiting for the
+// device before and after each, so the times include the transfers and nothing else.
+class TimedPrepareFinalize final : public PrepareFinalizeModular {
+ public:
+  TimedPrepareFinalize(std::unique_ptr<PrepareFinalizeModular> inner, Device device)
+      : inner_(std::move(inner)),
+        probe_(Tensor::zeros(DType::uint8, {1}, device)),
+        host_probe_(Tensor::empty(DType::uint8, {1})) {}
+  std::string_view name() const override { return inner_->name(); }
+  ActivationFormat format() const override { return inner_->format(); }
+  ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override {
+    return inner_->problem(num_tokens, config);
+  }
+  std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override {
+    return inner_->workspace_bytes(num_tokens, config);
+  }
+  bool experts_write_output_directly() const override { return inner_->experts_write_output_directly(); }
+  std::int64_t max_tokens_per_call() const override { return inner_->max_tokens_per_call(); }
+  std::int64_t agree_num_tokens(std::int64_t local) override { return inner_->agree_num_tokens(local); }
+  DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
+                           const TensorView& topk_weights, const TensorView& expert_map,
+                           WorkspaceArena& workspace, const ExecContext& context) override {
+    wait(context);
+    const auto start = std::chrono::steady_clock::now();
+    DispatchedTokens dispatched =
+        inner_->prepare(hidden, topk_ids, topk_weights, expert_map, workspace, context);
+    wait(context);
+    dispatch_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return dispatched;
+  }
+  void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
+                const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override {
+    wait(context);
+    const auto start = std::chrono::steady_clock::now();
+    inner_->finalize(dispatched, expert_out, policy, out, workspace, context);
+    wait(context);
+    combine_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  double dispatch_ms = 0.0, combine_ms = 0.0;
+
+ private:
+  // A one-byte copy to the host waits for the stream.
+  void wait(const ExecContext& context) { copy_tensor(probe_, host_probe_, context); }
+  std::unique_ptr<PrepareFinalizeModular> inner_;
+  Tensor probe_, host_probe_;
+};
+
+// Median wall time of `body` over `repeats` runs after a warm-up (body waits for the device itself).
+template <class Body>
+double median_ms(int repeats, Body&& body) {
+  body();
+  std::vector<double> times;
+  for (int repeat = 0; repeat < repeats; ++repeat) {
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    times.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 // `mpirun -np N fusedmoe check --ep N`: every rank holds its experts and an uneven share of the tokens
 // (the first rank may get none); each rank compares its expert-parallel output with the single-rank output
-// of the same backend on the same tokens, and with fp64.
+// of the same backend on the same tokens, and with fp64. On CPU tensors the ranks talk over MPI; with
+// --device cuda over NCCL (made from the MPI ranks), each rank on the GPU of its local rank (--device cuda:N:
+// GPU N on every rank, for per-rank CUDA_VISIBLE_DEVICES), and the dispatch and combine are timed.
 void check_expert_parallel(const CheckOptions& options) {
-  const std::shared_ptr<Communicator> communicator = make_mpi_world_communicator();
+  const std::shared_ptr<Communicator> world = make_mpi_world_communicator();
   const int ep = options.problem.ep;
-  FUSEDMOE_CHECK(communicator->size() == ep, "[check] --ep ", ep, " but this job has ", communicator->size(),
+  FUSEDMOE_CHECK(world->size() == ep, "[check] --ep ", ep, " but this job has ", world->size(),
                  " MPI ranks: run `mpirun -np ", ep, " fusedmoe check --ep ", ep, " ...`");
-  const int rank = communicator->rank();
-  const MoeConfig parallel = options.problem.parallel_config(rank);
+  const int rank = world->rank();
+  MoeConfig parallel = options.problem.parallel_config(rank);
+  std::shared_ptr<Communicator> communicator = world;
+  if (parallel.device.is_cuda()) {
+    if (options.problem.device == "cuda") parallel.device.index = local_rank(rank);
+    communicator = make_nccl_communicator(*world, parallel.device.index);
+  }
+  const Device device = parallel.device;
   // The single-rank reference runs the same backend, so it gets the local dispatch of the same format.
   MoeConfig single = options.problem.config();
+  single.device = device;
   single.parallel.dispatch = dispatch_format(parallel) == ActivationFormat::batched
                                  ? DispatchMode::local_batched
                                  : DispatchMode::local;
@@ -78,30 +160,39 @@ void check_expert_parallel(const CheckOptions& options) {
   const std::int64_t begin = total * rank * (rank + 1) / (ep * (ep + 1));
   const std::int64_t end = total * (rank + 1) * (rank + 2) / (ep * (ep + 1));
   const Tensor hidden = Tensor::copy_of(hidden_all.view().slice_rows(begin, end));
+  const Tensor device_hidden = copy_to(hidden, device);
   const std::int64_t tokens = end - begin;
   const double tolerance = single.act_dtype == DType::fp32 ? 1e-6 : tolerance_for(single.act_dtype);
   const ExecContext context{.num_threads = options.problem.threads};
   if (rank == 0 && !options.problem.json) {
-    std::cout << "config: " << parallel.describe() << ", " << ep << " ranks, "
-              << to_string(parallel.parallel.dispatch) << ", " << to_string(parallel.parallel.placement)
-              << " placement, " << total << " tokens split unevenly; tolerance " << tolerance
-              << " against the single-rank output\n";
+    std::cout << "config: " << parallel.describe() << ", " << ep << " ranks over " << communicator->name()
+              << ", " << to_string(parallel.parallel.dispatch) << ", "
+              << to_string(parallel.parallel.placement) << " placement, " << total
+              << " tokens split unevenly; tolerance " << tolerance << " against the single-rank output\n";
   }
   int checked = 0, failed = 0;
   for (const Candidate& candidate : evaluate_backends(parallel, Platform::detect(parallel.device))) {
     const std::string& id = candidate.backend->id;
-    if (!candidate.support.ok) continue;
     if (!options.backends.empty() &&
         std::find(options.backends.begin(), options.backends.end(), id) == options.backends.end()) {
       continue;
     }
+    if (!candidate.support.ok) {
+      if (rank == 0 && !options.problem.json && candidate.backend->device_kind == device.kind) {
+        std::cout << "  " << id << ": skipped: " << candidate.support.reason << "\n";
+      }
+      continue;
+    }
     FusedMoeLayer reference(single, LayerOptions::with_backend(id));
-    reference.set_weights(weights);
+    reference.set_weights(weights_on(weights, device));
     reference.finalize_weights();
-    const Tensor expected = Tensor::empty(single.act_dtype, {tokens, single.hidden_size});
-    const Tensor ids = Tensor::empty(DType::int32, {tokens, single.routing.top_k});
-    const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, single.routing.top_k});
-    reference.forward(hidden, expected, context, RoutingOutputs{ids, routing_weights});
+    const Tensor device_expected = Tensor::empty(single.act_dtype, {tokens, single.hidden_size}, device);
+    const Tensor device_ids = Tensor::empty(DType::int32, {tokens, single.routing.top_k}, device);
+    const Tensor device_routing = Tensor::empty(DType::fp32, {tokens, single.routing.top_k}, device);
+    reference.forward(device_hidden, device_expected, context, RoutingOutputs{device_ids, device_routing});
+    const Tensor expected = copy_to(device_expected, Device::cpu());
+    const Tensor ids = copy_to(device_ids, Device::cpu());
+    const Tensor routing_weights = copy_to(device_routing, Device::cpu());
 
     LayerOptions layer_options = LayerOptions::with_backend(id);
     layer_options.communicator = communicator;
@@ -109,11 +200,13 @@ void check_expert_parallel(const CheckOptions& options) {
     MoeWeights local = weights;
     local.w13 = gather_experts(weights.w13, layer.local_expert_ids());
     local.w2 = gather_experts(weights.w2, layer.local_expert_ids());
-    layer.set_weights(local);
+    layer.set_weights(weights_on(local, device));
     layer.finalize_weights();
-    const Tensor out = Tensor::empty(single.act_dtype, {tokens, single.hidden_size});
-    if (tokens > 0) fill_nan(out);
-    layer.forward(hidden, out, context);
+    const Tensor nan_out = Tensor::empty(single.act_dtype, {tokens, single.hidden_size});
+    if (tokens > 0) fill_nan(nan_out);
+    const Tensor device_out = copy_to(nan_out, device);
+    layer.forward(device_hidden, device_out, context);
+    const Tensor out = copy_to(device_out, Device::cpu());
 
     std::vector<double> single_values(static_cast<std::size_t>(expected.numel()));
     for (std::int64_t i = 0; i < expected.numel(); ++i)
@@ -129,21 +222,75 @@ void check_expert_parallel(const CheckOptions& options) {
     const bool ok = worst_single <= tolerance && worst_fp64 <= tolerance_for(single.act_dtype);
     ++checked;
     failed += ok ? 0 : 1;
+
+    // On a GPU: the single-GPU forward of this rank's tokens against the expert-parallel one, and the
+    // latter's dispatch + combine (slowest rank, medians of 20 runs).
+    double single_ms = 0.0, parallel_ms = 0.0, dispatch_ms = 0.0, combine_ms = 0.0;
+    if (device.is_cuda()) {
+      const Tensor probe = Tensor::empty(DType::uint8, {1});
+      const Tensor sync_device = Tensor::zeros(DType::uint8, {1}, device);
+      const auto synchronize = [&] { copy_tensor(sync_device, probe, context); };
+      constexpr int kRepeats = 20;
+      single_ms = median_ms(kRepeats, [&] {
+        reference.forward(device_hidden, device_expected, context);
+        synchronize();
+      });
+      parallel_ms = median_ms(kRepeats, [&] {
+        layer.forward(device_hidden, device_out, context);
+        synchronize();
+      });
+      const BackendInfo& backend = *candidate.backend;
+      const auto converted =
+          backend.convert_weights(copy_to(local.w13, device), copy_to(local.w2, device), parallel);
+      auto timed =
+          std::make_unique<TimedPrepareFinalize>(make_prepare_finalize(parallel, communicator), device);
+      TimedPrepareFinalize& timer = *timed;
+      MoeKernel kernel(parallel, std::move(timed), backend.make_experts(parallel));
+      const Tensor map =
+          copy_to(make_expert_map(parallel.num_experts, ep, rank, parallel.parallel.placement), device);
+      const auto run_kernel = [&] {
+        kernel.forward(device_hidden, device_ids, device_routing, map, *converted, device_out, context);
+        synchronize();
+      };
+      run_kernel();  // warm-up
+      timer.dispatch_ms = timer.combine_ms = 0.0;
+      for (int repeat = 0; repeat < kRepeats; ++repeat) run_kernel();
+      dispatch_ms = max_over_ranks(*communicator, timer.dispatch_ms / kRepeats);
+      combine_ms = max_over_ranks(*communicator, timer.combine_ms / kRepeats);
+      single_ms = max_over_ranks(*communicator, single_ms);
+      parallel_ms = max_over_ranks(*communicator, parallel_ms);
+    }
     if (rank != 0) continue;
     if (options.problem.json) {
-      print_json_line({{"backend", id},
-                       {"ranks", ep},
-                       {"ep_mode", to_string(parallel.parallel.dispatch)},
-                       {"placement", to_string(parallel.parallel.placement)},
-                       {"tokens", total},
-                       {"relative_error_vs_single_rank", worst_single},
-                       {"relative_error_vs_fp64", worst_fp64},
-                       {"passed", ok}});
+      nlohmann::json line = {{"backend", id},
+                             {"ranks", ep},
+                             {"communicator", communicator->name()},
+                             {"ep_mode", to_string(parallel.parallel.dispatch)},
+                             {"placement", to_string(parallel.parallel.placement)},
+                             {"tokens", total},
+                             {"relative_error_vs_single_rank", worst_single},
+                             {"relative_error_vs_fp64", worst_fp64},
+                             {"passed", ok}};
+      if (device.is_cuda()) {
+        line["single_gpu_forward_ms"] = single_ms;
+        line["ep_forward_ms"] = parallel_ms;
+        line["dispatch_ms"] = dispatch_ms;
+        line["combine_ms"] = combine_ms;
+      }
+      print_json_line(line);
     } else {
       std::cout << "  " << std::left << std::setw(20) << id << std::scientific << std::setprecision(3)
                 << " vs single rank " << worst_single << "  vs fp64 " << worst_fp64 << "  "
                 << (ok ? "PASS" : "FAIL") << "\n"
                 << std::defaultfloat;
+      if (device.is_cuda()) {
+        std::cout << std::fixed << std::setprecision(3)
+                  << "    time per forward (slowest rank, median of 20): "
+                  << "single GPU " << single_ms << " ms, expert parallel " << parallel_ms
+                  << " ms, of which dispatch " << dispatch_ms << " ms + combine " << combine_ms
+                  << " ms (each waits for the GPU)\n"
+                  << std::defaultfloat;
+      }
     }
   }
   if (checked == 0) throw Unsupported("[check] no backend supports this expert-parallel configuration here");

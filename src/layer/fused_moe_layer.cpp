@@ -123,7 +123,10 @@ std::int64_t fingerprint_hash(const std::string& text) {
 
 // Every rank must hold the same configuration; otherwise every rank fails with the same kind of message.
 void check_ranks_agree(const MoeConfig& config, Communicator& communicator) {
-  const std::string mine = config.fingerprint();
+  // Ranks may drive different devices of one kind (cuda:0, cuda:1): the index is not part of the agreement.
+  MoeConfig shared = config;
+  shared.device.index = 0;
+  const std::string mine = shared.fingerprint();
   std::vector<std::int64_t> hashes(static_cast<std::size_t>(communicator.size()));
   communicator.all_gather_int64(fingerprint_hash(mine), hashes);
   std::string differing;
@@ -267,6 +270,7 @@ void FusedMoeLayer::finalize_weights(const Platform& platform) {
     s.shared_gate_fp32 = on_device(s.weights.shared_gate.to_dtype(DType::fp32), device);
   }
   s.correction_bias = on_device(s.weights.correction_bias, device);
+  s.expert_map = on_device(s.expert_map, device);  // the kernel reads it where the tensors live
   s.reserved_tokens = -1;
 }
 

@@ -1,6 +1,7 @@
 #include "parallel/prepare_finalize_ep.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <numeric>
 
@@ -9,8 +10,45 @@
 #include "core/threading.hpp"
 #include "kernel/weight_and_reduce.hpp"
 #include "parallel/expert_map.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "parallel/cuda/row_kernels.hpp"
+#endif
 
 namespace fusedmoe {
+
+// ---- index plans ------------------------------------------------------------------------------------
+
+void IndexPlan::clear() {
+  host_.clear();
+  device_ = nullptr;
+  where_ = Device::cpu();
+}
+
+IndexPlan::Part IndexPlan::add(std::size_t count, std::int32_t fill) {
+  const Part part{host_.size(), count};
+  host_.resize(host_.size() + count, fill);
+  return part;
+}
+
+const std::int32_t* IndexPlan::where(Part part) const {
+  return (device_ != nullptr ? device_ : host_.data()) + part.offset;
+}
+
+TensorView IndexPlan::view(Part part, DType dtype, std::initializer_list<std::int64_t> shape) const {
+  FUSEDMOE_ASSERT(dtype_size(dtype) == sizeof(std::int32_t), "index plans hold 4-byte values");
+  return TensorView(const_cast<std::int32_t*>(where(part)), dtype, shape, where_);
+}
+
+void IndexPlan::upload(WorkspaceArena& workspace, Device device, const ExecContext& context) {
+  device_ = nullptr;
+  where_ = Device::cpu();
+  if (device.is_cpu() || host_.empty()) return;
+  const auto count = static_cast<std::int64_t>(host_.size());
+  const TensorView on_device = workspace.take(DType::int32, {count});
+  copy_tensor(TensorView(host_.data(), DType::int32, {count}), on_device, context);  // waits for the copy
+  device_ = on_device.data_as<std::int32_t>();
+  where_ = device;
+}
 
 namespace {
 
@@ -24,11 +62,32 @@ void check_communicator(const MoeConfig& config, const std::shared_ptr<Communica
   FUSEDMOE_CHECK(communicator->rank() == config.parallel.ep_rank, "[", mode, "] this process is rank ",
                  communicator->rank(),
                  " of the communicator but parallel.ep_rank = ", config.parallel.ep_rank);
-  FUSEDMOE_CHECK(communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
-                 " communicator moves ", to_string(communicator->device_kind()),
-                 " buffers but the layer runs on ", to_string(config.device));
-  FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode,
-                 "] CPU tensors only for now (NCCL support comes with the CUDA backends)");
+  FUSEDMOE_CHECK(
+      communicator->device_kind() == config.device.kind, "[", mode, "] the ", communicator->name(),
+      " communicator moves ", to_string(communicator->device_kind()), " buffers but the layer runs on ",
+      to_string(config.device),
+      config.device.is_cuda() ? " (use make_nccl_communicator)" : " (use make_mpi_world_communicator)");
+#if !FUSEDMOE_WITH_CUDA
+  FUSEDMOE_CHECK(config.device.is_cpu(), "[", mode, "] this build has no CUDA support; the layer runs on ",
+                 to_string(config.device));
+#endif
+}
+
+// Checks a call's device before any work: a CUDA device must not be capturing (the routing is read back).
+void begin_call(const TensorView& hidden, const ExecContext& context, std::string_view mode) {
+  if (hidden.device().is_cpu()) return;
+#if FUSEDMOE_WITH_CUDA
+  cuda::check_not_capturing(hidden.device().index, context.stream,
+                            str_cat("[", mode, "] expert-parallel dispatch"));
+#else
+  (void)context;
+  throw Unsupported(str_cat("[", mode, "] this build has no CUDA support"));
+#endif
+}
+
+// Slack for the alignment padding of takes that a workspace_bytes() formula counts together.
+std::size_t padding_slack() {
+  return 16 * WorkspaceArena::bytes_for(DType::uint8, 1);
 }
 
 std::int64_t max_over_ranks(Communicator& communicator, std::int64_t local, std::vector<std::int64_t>& all) {
@@ -37,13 +96,133 @@ std::int64_t max_over_ranks(Communicator& communicator, std::int64_t local, std:
   return *std::max_element(all.begin(), all.end());
 }
 
+// The routing ids where the host can read them: in place on the CPU, else copied into `buffer` (waits).
+const std::int32_t* ids_on_host(const TensorView& topk_ids, std::vector<std::int32_t>& buffer,
+                                const ExecContext& context) {
+  if (topk_ids.device().is_cpu()) return topk_ids.data_as<const std::int32_t>();
+  buffer.resize(static_cast<std::size_t>(topk_ids.numel()));
+  if (!buffer.empty())
+    copy_tensor(topk_ids, TensorView(buffer.data(), DType::int32, topk_ids.shape()), context);
+  return buffer.data();
+}
+
+// ---- row operations: the same logic on the host and on a CUDA device ---------------------------------
+
+// destination row i = source row rows[i] (i < count); `rows` is where the tensors live (IndexPlan::where).
+void gather_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count,
+                 std::size_t row_bytes, const TensorView& destination, const ExecContext& context) {
+  if (destination.device().is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+    cuda::gather_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
+                      context.stream);
+#else
+    (void)context;
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
+#endif
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::memcpy(destination.data_as<char>() + i * row_bytes,
+                source.data_as<const char>() + rows[i] * row_bytes, row_bytes);
+  }
+}
+
+// destination row rows[i] = source row i (i < count).
+void scatter_rows(const TensorView& source, const std::int32_t* rows, std::int64_t count,
+                  std::size_t row_bytes, const TensorView& destination, const ExecContext& context) {
+  if (destination.device().is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+    cuda::scatter_rows(destination.device().index, source.data(), rows, count, row_bytes, destination.data(),
+                       context.stream);
+#else
+    (void)context;
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
+#endif
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::memcpy(destination.data_as<char>() + rows[i] * row_bytes,
+                source.data_as<const char>() + i * row_bytes, row_bytes);
+  }
+}
+
+// out[t] = sum of weight(j) * source[row(j)] over j in [begin_t, end_t), in fp32 in j order, rounded once
+// into out's dtype. begin_t = offsets[t] (or t * stride without offsets); row(j) = rows[j] (or j); weight(j)
+// = weights[row(j)] (or 1). Index lists and weights are where the tensors live.
+struct RowSum {
+  const float* weights = nullptr;
+  const std::int32_t* offsets = nullptr;
+  std::int64_t stride = 1;
+  const std::int32_t* rows = nullptr;
+};
+
+void sum_rows(const TensorView& source, const RowSum& sum, const TensorView& out,
+              const ExecContext& context) {
+  const std::int64_t out_rows = out.size(0), width = out.size(1);
+  if (out.device().is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+    cuda::sum_rows(out.device().index,
+                   cuda::RowSum{.source = source.data(),
+                                .source_dtype = source.dtype(),
+                                .weights = sum.weights,
+                                .offsets = sum.offsets,
+                                .stride = sum.stride,
+                                .rows = sum.rows,
+                                .out = out.data(),
+                                .out_dtype = out.dtype(),
+                                .out_rows = out_rows,
+                                .width = width},
+                   context.stream);
+#else
+    throw InternalError("[ep] a CUDA tensor in a build without CUDA");
+#endif
+    return;
+  }
+  parallel_for(out_rows, resolve_num_threads(context), [&](std::int64_t begin_row, std::int64_t end_row) {
+    std::vector<float> total(static_cast<std::size_t>(width));
+    for (std::int64_t t = begin_row; t < end_row; ++t) {
+      std::fill(total.begin(), total.end(), 0.0f);
+      const std::int64_t begin = sum.offsets != nullptr ? sum.offsets[t] : t * sum.stride;
+      const std::int64_t end = sum.offsets != nullptr ? sum.offsets[t + 1] : (t + 1) * sum.stride;
+      for (std::int64_t j = begin; j < end; ++j) {
+        const std::int64_t row = sum.rows != nullptr ? sum.rows[j] : j;
+        const float weight = sum.weights != nullptr ? sum.weights[row] : 1.0f;
+        for (std::int64_t column = 0; column < width; ++column) {
+          total[column] += weight * load_element(source.data(), source.dtype(), row * width + column);
+        }
+      }
+      for (std::int64_t column = 0; column < width; ++column) {
+        store_element(out.data(), out.dtype(), t * width + column, total[column]);
+      }
+    }
+  });
+}
+
+// fp32 sums [rows, H] -> out's dtype.
+void to_output(const TensorView& sums, const TensorView& out, const ExecContext& context) {
+  if (out.numel() == 0) return;
+  if (out.device().is_cuda()) {
+    sum_rows(sums, RowSum{}, out, context);
+    return;
+  }
+  convert_elements(sums.data(), DType::fp32, out.data(), out.dtype(), static_cast<std::size_t>(out.numel()));
+}
+
 // fp32 partial sums [rows, H] of what the Experts produced (weighting and reducing over k if they did not).
 TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& expert_out,
-                        WeightAndReduce policy, WorkspaceArena& workspace, int num_threads) {
+                        WeightAndReduce policy, WorkspaceArena& workspace, const ExecContext& context) {
   const std::int64_t rows = dispatched.hidden.size(0), hidden = dispatched.hidden.size(1);
   const TensorView sums = workspace.take(DType::fp32, {std::max<std::int64_t>(rows, 0), hidden});
-  if (policy == WeightAndReduce::by_finalize) {
-    weight_and_reduce_standard(expert_out, dispatched.topk_weights, sums, num_threads);
+  if (expert_out.device().is_cuda()) {
+    const std::int64_t k = dispatched.topk_weights.size(1);
+    if (policy == WeightAndReduce::by_finalize) {
+      sum_rows(expert_out, RowSum{.weights = dispatched.topk_weights.data_as<const float>(), .stride = k},
+               sums, context);
+    } else {
+      sum_rows(expert_out, RowSum{}, sums, context);
+    }
+  } else if (policy == WeightAndReduce::by_finalize) {
+    weight_and_reduce_standard(expert_out, dispatched.topk_weights, sums, resolve_num_threads(context));
   } else if (rows > 0) {
     convert_elements(expert_out.data(), expert_out.dtype(), sums.data(), DType::fp32,
                      static_cast<std::size_t>(rows * hidden));
@@ -51,13 +230,12 @@ TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& ex
   return sums;
 }
 
-// How many rows each rank receives from each other rank, given how many it sends to each.
+// How many rows each rank receives from each other rank, given how many it sends to each (host integers).
 std::vector<std::size_t> exchange_row_counts(Communicator& communicator,
-                                             const std::vector<std::size_t>& send_rows, StreamHandle stream) {
+                                             const std::vector<std::size_t>& send_rows) {
   const std::size_t ranks = static_cast<std::size_t>(communicator.size());
   std::vector<std::int64_t> counts_out(send_rows.begin(), send_rows.end()), counts_in(ranks);
-  const std::vector<std::size_t> eight(ranks, 8);
-  communicator.all_to_allv(counts_out.data(), eight, counts_in.data(), eight, stream);
+  communicator.all_to_all_int64(counts_out, counts_in);
   return {counts_in.begin(), counts_in.end()};
 }
 
@@ -71,6 +249,23 @@ void exchange_rows(Communicator& communicator, const void* send, const std::vect
     in_bytes[r] = receive_rows[r] * bytes_per_row;
   }
   communicator.all_to_allv(send, out_bytes, receive, in_bytes, stream);
+}
+
+// The sent rows grouped by their token (CSR: rows of token t are by_token[begin[t] .. begin[t + 1]), in
+// ascending row order): the order finalize adds them in, the same on the host and the device.
+void plan_by_token(IndexPlan& plan, IndexPlan::Part sent_token, std::int64_t tokens, IndexPlan::Part& begin,
+                   IndexPlan::Part& by_token) {
+  begin = plan.add(static_cast<std::size_t>(tokens + 1));
+  by_token = plan.add(sent_token.count);
+  const std::int32_t* token_of = plan.host(sent_token);
+  std::int32_t* offsets = plan.host(begin);
+  for (std::size_t row = 0; row < sent_token.count; ++row) ++offsets[token_of[row] + 1];
+  for (std::int64_t t = 0; t < tokens; ++t) offsets[t + 1] += offsets[t];
+  std::vector<std::int32_t> next(offsets, offsets + tokens);
+  std::int32_t* rows = plan.host(by_token);
+  for (std::size_t row = 0; row < sent_token.count; ++row) {
+    rows[next[token_of[row]]++] = static_cast<std::int32_t>(row);
+  }
 }
 
 }  // namespace
@@ -99,13 +294,14 @@ std::size_t AllGatherPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
   return WorkspaceArena::bytes_for(config.act_dtype, all * hidden) +
          WorkspaceArena::bytes_for(DType::int32, all * k) + WorkspaceArena::bytes_for(DType::fp32, all * k) +
          WorkspaceArena::bytes_for(DType::fp32, all * hidden) +
-         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden) + padding_slack();
 }
 
 DispatchedTokens AllGatherPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
                                                    const TensorView& topk_weights,
                                                    const TensorView& expert_map, WorkspaceArena& workspace,
                                                    const ExecContext& context) {
+  begin_call(hidden, context, "allgather");
   const int ranks = communicator_->size();
   rank_tokens_.assign(static_cast<std::size_t>(ranks), 0);
   communicator_->all_gather_int64(hidden.size(0), rank_tokens_);
@@ -132,18 +328,14 @@ void AllGatherPrepareFinalize::finalize(const DispatchedTokens& dispatched, cons
                                         WeightAndReduce policy, const TensorView& out,
                                         WorkspaceArena& workspace, const ExecContext& context) {
   const std::int64_t hidden = dispatched.hidden.size(1);
-  const TensorView sums =
-      partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, context);
   const TensorView mine = workspace.take(DType::fp32, {out.size(0), hidden});
   std::vector<std::size_t> counts(rank_tokens_.size());
   for (std::size_t r = 0; r < counts.size(); ++r)
     counts[r] = static_cast<std::size_t>(rank_tokens_[r] * hidden);
   communicator_->reduce_scatter_sum_fp32(sums.data_as<const float>(), mine.data_as<float>(), counts,
                                          context.stream);
-  if (out.numel() > 0) {
-    convert_elements(mine.data(), DType::fp32, out.data(), out.dtype(),
-                     static_cast<std::size_t>(out.numel()));
-  }
+  to_output(mine, out, context);
 }
 
 // ---- all-to-all dispatch / combine -------------------------------------------------------------
@@ -181,46 +373,50 @@ std::size_t AllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens, co
   };
   return rows(sent) + rows(received) + WorkspaceArena::bytes_for(DType::fp32, received * hidden) +
          WorkspaceArena::bytes_for(DType::fp32, sent * hidden) +
-         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);
+         WorkspaceArena::bytes_for(DType::int32, 2 * sent + num_tokens + 1) +  // the index plan on a device
+         padding_slack();
 }
 
 DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
                                                   const TensorView& topk_weights,
                                                   const TensorView& expert_map, WorkspaceArena& workspace,
                                                   const ExecContext& context) {
+  begin_call(hidden, context, "all2all");
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
-  const auto* ids = topk_ids.data_as<const std::int32_t>();
+  const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
   // Rows to send, grouped by destination rank (ascending), tokens ascending within a rank.
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
-  sent_token_.clear();
+  std::vector<std::int32_t> sent_token;
   for (int rank = 0; rank < ranks; ++rank) {
     for (std::int64_t token = 0; token < tokens; ++token) {
       bool owns = false;
       for (std::int64_t slot = 0; slot < k && !owns; ++slot) owns = owner_[ids[token * k + slot]] == rank;
       if (!owns) continue;
-      sent_token_.push_back(static_cast<std::int32_t>(token));
+      sent_token.push_back(static_cast<std::int32_t>(token));
       ++send_rows_[rank];
     }
   }
+  plan_.clear();
+  sent_token_ = plan_.add(sent_token.size());
+  std::copy(sent_token.begin(), sent_token.end(), plan_.host(sent_token_));
+  plan_by_token(plan_, sent_token_, tokens, token_begin_, by_token_);
+  plan_.upload(workspace, hidden.device(), context);
   // Everyone learns how many rows it receives from whom.
-  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, context.stream);
-  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_);
+  const auto sent = static_cast<std::int64_t>(sent_token.size());
   const auto received =
       static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
 
   const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
+  const std::size_t slot_bytes = static_cast<std::size_t>(k) * 4;
   const TensorView send_hidden = workspace.take(hidden.dtype(), {sent, width});
   const TensorView send_ids = workspace.take(DType::int32, {sent, k});
   const TensorView send_weights = workspace.take(DType::fp32, {sent, k});
-  for (std::int64_t row = 0; row < sent; ++row) {
-    const std::int64_t token = sent_token_[row];
-    std::memcpy(send_hidden.data_as<char>() + row * row_bytes,
-                hidden.data_as<const char>() + token * row_bytes, row_bytes);
-    std::memcpy(send_ids.data_as<std::int32_t>() + row * k, ids + token * k, static_cast<std::size_t>(k) * 4);
-    std::memcpy(send_weights.data_as<float>() + row * k, topk_weights.data_as<const float>() + token * k,
-                static_cast<std::size_t>(k) * 4);
-  }
+  const std::int32_t* rows = plan_.where(sent_token_);
+  gather_rows(hidden, rows, sent, row_bytes, send_hidden, context);
+  gather_rows(topk_ids, rows, sent, slot_bytes, send_ids, context);
+  gather_rows(topk_weights, rows, sent, slot_bytes, send_weights, context);
   DispatchedTokens dispatched;
   dispatched.format = ActivationFormat::standard;
   dispatched.expert_map = expert_map;
@@ -232,8 +428,8 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
                   context.stream);
   };
   exchange(send_hidden, dispatched.hidden, row_bytes);
-  exchange(send_ids, dispatched.topk_ids, static_cast<std::size_t>(k) * 4);
-  exchange(send_weights, dispatched.topk_weights, static_cast<std::size_t>(k) * 4);
+  exchange(send_ids, dispatched.topk_ids, slot_bytes);
+  exchange(send_weights, dispatched.topk_weights, slot_bytes);
   return dispatched;
 }
 
@@ -241,25 +437,15 @@ void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const
                                        WeightAndReduce policy, const TensorView& out,
                                        WorkspaceArena& workspace, const ExecContext& context) {
   const std::int64_t hidden = dispatched.hidden.size(1);
-  const TensorView sums =
-      partial_sums(dispatched, expert_out, policy, workspace, resolve_num_threads(context));
+  const TensorView sums = partial_sums(dispatched, expert_out, policy, workspace, context);
   // Send each received row's partial sum back where it came from; receive ours in send order.
-  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  const auto sent = static_cast<std::int64_t>(sent_token_.count);
   const TensorView returned = workspace.take(DType::fp32, {sent, hidden});
   exchange_rows(*communicator_, sums.data(), receive_rows_, returned.data(), send_rows_,
                 static_cast<std::size_t>(hidden) * 4, context.stream);
   // Home: add the partial sums of each token in rank order.
-  const TensorView total = workspace.take(DType::fp32, {out.size(0), hidden});
-  std::fill(total.data_as<float>(), total.data_as<float>() + total.numel(), 0.0f);
-  for (std::int64_t row = 0; row < sent; ++row) {
-    float* destination = total.data_as<float>() + static_cast<std::int64_t>(sent_token_[row]) * hidden;
-    const float* source = returned.data_as<const float>() + row * hidden;
-    for (std::int64_t column = 0; column < hidden; ++column) destination[column] += source[column];
-  }
-  if (out.numel() > 0) {
-    convert_elements(total.data(), DType::fp32, out.data(), out.dtype(),
-                     static_cast<std::size_t>(out.numel()));
-  }
+  sum_rows(returned, RowSum{.offsets = plan_.where(token_begin_), .rows = plan_.where(by_token_)}, out,
+           context);
 }
 
 // ---- batched all-to-all (fixed capacity) ----------------------------------------------------------
@@ -302,13 +488,16 @@ std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tok
   const std::int64_t sent = num_tokens * k,
                      received = num_tokens * ranks * std::min<std::int64_t>(k, num_local_experts_);
   return WorkspaceArena::bytes_for(config.act_dtype, slab_rows * hidden) +          // slabs
-         WorkspaceArena::bytes_for(DType::int32, num_local_experts_) +              // counts
-         2 * WorkspaceArena::bytes_for(DType::fp32, slab_rows) +                    // slot weights, slot rows
          WorkspaceArena::bytes_for(config.act_dtype, (sent + received) * hidden) +  // hidden rows out and in
-         2 * WorkspaceArena::bytes_for(DType::int32, sent + received) +  // local expert id out and in
+         WorkspaceArena::bytes_for(DType::int32, received) +                        // local expert id in
+         WorkspaceArena::bytes_for(DType::fp32, sent) +                             // routing weight out
          WorkspaceArena::bytes_for(config.act_dtype,
-                                   (received + sent) * hidden) +       // expert rows back and home
-         WorkspaceArena::bytes_for(DType::fp32, num_tokens * hidden);  // fp32 sums at home
+                                   (received + sent) * hidden) +  // expert rows back and home
+         // The index plans on a device: token, expert, index and combine order per sent row, token offsets;
+         // then counts, slot rows, slot weights and the slot of each received row.
+         WorkspaceArena::bytes_for(DType::int32, 4 * sent + num_tokens + 1) +
+         WorkspaceArena::bytes_for(DType::int32, num_local_experts_ + 2 * slab_rows + received) +
+         padding_slack();
 }
 
 DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -316,67 +505,80 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
                                                          const TensorView& expert_map,
                                                          WorkspaceArena& workspace,
                                                          const ExecContext& context) {
+  begin_call(hidden, context, "all2all_batched");
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
-  const auto* ids = topk_ids.data_as<const std::int32_t>();
-  const auto* weights = topk_weights.data_as<const float>();
+  const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
+  const Device device = hidden.device();
   // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank.
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
-  sent_token_.clear();
-  sent_weight_.clear();
-  const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
-  const TensorView send_hidden = workspace.take(hidden.dtype(), {tokens * k, width});
-  const TensorView send_expert = workspace.take(DType::int32, {tokens * k});
-  std::int64_t sent = 0;
+  std::vector<std::int32_t> sent_index;
   for (int rank = 0; rank < ranks; ++rank) {
     for (std::int64_t index = 0; index < tokens * k; ++index) {
       if (owner_[ids[index]] != rank) continue;
-      std::memcpy(send_hidden.data_as<char>() + sent * row_bytes,
-                  hidden.data_as<const char>() + (index / k) * row_bytes, row_bytes);
-      send_expert.data_as<std::int32_t>()[sent] = owner_local_[ids[index]];
-      sent_token_.push_back(static_cast<std::int32_t>(index / k));
-      sent_weight_.push_back(weights[index]);
+      sent_index.push_back(static_cast<std::int32_t>(index));
       ++send_rows_[rank];
-      ++sent;
     }
   }
-  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, context.stream);
-  const auto received =
+  const auto sent = static_cast<std::int64_t>(sent_index.size());
+  plan_.clear();
+  sent_index_ = plan_.add(sent_index.size());
+  sent_token_ = plan_.add(sent_index.size());
+  sent_expert_ = plan_.add(sent_index.size());
+  for (std::int64_t row = 0; row < sent; ++row) {
+    plan_.host(sent_index_)[row] = sent_index[row];
+    plan_.host(sent_token_)[row] = static_cast<std::int32_t>(sent_index[row] / k);
+    plan_.host(sent_expert_)[row] = owner_local_[ids[sent_index[row]]];
+  }
+  plan_by_token(plan_, sent_token_, tokens, token_begin_, by_token_);
+  plan_.upload(workspace, device, context);
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_);
+  received_ =
       static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
-  const TensorView receive_hidden = workspace.take(hidden.dtype(), {received, width});
-  const TensorView receive_expert = workspace.take(DType::int32, {received});
-  auto exchange = [&](const TensorView& out, const TensorView& in, std::size_t bytes_per_row) {
-    exchange_rows(*communicator_, out.data(), send_rows_, in.data(), receive_rows_, bytes_per_row,
-                  context.stream);
-  };
-  exchange(send_hidden, receive_hidden, row_bytes);
-  exchange(send_expert, receive_expert, 4);
 
-  // Scatter into the fixed-capacity slabs (capacity tokens from each rank per expert), in arrival order
-  // (source rank, then its order): deterministic. Every call uses the same buffer shapes.
+  const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(hidden.dtype());
+  const TensorView send_hidden = workspace.take(hidden.dtype(), {sent, width});
+  gather_rows(hidden, plan_.where(sent_token_), sent, row_bytes, send_hidden, context);
+  sent_weight_ = workspace.take(DType::fp32, {sent});
+  gather_rows(topk_weights, plan_.where(sent_index_), sent, 4, sent_weight_, context);
+  const TensorView receive_hidden = workspace.take(hidden.dtype(), {received_, width});
+  const TensorView receive_expert = workspace.take(DType::int32, {received_});
+  exchange_rows(*communicator_, send_hidden.data(), send_rows_, receive_hidden.data(), receive_rows_,
+                row_bytes, context.stream);
+  exchange_rows(*communicator_, plan_.where(sent_expert_), send_rows_, receive_expert.data(), receive_rows_,
+                4, context.stream);
+  const std::int32_t* received_expert = ids_on_host(receive_expert, host_received_expert_, context);
+
+  // Slots in the fixed-capacity slabs (capacity tokens from each rank per expert), in arrival order (source
+  // rank, then its order): deterministic. Every call uses the same buffer shapes.
   const std::int64_t slab_rows = capacity_ * ranks;
-  DispatchedTokens dispatched;
-  dispatched.format = ActivationFormat::batched;
-  dispatched.expert_map = expert_map;
-  dispatched.hidden = workspace.take(hidden.dtype(), {num_local_experts_, slab_rows, width});
-  dispatched.expert_num_tokens = workspace.take(DType::int32, {num_local_experts_});
-  dispatched.topk_weights = workspace.take(DType::fp32, {num_local_experts_, slab_rows});
-  dispatched.slot_token = workspace.take(DType::int32, {num_local_experts_, slab_rows});
-  auto* counts = dispatched.expert_num_tokens.data_as<std::int32_t>();
-  std::fill(counts, counts + num_local_experts_, 0);
-  received_slot_.assign(static_cast<std::size_t>(received), 0);
-  for (std::int64_t row = 0; row < received; ++row) {
-    const std::int32_t expert = receive_expert.data_as<const std::int32_t>()[row];
+  slots_.clear();
+  expert_count_ = slots_.add(static_cast<std::size_t>(num_local_experts_));
+  slot_row_ = slots_.add(static_cast<std::size_t>(num_local_experts_ * slab_rows));
+  // The slot weights are 1 (weighted at home), stored as fp32 bit patterns.
+  slot_weight_ =
+      slots_.add(static_cast<std::size_t>(num_local_experts_ * slab_rows), std::bit_cast<std::int32_t>(1.0f));
+  received_slot_ = slots_.add(static_cast<std::size_t>(received_));
+  std::int32_t* counts = slots_.host(expert_count_);
+  for (std::int64_t row = 0; row < received_; ++row) {
+    const std::int32_t expert = received_expert[row];
     FUSEDMOE_ASSERT(expert >= 0 && expert < num_local_experts_, "received a row for expert ", expert);
     FUSEDMOE_CHECK(counts[expert] < slab_rows, "[all2all_batched] expert ", expert, " received more than ",
                    slab_rows, " rows in one call (a token must list each expert at most once)");
     const std::int64_t slot = expert * slab_rows + counts[expert]++;
-    received_slot_[row] = static_cast<std::int32_t>(slot);
-    dispatched.slot_token.data_as<std::int32_t>()[slot] = static_cast<std::int32_t>(row);
-    dispatched.topk_weights.data_as<float>()[slot] = 1.0f;  // weighted at home
-    std::memcpy(dispatched.hidden.data_as<char>() + slot * row_bytes,
-                receive_hidden.data_as<const char>() + row * row_bytes, row_bytes);
+    slots_.host(received_slot_)[row] = static_cast<std::int32_t>(slot);
+    slots_.host(slot_row_)[slot] = static_cast<std::int32_t>(row);
   }
+  slots_.upload(workspace, device, context);
+  DispatchedTokens dispatched;
+  dispatched.format = ActivationFormat::batched;
+  dispatched.expert_map = expert_map;
+  dispatched.hidden = workspace.take(hidden.dtype(), {num_local_experts_, slab_rows, width});
+  dispatched.expert_num_tokens = slots_.view(expert_count_, DType::int32, {num_local_experts_});
+  dispatched.topk_weights = slots_.view(slot_weight_, DType::fp32, {num_local_experts_, slab_rows});
+  dispatched.slot_token = slots_.view(slot_row_, DType::int32, {num_local_experts_, slab_rows});
+  scatter_rows(receive_hidden, slots_.where(received_slot_), received_, row_bytes, dispatched.hidden,
+               context);
   return dispatched;
 }
 
@@ -385,34 +587,22 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
                                               const TensorView& out, WorkspaceArena& workspace,
                                               const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts leave weighting to finalize");
+  (void)dispatched;
   const std::int64_t width = out.size(1);
-  const std::int64_t received = static_cast<std::int64_t>(received_slot_.size());
-  const std::int64_t sent = static_cast<std::int64_t>(sent_token_.size());
+  const auto sent = static_cast<std::int64_t>(sent_token_.count);
   const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(expert_out.dtype());
   // Unweighted expert rows back in arrival order, so they return to their senders.
-  const TensorView back = workspace.take(expert_out.dtype(), {received, width});
-  for (std::int64_t row = 0; row < received; ++row) {
-    std::memcpy(back.data_as<char>() + row * row_bytes,
-                expert_out.data_as<const char>() + received_slot_[row] * row_bytes, row_bytes);
-  }
+  const TensorView back = workspace.take(expert_out.dtype(), {received_, width});
+  gather_rows(expert_out, slots_.where(received_slot_), received_, row_bytes, back, context);
   const TensorView home = workspace.take(expert_out.dtype(), {sent, width});
   exchange_rows(*communicator_, back.data(), receive_rows_, home.data(), send_rows_, row_bytes,
                 context.stream);
-  (void)dispatched;
   // Home: weight in fp32 and sum in send order (rank, token, slot).
-  const TensorView sums = workspace.take(DType::fp32, {out.size(0), width});
-  std::fill(sums.data_as<float>(), sums.data_as<float>() + sums.numel(), 0.0f);
-  for (std::int64_t row = 0; row < sent; ++row) {
-    float* destination = sums.data_as<float>() + static_cast<std::int64_t>(sent_token_[row]) * width;
-    const float weight = sent_weight_[row];
-    for (std::int64_t column = 0; column < width; ++column) {
-      destination[column] += weight * load_element(home.data(), home.dtype(), row * width + column);
-    }
-  }
-  if (out.numel() > 0) {
-    convert_elements(sums.data(), DType::fp32, out.data(), out.dtype(),
-                     static_cast<std::size_t>(out.numel()));
-  }
+  sum_rows(home,
+           RowSum{.weights = sent_weight_.data_as<const float>(),
+                  .offsets = plan_.where(token_begin_),
+                  .rows = plan_.where(by_token_)},
+           out, context);
 }
 
 }  // namespace fusedmoe

@@ -1,6 +1,11 @@
-// PrepareFinalize implementations across expert-parallel ranks (CPU tensors; the Communicator moves bytes).
+// PrepareFinalize implementations across expert-parallel ranks. The Communicator moves bytes: MPI for CPU
+// tensors, NCCL for CUDA tensors. The row bookkeeping (who sends which row where) is computed on the host in
+// both cases; on a CUDA device the routing ids are first read back (the call waits for the GPU, so these
+// paths cannot be captured in a CUDA graph) and the rows are packed and summed by device kernels
+// (parallel/cuda/row_kernels.hpp) along index lists uploaded in one copy per step.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <vector>
 
@@ -8,6 +13,29 @@
 #include "fusedmoe/kernel.hpp"
 
 namespace fusedmoe {
+
+// Host integer arrays (index lists, counts) that rows move by, gathered in one buffer. On a CUDA device the
+// buffer is copied to the workspace in one go (one wait) so kernels read it; on the CPU it is read in place.
+class IndexPlan {
+ public:
+  struct Part {
+    std::size_t offset = 0, count = 0;
+  };
+  void clear();
+  // `count` new entries set to `fill`; write them through host() before upload().
+  Part add(std::size_t count, std::int32_t fill = 0);
+  std::int32_t* host(Part part) { return host_.data() + part.offset; }
+  // After upload(): the entries where the tensors live (device memory on a CUDA device).
+  const std::int32_t* where(Part part) const;
+  // The part as a tensor of a 4-byte dtype (int32 or fp32 bit patterns) where the tensors live.
+  TensorView view(Part part, DType dtype, std::initializer_list<std::int64_t> shape) const;
+  void upload(WorkspaceArena& workspace, Device device, const ExecContext& context);
+
+ private:
+  std::vector<std::int32_t> host_;
+  std::int32_t* device_ = nullptr;
+  Device where_{};
+};
 
 // Every rank sees every token: prepare all-gathers hidden states, ids and weights; the Experts compute
 // partial sums over their local experts for all tokens; finalize reduce-scatters (fp32 sum) so each rank
@@ -50,9 +78,12 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
 
  private:
   std::shared_ptr<Communicator> communicator_;
-  std::vector<std::int32_t> owner_;       // global expert -> rank
-  std::vector<std::int32_t> sent_token_;  // per sent row: its local token, grouped by destination rank
+  std::vector<std::int32_t> owner_;                    // global expert -> rank
+  std::vector<std::int32_t> host_ids_;                 // topk_ids read back from a CUDA device
   std::vector<std::size_t> send_rows_, receive_rows_;  // per rank
+  IndexPlan plan_;
+  IndexPlan::Part sent_token_;              // per sent row: its local token, grouped by destination rank
+  IndexPlan::Part token_begin_, by_token_;  // sent rows by token (CSR, ascending rows): combine order
 };
 
 // The low-latency shape: each (token, slot) row travels to the rank owning its expert and lands in that
@@ -78,10 +109,17 @@ class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
   std::shared_ptr<Communicator> communicator_;
   std::int64_t capacity_, num_local_experts_;
   std::vector<std::int32_t> owner_, owner_local_;  // global expert -> rank, and its local id there
-  std::vector<std::int32_t> sent_token_;           // per sent row: its token, grouped by destination rank
-  std::vector<float> sent_weight_;                 // per sent row: its routing weight
-  std::vector<std::int32_t> received_slot_;        // per received row: its slab slot (expert * cap + j)
+  std::vector<std::int32_t> host_ids_, host_received_expert_;  // read back from a CUDA device
   std::vector<std::size_t> send_rows_, receive_rows_;
+  IndexPlan plan_;                          // dispatch: what leaves this rank
+  IndexPlan::Part sent_token_;              // per sent row: its token, grouped by destination rank
+  IndexPlan::Part sent_expert_;             // per sent row: the local id of its expert on the destination
+  IndexPlan::Part sent_index_;              // per sent row: token * k + slot (where its routing weight is)
+  IndexPlan::Part token_begin_, by_token_;  // sent rows by token (CSR, ascending rows): combine order
+  TensorView sent_weight_;                  // per sent row: its routing weight (fp32, where the tensors live)
+  IndexPlan slots_;                         // arrival: the slab layout
+  IndexPlan::Part expert_count_, slot_row_, slot_weight_, received_slot_;
+  std::int64_t received_ = 0;
 };
 
 }  // namespace fusedmoe

@@ -22,15 +22,8 @@ Support grouped_pipeline_supports(const MoeConfig& config, const Platform& platf
   if (config.activation != Activation::silu && config.activation != Activation::gelu) {
     return Support::no(str_cat("supports silu and gelu, got ", to_string(config.activation)));
   }
-  if (config.parallel.ep_size != 1) {
-    return Support::no(str_cat("expert parallelism (ep_size ", config.parallel.ep_size,
-                               ") is not available on CUDA yet; expected ep_size 1"));
-  }
-  if (config.parallel.dispatch != DispatchMode::local &&
-      config.parallel.dispatch != DispatchMode::local_batched) {
-    return Support::no(
-        str_cat("runs with local dispatch only; dispatch is ", to_string(config.parallel.dispatch)));
-  }
+  // Expert parallelism: allgather / all2all deliver the standard format with the expert map, which the
+  // counting sort honours; batched dispatches are refused below.
   if (format != ActivationFormat::standard) {
     return Support::no(str_cat("consumes the standard format; the dispatch delivers ", to_string(format)));
   }

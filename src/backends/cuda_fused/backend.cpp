@@ -28,15 +28,8 @@ Support supports(const MoeConfig& config, const Platform& platform, ActivationFo
     return Support::no(str_cat("needs ", max_tile_shared_memory(), " bytes of shared memory per block; ",
                                platform.cuda.name, " allows ", platform.cuda.shared_memory_per_block));
   }
-  if (config.parallel.ep_size != 1) {
-    return Support::no(str_cat("expert parallelism (ep_size ", config.parallel.ep_size,
-                               ") is not available on CUDA yet; expected ep_size 1"));
-  }
-  if (config.parallel.dispatch != DispatchMode::local &&
-      config.parallel.dispatch != DispatchMode::local_batched) {
-    return Support::no(
-        str_cat("runs with local dispatch only; dispatch is ", to_string(config.parallel.dispatch)));
-  }
+  // Expert parallelism: allgather / all2all deliver the standard format with global ids and the expert map
+  // (-1 = not on this rank), which the kernels honour; batched dispatches are refused below.
   if (format != ActivationFormat::standard) {
     return Support::no("consumes the standard format; the dispatch delivers " +
                        std::string(to_string(format)));

@@ -59,6 +59,13 @@ class MpiCommunicator final : public Communicator {
     FUSEDMOE_MPI_CHECK(MPI_Allgather(&value, 1, MPI_INT64_T, values.data(), 1, MPI_INT64_T, comm_));
   }
 
+  void all_to_all_int64(std::span<const std::int64_t> send, std::span<std::int64_t> receive) override {
+    FUSEDMOE_CHECK(send.size() == static_cast<std::size_t>(size_) && receive.size() == send.size(),
+                   "[mpi] all_to_all_int64 needs ", size_, " values each way, got ", send.size(), " and ",
+                   receive.size());
+    FUSEDMOE_MPI_CHECK(MPI_Alltoall(send.data(), 1, MPI_INT64_T, receive.data(), 1, MPI_INT64_T, comm_));
+  }
+
   void broadcast_bytes(void* data, std::size_t bytes, int root) override {
     FUSEDMOE_MPI_CHECK(MPI_Bcast(data, checked_count(bytes, "broadcast"), MPI_BYTE, root, comm_));
   }
