@@ -85,7 +85,8 @@ TEST(CudaCublasGroupedSupports, StatesWhatItCannotDo) {
             "needs bf16 weights; weight_dtype is fp32");
   MoeConfig expert_parallel = config;
   expert_parallel.parallel.ep_size = 2;
-  EXPECT_FALSE(backend.supports(expert_parallel, platform, ActivationFormat::standard).ok);
+  expert_parallel.parallel.dispatch = DispatchMode::all2all;  // standard format, global ids + expert map
+  EXPECT_TRUE(backend.supports(expert_parallel, platform, ActivationFormat::standard).ok);
   MoeConfig on_cpu = config;
   on_cpu.device = Device::cpu();
   EXPECT_FALSE(backend.supports(on_cpu, platform, ActivationFormat::standard).ok);
