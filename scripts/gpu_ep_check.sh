@@ -12,8 +12,8 @@ preset=${PRESET:-qwen3-30b-a3b}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 nvidia-smi --query-gpu=index,name,compute_cap --format=csv,noheader
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
-  >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 2; }
-grep 'fusedmoe:' "$build.configure.log"
+  >/tmp/fusedmoe_ep_configure.log 2>&1 || { cat /tmp/fusedmoe_ep_configure.log; exit 2; }
+grep "fusedmoe:" /tmp/fusedmoe_ep_configure.log
 cmake --build "$build" -j "${JOBS:-$(nproc)}" 2>&1 | grep -E 'warning|error|Built target' || true
 failed=()
 step() {  # step <name> <command...>
