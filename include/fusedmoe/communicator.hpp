@@ -72,7 +72,8 @@ inline constexpr std::size_t kNcclUniqueIdBytes = 128;
 // A new unique id (ncclGetUniqueId), made on one rank and handed to every rank by the caller.
 std::vector<std::byte> make_nccl_unique_id();
 // Rank `rank` of `size` on CUDA device `device`, joining the ranks that got the same id. Collective: every
-// rank calls it at the same time (it returns when all have joined).
+// rank calls it at the same time (it returns when all have joined). Makes `device` the calling thread's
+// current device (one process per GPU), so streams made afterwards belong to it.
 std::shared_ptr<Communicator> make_nccl_communicator(std::span<const std::byte> unique_id, int rank, int size,
                                                      int device);
 // The same ranks as `bootstrap` (e.g. make_mpi_world_communicator()): its rank 0 makes the id and

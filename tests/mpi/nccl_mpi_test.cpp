@@ -123,7 +123,13 @@ int main(int argc, char** argv) {
     return 77;
   }
   device_index() = local_rank(rank);
-  nccl() = make_nccl_communicator(*world(), device_index());
+  nccl() = make_nccl_communicator(*world(), device_index());  // makes the rank's GPU current
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device_index()) {
+    std::cerr << "rank " << rank << ": expected cuda:" << device_index() << " to be current, got " << current
+              << "\n";
+    std::abort();  // mpirun ends every rank
+  }
   if (rank != 0 && std::getenv("FUSEDMOE_MPI_TEST_ALL_RANKS") == nullptr) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

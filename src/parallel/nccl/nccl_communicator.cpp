@@ -358,7 +358,9 @@ std::shared_ptr<Communicator> make_nccl_communicator(std::span<const std::byte> 
                  size, ": expected 0 <= rank < size");
   const ncclUniqueId id = unique_id_from(unique_id);
   check_device_index(device, "make_nccl_communicator");
-  cuda::DeviceGuard guard(device);
+  // One process per GPU: the rank's device becomes (and stays) current on the calling thread, so the streams
+  // and buffers the caller makes next live where the communicator runs.
+  FUSEDMOE_CUDA_CHECK(cudaSetDevice(device));
   ncclComm_t comm = nullptr;
   FUSEDMOE_NCCL_CHECK(nullptr, ncclCommInitRank(&comm, size, id, rank));
   try {
