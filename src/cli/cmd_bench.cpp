@@ -20,6 +20,7 @@
 #include "cli/machine_floor.hpp"
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
+#include "cli/routing_inputs.hpp"
 #include "core/check.hpp"
 #include "core/random.hpp"
 #include "core/threading.hpp"
@@ -47,30 +48,6 @@ struct BenchOptions {
   bool json = false;
   bool no_flush = false;
 };
-
-// Top-k ids and weights, uniform over distinct experts (fixed seed); `skewed` sends every token's first
-// choice to expert 0 (a hot expert).
-void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool skewed, std::uint64_t seed,
-                  const Tensor& ids, const Tensor& weights) {
-  std::uint64_t state = mix64(seed + 0x5eed);
-  std::vector<std::int32_t> pool(static_cast<std::size_t>(experts));
-  for (std::int64_t token = 0; token < tokens; ++token) {
-    for (std::int64_t e = 0; e < experts; ++e) pool[e] = static_cast<std::int32_t>(e);
-    float sum = 0.0f;
-    for (int slot = 0; slot < top_k; ++slot) {
-      state = mix64(state);
-      std::int64_t pick =
-          slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
-      if (skewed && slot == 0) pick = 0;
-      std::swap(pool[slot], pool[pick]);
-      ids.data_as<std::int32_t>()[token * top_k + slot] = pool[slot];
-      const float weight = 0.05f + static_cast<float>((state >> 20) % 1000) / 1000.0f;
-      weights.data_as<float>()[token * top_k + slot] = weight;
-      sum += weight;
-    }
-    for (int slot = 0; slot < top_k; ++slot) weights.data_as<float>()[token * top_k + slot] /= sum;
-  }
-}
 
 // Evicts the caches between timed runs so every run streams its weights from memory.
 void flush_caches(const Tensor& buffer) {

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   fusedmoe::cli::add_eplb_command(app);
   fusedmoe::cli::add_inspect_command(app);
   fusedmoe::cli::add_bench_command(app);
+  fusedmoe::cli::add_tune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

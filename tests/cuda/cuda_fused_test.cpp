@@ -2,12 +2,14 @@
 // determinism; CUDA-graph capture and replay; offsets beyond 2^31.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <tuple>
 
 #include "cuda/cuda_testing.hpp"
+#include "oracle/tuning.hpp"
 
 namespace fusedmoe {
 namespace {
@@ -179,7 +181,8 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
-                         ::testing::Combine(::testing::ValuesIn(fused_cases()), ::testing::Values("stream", "tiled")),
+                         ::testing::Combine(::testing::ValuesIn(fused_cases()),
+                                            ::testing::Values("stream", "tiled")),
                          [](const auto& info) {
                            return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
                          });
@@ -268,6 +271,61 @@ TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
                          ::testing::Values(std::make_tuple("tiled", 77), std::make_tuple("stream", 5)));
+
+// Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
+// table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
+TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase c{"choices", 40, 16, 160, 96, 4};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 41);
+  const Tensor hidden = random_hidden(config, c.tokens, 42);
+  const testing::Routing routing =
+      testing::make_routing(config, c.tokens, RoutingPattern::router, 43, weights, hidden);
+  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights);
+  auto run = [&](const char* variable, const char* value) {
+    const testing::ScopedEnv scoped(variable, value);
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+    built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, out);
+    return testing::to_host(out);
+  };
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  const Tensor m16 = run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
+  EXPECT_LE(compare_to_reference(m16, reference).relative_error, tolerance_for(DType::bf16));
+  for (const char* tile : {"m32", "m64", "m128"}) {
+    SCOPED_TRACE(tile);
+    EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_TILE", tile), m16));
+  }
+  const Tensor streamed = run("FUSEDMOE_CUDA_FUSED_PATH", "stream");
+  EXPECT_LE(compare_to_reference(streamed, reference).relative_error, tolerance_for(DType::bf16));
+
+  TuneEntry entry;
+  entry.key = TuneKey{.backend = "cuda_fused",
+                      .device_name = Platform::detect(kGpu).cuda.name,
+                      .dtype = DType::bf16,
+                      .num_local_experts = c.experts,
+                      .hidden_size = c.hidden,
+                      .intermediate_size = c.intermediate,
+                      .top_k = c.top_k};
+  entry.buckets = {{64, "stream", 0.0}, {4096, "m128", 0.0}};
+  TuneTable table;
+  table.put(entry);
+  const std::string path = ::testing::TempDir() + "fusedmoe_cuda_tune.json";
+  table.save(path);
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_TUNE_FILE", path.c_str()), streamed));
+  entry.buckets = {{4096, "m64", 0.0}};
+  table.put(entry);
+  table.save(path);
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_TUNE_FILE", path.c_str()), m16));
+  table.put(TuneEntry{.key = entry.key, .buckets = {{4096, "m7", 0.0}}});
+  table.save(path);
+  EXPECT_THROW(run("FUSEDMOE_TUNE_FILE", path.c_str()), InvalidArgument);  // a bad choice fails early
+  std::remove(path.c_str());
+}
 
 // M * k * H > 2^31: the per-(token, slot) rows need 64-bit offsets. Several GB of device memory, so it
 // runs from its own ctest entry (label `slow`, FUSEDMOE_SLOW_TESTS=1) and checks a sample of tokens.

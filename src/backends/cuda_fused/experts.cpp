@@ -47,20 +47,75 @@ std::int64_t max_blocks(const Plan& plan, std::int64_t num_local_experts, int bl
 
 }  // namespace
 
-ForwardPath forward_path_from_env() {
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_PATH");
-  if (!value || *value == "auto") return ForwardPath::automatic;
-  if (*value == "stream") return ForwardPath::stream;
-  if (*value == "tiled") return ForwardPath::tiled;
+ForwardChoice parse_forward_choice(std::string_view name) {
+  if (name == "stream") return ForwardChoice{.stream = true, .tile = std::nullopt};
+  if (const std::optional<TileId> tile = tile_id_from_name(name))
+    return ForwardChoice{.stream = false, .tile = tile};
   throw InvalidArgument(
-      str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *value, "': expected auto, stream or tiled"));
+      str_cat("[cuda_fused] unknown forward choice '", name, "': expected stream, m16, m32, m64 or m128"));
 }
 
-bool CudaFusedExperts::takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
-                                         int device_index) const {
-  return path_ == ForwardPath::stream &&
-         stream_path_fits(num_tokens, top_k, num_local_experts,
-                          cuda::device_attributes(device_index).shared_memory_per_block_optin);
+namespace {
+
+// FUSEDMOE_CUDA_FUSED_PATH / FUSEDMOE_CUDA_FUSED_TILE, nullopt when neither forces anything.
+std::optional<ForwardChoice> choice_from_env() {
+  const std::optional<std::string> path = env_string("FUSEDMOE_CUDA_FUSED_PATH");
+  const std::optional<std::string> tile = env_string("FUSEDMOE_CUDA_FUSED_TILE");
+  if (path && *path != "auto" && *path != "stream" && *path != "tiled") {
+    throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *path, "': expected auto, stream or tiled"));
+  }
+  ForwardChoice choice;
+  bool forced = false;
+  if (tile && *tile != "auto") {
+    choice = parse_forward_choice(*tile);
+    FUSEDMOE_CHECK(!choice.stream, "FUSEDMOE_CUDA_FUSED_TILE='", *tile,
+                   "': expected m16, m32, m64, m128 or auto");
+    forced = true;
+  }
+  if (path && *path != "auto") {
+    choice.stream = *path == "stream";
+    forced = true;
+  }
+  return forced ? std::optional<ForwardChoice>(choice) : std::nullopt;
+}
+
+TuneKey tune_key(const MoeConfig& config) {
+  return TuneKey{.backend = "cuda_fused",
+                 .device_name = cuda::device_attributes(config.device.index).name,
+                 .dtype = config.act_dtype,
+                 .num_local_experts = config.num_local_experts(),
+                 .hidden_size = config.hidden_size,
+                 .intermediate_size = config.intermediate_size,
+                 .top_k = config.routing.top_k};
+}
+
+}  // namespace
+
+std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t num_tokens) {
+  std::vector<std::string> names;
+  const cuda::DeviceAttributes& device = cuda::device_attributes(config.device.index);
+  if (stream_path_fits(num_tokens, config.routing.top_k, config.num_local_experts(),
+                       device.shared_memory_per_block_optin)) {
+    names.emplace_back("stream");
+  }
+  for (const TileConfig& tile : kTileConfigs) names.emplace_back(to_string(tile.id));
+  return names;
+}
+
+CudaFusedExperts::CudaFusedExperts(const MoeConfig& config) : config_(config), forced_(choice_from_env()) {
+  if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
+  if (tuned_) {
+    for (const TuneBucket& bucket : tuned_->buckets) (void)parse_forward_choice(bucket.choice);  // fail early
+  }
+}
+
+CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
+    : config_(config), forced_(forced) {}
+
+ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
+  if (forced_) return *forced_;
+  if (tuned_) return parse_forward_choice(tuned_->choice_for(num_tokens));
+  return ForwardChoice{};
 }
 
 std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) const {
@@ -99,13 +154,17 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const auto* ids = dispatched.topk_ids.data_as<const std::int32_t>();
   const auto* map =
       dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
-  const bool streaming = takes_stream_path(num_tokens, top_k, experts, device_index);
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
-  const TileConfig tile = choose_tile(TileProblem{.num_tokens = num_tokens,
-                                                   .top_k = top_k,
-                                                   .num_local_experts = experts,
-                                                   .intermediate_padded = plan.intermediate_padded,
-                                                   .num_sms = device.num_sms});
+  const ForwardChoice choice = choice_for(num_tokens);
+  const bool streaming =
+      choice.stream && stream_path_fits(num_tokens, top_k, experts, device.shared_memory_per_block_optin);
+  const TileConfig tile = choice.tile
+                              ? tile_config(*choice.tile)
+                              : choose_tile(TileProblem{.num_tokens = num_tokens,
+                                                        .top_k = top_k,
+                                                        .num_local_experts = experts,
+                                                        .intermediate_padded = plan.intermediate_padded,
+                                                        .num_sms = device.num_sms});
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
 
   auto* counts = workspace.take(DType::int32, {experts}).data_as<std::int32_t>();

@@ -1,8 +1,15 @@
 // cuda_fused's Experts and converted weights (README.md has the design).
 #pragma once
 
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"
+#include "oracle/tuning.hpp"
 
 namespace fusedmoe::cuda_fused {
 
@@ -26,16 +33,28 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 
-// Which kernels a call runs: align + tiled GEMMs + reduce, or the small-M streaming pair
-// (kernels/stream_small_m.cuh; M <= 64, M * k <= 512, E_local <= 1024, ~190 KiB of shared memory).
-// `automatic` is the tiled path: on the H100 the streaming pair measured 1.0-1.2x slower at M = 1..64
-// (bench/results/2026-11-27-h100-session2.md). FUSEDMOE_CUDA_FUSED_PATH=stream|tiled|auto picks one.
-enum class ForwardPath { automatic, stream, tiled };
-ForwardPath forward_path_from_env();
+// How a call picks its kernels: the small-M streaming pair (kernels/stream_small_m.cuh; M <= 64,
+// M * k <= 512, E_local <= 1024, ~190 KiB of shared memory) or align + tiled GEMMs + reduce with one tile of
+// the table. In order: a forced choice (the constructor's, else FUSEDMOE_CUDA_FUSED_PATH=stream|tiled and
+// FUSEDMOE_CUDA_FUSED_TILE=m16|m32|m64|m128), else the bucket of a `fusedmoe tune` table
+// (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in heuristic (tiled, tile by M bucket).
+// Choices are named "stream", "m16", "m32", "m64", "m128"; streaming falls back to tiled beyond its limits.
+struct ForwardChoice {
+  bool stream = false;
+  std::optional<TileId> tile;  // nullopt: heuristic
+};
+// Parses one choice name; throws InvalidArgument listing the names.
+ForwardChoice parse_forward_choice(std::string_view name);
+// The choices `fusedmoe tune` should time for M tokens on this config and device ("stream" only where its
+// limits admit M).
+std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t num_tokens);
 
 class CudaFusedExperts final : public ExpertsModular {
  public:
-  explicit CudaFusedExperts(const MoeConfig& config) : config_(config), path_(forward_path_from_env()) {}
+  // Reads the environment overrides and the tune table (see ForwardChoice).
+  explicit CudaFusedExperts(const MoeConfig& config);
+  // Every call runs `forced` (what `fusedmoe tune` times).
+  CudaFusedExperts(const MoeConfig& config, ForwardChoice forced);
   std::string_view name() const override { return "cuda_fused"; }
   ActivationFormat format() const override { return ActivationFormat::standard; }
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_experts; }
@@ -46,11 +65,11 @@ class CudaFusedExperts final : public ExpertsModular {
              WorkspaceArena& workspace, const ExecContext& context) override;
 
  private:
-  bool takes_stream_path(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
-                         int device_index) const;
+  ForwardChoice choice_for(std::int64_t num_tokens) const;
 
   MoeConfig config_;
-  ForwardPath path_;
+  std::optional<ForwardChoice> forced_;
+  std::optional<TuneEntry> tuned_;
 };
 
 }  // namespace fusedmoe::cuda_fused

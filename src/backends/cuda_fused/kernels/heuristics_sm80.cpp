@@ -18,6 +18,27 @@ const TileConfig& tile_config(TileId id) {
   throw InternalError("[cuda_fused] unknown tile id");
 }
 
+const char* to_string(TileId id) {
+  switch (id) {
+    case TileId::m16:
+      return "m16";
+    case TileId::m32:
+      return "m32";
+    case TileId::m64:
+      return "m64";
+    case TileId::m128:
+      return "m128";
+  }
+  return "?";
+}
+
+std::optional<TileId> tile_id_from_name(std::string_view name) {
+  for (const TileConfig& config : kTileConfigs) {
+    if (name == to_string(config.id)) return config.id;
+  }
+  return std::nullopt;
+}
+
 std::size_t max_tile_shared_memory() {
   std::size_t bytes = 0;
   for (const TileConfig& config : kTileConfigs) bytes = std::max(bytes, config.shared_memory_bytes);

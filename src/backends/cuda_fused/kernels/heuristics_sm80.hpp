@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace fusedmoe::cuda_fused {
 
@@ -56,6 +58,9 @@ inline constexpr int kWeightNPadding = 128;   // converted w2's rows (H) are pad
 inline constexpr int kGateUpInterleave = 16;  // converted w13: 16 gate rows, then the matching 16 up rows
 
 const TileConfig& tile_config(TileId id);
+// "m16", "m32", "m64", "m128".
+const char* to_string(TileId id);
+std::optional<TileId> tile_id_from_name(std::string_view name);
 // The most shared memory any tile asks for (what supports() checks against the device).
 std::size_t max_tile_shared_memory();
 

@@ -16,11 +16,11 @@
 
 namespace fusedmoe::cuda_fused {
 
-inline constexpr int kStreamMaxTokens = 64;   // M per call the streaming path takes
-inline constexpr int kStreamMaxPairs = 512;   // M * k per call
+inline constexpr int kStreamMaxTokens = 64;  // M per call the streaming path takes
+inline constexpr int kStreamMaxPairs = 512;  // M * k per call
 inline constexpr int kStreamMaxLocalExperts = 1024;
-inline constexpr int kStreamGemm1Warps = 4;   // split over H, summed in warp order
-inline constexpr int kStreamGemm2Warps = 8;   // (expert, I slice) items, summed in warp order
+inline constexpr int kStreamGemm1Warps = 4;      // split over H, summed in warp order
+inline constexpr int kStreamGemm2Warps = 8;      // (expert, I slice) items, summed in warp order
 inline constexpr int kStreamTokensPerPass = 32;  // four n8 fragments; more tokens take more passes
 // Weights travel global -> shared by cp.async into a ring private to each thread (it reads back only what
 // it loaded, so no barrier is needed): kStreamDepth - 1 steps stay in flight while one is multiplied.
@@ -217,11 +217,12 @@ __global__ void __launch_bounds__(kStreamGemm1Warps * 32, 2) stream_gemm1_kernel
     for (int tile = 0; tile < kTiles; ++tile) {
       const int n = tile * 8 + g;
       token_row[tile] =
-          n < here ? params.hidden +
-                         static_cast<std::int64_t>(shared.pairs[pass * kStreamTokensPerPass + n] / routing.top_k) *
-                             params.lda +
-                         8 * t4
-                   : nullptr;
+          n < here
+              ? params.hidden +
+                    static_cast<std::int64_t>(shared.pairs[pass * kStreamTokensPerPass + n] / routing.top_k) *
+                        params.lda +
+                    8 * t4
+              : nullptr;
     }
     float acc[2][kTiles][4] = {};
     // The tokens' 16 bytes of the next step are loaded while this step multiplies (registers).
@@ -234,8 +235,9 @@ __global__ void __launch_bounds__(kStreamGemm1Warps * 32, 2) stream_gemm1_kernel
                             column + 8 * t4 < params.a_columns;
 #pragma unroll
         for (int tile = 0; tile < kTiles; ++tile) {
-          into[u][tile] = inside && tile < tiles && token_row[tile] != nullptr ? load_16(token_row[tile] + column)
-                                                                              : make_uint4(0, 0, 0, 0);
+          into[u][tile] = inside && tile < tiles && token_row[tile] != nullptr
+                              ? load_16(token_row[tile] + column)
+                              : make_uint4(0, 0, 0, 0);
         }
       }
     };
@@ -293,7 +295,8 @@ __global__ void __launch_bounds__(kStreamGemm1Warps * 32, 2) stream_gemm1_kernel
           const std::int64_t column = 16 * static_cast<std::int64_t>(group) + g + 8 * (r / 2);
           params.intermediate[static_cast<std::int64_t>(shared.pairs[pass * kStreamTokensPerPass + n]) *
                                   params.ldi +
-                              column] = __float2bfloat16_rn(gated_activation(gate_sum, up_sum, params.activation));
+                              column] =
+              __float2bfloat16_rn(gated_activation(gate_sum, up_sum, params.activation));
         }
       }
     }
@@ -378,8 +381,8 @@ __global__ void __launch_bounds__(kStreamGemm2Warps * 32, 1) stream_gemm2_kernel
         const int chunk = issue_shape.chunk_begin + step * kSteps + u;
         const bool inside = chunk < issue_shape.chunk_end;
         const std::int64_t column = 32 * static_cast<std::int64_t>(chunk);
-        cp_async_16(ring + ((slot * kSteps + u) * kRows + 0) * kPieceBytes, inside ? row_lo + column : params.w2,
-                    inside);
+        cp_async_16(ring + ((slot * kSteps + u) * kRows + 0) * kPieceBytes,
+                    inside ? row_lo + column : params.w2, inside);
         cp_async_16(ring + ((slot * kSteps + u) * kRows + 1) * kPieceBytes,
                     inside ? row_lo + 8 * params.ldi + column : params.w2, inside);
       }
@@ -411,11 +414,11 @@ __global__ void __launch_bounds__(kStreamGemm2Warps * 32, 1) stream_gemm2_kernel
 #pragma unroll
       for (int tile = 0; tile < kTiles; ++tile) {
         const int n = tile * 8 + g;
-        token_row[tile] = n < here ? params.intermediate +
-                                         static_cast<std::int64_t>(pairs[pass * kStreamTokensPerPass + n]) *
-                                             params.ldi +
-                                         8 * t4
-                                   : nullptr;
+        token_row[tile] =
+            n < here
+                ? params.intermediate +
+                      static_cast<std::int64_t>(pairs[pass * kStreamTokensPerPass + n]) * params.ldi + 8 * t4
+                : nullptr;
       }
       float acc[kTiles][4] = {};
       uint4 b_now[kSteps][kTiles], b_next[kSteps][kTiles];
