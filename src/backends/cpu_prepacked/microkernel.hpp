@@ -12,6 +12,9 @@ inline constexpr int kPanelWidth = 32;  // output columns of one packed panel
 // pairs: bf16 A tiles [K/2][rows] of (k, k+1) pairs; the bf16 dot-product instruction (AVX512_BF16).
 enum class PanelLayout { widen, pairs };
 inline constexpr int kMaxTileRows = 12;
+// How far ahead of the loads the panel kernels prefetch (software prefetch of every line: 4 KiB keeps a
+// core's stream ahead of DRAM latency; see avx512_bf16_dot_panel.cpp for the measurement).
+inline constexpr int kPrefetchBytes = 4096;
 
 // C[r * 32 + c] (+)= sum_{k < depth} A(r, k) * B(k, c) for r < rows (<= the kernel's max_rows). A is a packed
 // row tile, k-major so the broadcasts of one k are adjacent: widen: fp32 a[k * max_rows + r]; pairs: uint32

@@ -22,6 +22,7 @@ void panel_rows(const float* a, const std::uint32_t* panel, std::int64_t depth, 
   }
   const __m256i high_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   for (std::int64_t k = 0; k < depth; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(panel + k * 16) + kPrefetchBytes, _MM_HINT_T0);
     const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 16));
     const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * 16 + 8));
     const __m256 b0 = _mm256_castsi256_ps(_mm256_slli_epi32(first, 16));

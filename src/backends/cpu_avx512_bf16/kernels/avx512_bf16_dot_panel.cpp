@@ -24,7 +24,12 @@ void dot_rows(const std::uint32_t* a, const std::uint32_t* panel, std::int64_t d
     high[r] = accumulate ? _mm512_loadu_ps(c + r * kPanelWidth + 16) : _mm512_setzero_ps();
   }
   for (std::int64_t pair = 0; pair < depth / 2; ++pair) {
-    _mm_prefetch(reinterpret_cast<const char*>(panel + (pair + 4) * kPanelWidth), _MM_HINT_T0);
+    // Both 64-byte lines of the pair row kPrefetchBytes ahead (measured A/B on the 2-core Xeon,
+    // qwen3-30b-a3b, alternating runs: 512 bytes and one line -> 4 KiB and both lines made M = 1 1.25x, M =
+    // 16 1.11x, M = 64 1.16x and M = 256 1.21x faster; M = 1 then reads at the measured streaming floor).
+    const char* ahead = reinterpret_cast<const char*>(panel + pair * kPanelWidth) + kPrefetchBytes;
+    _mm_prefetch(ahead, _MM_HINT_T0);
+    _mm_prefetch(ahead + 64, _MM_HINT_T0);
     const __m512bh b_low = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + pair * kPanelWidth));
     const __m512bh b_high = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + pair * kPanelWidth + 16));
     for (int r = 0; r < kRows; ++r) {
