@@ -8,6 +8,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
 #include "cuda/cuda_testing.hpp"
 #include "oracle/tuning.hpp"
 
@@ -296,9 +297,9 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
       fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
   const Tensor m16 = run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
   EXPECT_LE(compare_to_reference(m16, reference).relative_error, tolerance_for(DType::bf16));
-  for (const char* tile : {"m32", "m64", "m128"}) {
-    SCOPED_TRACE(tile);
-    EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_TILE", tile), m16));
+  for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
+    SCOPED_TRACE(tile.name);
+    EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_TILE", cuda_fused::to_string(tile.id)), m16));
   }
   const Tensor streamed = run("FUSEDMOE_CUDA_FUSED_PATH", "stream");
   EXPECT_LE(compare_to_reference(streamed, reference).relative_error, tolerance_for(DType::bf16));

@@ -51,8 +51,8 @@ ForwardChoice parse_forward_choice(std::string_view name) {
   if (name == "stream") return ForwardChoice{.stream = true, .tile = std::nullopt};
   if (const std::optional<TileId> tile = tile_id_from_name(name))
     return ForwardChoice{.stream = false, .tile = tile};
-  throw InvalidArgument(
-      str_cat("[cuda_fused] unknown forward choice '", name, "': expected stream, m16, m32, m64 or m128"));
+  throw InvalidArgument(str_cat("[cuda_fused] unknown forward choice '", name,
+                                "': expected stream or a tile: m16, m32, m64, m128, m16_n32_s8, m16_n64_s8"));
 }
 
 namespace {
@@ -69,7 +69,7 @@ std::optional<ForwardChoice> choice_from_env() {
   if (tile && *tile != "auto") {
     choice = parse_forward_choice(*tile);
     FUSEDMOE_CHECK(!choice.stream, "FUSEDMOE_CUDA_FUSED_TILE='", *tile,
-                   "': expected m16, m32, m64, m128 or auto");
+                   "': expected a tile (m16, m32, m64, m128, m16_n32_s8, m16_n64_s8) or auto");
     forced = true;
   }
   if (path && *path != "auto") {

@@ -36,9 +36,9 @@ Support supports(const MoeConfig& config, const Platform& platform, ActivationFo
 // How a call picks its kernels: the small-M streaming pair (kernels/stream_small_m.cuh; M <= 64,
 // M * k <= 512, E_local <= 1024, ~190 KiB of shared memory) or align + tiled GEMMs + reduce with one tile of
 // the table. In order: a forced choice (the constructor's, else FUSEDMOE_CUDA_FUSED_PATH=stream|tiled and
-// FUSEDMOE_CUDA_FUSED_TILE=m16|m32|m64|m128), else the bucket of a `fusedmoe tune` table
+// FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the bucket of a `fusedmoe tune` table
 // (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in heuristic (tiled, tile by M bucket).
-// Choices are named "stream", "m16", "m32", "m64", "m128"; streaming falls back to tiled beyond its limits.
+// Choices are named "stream" or a tile (to_string(TileId)); streaming falls back to tiled beyond its limits.
 struct ForwardChoice {
   bool stream = false;
   std::optional<TileId> tile;  // nullopt: heuristic

@@ -28,6 +28,10 @@ const char* to_string(TileId id) {
       return "m64";
     case TileId::m128:
       return "m128";
+    case TileId::m16_n32_s8:
+      return "m16_n32_s8";
+    case TileId::m16_n64_s8:
+      return "m16_n64_s8";
   }
   return "?";
 }

@@ -11,7 +11,10 @@
 
 namespace fusedmoe::cuda_fused {
 
-enum class TileId { m16, m32, m64, m128 };
+// m16 .. m128: the heuristic's chain (choose_tile steps down it). The decode tiles after it (16 rows, narrow
+// column blocks, deep pipelines: more blocks and more bytes in flight when each expert has a token or two)
+// run only when forced or picked by a `fusedmoe tune` table.
+enum class TileId { m16, m32, m64, m128, m16_n32_s8, m16_n64_s8 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
 // gate and up interleaved; GEMM2: block_n output columns), block_k deep per pipeline stage.
@@ -37,6 +40,8 @@ inline constexpr TileConfig kTileConfigs[] = {
     {TileId::m32, 32, 64, 64, 2, 2, 3, tile_shared_memory(32, 64, 64, 3), "m32_n64_k64_w2x2_s3"},
     {TileId::m64, 64, 128, 32, 2, 2, 4, tile_shared_memory(64, 128, 32, 4), "m64_n128_k32_w2x2_s4"},
     {TileId::m128, 128, 128, 32, 4, 2, 4, tile_shared_memory(128, 128, 32, 4), "m128_n128_k32_w4x2_s4"},
+    {TileId::m16_n32_s8, 16, 32, 64, 1, 1, 8, tile_shared_memory(16, 32, 64, 8), "m16_n32_k64_w1x1_s8"},
+    {TileId::m16_n64_s8, 16, 64, 64, 1, 2, 8, tile_shared_memory(16, 64, 64, 8), "m16_n64_k64_w1x2_s8"},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
@@ -58,7 +63,7 @@ inline constexpr int kWeightNPadding = 128;   // converted w2's rows (H) are pad
 inline constexpr int kGateUpInterleave = 16;  // converted w13: 16 gate rows, then the matching 16 up rows
 
 const TileConfig& tile_config(TileId id);
-// "m16", "m32", "m64", "m128".
+// "m16", "m32", "m64", "m128", "m16_n32_s8", "m16_n64_s8".
 const char* to_string(TileId id);
 std::optional<TileId> tile_id_from_name(std::string_view name);
 // The most shared memory any tile asks for (what supports() checks against the device).

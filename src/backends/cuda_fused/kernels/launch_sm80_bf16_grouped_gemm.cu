@@ -13,6 +13,8 @@ using ShapeM16 = GemmShape<16, 64, 64, 1, 2, 4>;
 using ShapeM32 = GemmShape<32, 64, 64, 2, 2, 3>;
 using ShapeM64 = GemmShape<64, 128, 32, 2, 2, 4>;
 using ShapeM128 = GemmShape<128, 128, 32, 4, 2, 4>;
+using ShapeM16N32S8 = GemmShape<16, 32, 64, 1, 1, 8>;
+using ShapeM16N64S8 = GemmShape<16, 64, 64, 1, 2, 8>;
 
 template <class Shape>
 constexpr bool matches(const TileConfig& config) {
@@ -22,7 +24,8 @@ constexpr bool matches(const TileConfig& config) {
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
 }
 static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfigs[1]) &&
-                  matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]),
+                  matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]) &&
+                  matches<ShapeM16N32S8>(kTileConfigs[4]) && matches<ShapeM16N64S8>(kTileConfigs[5]),
               "heuristics_sm80.hpp's table and the instantiated shapes must agree");
 
 dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
@@ -88,6 +91,10 @@ void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<ShapeM64>(args, stream);
     case TileId::m128:
       return run_gemm1<ShapeM128>(args, stream);
+    case TileId::m16_n32_s8:
+      return run_gemm1<ShapeM16N32S8>(args, stream);
+    case TileId::m16_n64_s8:
+      return run_gemm1<ShapeM16N64S8>(args, stream);
   }
 }
 
@@ -102,6 +109,10 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<ShapeM64>(args, stream);
     case TileId::m128:
       return run_gemm2<ShapeM128>(args, stream);
+    case TileId::m16_n32_s8:
+      return run_gemm2<ShapeM16N32S8>(args, stream);
+    case TileId::m16_n64_s8:
+      return run_gemm2<ShapeM16N64S8>(args, stream);
   }
 }
 
