@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <sstream>
 
 #include "check/compare.hpp"
 #include "check/fp64_reference.hpp"
@@ -67,6 +68,11 @@ void tune(const TuneOptions& options) {
   const std::string output = !options.output.empty()
                                  ? options.output
                                  : env_string("FUSEDMOE_TUNE_FILE").value_or("fusedmoe-tune.json");
+
+  // The table to update is read (and the output proved writable) before minutes of timing, not after.
+  TuneTable table;
+  if (std::ifstream(output).good()) table = TuneTable::load(output);
+  table.save(output);
 
   const MoeWeights weights = random_weights(config, options.seed);
   const std::shared_ptr<const ExpertWeights> converted =
@@ -139,7 +145,9 @@ void tune(const TuneOptions& options) {
         std::cout << "  M=" << std::setw(6) << count << "  " << std::left << std::setw(7) << name
                   << std::right;
         if (passed) {
-          std::cout << std::fixed << std::setprecision(4) << std::setw(10) << median << " ms\n";
+          std::ostringstream time;
+          time << std::fixed << std::setprecision(4) << median;
+          std::cout << std::setw(10) << time.str() << " ms\n";
         } else {
           std::cout << "  FAILED the fp64 check (relative error " << error << "): not a candidate\n";
         }
@@ -150,8 +158,6 @@ void tune(const TuneOptions& options) {
     entry.buckets.push_back(best);
   }
 
-  TuneTable table;
-  if (std::ifstream(output).good()) table = TuneTable::load(output);
   table.put(entry);
   table.save(output);
   if (!options.json) {

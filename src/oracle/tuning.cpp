@@ -2,6 +2,7 @@
 // top_k, buckets: [{max_tokens, choice, time_ms}, ...]}, ...]}.
 #include "oracle/tuning.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -70,16 +71,20 @@ TuneTable TuneTable::parse(const std::string& text, const std::string& source) {
     const auto buckets = field<nlohmann::json>(item, "buckets", where);
     FUSEDMOE_CHECK(buckets.is_array() && !buckets.empty(), "[tune] ", where,
                    ": 'buckets' must be a non-empty array");
-    for (const nlohmann::json& bucket_json : buckets) {
+    for (std::size_t bucket_index = 0; bucket_index < buckets.size(); ++bucket_index) {
+      const nlohmann::json& bucket_json = buckets[bucket_index];
+      const std::string bucket_where = str_cat(where, " bucket ", bucket_index);
+      FUSEDMOE_CHECK(bucket_json.is_object(), "[tune] ", bucket_where, ": expected an object");
       TuneBucket bucket;
-      bucket.max_tokens = field<std::int64_t>(bucket_json, "max_tokens", where);
-      bucket.choice = field<std::string>(bucket_json, "choice", where);
-      bucket.time_ms = bucket_json.contains("time_ms") ? field<double>(bucket_json, "time_ms", where) : 0.0;
-      FUSEDMOE_CHECK(bucket.max_tokens >= 1, "[tune] ", where, ": max_tokens ", bucket.max_tokens,
+      bucket.max_tokens = field<std::int64_t>(bucket_json, "max_tokens", bucket_where);
+      bucket.choice = field<std::string>(bucket_json, "choice", bucket_where);
+      bucket.time_ms =
+          bucket_json.contains("time_ms") ? field<double>(bucket_json, "time_ms", bucket_where) : 0.0;
+      FUSEDMOE_CHECK(bucket.max_tokens >= 1, "[tune] ", bucket_where, ": max_tokens ", bucket.max_tokens,
                      ": expected >= 1");
       FUSEDMOE_CHECK(entry.buckets.empty() || bucket.max_tokens > entry.buckets.back().max_tokens, "[tune] ",
-                     where, ": buckets must be in ascending max_tokens (", bucket.max_tokens, " after ",
-                     entry.buckets.empty() ? 0 : entry.buckets.back().max_tokens, ")");
+                     bucket_where, ": buckets must be in ascending max_tokens (", bucket.max_tokens,
+                     " after ", entry.buckets.empty() ? 0 : entry.buckets.back().max_tokens, ")");
       entry.buckets.push_back(std::move(bucket));
     }
     table.put(std::move(entry));
@@ -118,10 +123,18 @@ std::string TuneTable::to_json() const {
 }
 
 void TuneTable::save(const std::string& path) const {
-  std::ofstream file(path, std::ios::trunc);
-  FUSEDMOE_CHECK(file.good(), "[tune] cannot write '", path, "'");
-  file << to_json();
-  FUSEDMOE_CHECK(file.good(), "[tune] writing '", path, "' failed");
+  // Written next to the target, then renamed over it: a crash never leaves a truncated table behind.
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary, std::ios::trunc);
+    FUSEDMOE_CHECK(file.good(), "[tune] cannot write '", temporary, "' (for '", path, "')");
+    file << to_json();
+    file.flush();
+    FUSEDMOE_CHECK(file.good(), "[tune] writing '", temporary, "' failed");
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  FUSEDMOE_CHECK(!error, "[tune] cannot replace '", path, "': ", error.message());
 }
 
 const TuneEntry* TuneTable::find(const TuneKey& key) const {

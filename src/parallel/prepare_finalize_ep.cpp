@@ -106,6 +106,18 @@ const std::int32_t* ids_on_host(const TensorView& topk_ids, std::vector<std::int
   return buffer.data();
 }
 
+// The ids index host tables (owner_, owner_local_): on a CUDA device they were not checked by the kernel
+// (which reads nothing back), so they are checked here, once they are on the host.
+void check_routing_ids(const std::int32_t* ids, std::int64_t count, std::int64_t top_k,
+                       std::size_t num_experts, std::string_view mode) {
+  for (std::int64_t index = 0; index < count; ++index) {
+    FUSEDMOE_CHECK(ids[index] >= 0 && static_cast<std::size_t>(ids[index]) < num_experts, "[", mode,
+                   "] topk_ids[", index / top_k, ", ", index % top_k, "] = ", ids[index],
+                   ": expected 0 <= id < num_experts = ", num_experts,
+                   " (expert-parallel dispatch routes every id to its owner rank)");
+  }
+}
+
 // ---- row operations: the same logic on the host and on a CUDA device ---------------------------------
 
 // destination row i = source row rows[i] (i < count); `rows` is where the tensors live (IndexPlan::where).
@@ -385,6 +397,7 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
   const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
+  check_routing_ids(ids, tokens * k, k, owner_.size(), "all2all");
   // Rows to send, grouped by destination rank (ascending), tokens ascending within a rank.
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
   std::vector<std::int32_t> sent_token;
@@ -509,6 +522,7 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
   const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
+  check_routing_ids(ids, tokens * k, k, owner_.size(), "all2all_batched");
   const Device device = hidden.device();
   // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank.
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);

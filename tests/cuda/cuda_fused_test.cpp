@@ -147,13 +147,16 @@ const BackendInfo& cuda_fused() {
 }
 
 // Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
-// `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled).
+// `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), and
+// tiled with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
   const FusedCase& c = std::get<0>(GetParam());
-  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", std::get<1>(GetParam()));
+  const std::string variant = std::get<1>(GetParam());  // stream, tiled, or tiled with the one-launch align
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
+  const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
   SCOPED_TRACE(c.describe());
   MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
@@ -183,7 +186,7 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
                          ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                                            ::testing::Values("stream", "tiled")),
+                                            ::testing::Values("stream", "tiled", "align1")),
                          [](const auto& info) {
                            return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
                          });

@@ -12,8 +12,9 @@
 
 namespace fusedmoe::cuda {
 
-// CUDA device, bf16 weights and activations, SiLU or GELU, ep_size 1 with local dispatch, the standard
-// format. The caller adds its own device and shape questions.
+// CUDA device, bf16 weights and activations, SiLU or GELU, the standard format (local dispatch, or the
+// allgather / all2all expert-parallel dispatches with the expert map). The caller adds its own device and
+// shape questions.
 Support grouped_pipeline_supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 
 // Every buffer is sized for all M * k pairs (how many are local is known only on the device).

@@ -39,7 +39,9 @@ CublasGroupedExperts::CublasGroupedExperts(const MoeConfig& config) : config_(co
   FUSEDMOE_CUBLAS_CHECK(cublasCreate(&handle_));
   try {
     FUSEDMOE_CUDA_CHECK(cudaMallocHost(&pinned_, pinned_bytes(experts)));
+    FUSEDMOE_CUDA_CHECK(cudaEventCreateWithFlags(&pinned_free_, cudaEventDisableTiming));
   } catch (...) {
+    if (pinned_ != nullptr) (void)cudaFreeHost(pinned_);
     cublasDestroy(handle_);
     throw;
   }
@@ -62,6 +64,7 @@ CublasGroupedExperts::~CublasGroupedExperts() {
   const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != config_.device.index &&
                         cudaSetDevice(config_.device.index) == cudaSuccess;
   if (handle_ != nullptr) (void)cublasDestroy(handle_);
+  if (pinned_free_ != nullptr) (void)cudaEventDestroy(pinned_free_);
   if (pinned_ != nullptr) (void)cudaFreeHost(pinned_);
   if (switched) (void)cudaSetDevice(previous);
 }
@@ -134,6 +137,7 @@ void CublasGroupedExperts::apply(const DispatchedTokens& dispatched, const Exper
   cuda::group_rows_by_expert(dispatched, buffers, static_cast<int>(config_.num_experts), experts,
                              context.stream);
   auto* offsets = static_cast<std::int64_t*>(pinned_);
+  FUSEDMOE_CUDA_CHECK(cudaEventSynchronize(pinned_free_));  // the previous call's copy out of pinned_ is done
   FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(offsets, buffers.offsets,
                                       static_cast<std::size_t>(experts + 1) * sizeof(std::int64_t),
                                       cudaMemcpyDeviceToHost, stream));
@@ -174,10 +178,10 @@ void CublasGroupedExperts::apply(const DispatchedTokens& dispatched, const Exper
     host_pointers[5 * experts + groups] = c2 + begin * hidden_size;
     ++groups;
   }
-  // The previous call's copy out of these pinned arrays finished before the synchronisation above.
   FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(device_pointers, host_pointers,
                                       static_cast<std::size_t>(kPointerArrays * experts) * sizeof(void*),
                                       cudaMemcpyHostToDevice, stream));
+  FUSEDMOE_CUDA_CHECK(cudaEventRecord(pinned_free_, stream));
   auto array = [&](int index) { return device_pointers + static_cast<std::ptrdiff_t>(index) * experts; };
 
   run_gemm(gemm1_, groups, array(0), array(1), array(2));

@@ -53,6 +53,9 @@ class CublasGroupedExperts final : public ExpertsModular {
   MoeConfig config_;
   cublasHandle_t handle_ = nullptr;  // created on the config's device
   void* pinned_ = nullptr;  // page-locked: offsets [E_local + 1] int64, then 6 pointer arrays [E_local]
+  // Recorded after the copy out of pinned_; the next call waits for it before rewriting pinned_ (calls may
+  // come on different streams).
+  cudaEvent_t pinned_free_ = nullptr;
   GroupArrays gemm1_, gemm2_;
 };
 

@@ -67,9 +67,10 @@ std::optional<ForwardChoice> choice_from_env() {
   ForwardChoice choice;
   bool forced = false;
   if (tile && *tile != "auto") {
-    choice = parse_forward_choice(*tile);
-    FUSEDMOE_CHECK(!choice.stream, "FUSEDMOE_CUDA_FUSED_TILE='", *tile,
+    const std::optional<TileId> id = tile_id_from_name(*tile);
+    FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_FUSED_TILE='", *tile,
                    "': expected a tile (m16, m32, m64, m128, m16_n32_s8, m16_n64_s8) or auto");
+    choice.tile = id;
     forced = true;
   }
   if (path && *path != "auto") {
@@ -102,15 +103,34 @@ std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t n
   return names;
 }
 
-CudaFusedExperts::CudaFusedExperts(const MoeConfig& config) : config_(config), forced_(choice_from_env()) {
+namespace {
+
+bool single_block_align_from_env() {
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_ALIGN");
+  if (!value || *value == "multi") return false;
+  FUSEDMOE_CHECK(*value == "single", "FUSEDMOE_CUDA_FUSED_ALIGN='", *value, "': expected single or multi");
+  return true;
+}
+
+}  // namespace
+
+CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
+    : config_(config), single_block_align_(single_block_align_from_env()), forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
-    for (const TuneBucket& bucket : tuned_->buckets) (void)parse_forward_choice(bucket.choice);  // fail early
+    for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
+      try {
+        (void)parse_forward_choice(bucket.choice);
+      } catch (const InvalidArgument& error) {
+        throw InvalidArgument(str_cat("FUSEDMOE_TUNE_FILE=", env_string("FUSEDMOE_TUNE_FILE").value_or(""),
+                                      ", bucket max_tokens ", bucket.max_tokens, ": ", error.what()));
+      }
+    }
   }
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
-    : config_(config), forced_(forced) {}
+    : config_(config), single_block_align_(single_block_align_from_env()), forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
   if (forced_) return *forced_;
@@ -218,7 +238,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .offsets = offsets,
                            .sorted_ids = sorted_ids,
                            .block_expert = block_expert,
-                           .max_blocks = blocks},
+                           .max_blocks = blocks,
+                           .single_block = single_block_align_},
                stream);
   launch_gemm1(Gemm1Launch{.tile = &tile,
                            .hidden = a,

@@ -68,6 +68,9 @@ class CudaFusedExperts final : public ExpertsModular {
   ForwardChoice choice_for(std::int64_t num_tokens) const;
 
   MoeConfig config_;
+  // FUSEDMOE_CUDA_FUSED_ALIGN=single: the one-launch align for small batches (kernels/align.cuh). Off by
+  // default until measured on a GPU (see docs/status.md).
+  bool single_block_align_ = false;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

@@ -1,6 +1,7 @@
 // The align step (vLLM's moe_align_block_size, our own code): per local expert, the (token, slot) pairs
 // routed to it, each expert's run padded to block_m rows, and the expert of every block_m block. Three
-// kernels, all on the device (no host sync), sized for the worst case:
+// kernels (or, for small batches, all three steps in one block: align_single_block_kernel), all on the
+// device (no host sync), sized for the worst case:
 //   count:   histogram of local experts (shared-memory bins when they fit, else global atomics);
 //   scan:    one block: padded offsets (64-bit), block -> expert (-1 past the last used block), -1 in the
 //            padding rows, and the counts reset to serve as fill cursors;
@@ -63,8 +64,9 @@ __global__ void align_count_kernel(AlignParams params, bool shared_bins) {
   }
 }
 
-// One block of kScanThreads threads.
-__global__ void align_scan_kernel(AlignParams params) {
+// Offsets, block experts and padding from per-expert `counts` (global, or shared in the one-block
+// variant); leaves `counts` zeroed to serve as fill cursors. One block of kScanThreads threads.
+__device__ void align_scan(const AlignParams& params, int* counts) {
   __shared__ std::int64_t warp_sums[kScanThreads / 32];
   __shared__ std::int64_t carry;
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
@@ -74,9 +76,7 @@ __global__ void align_scan_kernel(AlignParams params) {
   for (int base = 0; base < experts; base += kScanThreads) {
     const int expert = base + thread;
     const std::int64_t padded =
-        expert < experts
-            ? (static_cast<std::int64_t>(params.counts[expert]) + block_m - 1) / block_m * block_m
-            : 0;
+        expert < experts ? (static_cast<std::int64_t>(counts[expert]) + block_m - 1) / block_m * block_m : 0;
     std::int64_t inclusive = padded;
     for (int offset = 1; offset < 32; offset *= 2) {
       const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
@@ -122,10 +122,38 @@ __global__ void align_scan_kernel(AlignParams params) {
   }
   for (int expert = thread; expert < experts; expert += kScanThreads) {
     const std::int64_t end = params.offsets[expert + 1];
-    for (std::int64_t row = params.offsets[expert] + params.counts[expert]; row < end; ++row) {
+    for (std::int64_t row = params.offsets[expert] + counts[expert]; row < end; ++row) {
       params.sorted_ids[row] = -1;
     }
-    params.counts[expert] = 0;  // now the scatter's cursor
+    counts[expert] = 0;  // now the scatter's cursor
+  }
+}
+
+__global__ void align_scan_kernel(AlignParams params) {
+  align_scan(params, params.counts);
+}
+
+// Count, scan and scatter in one block of kScanThreads threads, bins and cursors in shared memory
+// ([E_local] ints): one launch instead of a memset and three kernels, for small batches
+// (kSingleBlockMaxPairs) at decode.
+inline constexpr std::int64_t kSingleBlockMaxPairs = 8192;
+
+__global__ void align_single_block_kernel(AlignParams params) {
+  extern __shared__ int bins[];
+  for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
+  __syncthreads();
+  for (std::int64_t pair = threadIdx.x; pair < params.num_pairs; pair += blockDim.x) {
+    const int local = local_expert_of(params, pair);
+    if (local >= 0) atomicAdd(&bins[local], 1);
+  }
+  __syncthreads();
+  align_scan(params, bins);
+  __syncthreads();  // the cursors are zero and the offsets visible
+  for (std::int64_t pair = threadIdx.x; pair < params.num_pairs; pair += blockDim.x) {
+    const int local = local_expert_of(params, pair);
+    if (local < 0) continue;
+    const std::int64_t row = params.offsets[local] + atomicAdd(&bins[local], 1);
+    params.sorted_ids[row] = static_cast<std::int32_t>(pair);
   }
 }
 

@@ -23,6 +23,7 @@ struct AlignLaunch {
   std::int32_t* sorted_ids;    // [max_blocks * block_m]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
+  bool single_block;  // all in one launch when the batch is small enough (align.cuh)
 };
 void launch_align(const AlignLaunch& args, StreamHandle stream);
 

@@ -26,6 +26,13 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
                            .sorted_ids = args.sorted_ids,
                            .block_expert = args.block_expert,
                            .max_blocks = args.max_blocks};
+  if (args.single_block && args.num_pairs <= kSingleBlockMaxPairs &&
+      args.num_local_experts <= kMaxSharedBins) {
+    const std::size_t bins = static_cast<std::size_t>(args.num_local_experts) * sizeof(int);
+    align_single_block_kernel<<<1, kScanThreads, bins, stream>>>(params);
+    FUSEDMOE_CUDA_CHECK_LAUNCH();
+    return;
+  }
   FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(
       args.counts, 0, static_cast<std::size_t>(args.num_local_experts) * sizeof(std::int32_t), stream));
   const bool shared_bins = args.num_local_experts <= kMaxSharedBins;

@@ -80,11 +80,13 @@ __device__ __forceinline__ void cp_async_16(unsigned destination, const void* so
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(destination), "l"(source), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 template <int Pending>
 __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+  // "memory": shared-memory reads after the wait must not be moved above it (the streaming kernels read
+  // their rings with no barrier in between).
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
 }
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned (&registers)[4], unsigned address) {
