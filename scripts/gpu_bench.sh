@@ -6,6 +6,8 @@
 #   PRESETS="qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b"   (default: all four)
 #   TOKENS=1,8,64,256,1024,4096,16384                              (default: the issue's M)
 #   REPEATS=20   EXTRA="--backend cuda_fused"   PATHS="auto tiled" (FUSEDMOE_CUDA_FUSED_PATH per run)
+#   TUNE=1: first `fusedmoe tune` each preset at TOKENS into $out/tune.json, then bench with
+#           FUSEDMOE_TUNE_FILE pointing at it (the `auto` path then follows the table)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 out=${1:-build/gpu/bench}
@@ -22,6 +24,15 @@ fi
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
 git rev-parse --short HEAD 2>/dev/null | tee -a "$out/card.txt"
 status=0
+if [ -n "${TUNE:-}" ]; then
+  for preset in $presets; do
+    echo "== tune $preset"
+    "$cli" tune --device cuda:0 --preset "$preset" --tokens "$tokens" --repeats "${REPEATS:-20}" \
+      --output "$out/tune.json" 2>&1 | tee "$out/tune-$preset.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
+  export FUSEDMOE_TUNE_FILE=$out/tune.json
+fi
 for path in $paths; do
   for preset in $presets; do
     echo "== $preset (FUSEDMOE_CUDA_FUSED_PATH=$path)"
