@@ -2,12 +2,12 @@
 // the clear refusal inside CUDA-graph capture; what supports() declines and why.
 #include <gtest/gtest.h>
 
-#include "cuda/grouped_backend_testing.hpp"
+#include "cuda/gpu_case_testing.hpp"
 
 namespace fusedmoe {
 namespace {
 
-using testing::GroupedCase;
+using testing::GpuCase;
 using testing::kGpu;
 using testing::RoutingPattern;
 
@@ -15,7 +15,7 @@ const BackendInfo& cublas_grouped() {
   return testing::registered_backend("cuda_cublas_grouped");
 }
 
-class CudaCublasGrouped : public ::testing::TestWithParam<GroupedCase> {};
+class CudaCublasGrouped : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(CudaCublasGrouped, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
@@ -29,8 +29,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaCublasGrouped, ::testing::ValuesIn(testing::
 // refuse with a reason naming the capturable backends (and leave the capture to be ended by the caller).
 TEST(CudaCublasGroupedGraph, CaptureIsRefusedClearly) {
   FUSEDMOE_REQUIRE_CUDA();
-  const GroupedCase c{"graph", 40, 8, 64, 32, 2};
-  const MoeConfig config = testing::grouped_config(c);
+  const GpuCase c{"graph", 40, 8, 64, 32, 2};
+  const MoeConfig config = testing::gpu_case_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cublas_grouped(), config);
   const MoeWeights weights = random_weights(config, 51);
   const Tensor hidden = random_hidden(config, c.tokens, 52);

@@ -4,12 +4,12 @@
 
 #include <cstring>
 
-#include "cuda/grouped_backend_testing.hpp"
+#include "cuda/gpu_case_testing.hpp"
 
 namespace fusedmoe {
 namespace {
 
-using testing::GroupedCase;
+using testing::GpuCase;
 using testing::kGpu;
 using testing::RoutingPattern;
 
@@ -17,7 +17,7 @@ const BackendInfo& cutlass_grouped() {
   return testing::registered_backend("cuda_cutlass_grouped");
 }
 
-class CudaCutlassGrouped : public ::testing::TestWithParam<GroupedCase> {};
+class CudaCutlassGrouped : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(CudaCutlassGrouped, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
@@ -31,8 +31,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaCutlassGrouped, ::testing::ValuesIn(testing:
 // batch, so a token's row does not depend on how many other tokens share the call.
 TEST(CudaCutlassGroupedBatch, ResultsDoNotDependOnBatchSize) {
   FUSEDMOE_REQUIRE_CUDA();
-  const GroupedCase c{"batch", 1500, 32, 192, 96, 4};
-  const MoeConfig config = testing::grouped_config(c);
+  const GpuCase c{"batch", 1500, 32, 192, 96, 4};
+  const MoeConfig config = testing::gpu_case_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cutlass_grouped(), config);
   const MoeWeights weights = random_weights(config, 21);
   const Tensor hidden = random_hidden(config, c.tokens, 22);
@@ -64,8 +64,8 @@ TEST(CudaCutlassGroupedBatch, ResultsDoNotDependOnBatchSize) {
 // routing (so different per-expert row counts) equal the eager runs.
 TEST(CudaCutlassGroupedGraph, CaptureAndReplayEqualEager) {
   FUSEDMOE_REQUIRE_CUDA();
-  const GroupedCase c{"graph", 77, 16, 96, 64, 4};
-  const MoeConfig config = testing::grouped_config(c);
+  const GpuCase c{"graph", 77, 16, 96, 64, 4};
+  const MoeConfig config = testing::gpu_case_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cutlass_grouped(), config);
   const MoeWeights weights = random_weights(config, 31);
   const Tensor hidden_a = random_hidden(config, c.tokens, 32), hidden_b = random_hidden(config, c.tokens, 33);

@@ -5,11 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <tuple>
 
 #include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
-#include "cuda/cuda_testing.hpp"
+#include "cuda/gpu_case_testing.hpp"
 #include "oracle/tuning.hpp"
 
 namespace fusedmoe {
@@ -18,35 +17,9 @@ namespace {
 using testing::kGpu;
 using testing::RoutingPattern;
 
-enum class Ids {
-  pattern,       // testing::make_routing with the case's pattern
-  duplicates,    // every slot of a token names the same expert, shared by runs of tokens
-  out_of_range,  // some ids are -1 or >= E (contribute nothing on the GPU)
-};
-
-struct FusedCase {
-  std::string label;
-  std::int64_t tokens, experts, hidden, intermediate;
-  int top_k;
-  Activation activation = Activation::silu;
-  RoutingPattern pattern = RoutingPattern::router;
-  bool expert_map = false;  // odd experts are not local (-1)
-  Ids ids = Ids::pattern;
-  bool cpu_weights = false;  // convert from CPU weights (else from device weights)
-  std::int64_t max_chunk = 8192;
-
-  std::string describe() const {
-    std::ostringstream text;
-    text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden
-         << ",I=" << intermediate << "," << to_string(activation) << (expert_map ? ",map" : "")
-         << ",chunk=" << max_chunk << ")";
-    return text.str();
-  }
-};
-
-void PrintTo(const FusedCase& c, std::ostream* os) {
-  *os << c.describe();
-}
+using testing::GpuCase;
+using testing::GpuIds;
+using FusedCase = GpuCase;
 
 std::vector<FusedCase> fused_cases() {
   std::vector<FusedCase> cases = {
@@ -60,12 +33,15 @@ std::vector<FusedCase> fused_cases() {
       {"all_on_one_expert_k1", 200, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
       {"expert_map", 29, 10, 40, 24, 3, Activation::silu, RoutingPattern::router, true},
       {"expert_map_large", 517, 64, 128, 64, 6, Activation::silu, RoutingPattern::router, true},
-      {"duplicate_ids", 45, 12, 64, 48, 3, Activation::silu, RoutingPattern::router, false, Ids::duplicates},
+      {"duplicate_ids", 45, 12, 64, 48, 3, Activation::silu, RoutingPattern::router, false,
+       GpuIds::duplicates},
       {"out_of_range_ids", 23, 8, 64, 32, 3, Activation::silu, RoutingPattern::router, false,
-       Ids::out_of_range},
+       GpuIds::out_of_range},
       {"gelu", 15, 8, 48, 40, 2, Activation::gelu},
-      {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, true},
-      {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, Ids::pattern, false, 16},
+      {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, GpuIds::pattern,
+       true},
+      {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, GpuIds::pattern, false,
+       16},
       {"tile_m32", 96, 16, 128, 64, 4},
       {"tile_m64", 600, 16, 128, 64, 4},
       {"tile_m128", 2048, 16, 256, 128, 4},
@@ -98,52 +74,11 @@ std::vector<FusedCase> fused_cases() {
 }
 
 MoeConfig gpu_config(const FusedCase& c) {
-  MoeConfig config = testing::make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16,
-                                          DType::bf16, c.activation);
-  config.device = kGpu;
-  return config;
-}
-
-// Routing for a case, on the CPU; `reference_*` is what the fp64 reference sees (an out-of-range id there
-// becomes expert 0 with weight 0: it contributes nothing, as on the GPU).
-struct CaseRouting {
-  Tensor ids, weights, reference_ids, reference_weights;
-};
-
-CaseRouting case_routing(const FusedCase& c, const MoeConfig& config, const MoeWeights& weights,
-                         const Tensor& hidden) {
-  testing::Routing routing = testing::make_routing(config, c.tokens, c.pattern, 42, weights, hidden);
-  CaseRouting result{routing.ids, routing.weights, routing.ids, routing.weights};
-  auto* ids = routing.ids.data_as<std::int32_t>();
-  if (c.ids == Ids::duplicates) {
-    for (std::int64_t i = 0; i < c.tokens * c.top_k; ++i) {
-      ids[i] =
-          static_cast<std::int32_t>((i / c.top_k / 4) % c.experts);  // 4 tokens in a row share one expert
-    }
-  }
-  if (c.ids == Ids::out_of_range) {
-    result.reference_ids = routing.ids.clone();
-    result.reference_weights = routing.weights.clone();
-    for (std::int64_t i = 0; i < c.tokens * c.top_k; i += 3) {
-      ids[i] = i % 2 ? -1 : static_cast<std::int32_t>(c.experts + i);
-      result.reference_ids.data_as<std::int32_t>()[i] = 0;
-      result.reference_weights.data_as<float>()[i] = 0.0f;
-    }
-  }
-  return result;
-}
-
-Tensor odd_experts_not_local(std::int64_t experts) {
-  Tensor map = Tensor::empty(DType::int32, {experts});
-  for (std::int64_t e = 0; e < experts; ++e)
-    map.data_as<std::int32_t>()[e] = e % 2 ? -1 : static_cast<std::int32_t>(e);
-  return map;
+  return testing::gpu_case_config(c);
 }
 
 const BackendInfo& cuda_fused() {
-  const BackendInfo* backend = find_backend("cuda_fused");
-  if (backend == nullptr) throw InternalError("cuda_fused is not registered");
-  return *backend;
+  return testing::registered_backend("cuda_fused");
 }
 
 // Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
@@ -157,31 +92,7 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   const std::string variant = std::get<1>(GetParam());  // stream, tiled, or tiled with the one-launch align
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
-  SCOPED_TRACE(c.describe());
-  MoeConfig config = gpu_config(c);
-  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-  const MoeWeights weights = random_weights(config, 7);
-  const Tensor hidden = random_hidden(config, c.tokens, 8);
-  const CaseRouting routing = case_routing(c, config, weights, hidden);
-  const Tensor map = c.expert_map ? odd_experts_not_local(c.experts) : Tensor();
-
-  testing::BuiltKernel built = testing::build_kernel(
-      cuda_fused(), config, c.cpu_weights ? weights : testing::weights_on(weights), c.max_chunk);
-  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
-  const Tensor gpu_weights = testing::to_device(routing.weights), gpu_map = testing::to_device(map);
-  const Tensor first = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, first);
-  const Tensor out = testing::to_host(first);
-
-  const std::vector<double> reference =
-      fp64_moe_reference(config, weights, hidden, routing.reference_ids, routing.reference_weights, map);
-  const ErrorStats stats = compare_to_reference(out, reference);
-  EXPECT_EQ(stats.non_finite, 0) << "outputs left unwritten (still NaN) or overflowed";
-  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16)) << "max abs error " << stats.max_abs_error;
-
-  const Tensor second = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, second);
-  EXPECT_TRUE(testing::bitwise_equal(out, testing::to_host(second))) << "two runs differ";
+  testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,

@@ -1,6 +1,6 @@
-// Shared by the tests of the library grouped-GEMM backends (cuda_cutlass_grouped, cuda_cublas_grouped): the
-// edge cases that break grouped GEMMs, a run against the fp64 reference with NaN-poisoned outputs and a
-// bitwise repeat, and a synthetic Hopper platform for supports() questions.
+// Shared by the CUDA Experts tests (cuda_fused, cuda_cutlass_grouped, cuda_cublas_grouped): the edge cases
+// that break grouped GEMMs, a run against the fp64 reference with NaN-poisoned outputs and a bitwise repeat,
+// and a synthetic Hopper platform for supports() questions.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,20 +13,20 @@
 
 namespace fusedmoe::testing {
 
-enum class GroupedIds {
+enum class GpuIds {
   pattern,       // make_routing with the case's pattern
   duplicates,    // every slot of a token names the same expert, shared by runs of tokens
   out_of_range,  // some ids are -1 or >= E (contribute nothing on the GPU)
 };
 
-struct GroupedCase {
+struct GpuCase {
   std::string label;
   std::int64_t tokens, experts, hidden, intermediate;
   int top_k;
   Activation activation = Activation::silu;
   RoutingPattern pattern = RoutingPattern::router;
   bool expert_map = false;  // odd experts are not local (-1)
-  GroupedIds ids = GroupedIds::pattern;
+  GpuIds ids = GpuIds::pattern;
   bool cpu_weights = false;  // convert from CPU weights (else from device weights)
   std::int64_t max_chunk = 8192;
 
@@ -39,12 +39,12 @@ struct GroupedCase {
   }
 };
 
-inline void PrintTo(const GroupedCase& c, std::ostream* os) {
+inline void PrintTo(const GpuCase& c, std::ostream* os) {
   *os << c.describe();
 }
 
 // H and I are multiples of 8 except in the cases named odd_* (which cuda_cutlass_grouped declines).
-inline std::vector<GroupedCase> grouped_cases() {
+inline std::vector<GpuCase> grouped_cases() {
   return {
       {"decode_m1", 1, 8, 64, 32, 2},
       {"decode_m1_k8_e128", 1, 128, 256, 96, 8},
@@ -56,14 +56,14 @@ inline std::vector<GroupedCase> grouped_cases() {
       {"expert_map", 29, 10, 40, 24, 3, Activation::silu, RoutingPattern::router, true},
       {"expert_map_large", 517, 64, 128, 64, 6, Activation::silu, RoutingPattern::router, true},
       {"duplicate_ids", 45, 12, 64, 48, 3, Activation::silu, RoutingPattern::router, false,
-       GroupedIds::duplicates},
+       GpuIds::duplicates},
       {"out_of_range_ids", 23, 8, 64, 32, 3, Activation::silu, RoutingPattern::router, false,
-       GroupedIds::out_of_range},
+       GpuIds::out_of_range},
       {"gelu", 15, 8, 48, 40, 2, Activation::gelu},
-      {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, GroupedIds::pattern,
+      {"cpu_weights", 33, 8, 96, 40, 2, Activation::silu, RoutingPattern::router, false, GpuIds::pattern,
        true},
-      {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, GroupedIds::pattern,
-       false, 16},
+      {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, GpuIds::pattern, false,
+       16},
       {"many_sort_tiles", 2048, 16, 256, 128, 4},  // 8192 pairs: eight tiles of the counting sort
       {"wide", 64, 8, 1024, 512, 2},
       {"odd_sizes", 37, 16, 67, 29, 4},
@@ -72,7 +72,7 @@ inline std::vector<GroupedCase> grouped_cases() {
   };
 }
 
-inline MoeConfig grouped_config(const GroupedCase& c) {
+inline MoeConfig gpu_case_config(const GpuCase& c) {
   MoeConfig config =
       make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16, DType::bf16, c.activation);
   config.device = kGpu;
@@ -94,22 +94,22 @@ inline Tensor odd_experts_not_local(std::int64_t experts) {
 
 // Routing for a case, on the CPU; `reference_*` is what the fp64 reference sees (an out-of-range id there
 // becomes expert 0 with weight 0: it contributes nothing, as on the GPU).
-struct GroupedRouting {
+struct GpuCaseRouting {
   Tensor ids, weights, reference_ids, reference_weights;
 };
 
-inline GroupedRouting grouped_routing(const GroupedCase& c, const MoeConfig& config,
-                                      const MoeWeights& weights, const Tensor& hidden) {
+inline GpuCaseRouting gpu_case_routing(const GpuCase& c, const MoeConfig& config, const MoeWeights& weights,
+                                       const Tensor& hidden) {
   Routing routing = make_routing(config, c.tokens, c.pattern, 42, weights, hidden);
-  GroupedRouting result{routing.ids, routing.weights, routing.ids, routing.weights};
+  GpuCaseRouting result{routing.ids, routing.weights, routing.ids, routing.weights};
   auto* ids = routing.ids.data_as<std::int32_t>();
-  if (c.ids == GroupedIds::duplicates) {
+  if (c.ids == GpuIds::duplicates) {
     for (std::int64_t i = 0; i < c.tokens * c.top_k; ++i) {
       ids[i] =
           static_cast<std::int32_t>((i / c.top_k / 4) % c.experts);  // 4 tokens in a row share one expert
     }
   }
-  if (c.ids == GroupedIds::out_of_range) {
+  if (c.ids == GpuIds::out_of_range) {
     result.reference_ids = routing.ids.clone();
     result.reference_weights = routing.weights.clone();
     for (std::int64_t i = 0; i < c.tokens * c.top_k; i += 3) {
@@ -123,13 +123,13 @@ inline GroupedRouting grouped_routing(const GroupedCase& c, const MoeConfig& con
 
 // The case on `backend` (skipping, with the reason, when it declines): within bf16 tolerance of fp64, every
 // output written (the output starts as NaN), and a second run bitwise equal to the first.
-inline void expect_matches_reference_and_repeats(const BackendInfo& backend, const GroupedCase& c) {
+inline void expect_matches_reference_and_repeats(const BackendInfo& backend, const GpuCase& c) {
   SCOPED_TRACE(backend.id + " " + c.describe());
-  const MoeConfig config = grouped_config(c);
+  const MoeConfig config = gpu_case_config(c);
   FUSEDMOE_REQUIRE_BACKEND(backend, config);
   const MoeWeights weights = random_weights(config, 7);
   const Tensor hidden = random_hidden(config, c.tokens, 8);
-  const GroupedRouting routing = grouped_routing(c, config, weights, hidden);
+  const GpuCaseRouting routing = gpu_case_routing(c, config, weights, hidden);
   const Tensor map = c.expert_map ? odd_experts_not_local(c.experts) : Tensor();
 
   BuiltKernel built =
