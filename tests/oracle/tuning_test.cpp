@@ -90,6 +90,11 @@ TEST(TuneTable, RejectsMalformedFilesSayingWhy) {
   std::string bad_dtype = text;
   bad_dtype.replace(bad_dtype.find("\"bf16\""), 6, "\"bf17\"");
   EXPECT_NE(expect_parse_error(bad_dtype).find("entry 0"), std::string::npos);
+  std::string not_an_object = text;
+  const std::size_t bucket = not_an_object.find("{", not_an_object.find("\"buckets\""));
+  not_an_object.replace(bucket, not_an_object.find("}", bucket) - bucket + 1, "7");
+  EXPECT_NE(expect_parse_error(not_an_object).find("entry 0 bucket 0: expected an object"),
+            std::string::npos);
   std::string bad_type = text;
   bad_type.replace(bad_type.find("\"experts\": 128"), 14, "\"experts\": \"x\"");
   EXPECT_NE(expect_parse_error(bad_type).find("field 'experts' has the wrong type"), std::string::npos);
@@ -103,6 +108,7 @@ TEST(TuneTable, LoadsFromTheEnvironment) {
   TuneTable table;
   table.put(sample_entry());
   table.save(path);
+  EXPECT_FALSE(std::ifstream(std::string(path) + ".tmp").good()) << "save() leaves no temporary behind";
   setenv("FUSEDMOE_TUNE_FILE", path, 1);
   const std::optional<TuneEntry> found = tuned_entry_from_env(sample_entry().key);
   TuneKey missing = sample_entry().key;
