@@ -107,7 +107,7 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
       const int row = row_in_pass + i * Shape::kRowsPerPass;
-      const bool valid = b_first_row + row < b_rows;
+      const bool valid = b_first_row + i * Shape::kRowsPerPass < b_rows;  // b_first_row: this thread's row 0
       cp_async_16(
           stage_b + swizzled(row),
           valid ? b_row0 + static_cast<std::int64_t>(i) * Shape::kRowsPerPass * ldb + k0 : placeholder,
