@@ -57,6 +57,11 @@ struct ParallelConfig {
   DispatchMode dispatch = DispatchMode::local;
   // Batched format: rows per expert slab. Larger M is processed in chunks of this many tokens.
   std::int64_t batched_capacity = 256;
+  // all2all_batched: (token, slot) pairs one rank may send to another per call (the fixed message size).
+  // 0 = batched_capacity * min(top_k, ceil(num_experts / ep_size)): nothing is ever dropped. When a rank's
+  // pairs for one destination exceed it, the pairs past it in (token, slot) order are dropped (they
+  // contribute nothing to the output) and counted.
+  std::int64_t batched_rank_capacity = 0;
 };
 
 struct MoeConfig {

@@ -96,7 +96,12 @@ class PrepareFinalizeModular : public PrepareFinalize {
   virtual std::int64_t max_tokens_per_call() const { return 0; }
   // Expert-parallel dispatch: the largest token count over all ranks, so that every rank runs the same
   // number of chunks (and collectives), ranks with fewer tokens running empty chunks. Local: `local`.
-  virtual std::int64_t agree_num_tokens(std::int64_t local) { return local; }
+  // `context`: the call's stream (a dispatch that can be captured in a CUDA graph answers without host
+  // communication while the stream is capturing).
+  virtual std::int64_t agree_num_tokens(std::int64_t local, const ExecContext& context) {
+    (void)context;
+    return local;
+  }
   // hidden [M, H], topk_ids [M, k] int32, topk_weights [M, k] fp32.
   virtual DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
                                    const TensorView& topk_weights, const TensorView& expert_map,

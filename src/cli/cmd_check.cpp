@@ -85,7 +85,9 @@ class TimedPrepareFinalize final : public PrepareFinalizeModular {
   }
   bool experts_write_output_directly() const override { return inner_->experts_write_output_directly(); }
   std::int64_t max_tokens_per_call() const override { return inner_->max_tokens_per_call(); }
-  std::int64_t agree_num_tokens(std::int64_t local) override { return inner_->agree_num_tokens(local); }
+  std::int64_t agree_num_tokens(std::int64_t local, const ExecContext& context) override {
+    return inner_->agree_num_tokens(local, context);
+  }
   DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
                            const TensorView& topk_weights, const TensorView& expert_map,
                            WorkspaceArena& workspace, const ExecContext& context) override {

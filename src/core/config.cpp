@@ -123,6 +123,9 @@ void MoeConfig::validate() const {
                  to_string(parallel.dispatch));
   FUSEDMOE_CHECK(parallel.batched_capacity >= 1,
                  "[config] parallel.batched_capacity = ", parallel.batched_capacity, ": expected >= 1");
+  FUSEDMOE_CHECK(parallel.batched_rank_capacity >= 0,
+                 "[config] parallel.batched_rank_capacity = ", parallel.batched_rank_capacity,
+                 ": expected >= 0 (0 = enough that nothing is dropped)");
   FUSEDMOE_CHECK(device.index >= 0, "[config] device index ", device.index, ": expected >= 0");
 }
 
@@ -132,7 +135,7 @@ std::string MoeConfig::fingerprint() const {
                  " bias=", routing.use_correction_bias, " shared=", shared.count, "x",
                  shared.intermediate_size, shared.sigmoid_gate ? "+gate" : "", " ep=", parallel.ep_size, " ",
                  to_string(parallel.placement), " ", to_string(parallel.dispatch),
-                 " capacity=", parallel.batched_capacity);
+                 " capacity=", parallel.batched_capacity, " rank_capacity=", parallel.batched_rank_capacity);
 }
 
 std::int64_t MoeConfig::num_local_experts() const {

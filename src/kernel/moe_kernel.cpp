@@ -156,7 +156,7 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
   }
   auto& pf = static_cast<PrepareFinalizeModular&>(*prepare_finalize_);
   // Expert-parallel: every rank runs as many chunks as the rank with the most tokens (collectives match).
-  const std::int64_t agreed_tokens = pf.agree_num_tokens(num_tokens);
+  const std::int64_t agreed_tokens = pf.agree_num_tokens(num_tokens, context);
   if (agreed_tokens == 0) return;
 
   std::int64_t chunk = agreed_tokens;

@@ -11,6 +11,7 @@
 #include "kernel/weight_and_reduce.hpp"
 #include "parallel/expert_map.hpp"
 #if FUSEDMOE_WITH_CUDA
+#include "parallel/cuda/ep_batched_kernels.hpp"
 #include "parallel/cuda/row_kernels.hpp"
 #endif
 
@@ -290,7 +291,7 @@ AllGatherPrepareFinalize::AllGatherPrepareFinalize(const MoeConfig& config,
   check_communicator(config, communicator_, "allgather");
 }
 
-std::int64_t AllGatherPrepareFinalize::agree_num_tokens(std::int64_t local) {
+std::int64_t AllGatherPrepareFinalize::agree_num_tokens(std::int64_t local, const ExecContext&) {
   return max_over_ranks(*communicator_, local, rank_tokens_);
 }
 
@@ -365,7 +366,7 @@ AllToAllPrepareFinalize::AllToAllPrepareFinalize(const MoeConfig& config,
   }
 }
 
-std::int64_t AllToAllPrepareFinalize::agree_num_tokens(std::int64_t local) {
+std::int64_t AllToAllPrepareFinalize::agree_num_tokens(std::int64_t local, const ExecContext&) {
   std::vector<std::int64_t> all;
   return max_over_ranks(*communicator_, local, all);
 }
@@ -463,10 +464,26 @@ void AllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched, const
 
 // ---- batched all-to-all (fixed capacity) ----------------------------------------------------------
 
+namespace {
+
+// Pairs one rank may send another per call: the configured value, or enough that none is ever dropped (a
+// token sends at most min(k, experts of the destination) pairs to one rank; every rank uses the largest
+// expert count, so that the message sizes agree).
+std::int64_t rank_capacity_of(const MoeConfig& config) {
+  if (config.parallel.batched_rank_capacity > 0) return config.parallel.batched_rank_capacity;
+  const std::int64_t most_local =
+      (config.num_experts + config.parallel.ep_size - 1) / config.parallel.ep_size;
+  return config.parallel.batched_capacity * std::min<std::int64_t>(config.routing.top_k, most_local);
+}
+
+}  // namespace
+
 BatchedAllToAllPrepareFinalize::BatchedAllToAllPrepareFinalize(const MoeConfig& config,
                                                                std::shared_ptr<Communicator> communicator)
     : communicator_(std::move(communicator)),
+      device_(config.device),
       capacity_(config.parallel.batched_capacity),
+      rank_capacity_(rank_capacity_of(config)),
       num_local_experts_(config.num_local_experts()) {
   check_communicator(config, communicator_, "all2all_batched");
   owner_.assign(static_cast<std::size_t>(config.num_experts), -1);
@@ -479,9 +496,33 @@ BatchedAllToAllPrepareFinalize::BatchedAllToAllPrepareFinalize(const MoeConfig& 
       owner_local_[held[local]] = static_cast<std::int32_t>(local);
     }
   }
+  if (device_.is_cuda()) {
+#if FUSEDMOE_WITH_CUDA
+    device_path_ =
+        std::make_unique<EpBatchedDevicePath>(config, communicator_, owner_, owner_local_, rank_capacity_);
+#endif
+  }
 }
 
-std::int64_t BatchedAllToAllPrepareFinalize::agree_num_tokens(std::int64_t local) {
+std::int64_t BatchedAllToAllPrepareFinalize::agree_num_tokens(std::int64_t local,
+                                                              const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  // Inside a CUDA graph capture no rank may talk to the host: every rank runs batched_capacity tokens'
+  // worth of chunks (the same collectives everywhere), empty ones past its own tokens.
+  if (device_.is_cuda() && cuda::stream_is_capturing(device_.index, context.stream)) {
+    if (local > capacity_) {
+      throw Unsupported(str_cat("[all2all_batched] ", local,
+                                " tokens on this rank while a CUDA graph is being captured: a captured "
+                                "forward takes at most parallel.batched_capacity = ",
+                                capacity_,
+                                " tokens per rank (the ranks cannot agree on more chunks without a host "
+                                "round trip); raise batched_capacity or run this batch outside the graph"));
+    }
+    return capacity_;
+  }
+#else
+  (void)context;
+#endif
   std::vector<std::int64_t> all;
   return max_over_ranks(*communicator_, local, all);
 }
@@ -496,6 +537,7 @@ ExpertsProblem BatchedAllToAllPrepareFinalize::problem(std::int64_t num_tokens,
 
 std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
                                                             const MoeConfig& config) const {
+  if (device_path_) return device_path_->workspace_bytes() + padding_slack();
   const std::int64_t ranks = communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
   const std::int64_t slab_rows = num_local_experts_ * capacity_ * ranks;
   const std::int64_t sent = num_tokens * k,
@@ -506,11 +548,15 @@ std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tok
          WorkspaceArena::bytes_for(DType::fp32, sent) +                             // routing weight out
          WorkspaceArena::bytes_for(config.act_dtype,
                                    (received + sent) * hidden) +  // expert rows back and home
-         // The index plans on a device: token, expert, index and combine order per sent row, token offsets;
-         // then counts, slot rows, slot weights and the slot of each received row.
-         WorkspaceArena::bytes_for(DType::int32, 4 * sent + num_tokens + 1) +
-         WorkspaceArena::bytes_for(DType::int32, num_local_experts_ + 2 * slab_rows + received) +
          padding_slack();
+}
+
+BatchedAllToAllPrepareFinalize::DroppedPairs BatchedAllToAllPrepareFinalize::dropped_pairs(
+    const ExecContext& context) const {
+  if (!device_path_) return dropped_;
+  std::int64_t counts[2] = {0, 0};
+  copy_tensor(device_path_->dropped(), TensorView(counts, DType::int64, {2}), context);  // waits
+  return {.over_rank_capacity = counts[0], .over_slab = counts[1]};
 }
 
 DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -518,18 +564,26 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
                                                          const TensorView& expert_map,
                                                          WorkspaceArena& workspace,
                                                          const ExecContext& context) {
-  begin_call(hidden, context, "all2all_batched");
+  if (device_path_) {
+    return device_path_->prepare(hidden, topk_ids, topk_weights, expert_map, workspace, context);
+  }
+  FUSEDMOE_CHECK(hidden.device().is_cpu(), "[all2all_batched] hidden on ", to_string(hidden.device()),
+                 " but the layer was configured for ", to_string(device_));
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
-  const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
+  const std::int32_t* ids = topk_ids.data_as<const std::int32_t>();
   check_routing_ids(ids, tokens * k, k, owner_.size(), "all2all_batched");
-  const Device device = hidden.device();
-  // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank.
+  // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank; at most
+  // rank_capacity_ per rank (the rest dropped, as on a device).
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
   std::vector<std::int32_t> sent_index;
   for (int rank = 0; rank < ranks; ++rank) {
     for (std::int64_t index = 0; index < tokens * k; ++index) {
       if (owner_[ids[index]] != rank) continue;
+      if (static_cast<std::int64_t>(send_rows_[rank]) >= rank_capacity_) {
+        ++dropped_.over_rank_capacity;
+        continue;
+      }
       sent_index.push_back(static_cast<std::int32_t>(index));
       ++send_rows_[rank];
     }
@@ -545,7 +599,6 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
     plan_.host(sent_expert_)[row] = owner_local_[ids[sent_index[row]]];
   }
   plan_by_token(plan_, sent_token_, tokens, token_begin_, by_token_);
-  plan_.upload(workspace, device, context);
   receive_rows_ = exchange_row_counts(*communicator_, send_rows_);
   received_ =
       static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
@@ -561,7 +614,7 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
                 row_bytes, context.stream);
   exchange_rows(*communicator_, plan_.where(sent_expert_), send_rows_, receive_expert.data(), receive_rows_,
                 4, context.stream);
-  const std::int32_t* received_expert = ids_on_host(receive_expert, host_received_expert_, context);
+  const std::int32_t* received_expert = receive_expert.data_as<const std::int32_t>();
 
   // Slots in the fixed-capacity slabs (capacity tokens from each rank per expert), in arrival order (source
   // rank, then its order): deterministic. Every call uses the same buffer shapes.
@@ -583,7 +636,6 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
     slots_.host(received_slot_)[row] = static_cast<std::int32_t>(slot);
     slots_.host(slot_row_)[slot] = static_cast<std::int32_t>(row);
   }
-  slots_.upload(workspace, device, context);
   DispatchedTokens dispatched;
   dispatched.format = ActivationFormat::batched;
   dispatched.expert_map = expert_map;
@@ -602,6 +654,10 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
                                               const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts leave weighting to finalize");
   (void)dispatched;
+  if (device_path_) {
+    device_path_->finalize(expert_out, out, context);
+    return;
+  }
   const std::int64_t width = out.size(1);
   const auto sent = static_cast<std::int64_t>(sent_token_.count);
   const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(expert_out.dtype());

@@ -1,8 +1,10 @@
 // PrepareFinalize implementations across expert-parallel ranks. The Communicator moves bytes: MPI for CPU
-// tensors, NCCL for CUDA tensors. The row bookkeeping (who sends which row where) is computed on the host in
-// both cases; on a CUDA device the routing ids are first read back (the call waits for the GPU, so these
-// paths cannot be captured in a CUDA graph) and the rows are packed and summed by device kernels
-// (parallel/cuda/row_kernels.hpp) along index lists uploaded in one copy per step.
+// tensors, NCCL for CUDA tensors. allgather and all2all compute the row bookkeeping (who sends which row
+// where) on the host in both cases; on a CUDA device the routing ids are first read back (the call waits for
+// the GPU, so these paths cannot be captured in a CUDA graph) and the rows are packed and summed by device
+// kernels (parallel/cuda/row_kernels.hpp) along index lists uploaded in one copy per step. all2all_batched
+// on a CUDA device plans on the GPU with fixed message sizes instead (parallel/ep_batched_device.hpp) and
+// captures in a CUDA graph.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +13,7 @@
 
 #include "fusedmoe/communicator.hpp"
 #include "fusedmoe/kernel.hpp"
+#include "parallel/ep_batched_device.hpp"
 
 namespace fusedmoe {
 
@@ -45,7 +48,7 @@ class AllGatherPrepareFinalize final : public PrepareFinalizeModular {
   AllGatherPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator);
   std::string_view name() const override { return "allgather"; }
   ActivationFormat format() const override { return ActivationFormat::standard; }
-  std::int64_t agree_num_tokens(std::int64_t local) override;
+  std::int64_t agree_num_tokens(std::int64_t local, const ExecContext& context) override;
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
   DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -67,7 +70,7 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
   AllToAllPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator);
   std::string_view name() const override { return "all2all"; }
   ActivationFormat format() const override { return ActivationFormat::standard; }
-  std::int64_t agree_num_tokens(std::int64_t local) override;
+  std::int64_t agree_num_tokens(std::int64_t local, const ExecContext& context) override;
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
   DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -88,15 +91,21 @@ class AllToAllPrepareFinalize final : public PrepareFinalizeModular {
 
 // The low-latency shape: each (token, slot) row travels to the rank owning its expert and lands in that
 // expert's slab of a fixed-capacity batched buffer [E_local, ranks * capacity, H] (capacity = tokens per
-// call, so every buffer size is known up front). The batched Experts return unweighted rows; finalize sends
-// them home, where they are weighted in fp32 and summed in (rank, token, slot) order.
+// call, so every buffer size is known up front). At most rank_capacity() pairs go from one rank to another
+// per call (ParallelConfig::batched_rank_capacity; the default never drops): the pairs past it, in
+// (token, slot) order, are dropped and counted (dropped_pairs()). The batched Experts return unweighted rows;
+// finalize sends them home, where they are weighted in fp32 and summed. On the CPU the plan is built on the
+// host (exact message sizes, summed in (rank, token, slot) order); on a CUDA device on the GPU with fixed
+// message sizes (EpBatchedDevicePath, summed in slot order), capturable in a CUDA graph: while the stream is
+// capturing, agree_num_tokens() answers batched_capacity without communicating (every rank then runs the
+// chunks of batched_capacity tokens, so each rank must have at most batched_capacity tokens).
 class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
  public:
   BatchedAllToAllPrepareFinalize(const MoeConfig& config, std::shared_ptr<Communicator> communicator);
   std::string_view name() const override { return "all2all_batched"; }
   ActivationFormat format() const override { return ActivationFormat::batched; }
   std::int64_t max_tokens_per_call() const override { return capacity_; }
-  std::int64_t agree_num_tokens(std::int64_t local) override;
+  std::int64_t agree_num_tokens(std::int64_t local, const ExecContext& context) override;
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override;
   std::size_t workspace_bytes(std::int64_t num_tokens, const MoeConfig& config) const override;
   DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
@@ -105,11 +114,22 @@ class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override;
 
+  // Pairs dropped so far (accumulated over calls): at the sender because a destination's rank_capacity()
+  // rows were full, and at the receiver because a slab was full (a token listing an expert twice; the CPU
+  // path rejects that instead). On a CUDA device this reads the device counters (waits for `context`).
+  struct DroppedPairs {
+    std::int64_t over_rank_capacity = 0, over_slab = 0;
+  };
+  DroppedPairs dropped_pairs(const ExecContext& context = {}) const;
+  std::int64_t rank_capacity() const { return rank_capacity_; }
+
  private:
   std::shared_ptr<Communicator> communicator_;
-  std::int64_t capacity_, num_local_experts_;
-  std::vector<std::int32_t> owner_, owner_local_;  // global expert -> rank, and its local id there
-  std::vector<std::int32_t> host_ids_, host_received_expert_;  // read back from a CUDA device
+  Device device_;
+  std::int64_t capacity_, rank_capacity_, num_local_experts_;
+  std::unique_ptr<EpBatchedDevicePath> device_path_;  // CUDA devices
+  DroppedPairs dropped_;                              // CPU
+  std::vector<std::int32_t> owner_, owner_local_;     // global expert -> rank, and its local id there
   std::vector<std::size_t> send_rows_, receive_rows_;
   IndexPlan plan_;                          // dispatch: what leaves this rank
   IndexPlan::Part sent_token_;              // per sent row: its token, grouped by destination rank

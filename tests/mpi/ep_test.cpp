@@ -13,6 +13,8 @@
 #include "parallel/eplb/eplb_state.hpp"
 #include "parallel/eplb/weight_migration.hpp"
 #include "parallel/expert_map.hpp"
+#include "parallel/prepare_finalize_ep.hpp"
+#include "testing/ep_batched_drops.hpp"
 #include "testing/moe_case.hpp"
 
 namespace fusedmoe {
@@ -130,6 +132,76 @@ std::vector<EpCase> ep_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Modes, ExpertParallel, ::testing::ValuesIn(ep_cases()),
                          [](const auto& info) { return describe(info.param); });
+
+// all2all_batched with a per-rank capacity smaller than the traffic (batched_capacity 8 tokens per call,
+// batched_rank_capacity 4 pairs per destination): the pairs past it in (token, slot) order are dropped, so
+// each rank's output is the single-rank output with those pairs' weights set to 0, and every drop is counted.
+TEST(ExpertParallelBatched, PairsPastTheRankCapacityAreDroppedAndCounted) {
+  Communicator& communicator = *world();
+  const int ranks = communicator.size(), rank = communicator.rank();
+  const std::int64_t experts = 12, total_tokens = 37, capacity = 8, rank_capacity = 4;
+  for (bool all_to_rank0 : {false, true}) {
+    SCOPED_TRACE(all_to_rank0 ? "all pairs to rank 0's experts" : "router");
+    MoeConfig single = testing::make_config(experts, 3, 48, 40, DType::fp32, DType::fp32);
+    const MoeWeights weights = random_weights(single, 24);
+    const Tensor hidden_all = random_hidden(single, total_tokens, 25);
+    testing::Routing routing =
+        testing::make_routing(single, total_tokens, testing::RoutingPattern::router, 26, weights, hidden_all);
+    if (all_to_rank0) {
+      const std::vector<std::int32_t> rank0 = local_experts(experts, ranks, 0, ExpertPlacement::linear);
+      for (std::int64_t t = 0; t < total_tokens; ++t) {
+        for (int slot = 0; slot < 3; ++slot)
+          routing.ids.data_as<std::int32_t>()[t * 3 + slot] = rank0[(t + slot) % rank0.size()];
+      }
+    }
+    std::vector<std::int64_t> bounds(static_cast<std::size_t>(ranks + 1), 0);
+    for (int r = 1; r <= ranks; ++r) bounds[r] = total_tokens * r * (r + 1) / (ranks * (ranks + 1));
+    std::int64_t most = 0;
+    for (int r = 0; r < ranks; ++r) most = std::max(most, bounds[r + 1] - bounds[r]);
+    const std::int64_t begin = bounds[rank], end = bounds[rank + 1], tokens = end - begin;
+    const Tensor hidden = Tensor::copy_of(hidden_all.view().slice_rows(begin, end));
+    const Tensor ids = Tensor::copy_of(routing.ids.view().slice_rows(begin, end));
+    const Tensor topk_weights = Tensor::copy_of(routing.weights.view().slice_rows(begin, end));
+    Tensor kept_weights = Tensor::copy_of(topk_weights);
+    const std::int64_t expected_drops =
+        testing::zero_dropped_pairs(ids, kept_weights, 0, tokens, std::min(most, capacity), rank_capacity,
+                                    experts, ranks, ExpertPlacement::linear);
+
+    testing::BuiltKernel whole = testing::build_kernel(*find_backend("cpu_reference"), single, weights);
+    const Tensor expected = Tensor::empty(DType::fp32, {tokens, single.hidden_size});
+    whole.kernel->forward(hidden, ids, kept_weights, {}, *whole.weights, expected);
+
+    MoeConfig parallel = single;
+    parallel.parallel = {.ep_size = ranks,
+                         .ep_rank = rank,
+                         .dispatch = DispatchMode::all2all_batched,
+                         .batched_capacity = capacity,
+                         .batched_rank_capacity = rank_capacity};
+    parallel.validate();
+    const std::vector<std::int32_t> mine = local_experts(experts, ranks, rank, ExpertPlacement::linear);
+    const BackendInfo& backend = *find_backend("cpu_reference_batched");
+    const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
+                                                   gather_experts(weights.w2, mine), parallel);
+    MoeKernel kernel(parallel, make_prepare_finalize(parallel, world()), backend.make_experts(parallel),
+                     {.max_chunk_tokens = 0});
+    const Tensor out = Tensor::empty(DType::fp32, {tokens, single.hidden_size});
+    if (tokens > 0) fill_nan(out);
+    kernel.forward(hidden, ids, topk_weights, make_expert_map(experts, ranks, rank, ExpertPlacement::linear),
+                   *converted, out);
+    std::vector<double> reference(static_cast<std::size_t>(expected.numel()));
+    for (std::int64_t i = 0; i < expected.numel(); ++i)
+      reference[i] = load_element(expected.data(), DType::fp32, i);
+    const double error = tokens > 0 ? compare_to_reference(out, reference).relative_error : 0.0;
+    EXPECT_LT(max_over_ranks(error), 1e-6) << "this rank's error " << error;
+    const auto& pf = dynamic_cast<const BatchedAllToAllPrepareFinalize&>(kernel.prepare_finalize());
+    EXPECT_EQ(pf.rank_capacity(), rank_capacity);
+    EXPECT_EQ(pf.dropped_pairs().over_rank_capacity, expected_drops);
+    EXPECT_EQ(pf.dropped_pairs().over_slab, 0);
+    if (all_to_rank0 && rank == ranks - 1) {
+      EXPECT_GT(expected_drops, 0) << "the case must overflow";
+    }
+  }
+}
 
 TEST(ExpertParallelHandshake, MismatchedConfigsFailOnEveryRank) {
   Communicator& communicator = *world();
