@@ -115,11 +115,14 @@ class TestStream {
   cudaStream_t stream_ = nullptr;
 };
 
-// Captures `body` (which enqueues work on `stream`) into a CUDA graph, in global capture mode so any
-// allocation or host synchronisation inside fails the capture; returns the instantiated graph.
+// Captures `body` (which enqueues work on `stream`) into a CUDA graph, by default in global capture mode so
+// any allocation or host synchronisation inside fails the capture; returns the instantiated graph. Threads
+// that capture while other threads of the process synchronise (one thread per GPU) pass
+// cudaStreamCaptureModeThreadLocal, which still fails such calls on the capturing thread.
 template <class Body>
-cudaGraphExec_t capture_graph(cudaStream_t stream, Body&& body) {
-  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+cudaGraphExec_t capture_graph(cudaStream_t stream, Body&& body,
+                              cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal) {
+  check_cuda(cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture");
   try {
     body();
   } catch (...) {

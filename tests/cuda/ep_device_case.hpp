@@ -110,7 +110,8 @@ class HostExperts final : public ExpertsModular {
   std::unique_ptr<ExpertsModular> inner_;
 };
 
-enum class Scenario { uniform, zero_token_rank, all_to_one_rank };
+// skewed: 3 tokens in 4 go to experts 0, 1, 2 (hot experts), the rest follow the router.
+enum class Scenario { uniform, zero_token_rank, all_to_one_rank, skewed };
 // host_reference: the CPU reference Experts behind HostExperts (checks the device dispatch alone);
 // cuda_fused: the CUDA Experts (the real thing, once cuda_fused accepts expert-parallel dispatch).
 enum class ExpertsUnderTest { host_reference, cuda_fused };
@@ -126,6 +127,7 @@ struct EpCase {
 inline std::string describe(const EpCase& c) {
   const char* scenario = c.scenario == Scenario::uniform           ? "uniform"
                          : c.scenario == Scenario::zero_token_rank ? "zero_token_rank"
+                         : c.scenario == Scenario::skewed          ? "skewed"
                                                                    : "all_to_one_rank";
   return str_cat(c.experts == ExpertsUnderTest::cuda_fused ? "cuda_fused_" : "host_reference_",
                  to_string(c.mode), "_", to_string(c.placement), "_", to_string(c.dtype), "_", scenario);
@@ -177,6 +179,12 @@ inline EpProblem make_ep_problem(const EpCase& c, int ranks) {
     for (std::int64_t t = 0; t < total; ++t) {
       for (int slot = 0; slot < k; ++slot)
         routing.ids.data_as<std::int32_t>()[t * k + slot] = rank0[(t + slot) % rank0.size()];
+    }
+  }
+  if (c.scenario == Scenario::skewed) {
+    for (std::int64_t t = 0; t < total; ++t) {
+      if (t % 4 == 3) continue;
+      for (int slot = 0; slot < k; ++slot) routing.ids.data_as<std::int32_t>()[t * k + slot] = slot;
     }
   }
   p.ids = std::move(routing.ids);
@@ -262,7 +270,7 @@ inline std::vector<EpCase> ep_device_cases() {
         for (DType dtype : {DType::fp32, DType::bf16}) {
           if (experts == ExpertsUnderTest::cuda_fused && dtype == DType::fp32) continue;
           for (Scenario scenario :
-               {Scenario::uniform, Scenario::zero_token_rank, Scenario::all_to_one_rank}) {
+               {Scenario::uniform, Scenario::zero_token_rank, Scenario::all_to_one_rank, Scenario::skewed}) {
             cases.push_back({mode, placement, dtype, scenario, experts});
           }
         }

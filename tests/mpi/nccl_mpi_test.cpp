@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "cuda/ep_batched_case.hpp"
 #include "cuda/ep_device_case.hpp"
 
 namespace fusedmoe {
@@ -98,6 +99,67 @@ TEST_P(MpiNcclExpertParallel, MatchesOneDevice) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, MpiNcclExpertParallel, ::testing::ValuesIn(testing::ep_device_cases()),
                          [](const auto& info) { return testing::describe(info.param); });
+
+// all2all_batched past its per-rank capacity, one process per GPU (see tests/cuda/nccl_ep_test.cpp).
+class MpiNcclBatchedOverflow : public ::testing::TestWithParam<testing::Scenario> {};
+
+TEST_P(MpiNcclBatchedOverflow, DropsThePairsPastTheRankCapacityAndCountsThem) {
+  const int ranks = nccl()->size(), rank = nccl()->rank();
+  const testing::EpProblem problem =
+      testing::make_ep_problem({DispatchMode::all2all_batched, ExpertPlacement::linear, DType::bf16,
+                                GetParam(), testing::ExpertsUnderTest::host_reference},
+                               ranks);
+  const testing::OverflowExpectation expectation = testing::overflow_expectation(problem);
+  const testing::OverflowRun run =
+      testing::run_overflow_rank(problem, nccl(), rank, device_index(), expectation.expected);
+  const double worst = max_over_ranks(run.error);
+  EXPECT_LT(worst, testing::ep_tolerance(DType::bf16)) << "this rank's error " << run.error;
+  EXPECT_EQ(run.dropped.over_rank_capacity, expectation.drops[rank]);
+  EXPECT_EQ(run.dropped.over_slab, 0);
+}
+
+std::string overflow_name(const ::testing::TestParamInfo<testing::Scenario>& info) {
+  const testing::EpCase c{DispatchMode::all2all_batched, ExpertPlacement::linear, DType::bf16, info.param,
+                          testing::ExpertsUnderTest::host_reference};
+  return testing::describe(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Scenarios, MpiNcclBatchedOverflow,
+                         ::testing::Values(testing::Scenario::uniform, testing::Scenario::zero_token_rank,
+                                           testing::Scenario::all_to_one_rank, testing::Scenario::skewed),
+                         overflow_name);
+
+// The whole all2all_batched layer captured in a CUDA graph (global capture mode: one process per GPU) and
+// replayed twice, bitwise equal to eager; eager matches the single-GPU layer. 2 ranks.
+class MpiNcclBatchedGraph : public ::testing::TestWithParam<std::pair<std::int64_t, std::int64_t>> {};
+
+TEST_P(MpiNcclBatchedGraph, WholeLayerCapturesAndReplaysLikeEager) {
+  const int ranks = nccl()->size(), rank = nccl()->rank();
+  if (ranks != 2) GTEST_SKIP() << "the graph case is written for 2 ranks, this run has " << ranks;
+  // Every rank has the same GPUs and build, so every rank skips (or runs) alike.
+  if (const std::string reason =
+          testing::cuda_batched_skip_reason(testing::graph_layer_config(rank, device_index()));
+      !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  const auto [first, second] = GetParam();
+  const MoeConfig base = testing::make_config(8, 2, 64, 48);
+  const MoeWeights full = random_weights(base, 41);
+  const Tensor hidden = random_hidden(base, first + second, 42);
+  const Tensor expected = testing::single_gpu_layer_output(full, hidden, device_index());
+  const testing::GraphRun run =
+      testing::run_layer_graph_rank(full, hidden, rank == 0 ? 0 : first, rank == 0 ? first : second, nccl(),
+                                    rank, device_index(), expected, cudaStreamCaptureModeGlobal);
+  EXPECT_LT(max_over_ranks(run.error), 1e-2) << "this rank's error " << run.error;
+  EXPECT_EQ(run.equal_replays, run.replays);
+}
+
+INSTANTIATE_TEST_SUITE_P(TokenShares, MpiNcclBatchedGraph,
+                         ::testing::Values(std::pair<std::int64_t, std::int64_t>{5, 14},
+                                           std::pair<std::int64_t, std::int64_t>{0, 9}),
+                         [](const auto& info) {
+                           return str_cat(info.param.first, "_and_", info.param.second, "_tokens");
+                         });
 
 }  // namespace
 }  // namespace fusedmoe
