@@ -47,10 +47,12 @@ std::vector<BackendInfo> builtin_backends() {
   list.push_back(cuda_fused_backend());
   list.push_back(cuda_cutlass_grouped_backend());
   list.push_back(cuda_cublas_grouped_backend());
+  list.push_back(cuda_batched_backend());
 #else
   list.push_back(without_cuda("cuda_fused"));
   list.push_back(without_cuda("cuda_cutlass_grouped"));
   list.push_back(without_cuda("cuda_cublas_grouped"));
+  list.push_back(without_cuda("cuda_batched"));
 #endif
   return list;
 }
