@@ -1,6 +1,7 @@
 // The fixed-seed routing of bench and tune.
 #include "cli/routing_inputs.hpp"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,18 @@ void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool ske
       sum += weight;
     }
     for (int slot = 0; slot < top_k; ++slot) weights.data_as<float>()[token * top_k + slot] /= sum;
+  }
+}
+
+void make_router_logits(const Tensor& ids, std::int64_t experts, const Tensor& logits) {
+  const std::int64_t tokens = ids.size(0), top_k = ids.size(1);
+  float* values = logits.data_as<float>();
+  std::fill(values, values + tokens * experts, 0.0f);
+  for (std::int64_t token = 0; token < tokens; ++token) {
+    for (std::int64_t slot = 0; slot < top_k; ++slot) {
+      const std::int32_t expert = ids.data_as<const std::int32_t>()[token * top_k + slot];
+      values[token * experts + expert] = 4.0f - static_cast<float>(slot) / static_cast<float>(top_k);
+    }
   }
 }
 

@@ -196,23 +196,38 @@ TEST_P(CudaBatchedSlabs, ValidRowsMatchFp64AndRepeatBitwise) {
 INSTANTIATE_TEST_SUITE_P(Cases, CudaBatchedSlabs, ::testing::ValuesIn(slab_cases()),
                          [](const auto& info) { return info.param.label; });
 
-// The mma.sync tiles of cuda_fused's table, forced (replaced where taller than the slabs): the same bits.
-constexpr TileId kMmaTiles[] = {TileId::m16,  TileId::m32,        TileId::m64,
-                                TileId::m128, TileId::m16_n32_s8, TileId::m16_n64_s8};
+// Whether this build and the test GPU run cuda_fused's wgmma tiles (sm_90a code on compute capability 9.0).
+bool wgmma_available() {
+  const Platform platform = Platform::detect(kGpu);
+  return platform.cuda.available && cuda_fused::wgmma_tiles_available(platform.cuda.compute_capability,
+                                                                      platform.cuda.shared_memory_per_block);
+}
 
+// Every tile of cuda_fused's table, forced (replaced by a fitting one where taller than the slabs): the
+// mma.sync tiles give m16's bits, the wgmma tiles (where available) agree with each other and with fp64
+// (their k16 steps may round differently from mma.sync's).
 TEST(CudaBatchedTiles, EveryTileGivesTheSameRows) {
   FUSEDMOE_REQUIRE_CUDA();
   for (const SlabCase& c : {slab_cases()[0], slab_cases()[6], slab_cases()[9]}) {
     SCOPED_TRACE(c.label);
     const Slabs slabs(c);
     FUSEDMOE_REQUIRE_BACKEND(cuda_batched(), slabs.config);
-    const Tensor chosen = slabs.run();
-    slabs.expect_matches_reference(chosen);
-    for (const TileId tile : kMmaTiles) {
-      SCOPED_TRACE(cuda_fused::to_string(tile));
-      const Tensor forced = slabs.run(tile);
+    const Tensor m16 = slabs.run(TileId::m16);
+    slabs.expect_matches_reference(m16);
+    std::optional<Tensor> first_wgmma;
+    for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
+      if (tile.wgmma && !wgmma_available()) continue;
+      SCOPED_TRACE(tile.name);
+      const Tensor forced = slabs.run(tile.id);
       slabs.expect_matches_reference(forced);
-      EXPECT_TRUE(valid_rows_equal(slabs, forced, chosen));
+      const bool wgmma_ran = cuda_batched::fitted_tile(tile.id, c.capacity).wgmma;
+      if (!wgmma_ran) {
+        EXPECT_TRUE(valid_rows_equal(slabs, forced, m16));
+      } else if (!first_wgmma) {
+        first_wgmma = forced;
+      } else {
+        EXPECT_TRUE(valid_rows_equal(slabs, forced, *first_wgmma));
+      }
     }
   }
 }
@@ -251,9 +266,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaBatched, ::testing::ValuesIn(layer_path_case
                          [](const auto& info) { return info.param.label; });
 
 // The slab capacity follows the chunk (and the tile follows the capacity), yet a token's result must not
-// depend on how many other tokens share its batch.
+// depend on how many other tokens share its batch (within one kernel family: mma.sync here).
 TEST(CudaBatchedBatches, ResultsDoNotDependOnBatchSize) {
   FUSEDMOE_REQUIRE_CUDA();
+  const testing::ScopedEnv wgmma("FUSEDMOE_CUDA_BATCHED_WGMMA", "off");  // one kernel family (see above)
   GpuCase c{"batches", 700, 32, 192, 96, 4};
   c.dispatch = DispatchMode::local_batched;
   MoeConfig config = testing::gpu_case_config(c);
@@ -409,7 +425,27 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }
+  // Hopper: cuda_fused's wgmma tiles from 16 rows per expert on, while they fit the slabs.
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 256,
+                                           .top_k = 8,
+                                           .num_experts = 128,
+                                           .num_local_experts = 128,
+                                           .intermediate_padded = 768,
+                                           .num_sms = 132,
+                                           .wgmma = true})
+                .id,
+            TileId::wg64_n128);
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 40,
+                                           .top_k = 8,
+                                           .num_experts = 8,
+                                           .num_local_experts = 8,
+                                           .intermediate_padded = 4096,
+                                           .num_sms = 132,
+                                           .wgmma = true})
+                .id,
+            TileId::m32);  // wg64_n128 is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 20).id, TileId::m32);
+  EXPECT_EQ(cuda_batched::fitted_tile(TileId::wg128_n256, 100).id, TileId::m64);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 113).id, TileId::m128);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m16_n32_s8, 1).id, TileId::m16_n32_s8);
   EXPECT_EQ(cuda_batched::padded_rows(33, 16), 48);

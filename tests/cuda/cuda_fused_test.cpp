@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <tuple>
 
 #include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
@@ -81,23 +82,41 @@ const BackendInfo& cuda_fused() {
   return testing::registered_backend("cuda_fused");
 }
 
+// Whether this build and the test GPU run the wgmma tiles (sm_90a code on compute capability 9.0).
+bool wgmma_available() {
+  const Platform platform = Platform::detect(kGpu);
+  return platform.cuda.available && cuda_fused::wgmma_tiles_available(platform.cuda.compute_capability,
+                                                                      platform.cuda.shared_memory_per_block);
+}
+
+#define FUSEDMOE_REQUIRE_WGMMA()                                                                      \
+  do {                                                                                                \
+    if (!wgmma_available()) GTEST_SKIP() << "no wgmma: needs compute capability 9.0 and sm_90a code"; \
+  } while (false)
+
 // Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
-// `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), and
-// tiled with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single).
+// `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), tiled
+// with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single), and tiled on two Hopper wgmma tiles
+// forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
   const FusedCase& c = std::get<0>(GetParam());
-  const std::string variant = std::get<1>(GetParam());  // stream, tiled, or tiled with the one-launch align
+  const std::string variant = std::get<1>(GetParam());
+  const bool wgmma = variant == "wg64" || variant == "wg128";
+  if (wgmma) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
+  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"    ? "wg64_n128"
+                                                            : variant == "wg128" ? "wg128_n256"
+                                                                                 : "auto");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
                          ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                                            ::testing::Values("stream", "tiled", "align1")),
+                                            ::testing::Values("stream", "tiled", "align1", "wg64", "wg128")),
                          [](const auto& info) {
                            return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
                          });
@@ -106,9 +125,12 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
 // token's result must not depend on how many other tokens share the batch. This holds on the tiled path;
 // the small-M streaming path (M <= 64) splits its sums by the batch's experts, so it is repeatable for a
 // batch but not invariant across batch sizes.
+// The heuristic's steps within one kernel family: mma.sync tiles (FUSEDMOE_CUDA_FUSED_WGMMA=off) here; the
+// wgmma tiles are compared with each other in CudaFusedChoices.
 TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
   FUSEDMOE_REQUIRE_CUDA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  const testing::ScopedEnv wgmma("FUSEDMOE_CUDA_FUSED_WGMMA", "off");
   const FusedCase c{"tiles", 3000, 32, 192, 96, 4};
   const MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
@@ -185,7 +207,8 @@ TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
-                         ::testing::Values(std::make_tuple("tiled", 77), std::make_tuple("stream", 5)));
+                         ::testing::Values(std::make_tuple("tiled", 77), std::make_tuple("stream", 5),
+                                           std::make_tuple("tiled", 2000)));  // wgmma tiles on Hopper
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
@@ -211,9 +234,25 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
       fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
   const Tensor m16 = run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
   EXPECT_LE(compare_to_reference(m16, reference).relative_error, tolerance_for(DType::bf16));
+  // mma.sync tiles agree bit for bit with m16; wgmma tiles with each other (their k16 steps may round
+  // differently from mma.sync's, so they are held to the reference instead).
+  std::optional<Tensor> first_wgmma;
   for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
     SCOPED_TRACE(tile.name);
-    EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_TILE", cuda_fused::to_string(tile.id)), m16));
+    if (tile.wgmma && !wgmma_available()) continue;
+    const Tensor got = run("FUSEDMOE_CUDA_FUSED_TILE", cuda_fused::to_string(tile.id));
+    if (!tile.wgmma) {
+      EXPECT_TRUE(testing::bitwise_equal(got, m16));
+      continue;
+    }
+    EXPECT_LE(compare_to_reference(got, reference).relative_error, tolerance_for(DType::bf16));
+    if (!first_wgmma) {
+      first_wgmma = got;
+      std::printf("[ info ] wgmma and mma.sync results are %s\n",
+                  testing::bitwise_equal(got, m16) ? "bitwise identical" : "different in the last bits");
+    } else {
+      EXPECT_TRUE(testing::bitwise_equal(got, *first_wgmma));
+    }
   }
   const Tensor streamed = run("FUSEDMOE_CUDA_FUSED_PATH", "stream");
   EXPECT_LE(compare_to_reference(streamed, reference).relative_error, tolerance_for(DType::bf16));

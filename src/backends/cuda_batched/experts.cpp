@@ -33,13 +33,6 @@ std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }
 
-// The next smaller tile of the heuristic's chain m16 < m32 < m64 < m128 (TileId's first four values).
-const TileConfig& step_down(const TileConfig& tile) {
-  FUSEDMOE_ASSERT(tile.id != TileId::m16 && static_cast<int>(tile.id) <= static_cast<int>(TileId::m128),
-                  "[cuda_batched] no smaller tile than ", tile.name);
-  return cuda_fused::tile_config(static_cast<TileId>(static_cast<int>(tile.id) - 1));
-}
-
 // Worst-case sizes of a call on slabs of `capacity` rows, whatever fitting tile it uses.
 struct Plan {
   std::int64_t slots;                // E_local * capacity
@@ -70,12 +63,20 @@ Plan make_plan(std::int64_t num_local_experts, std::int64_t capacity, std::int64
   return plan;
 }
 
+// FUSEDMOE_CUDA_BATCHED_WGMMA=off keeps the heuristic on the mma.sync tiles (A/B runs; one kernel family).
+bool wgmma_disabled_from_env() {
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_BATCHED_WGMMA");
+  if (!value || *value == "on") return false;
+  FUSEDMOE_CHECK(*value == "off", "FUSEDMOE_CUDA_BATCHED_WGMMA='", *value, "': expected on or off");
+  return true;
+}
+
 std::optional<TileId> tile_from_env() {
   const std::optional<std::string> name = env_string("FUSEDMOE_CUDA_BATCHED_TILE");
   if (!name || *name == "auto") return std::nullopt;
   const std::optional<TileId> id = cuda_fused::tile_id_from_name(*name);
-  FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_BATCHED_TILE='", *name,
-                 "': expected a tile (m16, m32, m64, m128, m16_n32_s8, m16_n64_s8) or auto");
+  FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_BATCHED_TILE='", *name, "': expected a tile (",
+                 cuda_fused::tile_names(), ") or auto");
   return id;
 }
 
@@ -108,23 +109,22 @@ std::int64_t padded_rows(std::int64_t capacity, int block_m) {
 const TileConfig& choose_tile(const BatchedTileProblem& problem) {
   const std::int64_t experts = std::max<std::int64_t>(problem.num_experts, 1);
   const std::int64_t capacity = std::max<std::int64_t>(problem.capacity, 1);
+  const std::int64_t local_experts = std::max<std::int64_t>(problem.num_local_experts, 1);
   // A slab is sized for the worst case (every token on one expert); the expected fill is what the GEMMs see.
   const std::int64_t rows_per_expert =
       std::clamp<std::int64_t>((capacity * problem.top_k + experts - 1) / experts, 1, capacity);
-  std::size_t index = 0;
-  while (rows_per_expert > kTileBuckets[index].max_rows_per_expert) ++index;
-  const TileConfig* chosen = &cuda_fused::tile_config(kTileBuckets[index].tile);
-  // Fewer used blocks than SMs leaves the GPU idle: prefer a smaller tile then (more, thinner blocks).
-  while (chosen->id != TileId::m16) {
-    const std::int64_t row_blocks =
-        problem.num_local_experts * ((rows_per_expert + chosen->block_m - 1) / chosen->block_m);
-    const std::int64_t column_blocks = 2 * problem.intermediate_padded / chosen->block_n;
-    if (row_blocks * column_blocks >= problem.num_sms) break;
-    chosen = &step_down(*chosen);
-  }
-  while (!tile_fits(*chosen, capacity)) chosen = &step_down(*chosen);
-  log_choice(problem, rows_per_expert, *chosen);
-  return *chosen;
+  // cuda_fused's heuristic on the standard-format problem with the same rows: rows_per_expert rows on each
+  // local expert, k = 1 (its log line names that M). Then no taller block than the slab.
+  const TileConfig& heuristic =
+      cuda_fused::choose_tile(cuda_fused::TileProblem{.num_tokens = rows_per_expert * local_experts,
+                                                      .top_k = 1,
+                                                      .num_local_experts = local_experts,
+                                                      .intermediate_padded = problem.intermediate_padded,
+                                                      .num_sms = problem.num_sms,
+                                                      .wgmma = problem.wgmma});
+  const TileConfig& chosen = fitted_tile(heuristic.id, capacity);
+  log_choice(problem, rows_per_expert, chosen);
+  return chosen;
 }
 
 const TileConfig& fitted_tile(TileId forced, std::int64_t capacity) {
@@ -140,7 +140,9 @@ const TileConfig& fitted_tile(TileId forced, std::int64_t capacity) {
 }
 
 CudaBatchedExperts::CudaBatchedExperts(const MoeConfig& config, std::optional<TileId> forced)
-    : config_(config), forced_(forced ? forced : tile_from_env()) {}
+    : config_(config),
+      forced_(forced ? forced : tile_from_env()),
+      wgmma_disabled_(wgmma_disabled_from_env()) {}
 
 std::size_t CudaBatchedExperts::workspace_bytes(const ExpertsProblem& problem) const {
   const Plan plan = make_plan(problem.num_local_experts, problem.num_tokens, problem.hidden_size,
@@ -194,6 +196,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
   cuda::DeviceGuard guard(device_index);
   const StreamHandle stream = context.stream;
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
+  const bool wgmma = !wgmma_disabled_ && cuda_fused::wgmma_tiles_available(
+                                             device.compute_capability, device.shared_memory_per_block_optin);
   const TileConfig& tile =
       forced_ ? fitted_tile(*forced_, capacity)
               : choose_tile(BatchedTileProblem{.capacity = capacity,
@@ -201,7 +205,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                                                .num_experts = config_.num_experts,
                                                .num_local_experts = experts,
                                                .intermediate_padded = plan.intermediate_padded,
-                                               .num_sms = device.num_sms});
+                                               .num_sms = device.num_sms,
+                                               .wgmma = wgmma});
   const std::int64_t blocks_per_expert = padded_rows(capacity, tile.block_m) / tile.block_m;
   const std::int64_t blocks = experts * blocks_per_expert;
   const auto* counts = dispatched.expert_num_tokens.data_as<const std::int32_t>();

@@ -23,6 +23,7 @@ struct BatchedTileProblem {
   std::int64_t num_local_experts;  // E_local
   std::int64_t intermediate_padded;
   int num_sms;
+  bool wgmma = false;  // Hopper's wgmma tiles may be chosen (cuda_fused::wgmma_tiles_available)
 };
 
 // A tile serves slabs of `capacity` rows when its block_m is at most the capacity rounded up to 16: a taller
@@ -30,17 +31,18 @@ struct BatchedTileProblem {
 bool tile_fits(const cuda_fused::TileConfig& tile, std::int64_t capacity);
 // Sorted rows one expert takes with this block_m: its slab rounded up to whole blocks.
 std::int64_t padded_rows(std::int64_t capacity, int block_m);
-// cuda_fused's M buckets (heuristics_sm80.hpp) applied to the expected rows per expert,
-// ceil(capacity * k / E) clamped to [1, capacity]; then stepped down while the GEMM1 blocks those rows would
-// use do not cover the SMs once, and while the tile does not fit the capacity.
+// cuda_fused's heuristic (heuristics_sm80.hpp: M buckets, wgmma tiles on Hopper, stepped down while the GEMM1
+// blocks would not cover the SMs once) on the expected rows per expert, ceil(capacity * k / E) clamped to
+// [1, capacity]; then fitted to the capacity (fitted_tile).
 const cuda_fused::TileConfig& choose_tile(const BatchedTileProblem& problem);
-// `forced` when it fits the capacity, else the tallest tile of the heuristic's chain that does (m16 always
-// does).
-const cuda_fused::TileConfig& fitted_tile(cuda_fused::TileId forced, std::int64_t capacity);
+// `tile` when it fits the capacity, else the tallest mma.sync tile of the heuristic's chain m16 .. m128 that
+// does (m16 always does).
+const cuda_fused::TileConfig& fitted_tile(cuda_fused::TileId tile, std::int64_t capacity);
 
 class CudaBatchedExperts final : public ExpertsModular {
  public:
-  // The tile: `forced` when given, else FUSEDMOE_CUDA_BATCHED_TILE=<tile name> when set, else choose_tile.
+  // The tile: `forced` when given, else FUSEDMOE_CUDA_BATCHED_TILE=<tile name> when set, else choose_tile
+  // (with the wgmma tiles where available, unless FUSEDMOE_CUDA_BATCHED_WGMMA=off).
   explicit CudaBatchedExperts(const MoeConfig& config,
                               std::optional<cuda_fused::TileId> forced = std::nullopt);
   std::string_view name() const override { return "cuda_batched"; }
@@ -56,6 +58,7 @@ class CudaBatchedExperts final : public ExpertsModular {
  private:
   MoeConfig config_;
   std::optional<cuda_fused::TileId> forced_;
+  bool wgmma_disabled_ = false;
 };
 
 }  // namespace fusedmoe::cuda_batched

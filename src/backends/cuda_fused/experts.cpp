@@ -51,8 +51,8 @@ ForwardChoice parse_forward_choice(std::string_view name) {
   if (name == "stream") return ForwardChoice{.stream = true, .tile = std::nullopt};
   if (const std::optional<TileId> tile = tile_id_from_name(name))
     return ForwardChoice{.stream = false, .tile = tile};
-  throw InvalidArgument(str_cat("[cuda_fused] unknown forward choice '", name,
-                                "': expected stream or a tile: m16, m32, m64, m128, m16_n32_s8, m16_n64_s8"));
+  throw InvalidArgument(
+      str_cat("[cuda_fused] unknown forward choice '", name, "': expected stream or a tile: ", tile_names()));
 }
 
 namespace {
@@ -68,8 +68,8 @@ std::optional<ForwardChoice> choice_from_env() {
   bool forced = false;
   if (tile && *tile != "auto") {
     const std::optional<TileId> id = tile_id_from_name(*tile);
-    FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_FUSED_TILE='", *tile,
-                   "': expected a tile (m16, m32, m64, m128, m16_n32_s8, m16_n64_s8) or auto");
+    FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_FUSED_TILE='", *tile, "': expected a tile (", tile_names(),
+                   ") or auto");
     choice.tile = id;
     forced = true;
   }
@@ -99,11 +99,22 @@ std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t n
                        device.shared_memory_per_block_optin)) {
     names.emplace_back("stream");
   }
-  for (const TileConfig& tile : kTileConfigs) names.emplace_back(to_string(tile.id));
+  const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
+  for (const TileConfig& tile : kTileConfigs) {
+    if (!tile.wgmma || wgmma) names.emplace_back(to_string(tile.id));
+  }
   return names;
 }
 
 namespace {
+
+// FUSEDMOE_CUDA_FUSED_WGMMA=off keeps the heuristic on the mma.sync tiles (A/B measurements).
+bool wgmma_disabled_from_env() {
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_WGMMA");
+  if (!value || *value == "on") return false;
+  FUSEDMOE_CHECK(*value == "off", "FUSEDMOE_CUDA_FUSED_WGMMA='", *value, "': expected on or off");
+  return true;
+}
 
 bool single_block_align_from_env() {
   const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_ALIGN");
@@ -115,7 +126,10 @@ bool single_block_align_from_env() {
 }  // namespace
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
-    : config_(config), single_block_align_(single_block_align_from_env()), forced_(choice_from_env()) {
+    : config_(config),
+      single_block_align_(single_block_align_from_env()),
+      wgmma_disabled_(wgmma_disabled_from_env()),
+      forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
     for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
@@ -130,7 +144,10 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
-    : config_(config), single_block_align_(single_block_align_from_env()), forced_(forced) {}
+    : config_(config),
+      single_block_align_(single_block_align_from_env()),
+      wgmma_disabled_(wgmma_disabled_from_env()),
+      forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
   if (forced_) return *forced_;
@@ -178,13 +195,18 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const ForwardChoice choice = choice_for(num_tokens);
   const bool streaming =
       choice.stream && stream_path_fits(num_tokens, top_k, experts, device.shared_memory_per_block_optin);
+  const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
   const TileConfig tile = choice.tile
                               ? tile_config(*choice.tile)
                               : choose_tile(TileProblem{.num_tokens = num_tokens,
                                                         .top_k = top_k,
                                                         .num_local_experts = experts,
                                                         .intermediate_padded = plan.intermediate_padded,
-                                                        .num_sms = device.num_sms});
+                                                        .num_sms = device.num_sms,
+                                                        .wgmma = wgmma && !wgmma_disabled_});
+  FUSEDMOE_CHECK(!tile.wgmma || wgmma, "[cuda_fused] tile ", to_string(tile.id), " uses wgmma: it needs ",
+                 "compute capability 9.0 and a build with sm_90a; ", device.name, " is sm_",
+                 device.compute_capability, ". Choose an mma.sync tile (m16 .. m128)");
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
 
   auto* counts = workspace.take(DType::int32, {experts}).data_as<std::int32_t>();

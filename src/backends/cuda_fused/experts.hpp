@@ -71,6 +71,8 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_ALIGN=single: the one-launch align for small batches (kernels/align.cuh). Off by
   // default until measured on a GPU (see docs/status.md).
   bool single_block_align_ = false;
+  // FUSEDMOE_CUDA_FUSED_WGMMA=off: the heuristic stays on the mma.sync tiles (for A/B runs).
+  bool wgmma_disabled_ = false;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <span>
 #include <tuple>
 
 #include "core/check.hpp"
@@ -32,6 +33,14 @@ const char* to_string(TileId id) {
       return "m16_n32_s8";
     case TileId::m16_n64_s8:
       return "m16_n64_s8";
+    case TileId::wg64_n128:
+      return "wg64_n128";
+    case TileId::wg64_n256:
+      return "wg64_n256";
+    case TileId::wg128_n128:
+      return "wg128_n128";
+    case TileId::wg128_n256:
+      return "wg128_n256";
   }
   return "?";
 }
@@ -43,22 +52,68 @@ std::optional<TileId> tile_id_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string tile_names() {
+  std::string names;
+  for (const TileConfig& config : kTileConfigs) append_joined(names, ", ", to_string(config.id));
+  return names;
+}
+
 std::size_t max_tile_shared_memory() {
   std::size_t bytes = 0;
-  for (const TileConfig& config : kTileConfigs) bytes = std::max(bytes, config.shared_memory_bytes);
+  for (const TileConfig& config : kTileConfigs) {
+    if (!config.wgmma) bytes = std::max(bytes, config.shared_memory_bytes);
+  }
   return bytes;
 }
+
+bool wgmma_tiles_available(int compute_capability, std::size_t shared_memory_optin) {
+#if FUSEDMOE_CUDA_FUSED_SM90A
+  if (compute_capability != 90) return false;  // sm_90a code runs on compute capability 9.0 only
+  for (const TileConfig& config : kTileConfigs) {
+    if (config.wgmma && config.shared_memory_bytes > shared_memory_optin) return false;
+  }
+  return true;
+#else
+  (void)compute_capability;
+  (void)shared_memory_optin;
+  return false;
+#endif
+}
+
+namespace {
+
+// Hopper: wgmma tiles from 16 rows per expert on (measured on the H100 over the four bench presets: they beat
+// every mma.sync tile there, by 1.3-2x at 256+ rows). One warpgroup x 128 columns up to 96 rows per expert;
+// two warpgroups x 256 columns beyond; the narrower tile when the wider leaves SMs idle. nullptr: mma.sync
+// tiles.
+const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
+                                    std::int64_t active_experts) {
+  if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;
+  static constexpr TileId kOneGroup[] = {TileId::wg64_n128};
+  static constexpr TileId kTwoGroups[] = {TileId::wg128_n256, TileId::wg128_n128, TileId::wg64_n128};
+  for (TileId id :
+       rows_per_expert > 96 ? std::span<const TileId>(kTwoGroups) : std::span<const TileId>(kOneGroup)) {
+    const TileConfig& tile = tile_config(id);
+    const std::int64_t row_blocks = active_experts * ((rows_per_expert + tile.block_m - 1) / tile.block_m);
+    const std::int64_t column_blocks = (2 * problem.intermediate_padded + tile.block_n - 1) / tile.block_n;
+    if (row_blocks * column_blocks >= problem.num_sms) return &tile;
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 const TileConfig& choose_tile(const TileProblem& problem) {
   const std::int64_t pairs = problem.num_tokens * problem.top_k;
   const std::int64_t experts = std::max<std::int64_t>(problem.num_local_experts, 1);
   const std::int64_t rows_per_expert = (pairs + experts - 1) / experts;
+  const std::int64_t active_experts = std::min(experts, pairs);
   std::size_t index = 0;
   while (rows_per_expert > kTileBuckets[index].max_rows_per_expert) ++index;
-  const TileConfig* chosen = &tile_config(kTileBuckets[index].tile);
+  const TileConfig* chosen = choose_wgmma_tile(problem, rows_per_expert, active_experts);
+  if (chosen == nullptr) chosen = &tile_config(kTileBuckets[index].tile);
   // Fewer blocks than SMs leaves the GPU idle: prefer a smaller tile then (more, thinner blocks).
-  while (chosen->id != TileId::m16) {
-    const std::int64_t active_experts = std::min(experts, pairs);
+  while (!chosen->wgmma && chosen->id != TileId::m16) {
     const std::int64_t row_blocks =
         active_experts * ((rows_per_expert + chosen->block_m - 1) / chosen->block_m);
     const std::int64_t column_blocks = 2 * problem.intermediate_padded / chosen->block_n;

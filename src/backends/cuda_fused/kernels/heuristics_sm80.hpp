@@ -1,5 +1,5 @@
-// Tile configurations of cuda_fused's mma.sync (sm_80+) grouped GEMMs, and the table that picks one
-// per M bucket. Compiled in; `FUSEDMOE_LOG_LEVEL=kernels` logs the entry each problem key uses.
+// Tile configurations of cuda_fused's grouped GEMMs (mma.sync on sm_80+, wgmma on sm_90a), and the table that
+// picks one per M bucket. Compiled in; `FUSEDMOE_LOG_LEVEL=kernels` logs the entry each problem key uses.
 #pragma once
 
 #include <cstddef>
@@ -13,8 +13,21 @@ namespace fusedmoe::cuda_fused {
 
 // m16 .. m128: the heuristic's chain (choose_tile steps down it). The decode tiles after it (16 rows, narrow
 // column blocks, deep pipelines: more blocks and more bytes in flight when each expert has a token or two)
-// run only when forced or picked by a `fusedmoe tune` table.
-enum class TileId { m16, m32, m64, m128, m16_n32_s8, m16_n64_s8 };
+// run only when forced or picked by a `fusedmoe tune` table. The wg* tiles are Hopper's (wgmma, one or two
+// warpgroups of 64 rows; sm90_wgmma_grouped_gemm.cuh): offered only on compute capability 9.0 in a build with
+// sm_90a (wgmma_tiles_available), where the heuristic takes them for large batches.
+enum class TileId {
+  m16,
+  m32,
+  m64,
+  m128,
+  m16_n32_s8,
+  m16_n64_s8,
+  wg64_n128,
+  wg64_n256,
+  wg128_n128,
+  wg128_n256
+};
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
 // gate and up interleaved; GEMM2: block_n output columns), block_k deep per pipeline stage.
@@ -26,13 +39,19 @@ struct TileConfig {
   int warps_m;
   int warps_n;
   int stages;
-  std::size_t shared_memory_bytes;  // (block_m + block_n) * (block_k + 8) * 2 bytes * stages
+  std::size_t shared_memory_bytes;  // mma.sync: (block_m + block_n) * (block_k + 8) * 2 bytes * stages
   const char* name;
+  bool wgmma = false;  // Hopper warpgroup MMA (needs sm_90a); warps_m counts warps (4 per warpgroup)
 };
 
 inline constexpr std::size_t tile_shared_memory(int block_m, int block_n, int block_k, int stages) {
   return static_cast<std::size_t>(block_m + block_n) * static_cast<std::size_t>(block_k + 8) * 2 *
          static_cast<std::size_t>(stages);
+}
+
+// wgmma tiles: 128-byte swizzled rows, no padding, + 1 KiB to align the tiles to 1024 bytes.
+inline constexpr std::size_t wgmma_tile_shared_memory(int block_m, int block_n, int stages) {
+  return static_cast<std::size_t>(block_m + block_n) * 128 * static_cast<std::size_t>(stages) + 1024;
 }
 
 inline constexpr TileConfig kTileConfigs[] = {
@@ -42,6 +61,14 @@ inline constexpr TileConfig kTileConfigs[] = {
     {TileId::m128, 128, 128, 32, 4, 2, 4, tile_shared_memory(128, 128, 32, 4), "m128_n128_k32_w4x2_s4"},
     {TileId::m16_n32_s8, 16, 32, 64, 1, 1, 8, tile_shared_memory(16, 32, 64, 8), "m16_n32_k64_w1x1_s8"},
     {TileId::m16_n64_s8, 16, 64, 64, 1, 2, 8, tile_shared_memory(16, 64, 64, 8), "m16_n64_k64_w1x2_s8"},
+    {TileId::wg64_n128, 64, 128, 64, 4, 1, 4, wgmma_tile_shared_memory(64, 128, 4), "wgmma_m64_n128_k64_s4",
+     true},
+    {TileId::wg64_n256, 64, 256, 64, 4, 1, 4, wgmma_tile_shared_memory(64, 256, 4), "wgmma_m64_n256_k64_s4",
+     true},
+    {TileId::wg128_n128, 128, 128, 64, 8, 1, 3, wgmma_tile_shared_memory(128, 128, 3),
+     "wgmma_m128_n128_k64_s3", true},
+    {TileId::wg128_n256, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
+     "wgmma_m128_n256_k64_s4", true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
@@ -56,18 +83,30 @@ inline constexpr TileBucket kTileBuckets[] = {
     {std::numeric_limits<std::int64_t>::max(), TileId::m128},
 };
 
-inline constexpr int kLargestBlockM = 128;    // sizes the workspace for any tile
-inline constexpr int kSmallestBlockM = 16;    // sizes the per-block expert ids for any tile
-inline constexpr int kWeightKPadding = 64;    // converted weights' depth is padded to this (>= any block_k)
-inline constexpr int kWeightNPadding = 128;   // converted w2's rows (H) are padded to this (>= any block_n)
+// From this many rows per local expert on, the heuristic takes a wgmma tile (where available): below it most of
+// a 64-row warpgroup tile is padding and the mma.sync decode tiles are as fast.
+inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 16;
+
+inline constexpr int kLargestBlockM = 128;  // sizes the workspace for any tile
+inline constexpr int kSmallestBlockM = 16;  // sizes the per-block expert ids for any tile
+inline constexpr int kWeightKPadding = 64;  // converted weights' depth is padded to this (>= any block_k)
+inline constexpr int kWeightNPadding =
+    128;  // converted w2's rows (H): >= any mma.sync block_n (wgmma bounds B)
 inline constexpr int kGateUpInterleave = 16;  // converted w13: 16 gate rows, then the matching 16 up rows
 
 const TileConfig& tile_config(TileId id);
-// "m16", "m32", "m64", "m128", "m16_n32_s8", "m16_n64_s8".
+// "m16", "m32", "m64", "m128", "m16_n32_s8", "m16_n64_s8", "wg64_n128", ...
 const char* to_string(TileId id);
 std::optional<TileId> tile_id_from_name(std::string_view name);
-// The most shared memory any tile asks for (what supports() checks against the device).
+// Every tile name, comma separated (for error messages).
+std::string tile_names();
+// The most shared memory any mma.sync tile asks for (what supports() checks against the device; the wgmma
+// tiles are extras offered only where they fit).
 std::size_t max_tile_shared_memory();
+
+// Whether this build has the wgmma kernels (sm_90a among its CUDA architectures) and a device of compute
+// capability `compute_capability` with `shared_memory_optin` bytes per block can run every wgmma tile.
+bool wgmma_tiles_available(int compute_capability, std::size_t shared_memory_optin);
 
 struct TileProblem {
   std::int64_t num_tokens;
@@ -75,6 +114,7 @@ struct TileProblem {
   std::int64_t num_local_experts;
   std::int64_t intermediate_padded;
   int num_sms;
+  bool wgmma = false;  // the wgmma tiles may be chosen (wgmma_tiles_available)
 };
 // The bucket's tile, stepped down while the GEMM1 grid would not fill the GPU's SMs once.
 const TileConfig& choose_tile(const TileProblem& problem);

@@ -62,6 +62,11 @@ struct Gemm2Launch {
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 
+// The same two GEMMs on the wgmma tiles (tile->wgmma; sm90_wgmma_grouped_gemm.cuh); launch_gemm1 / 2 forward
+// to these. Throws Unsupported when this build has no sm_90a code.
+void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream);
+void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream);
+
 // Sum over top-k in slot order: out [M, H] bf16.
 struct ReduceLaunch {
   const void* rows;

@@ -81,6 +81,7 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 }  // namespace
 
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
+  if (args.tile->wgmma) return launch_wgmma_gemm1(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
     case TileId::m16:
@@ -95,10 +96,13 @@ void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<ShapeM16N32S8>(args, stream);
     case TileId::m16_n64_s8:
       return run_gemm1<ShapeM16N64S8>(args, stream);
+    default:
+      throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
   }
 }
 
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
+  if (args.tile->wgmma) return launch_wgmma_gemm2(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
     case TileId::m16:
@@ -113,6 +117,8 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<ShapeM16N32S8>(args, stream);
     case TileId::m16_n64_s8:
       return run_gemm2<ShapeM16N64S8>(args, stream);
+    default:
+      throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
   }
 }
 

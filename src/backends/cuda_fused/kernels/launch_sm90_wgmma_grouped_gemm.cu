@@ -1,0 +1,125 @@
+// Host side of the wgmma grouped GEMMs: each wgmma tile of the table instantiated once, shared memory opted
+// into per device, grids sized for the worst-case block count (unused blocks exit at once). The kernels have
+// bodies only in the sm_90a code of the binary; the caller offers their tiles only where that code runs
+// (wgmma_tiles_available).
+#include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/launch.hpp"
+#include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
+#include "core/check.hpp"
+
+namespace fusedmoe::cuda_fused {
+
+namespace {
+
+using Wg64N128 = WgmmaShape<1, 128, 4>;
+using Wg64N256 = WgmmaShape<1, 256, 4>;
+using Wg128N128 = WgmmaShape<2, 128, 3>;
+using Wg128N256 = WgmmaShape<2, 256, 4>;
+
+template <class Shape>
+constexpr bool matches(TileId id) {
+  const TileConfig& config = kTileConfigs[static_cast<int>(id)];
+  return config.id == id && config.wgmma && config.block_m == Shape::kBlockM &&
+         config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
+         config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
+         config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
+}
+static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
+                  matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
+              "heuristics_sm80.hpp's table and the instantiated wgmma shapes must agree");
+
+dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
+  FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",
+                 column_blocks, "] exceeds one launch");
+  return dim3(static_cast<unsigned>(max_blocks), static_cast<unsigned>(column_blocks));
+}
+
+void check_built() {
+#if !FUSEDMOE_CUDA_FUSED_SM90A
+  throw Unsupported(
+      "[cuda_fused] the wgmma tiles need sm_90a code: rebuild with 90a in CMAKE_CUDA_ARCHITECTURES");
+#endif
+}
+
+template <class Shape>
+void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
+  const Gemm1Params params{
+      .hidden = static_cast<const bf16*>(args.hidden),
+      .lda = args.lda,
+      .a_columns = args.a_columns,
+      .w13 = static_cast<const bf16*>(args.w13),
+      .ldb = args.ldb,
+      .expert_stride = 2 * args.intermediate_padded * args.ldb,
+      .sorted_ids = args.sorted_ids,
+      .block_expert = args.block_expert,
+      .top_k = args.top_k,
+      .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
+      .intermediate = static_cast<bf16*>(args.intermediate),
+      .ldi = args.intermediate_padded,
+      .activation = args.activation};
+  const std::int64_t w13_rows = 2 * args.intermediate_padded;
+  const auto kernel = wgmma_gemm1_gate_up_kernel<Shape>;
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  kernel<<<gemm_grid(args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
+           Shape::kSharedBytes, stream>>>(params, w13_rows);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+template <class Shape>
+void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  const Gemm2Params params{.intermediate = static_cast<const bf16*>(args.intermediate),
+                           .lda = args.intermediate_padded,
+                           .w2 = static_cast<const bf16*>(args.w2),
+                           .ldb = args.intermediate_padded,
+                           .expert_stride = args.hidden_padded * args.intermediate_padded,
+                           .sorted_ids = args.sorted_ids,
+                           .block_expert = args.block_expert,
+                           .topk_weights = args.topk_weights,
+                           .k_tiles = static_cast<int>(args.intermediate_padded / Shape::kBlockK),
+                           .out_rows = static_cast<bf16*>(args.out_rows),
+                           .ldo = args.pitch,
+                           .out_columns = args.hidden};
+  const auto kernel = wgmma_gemm2_down_kernel<Shape>;
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
+           Shape::kSharedBytes, stream>>>(params, args.hidden_padded);
+  FUSEDMOE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
+  check_built();
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (args.tile->id) {
+    case TileId::wg64_n128:
+      return run_gemm1<Wg64N128>(args, stream);
+    case TileId::wg64_n256:
+      return run_gemm1<Wg64N256>(args, stream);
+    case TileId::wg128_n128:
+      return run_gemm1<Wg128N128>(args, stream);
+    case TileId::wg128_n256:
+      return run_gemm1<Wg128N256>(args, stream);
+    default:
+      throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
+  }
+}
+
+void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
+  check_built();
+  const auto stream = static_cast<cudaStream_t>(stream_handle);
+  switch (args.tile->id) {
+    case TileId::wg64_n128:
+      return run_gemm2<Wg64N128>(args, stream);
+    case TileId::wg64_n256:
+      return run_gemm2<Wg64N256>(args, stream);
+    case TileId::wg128_n128:
+      return run_gemm2<Wg128N128>(args, stream);
+    case TileId::wg128_n256:
+      return run_gemm2<Wg128N256>(args, stream);
+    default:
+      throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
+  }
+}
+
+}  // namespace fusedmoe::cuda_fused

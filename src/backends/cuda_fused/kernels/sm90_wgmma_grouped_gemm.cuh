@@ -1,0 +1,251 @@
+// cuda_fused's two grouped GEMMs on Hopper's warpgroup tensor cores (wgmma, sm_90a only): the same
+// contract as the mma.sync kernels of sm80_bf16_grouped_gemm.cuh (gathered A rows, act(gate) * up in GEMM1's
+// epilogue, the routing weight in GEMM2's), a different main loop:
+//   - one block = 64 * kWarpGroups sorted rows (all of one expert) x kBlockN weight rows; each warpgroup owns
+//     64 rows x kBlockN columns and issues wgmma.m64n{kBlockN}k16 with both operands in shared memory;
+//   - every thread streams 16-byte chunks with cp.async (A rows are gathered by sorted id, so TMA's boxes do
+//   not
+//     fit) into tiles of 64 bf16 (128 bytes) per row, stored in the 128-byte swizzle wgmma reads (chunk c of
+//     row r at chunk position c ^ (r % 8); tiles 1024-byte aligned), kStages deep with kStages - 2 tiles in
+//     flight: the stage being refilled was read by the wgmma group two iterations back, which every warpgroup
+//     has retired (wgmma.wait_group 1) before the barrier that precedes the refill.
+// Accumulators follow wgmma's D layout: per warp 16 rows; register 4j + q holds row lane / 4 + 8 (q / 2),
+// column 8j + 2 (lane % 4) + q % 2 (the mma.sync m16n8 layout repeated over kBlockN / 8 column groups), so
+// the epilogues are those of the mma.sync kernels.
+#pragma once
+
+#include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
+#include "backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"
+
+namespace fusedmoe::cuda_fused {
+
+template <int WarpGroups, int BlockN, int Stages>
+struct WgmmaShape {
+  static constexpr int kWarpGroups = WarpGroups, kBlockN = BlockN, kStages = Stages;
+  static constexpr int kBlockM = 64 * WarpGroups, kBlockK = 64;  // 64 bf16 = one 128-byte swizzle row
+  static constexpr int kThreads = 128 * WarpGroups;
+  static constexpr int kRowBytes = 128;
+  static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
+  static constexpr int kStageBytes = kStageABytes + kStageBBytes;
+  static constexpr int kSharedBytes = Stages * kStageBytes + 1024;  // + slack to align the tiles to 1024
+  static constexpr int kChunksA = kBlockM * 8 / kThreads;           // 16-byte chunks per thread and stage
+  static constexpr int kChunksB = kBlockN * 8 / kThreads;
+  static constexpr int kRowsPerPass = kThreads / 8;  // rows one pass of all threads' chunks covers
+  static constexpr int kAccumulators = BlockN / 2;   // fp32 per thread: 64 x BlockN over 128 threads
+  static_assert(BlockN == 128 || BlockN == 256, "wgmma shapes instantiated: n128, n256");
+  static_assert(Stages >= 3, "two stages are in use by wgmma while a third is refilled");
+  static_assert(kStageABytes % 1024 == 0 && kStageBBytes % 1024 == 0, "swizzled tiles stay 1024-aligned");
+};
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// A shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row core groups 1024 bytes apart.
+__device__ __forceinline__ std::uint64_t smem_descriptor(unsigned address) {
+  return static_cast<std::uint64_t>((address & 0x3FFFF) >> 4) |  // start address / 16
+         (static_cast<std::uint64_t>(1) << 16) |                 // leading byte offset (unused when swizzled)
+         (static_cast<std::uint64_t>(1024 >> 4) << 32) |         // stride byte offset: 8 rows x 128 bytes
+         (static_cast<std::uint64_t>(1) << 62);                  // swizzle mode: 128 bytes
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
+// cp.async wrote through the generic proxy; wgmma reads through the async proxy.
+__device__ __forceinline__ void fence_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Keeps the compiler from moving accumulator reads or writes across the asynchronous wgmma region.
+template <int N>
+__device__ __forceinline__ void fence_accumulators(float (&acc)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(acc[i])::"memory");
+}
+
+template <class Shape>
+__device__ __forceinline__ void wgmma_tile(float (&acc)[Shape::kAccumulators], std::uint64_t a,
+                                           std::uint64_t b) {
+  if constexpr (Shape::kBlockN == 128) {
+    wgmma_m64n128k16(acc, a, b);
+  } else {
+    wgmma_m64n256k16(acc, a, b);
+  }
+}
+
+// acc += A . B^T over k_tiles * 64 columns. A chunk i of this thread is row (thread / 8 + i * kRowsPerPass),
+// column (thread % 8) * 8 of the tile: a_source[i] is that row already offset by the column (nullptr = a
+// padding row, zeros; columns >= a_columns read as zeros). B chunk i is b_row0 + i * kRowsPerPass rows
+// further; rows at or past b_rows read as zeros (the last column block may overhang the weights' padding).
+template <class Shape>
+__device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators],
+                                               const bf16* const (&a_source)[Shape::kChunksA],
+                                               std::int64_t a_columns, const bf16* b_row0, std::int64_t ldb,
+                                               std::int64_t b_first_row, std::int64_t b_rows, int k_tiles,
+                                               const void* placeholder, unsigned shared) {
+  const int thread = threadIdx.x, warpgroup = thread / 128;
+  const int chunk = thread % 8, row_in_pass = thread / 8;
+  const int column = chunk * 8;
+  // Swizzled byte offset of this thread's chunk in row r: the 16-byte chunk moves to c ^ (r % 8).
+  auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
+
+  auto load_tile = [&](int stage, int k_tile) {
+    const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
+    const unsigned stage_a = shared + stage * Shape::kStageBytes;
+    const unsigned stage_b = stage_a + Shape::kStageABytes;
+#pragma unroll
+    for (int i = 0; i < Shape::kChunksA; ++i) {
+      const bool valid = a_source[i] != nullptr && k0 + column < a_columns;
+      cp_async_16(stage_a + swizzled(row_in_pass + i * Shape::kRowsPerPass),
+                  valid ? a_source[i] + k0 : placeholder, valid);
+    }
+#pragma unroll
+    for (int i = 0; i < Shape::kChunksB; ++i) {
+      const int row = row_in_pass + i * Shape::kRowsPerPass;
+      const bool valid = b_first_row + i * Shape::kRowsPerPass < b_rows;  // b_first_row: this thread's row 0
+      cp_async_16(
+          stage_b + swizzled(row),
+          valid ? b_row0 + static_cast<std::int64_t>(i) * Shape::kRowsPerPass * ldb + k0 : placeholder,
+          valid);
+    }
+  };
+
+  constexpr int kAhead = Shape::kStages - 2;  // tiles in flight beyond the one being multiplied
+#pragma unroll
+  for (int stage = 0; stage < kAhead; ++stage) {
+    if (stage < k_tiles) load_tile(stage, stage);
+    cp_async_commit();
+  }
+  for (int k_tile = 0; k_tile < k_tiles; ++k_tile) {
+    cp_async_wait<kAhead - 1>();  // this thread's chunks of tile k_tile have landed
+    fence_async_shared();         // ... and are visible to wgmma's proxy
+    __syncthreads();              // every thread's chunks; every warpgroup retired wgmma group k_tile - 2
+    const int next = k_tile + kAhead;
+    if (next < k_tiles) load_tile(next % Shape::kStages, next);
+    cp_async_commit();
+
+    const unsigned stage_a = shared + (k_tile % Shape::kStages) * Shape::kStageBytes;
+    const std::uint64_t a_descriptor = smem_descriptor(stage_a + warpgroup * 64 * Shape::kRowBytes);
+    const std::uint64_t b_descriptor = smem_descriptor(stage_a + Shape::kStageABytes);
+    fence_accumulators(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
+      // 16 bf16 = 32 bytes further along K inside the swizzle row: + 2 in the descriptor's 16-byte units.
+      wgmma_tile<Shape>(acc, a_descriptor + 2 * kk, b_descriptor + 2 * kk);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();
+    fence_accumulators(acc);
+  }
+  wgmma_wait<0>();
+  fence_accumulators(acc);
+  cp_async_wait<0>();
+}
+
+__device__ __forceinline__ unsigned aligned_shared_base(unsigned char* shared) {
+  return (shared_address(shared) + 1023u) & ~1023u;
+}
+
+#endif  // sm_90a
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads)
+    wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const int expert = params.block_expert[blockIdx.x];
+  if (expert < 0) return;  // beyond the padded rows actually used
+  extern __shared__ __align__(1024) unsigned char shared[];
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // converted w13 row
+  const int column = (thread % 8) * 8;
+
+  const bf16* a_source[Shape::kChunksA];
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    const int row = thread / 8 + i * Shape::kRowsPerPass;
+    const std::int32_t pair = params.sorted_ids[row0 + row];
+    a_source[i] = pair >= 0
+                      ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + column
+                      : nullptr;
+  }
+  const std::int64_t b_first_row = n0 + thread / 8;
+  const bf16* b_row0 = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride +
+                       b_first_row * params.ldb + column;
+  float acc[Shape::kAccumulators] = {};
+  wgmma_mainloop<Shape>(acc, a_source, params.a_columns, b_row0, params.ldb, b_first_row, w13_rows,
+                        params.k_tiles, params.w13, aligned_shared_base(shared));
+
+  // Column group j (8 columns) of a 32-row gate/up group holds gate values when j % 4 < 2; group j + 2 holds
+  // the matching up values in the same registers of the same thread.
+  const std::int64_t group0 = n0 / 32;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;  // warp = 4 * warpgroup + warp in group
+    bf16* out_row = params.intermediate + row * params.ldi;
+#pragma unroll
+    for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+      if ((j & 3) >= 2) continue;
+      const std::int64_t column_out = 16 * (group0 + j / 4) + 8 * (j & 3) + 2 * (lane & 3);
+      if (column_out >= params.ldi) continue;  // a column block overhanging 2 I_pad
+      const float v0 =
+          gated_activation(acc[4 * j + 2 * half], acc[4 * (j + 2) + 2 * half], params.activation);
+      const float v1 =
+          gated_activation(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1], params.activation);
+      *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
+    }
+  }
+#endif
+}
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads)
+    wgmma_gemm2_down_kernel(Gemm2Params params, std::int64_t w2_rows) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const int expert = params.block_expert[blockIdx.x];
+  if (expert < 0) return;
+  extern __shared__ __align__(1024) unsigned char shared[];
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
+  const int column = (thread % 8) * 8;
+
+  const bf16* a_source[Shape::kChunksA];
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    a_source[i] = params.intermediate + (row0 + thread / 8 + i * Shape::kRowsPerPass) * params.lda + column;
+  }
+  const std::int64_t b_first_row = n0 + thread / 8;
+  const bf16* b_row0 = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride +
+                       b_first_row * params.ldb + column;
+  float acc[Shape::kAccumulators] = {};
+  wgmma_mainloop<Shape>(acc, a_source, params.lda, b_row0, params.ldb, b_first_row, w2_rows, params.k_tiles,
+                        params.w2, aligned_shared_base(shared));
+
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;
+    const std::int32_t pair = params.sorted_ids[row];
+    if (pair < 0) continue;  // a padding row
+    const float weight = params.topk_weights[pair];
+    bf16* out_row = params.out_rows + static_cast<std::int64_t>(pair) * params.ldo;
+#pragma unroll
+    for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+      const std::int64_t column_out = n0 + j * 8 + 2 * (lane & 3);
+      // column_out + 1 < ldo whenever column_out < H: the pitch is H rounded up to 8.
+      if (column_out < params.out_columns) {
+        *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) =
+            __floats2bfloat162_rn(weight * acc[4 * j + 2 * half], weight * acc[4 * j + 2 * half + 1]);
+      }
+    }
+  }
+#endif
+}
+
+}  // namespace fusedmoe::cuda_fused
