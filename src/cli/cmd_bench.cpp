@@ -1,5 +1,6 @@
-// `fusedmoe bench`: per preset, backend and token count: time per layer (experts only; the router is
-// not timed), GB/s of distinct expert weights, GFLOP/s, and the ratio to this machine's floor measured in
+// `fusedmoe bench`: per preset, backend and token count: time per layer (modular backends: the experts only,
+// from fixed routing; monolithic backends route inside, so their time includes the router, as the row's
+// notes say), GB/s of distinct expert weights, GFLOP/s, and the ratio to this machine's floor measured in
 // the same run. Correctness is checked once per row (fp64 reference on a few tokens) before timing.
 #include <unistd.h>
 
@@ -32,6 +33,16 @@
 namespace fusedmoe::cli {
 
 namespace {
+
+// A backend that consumes only the batched format (cuda_batched, cpu_reference_batched) is timed behind
+// local_batched, its dispatch on one device (slabs of the token count, chunks of batched_capacity tokens).
+bool batched_only(std::string_view id, MoeConfig config, const Platform& platform) {
+  const BackendInfo* backend = find_backend(id);
+  if (backend == nullptr || backend->kind != ExpertsKind::modular) return false;
+  if (backend->supports(config, platform, ActivationFormat::standard).ok) return false;
+  config.parallel.dispatch = DispatchMode::local_batched;
+  return backend->supports(config, platform, ActivationFormat::batched).ok;
+}
 
 struct BenchOptions {
   std::vector<std::string> peers;  // "torch"
@@ -92,6 +103,7 @@ struct Row {
   std::int64_t tokens = 0;
   double time_ms = 0, floor_ms = 0, gb_per_s = 0, gflop_per_s = 0, bytes = 0, flops = 0, rel_error = 0;
   bool passed = true;
+  bool includes_routing = false;  // a monolithic backend: the router runs inside the timed forward
 };
 
 void print_row(const Row& row, const MoeConfig& config, bool json, int threads) {
@@ -109,7 +121,8 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
                      {"distinct_bytes", row.bytes},
                      {"flops", row.flops},
                      {"check_relative_error", row.rel_error},
-                     {"check_passed", row.passed}});
+                     {"check_passed", row.passed},
+                     {"includes_routing", row.includes_routing}});
     return;
   }
   std::cout << std::left << std::setw(15) << row.preset << std::setw(20) << row.backend << std::right
@@ -120,7 +133,7 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
             << (row.backend.starts_with("peer:") ? "(peer)"
                 : row.passed                     ? "passed"
                                                  : "FAILED")
-            << "\n";
+            << (row.includes_routing ? "  (time includes routing)" : "") << "\n";
 }
 
 void bench(const BenchOptions& options) {
@@ -189,17 +202,27 @@ void bench(const BenchOptions& options) {
     if (progress)
       std::cerr << "generating " << preset_name << " weights...                         \r" << std::flush;
     const MoeWeights weights = random_weights(config, options.seed);
+    const bool with_bias = config.routing.use_correction_bias;
     std::vector<std::string> backend_ids = options.backends;
     if (backend_ids.empty())
       backend_ids.push_back(select_backend(config, Platform::detect(device)).backend->id);
     for (const std::string& backend_id : backend_ids) {
+      config.parallel.dispatch = batched_only(backend_id, config, Platform::detect(device))
+                                     ? DispatchMode::local_batched
+                                     : DispatchMode::local;
       const Selection selection = select_backend(config, Platform::detect(device), backend_id);
       const BackendInfo& backend = *selection.backend;
-      FUSEDMOE_CHECK(backend.kind == ExpertsKind::modular, "[bench] backend ", backend_id,
-                     " is monolithic; bench times modular Experts from fixed routing");
+      // Monolithic backends take router logits and route inside (their time includes the router).
+      const bool monolithic = backend.kind == ExpertsKind::monolithic;
       const std::shared_ptr<const ExpertWeights> converted =
           backend.convert_weights(weights.w13, weights.w2, config);
-      MoeKernel kernel(config, make_prepare_finalize(config), backend.make_experts(config),
+      std::unique_ptr<PrepareFinalize> prepare_finalize;
+      if (monolithic) {
+        prepare_finalize = make_prepare_finalize_monolithic(config);
+      } else {
+        prepare_finalize = make_prepare_finalize(config);
+      }
+      MoeKernel kernel(config, std::move(prepare_finalize), backend.make_experts(config),
                        {.max_chunk_tokens = 0});
       for (std::int64_t tokens : options.tokens) {
         if (progress) {
@@ -212,6 +235,15 @@ void bench(const BenchOptions& options) {
         const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, top_k});
         make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens,
                      ids, routing_weights);
+        Tensor logits;
+        if (monolithic) {
+          // Logits that put those ids on top; the reference and the byte count then use the CPU router's
+          // answer on them (the same ids unless the recipe's groups exclude some).
+          logits = Tensor::empty(DType::fp32, {tokens, config.num_experts});
+          make_router_logits(ids, config.num_experts, logits);
+          route(logits, config.routing, with_bias ? weights.correction_bias.view() : TensorView{}, ids,
+                routing_weights);
+        }
         // Inputs where the layer runs; the check reads the output back to the CPU.
         auto on_device = [&](const Tensor& host) {
           if (!on_gpu) return host;
@@ -221,13 +253,23 @@ void bench(const BenchOptions& options) {
         };
         const Tensor hidden_d = on_device(hidden), ids_d = on_device(ids),
                      weights_d = on_device(routing_weights);
+        const Tensor logits_d = monolithic ? on_device(logits) : Tensor();
+        const Tensor bias_d = monolithic && with_bias ? on_device(weights.correction_bias) : Tensor();
         Tensor out_host = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
         fill_nan(out_host);
         const Tensor out = on_device(out_host);
+        const auto forward = [&](const ExecContext& run_context) {
+          if (monolithic) {
+            kernel.forward_monolithic(hidden_d, logits_d, bias_d, *converted, out, run_context);
+          } else {
+            kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out, run_context);
+          }
+        };
         kernel.reserve(tokens);
-        kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out, context);  // warm-up + check
+        forward(context);  // warm-up + check
         if (on_gpu) copy_tensor(out, out_host);
         Row row{preset_name, backend_id, tokens};
+        row.includes_routing = monolithic;
         const std::int64_t checked = std::min<std::int64_t>(tokens, 3);
         const std::vector<double> reference = fp64_moe_reference(
             config, weights, hidden.view().slice_rows(0, checked), ids.view().slice_rows(0, checked),
@@ -242,10 +284,8 @@ void bench(const BenchOptions& options) {
 #if FUSEDMOE_WITH_CUDA
           bool graph_used = false;
           times = cuda::time_on_device(
-              device.index, options.repeats, !options.no_graph, graph_used, [&](StreamHandle stream) {
-                kernel.forward(hidden_d, ids_d, weights_d, {}, *converted, out,
-                               ExecContext{.stream = stream, .num_threads = threads});
-              });
+              device.index, options.repeats, !options.no_graph, graph_used,
+              [&](StreamHandle stream) { forward(ExecContext{.stream = stream, .num_threads = threads}); });
           if (!graph_used && !options.no_graph && !options.json)
             std::cerr << "(graph capture failed: eager timing)\n";
 #endif
@@ -253,7 +293,7 @@ void bench(const BenchOptions& options) {
           for (int repeat = 0; repeat < options.repeats; ++repeat) {
             if (!options.no_flush) flush_caches(flush_buffer);
             const auto start = std::chrono::steady_clock::now();
-            kernel.forward(hidden, ids, routing_weights, {}, *converted, out, context);
+            forward(context);
             times.push_back(
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
           }
@@ -321,8 +361,10 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--tokens", options->tokens, "Token counts (repeatable or comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
-  command->add_option("--backend", options->backends,
-                      "Backends to time (repeatable; default: the oracle's choice)");
+  command->add_option(
+      "--backend", options->backends,
+      "Backends to time (repeatable; default: the oracle's choice; batched-format ones behind "
+      "local_batched)");
   command
       ->add_option("--routing", options->routing,
                    "uniform, or skewed (every token's first choice is expert 0)")
