@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Expert parallelism on the GPUs of one machine (needs 2+ GPUs, NCCL and OpenMPI): builds everything in
 # build/gpu, runs the NCCL tests (one process with a thread per GPU, then mpirun -np 2), and times
-# `fusedmoe check --ep 2 --device cuda` in both standard-format modes on a preset against one GPU.
+# `fusedmoe check --ep 2 --device cuda` in every mode (all2all_batched: cuda_batched) on a preset against one GPU.
 #
 # Usage: scripts/gpu_ep_check.sh [build-dir]   (default build/gpu)
 #   PRESET=qwen3-30b-a3b   TOKENS="64 1024"   JOBS=N   TARGETS="fusedmoe_cli ..."   SKIP_SINGLE=1
@@ -24,7 +24,7 @@ step() {  # step <name> <command...>
 [ -n "${SKIP_SINGLE:-}" ] || step "NCCL tests, one process" "$build/tests/fusedmoe_tests" --gtest_filter='*Nccl*' --gtest_brief=1
 step "NCCL tests, mpirun (ctest -L gpu)" ctest --test-dir "$build" -L gpu --output-on-failure
 for tokens in ${TOKENS:-64 1024}; do
-  for mode in allgather all2all; do
+  for mode in allgather all2all all2all_batched; do
     step "check --ep 2 --ep-mode $mode, $preset, M=$tokens" timeout 180 mpirun -np 2 "$build/bin/fusedmoe" check --ep 2 \
       --ep-mode "$mode" --device cuda --preset "$preset" --tokens "$tokens"
   done

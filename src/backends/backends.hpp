@@ -14,6 +14,7 @@ BackendInfo cpu_reference_monolithic_backend();
 BackendInfo cuda_fused_backend();            // CUDA builds only
 BackendInfo cuda_cutlass_grouped_backend();  // CUDA builds only (a stub without CUTLASS headers or sm_90a)
 BackendInfo cuda_cublas_grouped_backend();   // CUDA builds only
+BackendInfo cuda_batched_backend();          // CUDA builds only
 BackendInfo cuda_monolithic_backend();       // CUDA builds only
 
 }  // namespace fusedmoe

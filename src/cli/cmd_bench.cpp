@@ -34,6 +34,16 @@ namespace fusedmoe::cli {
 
 namespace {
 
+// A backend that consumes only the batched format (cuda_batched, cpu_reference_batched) is timed behind
+// local_batched, its dispatch on one device (slabs of the token count, chunks of batched_capacity tokens).
+bool batched_only(std::string_view id, MoeConfig config, const Platform& platform) {
+  const BackendInfo* backend = find_backend(id);
+  if (backend == nullptr || backend->kind != ExpertsKind::modular) return false;
+  if (backend->supports(config, platform, ActivationFormat::standard).ok) return false;
+  config.parallel.dispatch = DispatchMode::local_batched;
+  return backend->supports(config, platform, ActivationFormat::batched).ok;
+}
+
 struct BenchOptions {
   std::vector<std::string> peers;  // "torch"
   std::string device{"cpu"};
@@ -197,6 +207,9 @@ void bench(const BenchOptions& options) {
     if (backend_ids.empty())
       backend_ids.push_back(select_backend(config, Platform::detect(device)).backend->id);
     for (const std::string& backend_id : backend_ids) {
+      config.parallel.dispatch = batched_only(backend_id, config, Platform::detect(device))
+                                     ? DispatchMode::local_batched
+                                     : DispatchMode::local;
       const Selection selection = select_backend(config, Platform::detect(device), backend_id);
       const BackendInfo& backend = *selection.backend;
       // Monolithic backends take router logits and route inside (their time includes the router).
@@ -348,8 +361,10 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--tokens", options->tokens, "Token counts (repeatable or comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
-  command->add_option("--backend", options->backends,
-                      "Backends to time (repeatable; default: the oracle's choice)");
+  command->add_option(
+      "--backend", options->backends,
+      "Backends to time (repeatable; default: the oracle's choice; batched-format ones behind "
+      "local_batched)");
   command
       ->add_option("--routing", options->routing,
                    "uniform, or skewed (every token's first choice is expert 0)")

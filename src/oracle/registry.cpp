@@ -47,11 +47,13 @@ std::vector<BackendInfo> builtin_backends() {
   list.push_back(cuda_fused_backend());
   list.push_back(cuda_cutlass_grouped_backend());
   list.push_back(cuda_cublas_grouped_backend());
+  list.push_back(cuda_batched_backend());
   list.push_back(cuda_monolithic_backend());
 #else
   list.push_back(without_cuda("cuda_fused"));
   list.push_back(without_cuda("cuda_cutlass_grouped"));
   list.push_back(without_cuda("cuda_cublas_grouped"));
+  list.push_back(without_cuda("cuda_batched"));
   list.push_back(without_cuda("cuda_monolithic"));
 #endif
   return list;

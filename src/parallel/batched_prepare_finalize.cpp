@@ -5,6 +5,9 @@
 #include "core/threading.hpp"
 #include "kernel/weight_and_reduce.hpp"
 #include "parallel/prepare_finalize_local.hpp"
+#if FUSEDMOE_WITH_CUDA
+#include "parallel/cuda/batched_dispatch.hpp"
+#endif
 
 namespace fusedmoe {
 
@@ -23,17 +26,16 @@ std::size_t LocalBatchedPrepareFinalize::workspace_bytes(std::int64_t num_tokens
   const std::int64_t experts = num_local_experts_;
   return WorkspaceArena::bytes_for(config.act_dtype, experts * num_tokens * config.hidden_size) +  // slabs
          WorkspaceArena::bytes_for(DType::int32, experts) +                                        // counts
-         WorkspaceArena::bytes_for(DType::fp32, experts * num_tokens) +            // slot weights
-         WorkspaceArena::bytes_for(DType::int32, experts * num_tokens) +           // slot tokens
-         WorkspaceArena::bytes_for(DType::fp32, num_tokens * config.hidden_size);  // fp32 sums
+         WorkspaceArena::bytes_for(DType::fp32, experts * num_tokens) +               // slot weights
+         WorkspaceArena::bytes_for(DType::int32, experts * num_tokens) +              // slot tokens
+         WorkspaceArena::bytes_for(DType::fp32, num_tokens * config.hidden_size) +    // fp32 sums (CPU)
+         WorkspaceArena::bytes_for(DType::int32, num_tokens * config.routing.top_k);  // pair -> slot (CUDA)
 }
 
 DispatchedTokens LocalBatchedPrepareFinalize::prepare(const TensorView& hidden, const TensorView& topk_ids,
                                                       const TensorView& topk_weights,
                                                       const TensorView& expert_map, WorkspaceArena& workspace,
-                                                      const ExecContext&) {
-  FUSEDMOE_CHECK(hidden.device().is_cpu(), "[local_batched] prepare on ", to_string(hidden.device()),
-                 " needs a CUDA build of this PrepareFinalize");
+                                                      const ExecContext& context) {
   const std::int64_t num_tokens = hidden.size(0);
   const std::int64_t hidden_size = hidden.size(1);
   const std::int64_t top_k = topk_ids.size(1);
@@ -48,6 +50,10 @@ DispatchedTokens LocalBatchedPrepareFinalize::prepare(const TensorView& hidden, 
   dispatched.topk_weights = workspace.take(DType::fp32, {num_local_experts_, capacity});
   dispatched.slot_token = workspace.take(DType::int32, {num_local_experts_, capacity});
 
+  if (hidden.device().is_cuda()) {
+    prepare_on_device(dispatched, hidden, topk_ids, topk_weights, expert_map, workspace, context);
+    return dispatched;
+  }
   auto* counts = dispatched.expert_num_tokens.data_as<std::int32_t>();
   auto* slot_weight = dispatched.topk_weights.data_as<float>();
   auto* slot_token = dispatched.slot_token.data_as<std::int32_t>();
@@ -80,8 +86,84 @@ void LocalBatchedPrepareFinalize::finalize(const DispatchedTokens& dispatched, c
                                            WeightAndReduce policy, const TensorView& out,
                                            WorkspaceArena& workspace, const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts must leave weighting to finalize");
+  if (out.device().is_cuda()) {
+    finalize_on_device(dispatched, expert_out, out, context);
+    return;
+  }
   const TensorView accumulator = workspace.take(DType::fp32, {out.size(0), out.size(1)});
   weight_and_reduce_batched(dispatched, expert_out, accumulator, out, resolve_num_threads(context));
+}
+
+// On a CUDA device the same slabs, built by kernels (src/parallel/cuda/batched_dispatch.hpp) without reading
+// anything back: slab order, counts, slot tokens and weights are those of the host loop above. The ids are
+// not checked (that would wait for the GPU): an id outside [0, E) or mapped outside [0, E_local) contributes
+// nothing, and a token listing an expert twice keeps both slots while the slab has room.
+void LocalBatchedPrepareFinalize::prepare_on_device(const DispatchedTokens& dispatched,
+                                                    const TensorView& hidden, const TensorView& topk_ids,
+                                                    const TensorView& topk_weights,
+                                                    const TensorView& expert_map, WorkspaceArena& workspace,
+                                                    const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  const std::int64_t num_tokens = hidden.size(0), top_k = topk_ids.size(1);
+  FUSEDMOE_CHECK(num_local_experts_ * num_tokens <= INT32_MAX, "[local_batched] ", num_local_experts_,
+                 " slabs of ", num_tokens, " rows: expected at most 2^31 - 1 slots (lower batched_capacity)");
+  pair_slot_ = workspace.take(DType::int32, {num_tokens, top_k});
+  const int device = hidden.device().index;
+  cuda::batched_assign_slots(
+      device,
+      cuda::BatchedSlots{
+          .topk_ids = topk_ids.data_as<const std::int32_t>(),
+          .topk_weights = topk_weights.data_as<const float>(),
+          .expert_map = expert_map.defined() ? expert_map.data_as<const std::int32_t>() : nullptr,
+          .num_tokens = num_tokens,
+          .top_k = static_cast<int>(top_k),
+          .num_experts = num_experts_,
+          .num_local_experts = num_local_experts_,
+          .capacity = num_tokens,
+          .counts = dispatched.expert_num_tokens.data_as<std::int32_t>(),
+          .slot_token = dispatched.slot_token.data_as<std::int32_t>(),
+          .slot_weight = dispatched.topk_weights.data_as<float>(),
+          .pair_slot = pair_slot_.data_as<std::int32_t>()},
+      context.stream);
+  cuda::batched_scatter_rows(device, hidden.data(), pair_slot_.data_as<const std::int32_t>(),
+                             num_tokens * top_k, static_cast<int>(top_k),
+                             static_cast<std::size_t>(hidden.size(1)) * dtype_size(hidden.dtype()),
+                             dispatched.hidden.data(), context.stream);
+#else
+  (void)dispatched;
+  (void)topk_ids;
+  (void)topk_weights;
+  (void)expert_map;
+  (void)workspace;
+  (void)context;
+  throw Unsupported(str_cat("[local_batched] hidden is on ", to_string(hidden.device()),
+                            " but this build has no CUDA support"));
+#endif
+}
+
+// out[t] = the slot-weighted sum of token t's rows, experts in ascending order, in fp32 (as on the host).
+void LocalBatchedPrepareFinalize::finalize_on_device(const DispatchedTokens& dispatched,
+                                                     const TensorView& expert_out, const TensorView& out,
+                                                     const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
+  cuda::batched_combine(out.device().index,
+                        cuda::BatchedCombine{.expert_out = expert_out.data(),
+                                             .expert_out_dtype = expert_out.dtype(),
+                                             .slot_weight = dispatched.topk_weights.data_as<const float>(),
+                                             .pair_slot = pair_slot_.data_as<const std::int32_t>(),
+                                             .num_tokens = out.size(0),
+                                             .top_k = static_cast<int>(pair_slot_.size(1)),
+                                             .width = out.size(1),
+                                             .out = out.data(),
+                                             .out_dtype = out.dtype()},
+                        context.stream);
+#else
+  (void)dispatched;
+  (void)expert_out;
+  (void)context;
+  throw Unsupported(
+      str_cat("[local_batched] out is on ", to_string(out.device()), " but this build has no CUDA support"));
+#endif
 }
 
 }  // namespace fusedmoe

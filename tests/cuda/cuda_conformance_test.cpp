@@ -70,7 +70,7 @@ TEST_P(CudaConformance, EveryCudaBackendMatchesFp64Reference) {
   FUSEDMOE_REQUIRE_CUDA();
   const ConformanceCase& c = GetParam();
   const Platform platform = Platform::detect(kGpu);
-  int checked = 0;
+  int checked = 0, checked_batched = 0;
   for (DispatchMode mode : {DispatchMode::local, DispatchMode::local_batched}) {
     MoeConfig config = testing::make_config(c.experts, c.top_k, c.hidden, c.intermediate, c.act_dtype,
                                             c.weight_dtype, c.activation);
@@ -120,43 +120,51 @@ TEST_P(CudaConformance, EveryCudaBackendMatchesFp64Reference) {
       EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype))
           << "max abs error " << stats.max_abs_error;
       ++checked;
+      checked_batched += mode == DispatchMode::local_batched;
     }
   }
   if (checked == 0) std::cout << "  no CUDA backend supports " << c.describe() << " on this device\n";
-  // Every CUDA build has a bf16 backend for the standard format on sm_80+ (cuda_fused).
+  // Every CUDA build has a bf16 backend on sm_80+ for the standard format (cuda_fused) and for the batched
+  // format of local_batched, whose dispatch then runs on the device too (cuda_batched).
   if (c.act_dtype == DType::bf16 && c.weight_dtype == DType::bf16 && platform.cuda.compute_capability >= 80) {
-    EXPECT_GE(checked, 1) << "no CUDA backend ran the bf16 case " << c.describe();
+    EXPECT_GE(checked, 2) << "no CUDA backend ran the bf16 case " << c.describe();
+    EXPECT_GE(checked_batched, 1) << "no CUDA backend ran the bf16 case " << c.describe() << " batched";
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaConformance, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.label; });
 
-// Chunking must not change a single bit on the GPU either.
+// Chunking must not change a single bit on the GPU either (in both formats: the batched slabs' capacity,
+// and with it cuda_batched's tile, follows the chunk).
 TEST(CudaConformance, ChunkingIsBitwiseInvisible) {
   FUSEDMOE_REQUIRE_CUDA();
-  MoeConfig config = testing::make_config(8, 2, 48, 32);
-  config.device = kGpu;
-  const MoeWeights weights = random_weights(config, 3);
+  MoeConfig base = testing::make_config(8, 2, 48, 32);
+  base.device = kGpu;
+  const MoeWeights weights = random_weights(base, 3);
   const std::int64_t tokens = 53;
-  const Tensor hidden = random_hidden(config, tokens, 4);
+  const Tensor hidden = random_hidden(base, tokens, 4);
   const testing::Routing routing =
-      testing::make_routing(config, tokens, RoutingPattern::router, 5, weights, hidden);
+      testing::make_routing(base, tokens, RoutingPattern::router, 5, weights, hidden);
   const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
   const Tensor gpu_routing_weights = testing::to_device(routing.weights);
-  for (const Candidate& candidate : evaluate_backends(config, Platform::detect(kGpu))) {
-    if (!candidate.support.ok || candidate.backend->kind != ExpertsKind::modular) continue;
-    SCOPED_TRACE(candidate.backend->id);
-    testing::BuiltKernel whole =
-        testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 0);
-    testing::BuiltKernel chunked =
-        testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 7);
-    const Tensor a = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
-    const Tensor b = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
-    whole.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *whole.weights, a);
-    chunked.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *chunked.weights, b);
-    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(a), testing::to_host(b)))
-        << "chunked differs from whole";
+  for (DispatchMode mode : {DispatchMode::local, DispatchMode::local_batched}) {
+    MoeConfig config = base;
+    config.parallel.dispatch = mode;
+    for (const Candidate& candidate : evaluate_backends(config, Platform::detect(kGpu))) {
+      if (!candidate.support.ok || candidate.backend->kind != ExpertsKind::modular) continue;
+      SCOPED_TRACE(candidate.backend->id + " [" + std::string(to_string(mode)) + "]");
+      testing::BuiltKernel whole =
+          testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 0);
+      testing::BuiltKernel chunked =
+          testing::build_kernel(*candidate.backend, config, testing::weights_on(weights), 7);
+      const Tensor a = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
+      const Tensor b = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
+      whole.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *whole.weights, a);
+      chunked.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *chunked.weights, b);
+      EXPECT_TRUE(testing::bitwise_equal(testing::to_host(a), testing::to_host(b)))
+          << "chunked differs from whole";
+    }
   }
 }
 

@@ -55,6 +55,14 @@ std::vector<LayerCase> layer_cases() {
     config.routing.recipe = RoutingRecipe::topk_softmax;
     cases.push_back({"gelu_topk_softmax", config, 9});
   }
+  {
+    // The batched format on the GPU: local_batched's device dispatch and cuda_batched, in chunks of 16.
+    MoeConfig config = testing::make_config(16, 4, 96, 40);
+    config.parallel.dispatch = DispatchMode::local_batched;
+    config.parallel.batched_capacity = 16;
+    config.shared = {.count = 1, .intermediate_size = 48, .sigmoid_gate = true};
+    cases.push_back({"local_batched", config, 37});
+  }
   return cases;
 }
 
@@ -117,11 +125,16 @@ TEST_P(CudaLayer, MatchesTheCpuLayerAndFp64) {
 INSTANTIATE_TEST_SUITE_P(Cases, CudaLayer, ::testing::ValuesIn(layer_cases()),
                          [](const auto& info) { return info.param.label; });
 
-// The whole layer (logits, router, experts, shared experts, add) captured in one CUDA graph.
-TEST(CudaLayerGraph, WholeLayerCapturesAndReplaysLikeEager) {
+// The whole layer (logits, router, experts, shared experts, add) captured in one CUDA graph, with the
+// standard and the batched local dispatch.
+class CudaLayerGraph : public ::testing::TestWithParam<DispatchMode> {};
+
+TEST_P(CudaLayerGraph, WholeLayerCapturesAndReplaysLikeEager) {
   FUSEDMOE_REQUIRE_CUDA();
   MoeConfig config = layer_cases()[1].config;  // grouped routing with bias and a shared expert
   config.device = kGpu;
+  config.parallel.dispatch = GetParam();
+  config.parallel.batched_capacity = 16;  // local_batched: two chunks
   const std::int64_t tokens = 29;
   const MoeWeights weights = random_weights(config, 5);
   FusedMoeLayer layer(config);
@@ -149,6 +162,10 @@ TEST(CudaLayerGraph, WholeLayerCapturesAndReplaysLikeEager) {
   }
   cudaGraphExecDestroy(graph);
 }
+
+INSTANTIATE_TEST_SUITE_P(Dispatch, CudaLayerGraph,
+                         ::testing::Values(DispatchMode::local, DispatchMode::local_batched),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
 }  // namespace fusedmoe

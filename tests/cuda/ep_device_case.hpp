@@ -113,8 +113,9 @@ class HostExperts final : public ExpertsModular {
 // skewed: 3 tokens in 4 go to experts 0, 1, 2 (hot experts), the rest follow the router.
 enum class Scenario { uniform, zero_token_rank, all_to_one_rank, skewed };
 // host_reference: the CPU reference Experts behind HostExperts (checks the device dispatch alone);
-// cuda_fused: the CUDA Experts (the real thing, once cuda_fused accepts expert-parallel dispatch).
-enum class ExpertsUnderTest { host_reference, cuda_fused };
+// cuda: the CUDA Experts of the dispatch's format (the real thing): cuda_fused for the standard format
+// (allgather, all2all), cuda_batched for the batched one (all2all_batched).
+enum class ExpertsUnderTest { host_reference, cuda };
 
 struct EpCase {
   DispatchMode mode;
@@ -124,19 +125,27 @@ struct EpCase {
   ExpertsUnderTest experts;
 };
 
+// The backend that runs a case, by format: a CUDA one, or a CPU reference (behind HostExperts).
+inline std::string backend_id(const EpCase& c) {
+  const bool batched = c.mode == DispatchMode::all2all_batched;
+  if (c.experts == ExpertsUnderTest::cuda) return batched ? "cuda_batched" : "cuda_fused";
+  return batched ? "cpu_reference_batched" : "cpu_reference";
+}
+
+inline const BackendInfo& backend_of(const EpCase& c) {
+  return *find_backend(backend_id(c));
+}
+
 inline std::string describe(const EpCase& c) {
   const char* scenario = c.scenario == Scenario::uniform           ? "uniform"
                          : c.scenario == Scenario::zero_token_rank ? "zero_token_rank"
                          : c.scenario == Scenario::skewed          ? "skewed"
                                                                    : "all_to_one_rank";
-  return str_cat(c.experts == ExpertsUnderTest::cuda_fused ? "cuda_fused_" : "host_reference_",
-                 to_string(c.mode), "_", to_string(c.placement), "_", to_string(c.dtype), "_", scenario);
-}
-
-// The backend that runs a case on one device, by format.
-inline const BackendInfo& backend_of(const EpCase& c) {
-  if (c.experts == ExpertsUnderTest::cuda_fused) return *find_backend("cuda_fused");
-  return *find_backend(c.mode == DispatchMode::all2all_batched ? "cpu_reference_batched" : "cpu_reference");
+  // host_reference_<mode>_..., cuda_fused_<mode>_... or cuda_batched_all2all_batched_...
+  const std::string experts =
+      c.experts == ExpertsUnderTest::host_reference ? "host_reference" : backend_id(c);
+  return str_cat(experts, "_", to_string(c.mode), "_", to_string(c.placement), "_", to_string(c.dtype), "_",
+                 scenario);
 }
 
 // All tokens and their routing (the same on every rank: fixed seeds), each rank's share, the parallel
@@ -200,7 +209,8 @@ inline std::string ep_skip_reason(const EpProblem& p, Device device) {
   return support.ok ? std::string() : str_cat(backend_of(p.c).id, ": ", support.reason);
 }
 
-// Every token's output on one device (the CPU for host_reference, `device` for cuda_fused), on the CPU.
+// Every token's output on one device (the CPU for host_reference, `device` for the CUDA Experts, behind the
+// local dispatch of the case's format: local_batched runs on the device too), on the CPU.
 inline Tensor single_device_output(const EpProblem& p, Device device) {
   MoeConfig config = p.single;
   if (p.c.experts == ExpertsUnderTest::host_reference) device = Device::cpu();
@@ -262,13 +272,13 @@ inline double ep_tolerance(DType dtype) {
 
 inline std::vector<EpCase> ep_device_cases() {
   std::vector<EpCase> cases;
-  for (ExpertsUnderTest experts : {ExpertsUnderTest::host_reference, ExpertsUnderTest::cuda_fused}) {
+  for (ExpertsUnderTest experts : {ExpertsUnderTest::host_reference, ExpertsUnderTest::cuda}) {
     for (DispatchMode mode :
          {DispatchMode::allgather, DispatchMode::all2all, DispatchMode::all2all_batched}) {
       for (ExpertPlacement placement : {ExpertPlacement::linear, ExpertPlacement::round_robin}) {
-        // cuda_fused is bf16 only; the host reference also checks fp32 through the device paths.
+        // The CUDA Experts are bf16 only; the host reference also checks fp32 through the device paths.
         for (DType dtype : {DType::fp32, DType::bf16}) {
-          if (experts == ExpertsUnderTest::cuda_fused && dtype == DType::fp32) continue;
+          if (experts == ExpertsUnderTest::cuda && dtype == DType::fp32) continue;
           for (Scenario scenario :
                {Scenario::uniform, Scenario::zero_token_rank, Scenario::all_to_one_rank, Scenario::skewed}) {
             cases.push_back({mode, placement, dtype, scenario, experts});

@@ -1,6 +1,6 @@
-// Shared by the CUDA Experts tests (cuda_fused, cuda_cutlass_grouped, cuda_cublas_grouped): the edge cases
-// that break grouped GEMMs, a run against the fp64 reference with NaN-poisoned outputs and a bitwise repeat,
-// and a synthetic Hopper platform for supports() questions.
+// Shared by the CUDA Experts tests (cuda_fused, cuda_cutlass_grouped, cuda_cublas_grouped, cuda_batched): the
+// edge cases that break grouped GEMMs, a run against the fp64 reference with NaN-poisoned outputs and a
+// bitwise repeat, and a synthetic Hopper platform for supports() questions.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -29,12 +29,13 @@ struct GpuCase {
   GpuIds ids = GpuIds::pattern;
   bool cpu_weights = false;  // convert from CPU weights (else from device weights)
   std::int64_t max_chunk = 8192;
+  DispatchMode dispatch = DispatchMode::local;  // local_batched: the batched format (cuda_batched)
 
   std::string describe() const {
     std::ostringstream text;
     text << label << "(M=" << tokens << ",E=" << experts << ",k=" << top_k << ",H=" << hidden
          << ",I=" << intermediate << "," << to_string(activation) << (expert_map ? ",map" : "")
-         << ",chunk=" << max_chunk << ")";
+         << ",chunk=" << max_chunk << "," << to_string(dispatch) << ")";
     return text.str();
   }
 };
@@ -76,6 +77,7 @@ inline MoeConfig gpu_case_config(const GpuCase& c) {
   MoeConfig config =
       make_config(c.experts, c.top_k, c.hidden, c.intermediate, DType::bf16, DType::bf16, c.activation);
   config.device = kGpu;
+  config.parallel.dispatch = c.dispatch;
   return config;
 }
 

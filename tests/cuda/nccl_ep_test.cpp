@@ -1,8 +1,9 @@
 // Expert parallelism over NCCL on 2 GPUs of this process, one thread per rank: every dispatch mode and
-// placement, uneven, empty and skewed token shares, against the single-device output; all2all_batched past
-// its per-rank capacity (drops as documented and counted) and the whole all2all_batched layer captured in a
-// CUDA graph and replayed (== eager). Skips without 2 GPUs
-// or NCCL, and (cuda_fused cases) while the backend refuses expert-parallel dispatch, with its reason.
+// placement, uneven, empty and skewed token shares, against the single-device output, with the CPU reference
+// Experts behind the device dispatch and with the CUDA Experts of the format (cuda_fused, cuda_batched);
+// all2all_batched past its per-rank capacity (drops as documented and counted) and the whole all2all_batched
+// layer captured in a CUDA graph and replayed (== eager). Skips without 2 GPUs or NCCL, or when the CUDA
+// backend refuses the case, with its reason.
 #include "cuda/ep_batched_case.hpp"
 #include "cuda/ep_device_case.hpp"
 
@@ -42,14 +43,15 @@ TEST(NcclLayer, TwoGpuLayerMatchesOneGpuLayer) {
   FUSEDMOE_REQUIRE_NCCL_GPUS(2);
   MoeConfig config = testing::make_config(8, 2, 64, 48);
   config.device = Device::cuda(0);
-  for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all}) {
+  for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all, DispatchMode::all2all_batched}) {
     SCOPED_TRACE(to_string(mode));
     MoeConfig parallel = config;
     parallel.parallel = {.ep_size = 2, .ep_rank = 0, .dispatch = mode};
-    const BackendInfo& backend = *find_backend("cuda_fused");
+    const BackendInfo& backend =
+        *find_backend(mode == DispatchMode::all2all_batched ? "cuda_batched" : "cuda_fused");
     const Support support =
         backend.supports(parallel, Platform::detect(parallel.device), dispatch_format(parallel));
-    if (!support.ok) GTEST_SKIP() << "cuda_fused: " << support.reason;
+    if (!support.ok) GTEST_SKIP() << backend.id << ": " << support.reason;
     const MoeWeights full = random_weights(config, 41);
     const std::int64_t tokens[2] = {5, 14};
     const Tensor hidden = random_hidden(config, tokens[0] + tokens[1], 42);
