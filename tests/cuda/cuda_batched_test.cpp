@@ -416,12 +416,12 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
             TileId::m16);
   // Whatever the capacity, the chosen tile is no taller than the slab rounded up to 16 rows.
   for (std::int64_t capacity = 1; capacity <= 600; ++capacity) {
-    const cuda_fused::TileConfig& tile = choose_tile(BatchedTileProblem{.capacity = capacity,
-                                                                        .top_k = 1,
-                                                                        .num_experts = 1,
-                                                                        .num_local_experts = 1,
-                                                                        .intermediate_padded = 4096,
-                                                                        .num_sms = 1});
+    const cuda_fused::TileConfig tile = choose_tile(BatchedTileProblem{.capacity = capacity,
+                                                                       .top_k = 1,
+                                                                       .num_experts = 1,
+                                                                       .num_local_experts = 1,
+                                                                       .intermediate_padded = 4096,
+                                                                       .num_sms = 1});
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }

@@ -115,7 +115,7 @@ const TileConfig& choose_tile(const BatchedTileProblem& problem) {
       std::clamp<std::int64_t>((capacity * problem.top_k + experts - 1) / experts, 1, capacity);
   // cuda_fused's heuristic on the standard-format problem with the same rows: rows_per_expert rows on each
   // local expert, k = 1 (its log line names that M). Then no taller block than the slab.
-  const TileConfig& heuristic =
+  const TileConfig heuristic =
       cuda_fused::choose_tile(cuda_fused::TileProblem{.num_tokens = rows_per_expert * local_experts,
                                                       .top_k = 1,
                                                       .num_local_experts = local_experts,
@@ -198,7 +198,7 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   const bool wgmma = !wgmma_disabled_ && cuda_fused::wgmma_tiles_available(
                                              device.compute_capability, device.shared_memory_per_block_optin);
-  const TileConfig& tile =
+  const TileConfig tile =
       forced_ ? fitted_tile(*forced_, capacity)
               : choose_tile(BatchedTileProblem{.capacity = capacity,
                                                .top_k = config_.routing.top_k,
