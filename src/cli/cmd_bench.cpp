@@ -69,15 +69,17 @@ void flush_caches(const Tensor& buffer) {
   });
 }
 
-// The PyTorch per-expert loop (bench/peers/torch_moe_loop.py) on the same shape; nullopt when PyTorch is
+// A PyTorch peer (bench/peers/torch_moe.py) on the same shape: `method` is loop (the Hugging Face
+// per-expert loop) or grouped_mm (torch._grouped_mm); nullopt with the reason when PyTorch (or the method) is
 // missing.
 std::optional<double> time_torch_peer(const MoeConfig& config, std::int64_t tokens, int repeats, int threads,
-                                      std::string& why_not) {
-  const std::string script = std::string(FUSEDMOE_PEERS_DIR) + "/torch_moe_loop.py";
-  const std::string command = str_cat(
-      "python3 ", script, " --hidden ", config.hidden_size, " --intermediate ", config.intermediate_size,
-      " --experts ", config.num_experts, " --topk ", config.routing.top_k, " --tokens ", tokens,
-      " --repeats ", repeats, " --threads ", threads, " --device ", to_string(config.device), " 2>&1");
+                                      const std::string& method, std::string& why_not) {
+  const std::string script = std::string(FUSEDMOE_PEERS_DIR) + "/torch_moe.py";
+  const std::string command =
+      str_cat("python3 ", script, " --hidden ", config.hidden_size, " --intermediate ",
+              config.intermediate_size, " --experts ", config.num_experts, " --topk ", config.routing.top_k,
+              " --tokens ", tokens, " --repeats ", repeats, " --threads ", threads, " --device ",
+              to_string(config.device), " --method ", method, " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) {
     why_not = "cannot start python3";
@@ -125,7 +127,7 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
                      {"includes_routing", row.includes_routing}});
     return;
   }
-  std::cout << std::left << std::setw(15) << row.preset << std::setw(20) << row.backend << std::right
+  std::cout << std::left << std::setw(15) << row.preset << std::setw(25) << row.backend << std::right
             << std::setw(6) << row.tokens << std::fixed << std::setprecision(3) << std::setw(11)
             << row.time_ms << std::setprecision(1) << std::setw(9) << row.gb_per_s << std::setw(9)
             << row.gflop_per_s << std::setprecision(3) << std::setw(10) << row.floor_ms
@@ -165,7 +167,7 @@ void bench(const BenchOptions& options) {
               << " TFLOP/s (cuBLAS 8192^3); "
               << "L2 flushed before each run; "
               << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
-              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right
+              << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
               << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"
               << "  check\n";
@@ -176,7 +178,7 @@ void bench(const BenchOptions& options) {
               << " GFLOP/s, bf16 dot product " << floor.bf16_dot_gflop_per_s
               << " GFLOP/s (the compute floor of bf16 rows); caches "
               << (options.no_flush ? "not flushed" : "flushed before each run") << "\n"
-              << std::left << std::setw(15) << "preset" << std::setw(20) << "backend" << std::right
+              << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
               << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"
               << "  check\n";
@@ -317,31 +319,38 @@ void bench(const BenchOptions& options) {
       }
     }
     for (const std::string& peer : options.peers) {
-      FUSEDMOE_CHECK(peer == "torch", "[bench] unknown peer '", peer, "': expected torch");
-      for (std::int64_t tokens : options.tokens) {
-        std::string why_not;
-        const std::optional<double> time_ms =
-            time_torch_peer(config, tokens, options.repeats, threads, why_not);
-        if (!time_ms) {
-          std::cerr << "peer torch: skipped: " << why_not << "\n";
-          break;
+      FUSEDMOE_CHECK(peer == "torch" || peer == "torch_loop" || peer == "torch_grouped_mm",
+                     "[bench] unknown peer '", peer,
+                     "': expected torch (both methods), torch_loop or torch_grouped_mm");
+      std::vector<std::string> methods;
+      if (peer != "torch_grouped_mm") methods.emplace_back("loop");
+      if (peer != "torch_loop") methods.emplace_back("grouped_mm");
+      for (const std::string& method : methods) {
+        for (std::int64_t tokens : options.tokens) {
+          std::string why_not;
+          const std::optional<double> time_ms =
+              time_torch_peer(config, tokens, options.repeats, threads, method, why_not);
+          if (!time_ms) {
+            std::cerr << "peer torch_" << method << ": skipped: " << why_not << "\n";
+            break;
+          }
+          Row row{preset_name, "peer:torch_" + method, tokens};
+          row.time_ms = *time_ms;
+          row.flops = 6.0 * config.hidden_size * config.intermediate_size * config.routing.top_k * tokens;
+          // Distinct experts of a uniform routing, expected value: E (1 - (1 - k/E)^M).
+          const double touched =
+              config.num_experts *
+              (1.0 - std::pow(1.0 - static_cast<double>(config.routing.top_k) / config.num_experts,
+                              static_cast<double>(tokens)));
+          row.bytes =
+              touched * 3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
+          row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
+          row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
+          row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9),
+                                  row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) *
+                         1e3;
+          print_row(row, config, options.json, threads);
         }
-        Row row{preset_name, "peer:torch", tokens};
-        row.time_ms = *time_ms;
-        row.flops = 6.0 * config.hidden_size * config.intermediate_size * config.routing.top_k * tokens;
-        // Distinct experts of a uniform routing, expected value: E (1 - (1 - k/E)^M).
-        const double touched =
-            config.num_experts *
-            (1.0 - std::pow(1.0 - static_cast<double>(config.routing.top_k) / config.num_experts,
-                            static_cast<double>(tokens)));
-        row.bytes =
-            touched * 3.0 * config.hidden_size * config.intermediate_size * dtype_size(config.weight_dtype);
-        row.gb_per_s = row.bytes / (row.time_ms * 1e-3) / 1e9;
-        row.gflop_per_s = row.flops / (row.time_ms * 1e-3) / 1e9;
-        row.floor_ms = std::max(row.bytes / (floor.read_gb_per_s * 1e9),
-                                row.flops / (floor.compute_peak(config.act_dtype == DType::bf16) * 1e9)) *
-                       1e3;
-        print_row(row, config, options.json, threads);
       }
     }
   }
@@ -381,8 +390,9 @@ void add_bench_command(CLI::App& app) {
                     "GPU: time eager launches instead of CUDA-graph replays");
   command->add_flag("--json", options->json, "One JSON object per line and row");
   command->add_option("--peer", options->peers,
-                      "Also time a peer in the same run: torch (the Hugging Face per-expert "
-                      "loop, where PyTorch is installed)");
+                      "Also time a peer in the same run, where PyTorch is installed: torch (both "
+                      "methods), torch_loop (the Hugging Face per-expert loop) or torch_grouped_mm "
+                      "(torch._grouped_mm over the expert-sorted pairs)");
   command->callback([options] { bench(*options); });
 }
 

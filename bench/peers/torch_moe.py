@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PyTorch MoE peers, timed: what `fusedmoe bench --peer torch` runs side by side. Same shapes, bf16 weights
+and activations, uniform random routing with a fixed seed, router not timed. Two methods:
+  loop        the Hugging Face-style per-expert loop (index the tokens of each hit expert, two matmuls);
+  grouped_mm  torch._grouped_mm: (token, slot) pairs sorted by expert, one grouped GEMM per projection.
+On CUDA each run is timed with CUDA events after the L2 is flushed (a 256 MiB write); eager mode (the loop
+reads counts back to the host, so it cannot be captured in a graph). Prints one JSON object:
+{"time_ms": median, "device": ..., "torch": version, "method": ...}."""
+import argparse
+import json
+import time
+
+import torch
+
+
+def make_inputs(args, device):
+    generator = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16
+    scale = args.hidden ** -0.5
+    w13 = (torch.rand(args.experts, 2 * args.intermediate, args.hidden, generator=generator) * scale).to(dtype)
+    w2 = (torch.rand(args.experts, args.hidden, args.intermediate, generator=generator) * scale).to(dtype)
+    x = torch.randn(args.tokens, args.hidden, generator=generator).to(dtype)
+    ids = torch.stack([torch.randperm(args.experts, generator=generator)[: args.topk] for _ in range(args.tokens)])
+    weights = torch.rand(args.tokens, args.topk, generator=generator)
+    weights = weights / weights.sum(-1, keepdim=True)
+    return [t.to(device) for t in (w13, w2, x, ids, weights)]
+
+
+def loop_forward(w13, w2, x, ids, weights, experts):
+    out = torch.zeros_like(x, dtype=torch.float32)
+    mask = torch.nn.functional.one_hot(ids, experts).permute(2, 1, 0)
+    for expert in torch.nonzero(mask.sum(dim=(1, 2))).flatten().tolist():
+        slot, token = torch.where(mask[expert])
+        gate_up = x[token] @ w13[expert].T
+        gate, up = gate_up.chunk(2, dim=-1)
+        h = torch.nn.functional.silu(gate) * up
+        out.index_add_(0, token, (h @ w2[expert].T).float() * weights[token, slot, None])
+    return out.to(x.dtype)
+
+
+def grouped_mm_forward(w13_t, w2_t, x, ids, weights, experts):
+    # w13_t [E, H, 2I] and w2_t [E, I, H]: transposed views of the canonical weights (made once, untimed).
+    flat = ids.flatten()
+    order = torch.argsort(flat, stable=True)
+    token = order // ids.shape[1]
+    offsets = torch.cumsum(torch.bincount(flat, minlength=experts), 0).to(torch.int32)
+    gate_up = torch._grouped_mm(x[token], w13_t, offs=offsets)
+    gate, up = gate_up.chunk(2, dim=-1)
+    h = (torch.nn.functional.silu(gate) * up).contiguous()
+    rows = torch._grouped_mm(h, w2_t, offs=offsets).float() * weights.flatten()[order, None]
+    out = torch.zeros_like(x, dtype=torch.float32)
+    out.index_add_(0, token, rows)
+    return out.to(x.dtype)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hidden", type=int, required=True)
+    parser.add_argument("--intermediate", type=int, required=True)
+    parser.add_argument("--experts", type=int, required=True)
+    parser.add_argument("--topk", type=int, required=True)
+    parser.add_argument("--tokens", type=int, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--method", choices=["loop", "grouped_mm"], default="loop")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    w13, w2, x, ids, weights = make_inputs(args, device)
+    if args.method == "grouped_mm":
+        if not hasattr(torch, "_grouped_mm"):
+            raise SystemExit(f"torch {torch.__version__} has no torch._grouped_mm")
+        # torch._grouped_mm wants each expert's B [K, N]; transposed copies made once, outside the timing.
+        w13, w2 = w13.transpose(1, 2).contiguous(), w2.transpose(1, 2).contiguous()
+        forward = lambda: grouped_mm_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
+    else:
+        forward = lambda: loop_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
+    cuda = device.type == "cuda"
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device=device) if cuda else None
+
+    with torch.no_grad():
+        forward()
+        times = []
+        for _ in range(args.repeats):
+            if cuda:
+                flush.fill_(1)
+                start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                forward()
+                stop.record()
+                stop.synchronize()
+                times.append(start.elapsed_time(stop))
+            else:
+                begin = time.perf_counter()
+                forward()
+                times.append((time.perf_counter() - begin) * 1e3)
+    times.sort()
+    print(json.dumps({"time_ms": times[len(times) // 2], "device": str(device), "torch": torch.__version__,
+                      "method": args.method}))
+
+
+if __name__ == "__main__":
+    main()
