@@ -6,6 +6,7 @@
 #   PRESETS="qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b"   (default: all four)
 #   TOKENS=1,8,64,256,1024,4096,16384                              (default: the M)
 #   REPEATS=20   EXTRA="--backend cuda_fused"   PATHS="auto tiled" (FUSEDMOE_CUDA_FUSED_PATH per run)
+#   EXTRA="--peer torch": PyTorch's per-expert loop and torch._grouped_mm in the same run (needs torch)
 #   TUNE=1: first `fusedmoe tune` each preset at TOKENS into $out/tune.json, then bench with
 #           FUSEDMOE_TUNE_FILE pointing at it (the `auto` path then follows the table)
 set -uo pipefail
