@@ -171,6 +171,12 @@ void check_expert_parallel(const CheckOptions& options) {
               << ", " << to_string(parallel.parallel.dispatch) << ", "
               << to_string(parallel.parallel.placement) << " placement, " << total
               << " tokens split unevenly; tolerance " << tolerance << " against the single-rank output\n";
+    if (parallel.parallel.dispatch == DispatchMode::all2all_batched &&
+        parallel.parallel.batched_rank_capacity > 0) {
+      std::cout << "note: --ep-rank-capacity " << parallel.parallel.batched_rank_capacity
+                << ": pairs past it are dropped by design, so the output differs from the single rank's "
+                   "whenever a rank sends another more pairs than that in one chunk\n";
+    }
   }
   int checked = 0, failed = 0;
   for (const Candidate& candidate : evaluate_backends(parallel, Platform::detect(parallel.device))) {

@@ -39,6 +39,14 @@ void ProblemOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather, all2all or all2all_batched")
       ->capture_default_str();
+  app.add_option("--batched-capacity", batched_capacity,
+                 "Batched format: rows per expert slab, the tokens of one chunk (0: 256)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option(
+         "--ep-rank-capacity", batched_rank_capacity,
+         "all2all_batched: (token, slot) pairs a rank sends another per chunk; pairs past it are dropped "
+         "and counted (0: enough never to drop)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
@@ -81,6 +89,8 @@ MoeConfig ProblemOptions::config() const {
       shared_experts > 0 ? (shared_intermediate > 0 ? shared_intermediate : config.intermediate_size) : 0;
   config.shared.sigmoid_gate = shared_gate;
   config.parallel.dispatch = parse_dispatch_mode(dispatch);
+  if (batched_capacity > 0) config.parallel.batched_capacity = batched_capacity;
+  config.parallel.batched_rank_capacity = batched_rank_capacity;
   config.device = parse_device(device);
   config.validate();
   return config;

@@ -23,8 +23,10 @@ struct ProblemOptions {
   std::int64_t shared_intermediate = 0;
   bool shared_gate = false;
   std::string dispatch{"local"};
-  int ep = 1;                      // expert-parallel ranks (run under mpirun -np ep)
-  std::string ep_mode{"all2all"};  // allgather or all2all
+  int ep = 1;                              // expert-parallel ranks (run under mpirun -np ep)
+  std::string ep_mode{"all2all"};          // allgather, all2all or all2all_batched
+  std::int64_t batched_capacity = 0;       // 0: MoeConfig's default (ParallelConfig::batched_capacity)
+  std::int64_t batched_rank_capacity = 0;  // 0: never drops (ParallelConfig::batched_rank_capacity)
   std::string placement{"linear"};
   std::string device{"cpu"};
   std::uint64_t seed = 0;
