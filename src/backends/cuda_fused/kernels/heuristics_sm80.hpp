@@ -83,8 +83,8 @@ inline constexpr TileBucket kTileBuckets[] = {
     {std::numeric_limits<std::int64_t>::max(), TileId::m128},
 };
 
-// From this many rows per local expert on, the heuristic takes a wgmma tile (where available): below it most of
-// a 64-row warpgroup tile is padding and the mma.sync decode tiles are as fast.
+// From this many rows per local expert on, the heuristic takes a wgmma tile (where available): below it most
+// of a 64-row warpgroup tile is padding and the mma.sync decode tiles are as fast.
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 16;
 
 inline constexpr int kLargestBlockM = 128;  // sizes the workspace for any tile
