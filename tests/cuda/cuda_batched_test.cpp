@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "backends/cuda_batched/experts.hpp"
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
 
 namespace fusedmoe {

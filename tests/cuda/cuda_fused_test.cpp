@@ -8,7 +8,7 @@
 #include <optional>
 #include <tuple>
 
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
 #include "oracle/tuning.hpp"
 

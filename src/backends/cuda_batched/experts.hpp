@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"
 
@@ -31,7 +31,7 @@ struct BatchedTileProblem {
 bool tile_fits(const cuda_fused::TileConfig& tile, std::int64_t capacity);
 // Sorted rows one expert takes with this block_m: its slab rounded up to whole blocks.
 std::int64_t padded_rows(std::int64_t capacity, int block_m);
-// cuda_fused's heuristic (heuristics_sm80.hpp: M buckets, wgmma tiles on Hopper, stepped down while the GEMM1
+// cuda_fused's heuristic (tile_table.hpp: M buckets, wgmma tiles on Hopper, stepped down while the GEMM1
 // blocks would not cover the SMs once) on the expected rows per expert, ceil(capacity * k / E) clamped to
 // [1, capacity]; then fitted to the capacity (fitted_tile).
 const cuda_fused::TileConfig& choose_tile(const BatchedTileProblem& problem);

@@ -1,7 +1,7 @@
 // cuda_fused: the modular CUDA Experts (the role vLLM's Triton fused_moe plays), standard format, by_experts.
 #include "backends/backends.hpp"
 #include "backends/cuda_fused/experts.hpp"
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "core/check.hpp"
 
 namespace fusedmoe {

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"
 #include "oracle/tuning.hpp"

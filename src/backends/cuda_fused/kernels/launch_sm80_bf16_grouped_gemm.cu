@@ -26,7 +26,7 @@ constexpr bool matches(const TileConfig& config) {
 static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfigs[1]) &&
                   matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]) &&
                   matches<ShapeM16N32S8>(kTileConfigs[4]) && matches<ShapeM16N64S8>(kTileConfigs[5]),
-              "heuristics_sm80.hpp's table and the instantiated shapes must agree");
+              "tile_table.hpp's table and the instantiated shapes must agree");
 
 dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
   FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",

@@ -26,7 +26,7 @@ constexpr bool matches(TileId id) {
 }
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
                   matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
-              "heuristics_sm80.hpp's table and the instantiated wgmma shapes must agree");
+              "tile_table.hpp's table and the instantiated wgmma shapes must agree");
 
 dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
   FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",

@@ -1,5 +1,5 @@
 // The tile table's lookup, with one log line per new problem key at the `kernels` level.
-#include "backends/cuda_fused/kernels/heuristics_sm80.hpp"
+#include "backends/cuda_fused/kernels/tile_table.hpp"
 
 #include <algorithm>
 #include <mutex>
