@@ -203,6 +203,10 @@ class MoeKernel {
  private:
   struct Buffers;
   WorkspaceArena arena_for(std::int64_t num_tokens);
+  // Shapes, dtypes, devices and (on the CPU) the ids and the expert map of a modular forward.
+  void check_forward_inputs(const TensorView& hidden, const TensorView& topk_ids,
+                            const TensorView& topk_weights, const TensorView& expert_map,
+                            const TensorView& out) const;
   void forward_chunk(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
                      const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
                      const ExecContext& context);

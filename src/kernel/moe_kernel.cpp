@@ -1,5 +1,7 @@
 // MoeKernel: checks a PrepareFinalize/Experts pair once, then runs forward chunk by chunk.
 #include <algorithm>
+#include <exception>
+#include <limits>
 #include <vector>
 
 #include "core/check.hpp"
@@ -15,6 +17,9 @@ namespace fusedmoe {
 
 namespace {
 constexpr std::string_view kComponent = "moe_kernel";
+// What a rank with invalid inputs offers in the token agreement: larger than any real count, so the maximum
+// every rank receives shows it.
+constexpr std::int64_t kInvalidInputs = std::numeric_limits<std::int64_t>::max();
 
 // Rows of expert_out for a problem, by format and policy (see ExpertsModular::apply).
 std::vector<std::int64_t> expert_out_shape(const ExpertsProblem& problem, WeightAndReduce policy) {
@@ -107,12 +112,9 @@ WorkspaceArena MoeKernel::arena_for(std::int64_t num_tokens) {
   return WorkspaceArena(workspace_.data(), workspace_.nbytes(), config_.device);
 }
 
-void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
-                        const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
-                        const ExecContext& context) {
-  FUSEDMOE_CHECK(kind() == ExpertsKind::modular,
-                 "[moe_kernel] forward() with top-k ids needs modular Experts; '", experts_->name(),
-                 "' is monolithic: call forward_monolithic() with router logits");
+void MoeKernel::check_forward_inputs(const TensorView& hidden, const TensorView& topk_ids,
+                                     const TensorView& topk_weights, const TensorView& expert_map,
+                                     const TensorView& out) const {
   const Device device = config_.device;
   const std::int64_t hidden_size = config_.hidden_size;
   const int top_k = config_.routing.top_k;
@@ -154,15 +156,51 @@ void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, co
       }
     }
   }
+}
+
+void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
+                        const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
+                        const ExecContext& context) {
+  FUSEDMOE_CHECK(kind() == ExpertsKind::modular,
+                 "[moe_kernel] forward() with top-k ids needs modular Experts; '", experts_->name(),
+                 "' is monolithic: call forward_monolithic() with router logits");
+  // Expert-parallel ranks fail together: a rank whose inputs are invalid tells the others through the token
+  // agreement (the first collective of a forward), so that no rank is left waiting in a later one.
+  std::exception_ptr invalid;
+  try {
+    check_forward_inputs(hidden, topk_ids, topk_weights, expert_map, out);
+  } catch (const Error&) {
+    if (!is_expert_parallel(config_.parallel.dispatch)) throw;
+    invalid = std::current_exception();
+  }
+  const std::int64_t num_tokens = invalid ? kInvalidInputs : hidden.size(0);
   auto& pf = static_cast<PrepareFinalizeModular&>(*prepare_finalize_);
   // Expert-parallel: every rank runs as many chunks as the rank with the most tokens (collectives match).
-  const std::int64_t agreed_tokens = pf.agree_num_tokens(num_tokens, context);
+  std::int64_t agreed_tokens = 0;
+  try {
+    agreed_tokens = pf.agree_num_tokens(num_tokens, context);
+  } catch (const Error&) {
+    if (invalid) std::rethrow_exception(invalid);  // this rank's own error says more
+    throw;
+  }
+  if (invalid) std::rethrow_exception(invalid);
+  FUSEDMOE_CHECK(agreed_tokens != kInvalidInputs,
+                 "[moe_kernel] another expert-parallel rank rejected its inputs (its error says why); every "
+                 "rank stops here");
   if (agreed_tokens == 0) return;
 
   std::int64_t chunk = agreed_tokens;
   if (options_.max_chunk_tokens > 0) chunk = std::min(chunk, options_.max_chunk_tokens);
   if (pf.max_tokens_per_call() > 0) chunk = std::min(chunk, pf.max_tokens_per_call());
-  reserve(chunk);
+  // A dispatch with a fixed per-call size (the batched ones) gets the workspace of a full chunk on the first
+  // forward: a later CUDA-graph capture, whose ranks agree on full chunks, then allocates nothing.
+  std::int64_t reserved = chunk;
+  if (pf.max_tokens_per_call() > 0) {
+    std::int64_t full = pf.max_tokens_per_call();
+    if (options_.max_chunk_tokens > 0) full = std::min(full, options_.max_chunk_tokens);
+    reserved = std::max(reserved, full);
+  }
+  reserve(reserved);
   for (std::int64_t begin = 0; begin < agreed_tokens; begin += chunk) {
     const std::int64_t local_begin = std::min(num_tokens, begin);
     const std::int64_t local_end = std::min(num_tokens, begin + chunk);

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 #include "core/check.hpp"
 #include "core/elements.hpp"
@@ -108,15 +109,25 @@ const std::int32_t* ids_on_host(const TensorView& topk_ids, std::vector<std::int
 }
 
 // The ids index host tables (owner_, owner_local_): on a CUDA device they were not checked by the kernel
-// (which reads nothing back), so they are checked here, once they are on the host.
-void check_routing_ids(const std::int32_t* ids, std::int64_t count, std::int64_t top_k,
-                       std::size_t num_experts, std::string_view mode) {
+// (which reads nothing back), so they are checked here, once they are on the host. Returns the first problem,
+// empty when there is none. `distinct`: a token listing one expert twice is refused too (the batched slabs
+// have room for one row per (token, expert)).
+std::string routing_ids_problem(const std::int32_t* ids, std::int64_t count, std::int64_t top_k,
+                                std::size_t num_experts, std::string_view mode, bool distinct) {
   for (std::int64_t index = 0; index < count; ++index) {
-    FUSEDMOE_CHECK(ids[index] >= 0 && static_cast<std::size_t>(ids[index]) < num_experts, "[", mode,
-                   "] topk_ids[", index / top_k, ", ", index % top_k, "] = ", ids[index],
-                   ": expected 0 <= id < num_experts = ", num_experts,
-                   " (expert-parallel dispatch routes every id to its owner rank)");
+    if (ids[index] < 0 || static_cast<std::size_t>(ids[index]) >= num_experts) {
+      return str_cat("[", mode, "] topk_ids[", index / top_k, ", ", index % top_k, "] = ", ids[index],
+                     ": expected 0 <= id < num_experts = ", num_experts,
+                     " (expert-parallel dispatch routes every id to its owner rank)");
+    }
+    for (std::int64_t other = index - index % top_k; distinct && other < index; ++other) {
+      if (ids[other] == ids[index]) {
+        return str_cat("[", mode, "] topk_ids[", index / top_k, "] lists expert ", ids[index],
+                       " twice: a token's top-k experts must be distinct");
+      }
+    }
   }
+  return {};
 }
 
 // ---- row operations: the same logic on the host and on a CUDA device ---------------------------------
@@ -244,11 +255,23 @@ TensorView partial_sums(const DispatchedTokens& dispatched, const TensorView& ex
 }
 
 // How many rows each rank receives from each other rank, given how many it sends to each (host integers).
+// Also how ranks fail together: a rank whose routing is invalid (`problem`) sends -1 counts, and then every
+// rank throws here, at the same point of the collective sequence (an error on one rank alone would leave the
+// others waiting in the next exchange).
 std::vector<std::size_t> exchange_row_counts(Communicator& communicator,
-                                             const std::vector<std::size_t>& send_rows) {
+                                             const std::vector<std::size_t>& send_rows,
+                                             const std::string& problem, std::string_view mode) {
   const std::size_t ranks = static_cast<std::size_t>(communicator.size());
-  std::vector<std::int64_t> counts_out(send_rows.begin(), send_rows.end()), counts_in(ranks);
+  std::vector<std::int64_t> counts_out(ranks, -1), counts_in(ranks);
+  if (problem.empty()) counts_out.assign(send_rows.begin(), send_rows.end());
   communicator.all_to_all_int64(counts_out, counts_in);
+  if (!problem.empty()) throw InvalidArgument(problem);
+  for (std::size_t rank = 0; rank < ranks; ++rank) {
+    if (counts_in[rank] < 0) {
+      throw InvalidArgument(str_cat("[", mode, "] rank ", rank,
+                                    " rejected its routing (its error says why); every rank stops here"));
+    }
+  }
   return {counts_in.begin(), counts_in.end()};
 }
 
@@ -398,7 +421,11 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
   const std::int32_t* ids = ids_on_host(topk_ids, host_ids_, context);
-  check_routing_ids(ids, tokens * k, k, owner_.size(), "all2all");
+  if (const std::string problem = routing_ids_problem(ids, tokens * k, k, owner_.size(), "all2all", false);
+      !problem.empty()) {
+    exchange_row_counts(*communicator_, std::vector<std::size_t>(static_cast<std::size_t>(ranks)), problem,
+                        "all2all");  // throws on every rank
+  }
   // Rows to send, grouped by destination rank (ascending), tokens ascending within a rank.
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
   std::vector<std::int32_t> sent_token;
@@ -417,7 +444,7 @@ DispatchedTokens AllToAllPrepareFinalize::prepare(const TensorView& hidden, cons
   plan_by_token(plan_, sent_token_, tokens, token_begin_, by_token_);
   plan_.upload(workspace, hidden.device(), context);
   // Everyone learns how many rows it receives from whom.
-  receive_rows_ = exchange_row_counts(*communicator_, send_rows_);
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, {}, "all2all");
   const auto sent = static_cast<std::int64_t>(sent_token.size());
   const auto received =
       static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
@@ -537,7 +564,9 @@ ExpertsProblem BatchedAllToAllPrepareFinalize::problem(std::int64_t num_tokens,
 
 std::size_t BatchedAllToAllPrepareFinalize::workspace_bytes(std::int64_t num_tokens,
                                                             const MoeConfig& config) const {
+#if FUSEDMOE_WITH_CUDA  // device_path_ exists only in CUDA builds (ep_batched_device.cpp)
   if (device_path_) return device_path_->workspace_bytes() + padding_slack();
+#endif
   const std::int64_t ranks = communicator_->size(), hidden = config.hidden_size, k = config.routing.top_k;
   const std::int64_t slab_rows = num_local_experts_ * capacity_ * ranks;
   const std::int64_t sent = num_tokens * k,
@@ -564,15 +593,22 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
                                                          const TensorView& expert_map,
                                                          WorkspaceArena& workspace,
                                                          const ExecContext& context) {
+#if FUSEDMOE_WITH_CUDA
   if (device_path_) {
     return device_path_->prepare(hidden, topk_ids, topk_weights, expert_map, workspace, context);
   }
+#endif
   FUSEDMOE_CHECK(hidden.device().is_cpu(), "[all2all_batched] hidden on ", to_string(hidden.device()),
                  " but the layer was configured for ", to_string(device_));
   const int ranks = communicator_->size();
   const std::int64_t tokens = hidden.size(0), width = hidden.size(1), k = topk_ids.size(1);
   const std::int32_t* ids = topk_ids.data_as<const std::int32_t>();
-  check_routing_ids(ids, tokens * k, k, owner_.size(), "all2all_batched");
+  if (const std::string problem =
+          routing_ids_problem(ids, tokens * k, k, owner_.size(), "all2all_batched", true);
+      !problem.empty()) {
+    exchange_row_counts(*communicator_, std::vector<std::size_t>(static_cast<std::size_t>(ranks)), problem,
+                        "all2all_batched");  // throws on every rank
+  }
   // One row per (token, slot), grouped by destination rank; (token, slot) ascending within a rank; at most
   // rank_capacity_ per rank (the rest dropped, as on a device).
   send_rows_.assign(static_cast<std::size_t>(ranks), 0);
@@ -599,7 +635,7 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
     plan_.host(sent_expert_)[row] = owner_local_[ids[sent_index[row]]];
   }
   plan_by_token(plan_, sent_token_, tokens, token_begin_, by_token_);
-  receive_rows_ = exchange_row_counts(*communicator_, send_rows_);
+  receive_rows_ = exchange_row_counts(*communicator_, send_rows_, {}, "all2all_batched");
   received_ =
       static_cast<std::int64_t>(std::accumulate(receive_rows_.begin(), receive_rows_.end(), std::size_t{0}));
 
@@ -630,8 +666,10 @@ DispatchedTokens BatchedAllToAllPrepareFinalize::prepare(const TensorView& hidde
   for (std::int64_t row = 0; row < received_; ++row) {
     const std::int32_t expert = received_expert[row];
     FUSEDMOE_ASSERT(expert >= 0 && expert < num_local_experts_, "received a row for expert ", expert);
-    FUSEDMOE_CHECK(counts[expert] < slab_rows, "[all2all_batched] expert ", expert, " received more than ",
-                   slab_rows, " rows in one call (a token must list each expert at most once)");
+    // At most one row per (source token, expert) and capacity tokens per source rank (distinct ids are
+    // checked on every rank before the exchange), so a slab cannot overflow.
+    FUSEDMOE_ASSERT(counts[expert] < slab_rows, "expert ", expert, " received more than ", slab_rows,
+                    " rows");
     const std::int64_t slot = expert * slab_rows + counts[expert]++;
     slots_.host(received_slot_)[row] = static_cast<std::int32_t>(slot);
     slots_.host(slot_row_)[slot] = static_cast<std::int32_t>(row);
@@ -654,10 +692,12 @@ void BatchedAllToAllPrepareFinalize::finalize(const DispatchedTokens& dispatched
                                               const ExecContext& context) {
   FUSEDMOE_ASSERT(policy == WeightAndReduce::by_finalize, "batched Experts leave weighting to finalize");
   (void)dispatched;
+#if FUSEDMOE_WITH_CUDA
   if (device_path_) {
     device_path_->finalize(expert_out, out, context);
     return;
   }
+#endif
   const std::int64_t width = out.size(1);
   const auto sent = static_cast<std::int64_t>(sent_token_.count);
   const std::size_t row_bytes = static_cast<std::size_t>(width) * dtype_size(expert_out.dtype());

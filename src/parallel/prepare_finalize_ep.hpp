@@ -116,7 +116,9 @@ class BatchedAllToAllPrepareFinalize final : public PrepareFinalizeModular {
 
   // Pairs dropped so far (accumulated over calls): at the sender because a destination's rank_capacity()
   // rows were full, and at the receiver because a slab was full (a token listing an expert twice; the CPU
-  // path rejects that instead). On a CUDA device this reads the device counters (waits for `context`).
+  // path rejects that on every rank instead). On a CUDA device this reads the device counters after the work
+  // queued on `context.stream`: pass the stream the forwards ran on (the default, the legacy stream, does not
+  // wait for non-blocking streams).
   struct DroppedPairs {
     std::int64_t over_rank_capacity = 0, over_slab = 0;
   };

@@ -203,6 +203,53 @@ TEST(ExpertParallelBatched, PairsPastTheRankCapacityAreDroppedAndCounted) {
   }
 }
 
+// Bad routing on one rank (an id out of range; for the batched slabs also a token listing an expert twice)
+// fails every rank at the
+// same collective, with a message on the guilty rank saying what is wrong: no rank is left waiting. The layer
+// keeps working afterwards (every rank stopped at the same point).
+TEST(ExpertParallelErrors, BadRoutingOnOneRankFailsEveryRank) {
+  Communicator& communicator = *world();
+  const int ranks = communicator.size(), rank = communicator.rank(), guilty = ranks - 1;
+  const std::int64_t experts = 8, tokens = 5;
+  for (DispatchMode mode : {DispatchMode::all2all, DispatchMode::all2all_batched}) {
+    for (bool duplicate : {false, true}) {
+      if (duplicate && mode != DispatchMode::all2all_batched) continue;  // the standard format takes them
+      SCOPED_TRACE(str_cat(to_string(mode), duplicate ? " duplicate id" : " id out of range"));
+      const MoeConfig single = testing::make_config(experts, 2, 32, 16, DType::fp32, DType::fp32);
+      const MoeWeights weights = random_weights(single, 3);  // every expert; this rank keeps its own below
+      MoeConfig config = single;
+      config.parallel = {.ep_size = ranks, .ep_rank = rank, .dispatch = mode, .batched_capacity = 8};
+      config.validate();
+      const std::vector<std::int32_t> mine = local_experts(experts, ranks, rank, ExpertPlacement::linear);
+      const BackendInfo& backend =
+          *find_backend(mode == DispatchMode::all2all ? "cpu_reference" : "cpu_reference_batched");
+      const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
+                                                     gather_experts(weights.w2, mine), config);
+      MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
+      const Tensor hidden = random_hidden(config, tokens, 4);
+      Tensor ids = Tensor::empty(DType::int32, {tokens, 2});
+      Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, 2});
+      for (std::int64_t i = 0; i < tokens * 2; ++i) {
+        ids.data_as<std::int32_t>()[i] = static_cast<std::int32_t>(i % experts);
+        topk_weights.data_as<float>()[i] = 0.5f;
+      }
+      const Tensor map = make_expert_map(experts, ranks, rank, ExpertPlacement::linear);
+      const Tensor out = Tensor::empty(DType::fp32, {tokens, config.hidden_size});
+      const Tensor good_ids = Tensor::copy_of(ids);
+      if (rank == guilty) ids.data_as<std::int32_t>()[3] = duplicate ? ids.data_as<std::int32_t>()[2] : 99;
+      try {
+        kernel.forward(hidden, ids, topk_weights, map, *converted, out);
+        FAIL() << "rank " << rank << " went on although rank " << guilty << " had bad routing";
+      } catch (const InvalidArgument& error) {
+        const std::string message = error.what();
+        const std::string expected = rank == guilty ? (duplicate ? "twice" : "= 99") : "rejected its";
+        EXPECT_NE(message.find(expected), std::string::npos) << message;
+      }
+      kernel.forward(hidden, good_ids, topk_weights, map, *converted, out);  // every rank goes on together
+    }
+  }
+}
+
 TEST(ExpertParallelHandshake, MismatchedConfigsFailOnEveryRank) {
   Communicator& communicator = *world();
   const MoeConfig single =

@@ -207,6 +207,13 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                                                .intermediate_padded = plan.intermediate_padded,
                                                .num_sms = device.num_sms,
                                                .wgmma = wgmma});
+  FUSEDMOE_CHECK(
+      !tile.wgmma ||
+          cuda_fused::wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin),
+      "[cuda_batched] tile ", cuda_fused::to_string(tile.id),
+      " uses wgmma: it needs compute "
+      "capability 9.0 and a build with sm_90a; ",
+      device.name, " is sm_", device.compute_capability, ". Choose an mma.sync tile (m16 .. m128)");
   const std::int64_t blocks_per_expert = padded_rows(capacity, tile.block_m) / tile.block_m;
   const std::int64_t blocks = experts * blocks_per_expert;
   const auto* counts = dispatched.expert_num_tokens.data_as<const std::int32_t>();

@@ -34,10 +34,20 @@ dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
   return dim3(static_cast<unsigned>(max_blocks), static_cast<unsigned>(column_blocks));
 }
 
-void check_built() {
+// Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
+// device the kernels' bodies are compiled out.
+void check_runnable() {
 #if !FUSEDMOE_CUDA_FUSED_SM90A
   throw Unsupported(
       "[cuda_fused] the wgmma tiles need sm_90a code: rebuild with 90a in CMAKE_CUDA_ARCHITECTURES");
+#else
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  const cuda::DeviceAttributes& attributes = cuda::device_attributes(device);
+  FUSEDMOE_CHECK(
+      wgmma_tiles_available(attributes.compute_capability, attributes.shared_memory_per_block_optin),
+      "[cuda_fused] the wgmma tiles run on compute capability 9.0 only; ", attributes.name, " is sm_",
+      attributes.compute_capability);
 #endif
 }
 
@@ -89,7 +99,7 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 }  // namespace
 
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
-  check_built();
+  check_runnable();
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
     case TileId::wg64_n128:
@@ -106,7 +116,7 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
 }
 
 void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
-  check_built();
+  check_runnable();
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
     case TileId::wg64_n128:

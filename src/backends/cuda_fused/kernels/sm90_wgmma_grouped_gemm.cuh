@@ -201,6 +201,8 @@ __global__ void __launch_bounds__(Shape::kThreads)
       *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif
 }
 
@@ -245,6 +247,8 @@ __global__ void __launch_bounds__(Shape::kThreads)
       }
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif
 }
 
