@@ -5,6 +5,7 @@
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_common/kernels/elements.cuh"
 #include "core/check.hpp"
+#include "parallel/cuda/widest_word.cuh"
 
 namespace fusedmoe::cuda {
 
@@ -132,17 +133,7 @@ void batched_scatter_rows(int device, const void* hidden, const std::int32_t* pa
     scatter_pairs_kernel<Word><<<static_cast<unsigned>(num_pairs), threads, 0, cuda_stream>>>(
         static_cast<const Word*>(hidden), pair_slot, top_k, words, static_cast<Word*>(slabs));
   };
-  if (alignment % 16 == 0) {
-    launch(uint4{});
-  } else if (alignment % 8 == 0) {
-    launch(std::uint64_t{});
-  } else if (alignment % 4 == 0) {
-    launch(std::uint32_t{});
-  } else if (alignment % 2 == 0) {
-    launch(std::uint16_t{});
-  } else {
-    launch(std::uint8_t{});
-  }
+  with_widest_word(alignment, launch);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

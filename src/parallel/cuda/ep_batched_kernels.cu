@@ -5,6 +5,7 @@
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_common/kernels/elements.cuh"
 #include "core/check.hpp"
+#include "parallel/cuda/widest_word.cuh"
 
 namespace fusedmoe::cuda {
 
@@ -143,17 +144,7 @@ void move(int device, const void* source, std::int64_t rows_per_source, const st
     move_kernel<Word, kScatter><<<static_cast<unsigned>(count), threads, 0, cuda_stream>>>(
         static_cast<const Word*>(source), rows_per_source, index, words, static_cast<Word*>(destination));
   };
-  if (alignment % 16 == 0) {
-    launch(uint4{});
-  } else if (alignment % 8 == 0) {
-    launch(std::uint64_t{});
-  } else if (alignment % 4 == 0) {
-    launch(std::uint32_t{});
-  } else if (alignment % 2 == 0) {
-    launch(std::uint16_t{});
-  } else {
-    launch(std::uint8_t{});
-  }
+  with_widest_word(alignment, launch);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

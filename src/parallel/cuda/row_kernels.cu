@@ -5,6 +5,7 @@
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_common/kernels/elements.cuh"
 #include "core/check.hpp"
+#include "parallel/cuda/widest_word.cuh"
 
 namespace fusedmoe::cuda {
 
@@ -40,17 +41,7 @@ void move_rows(const void* source, const std::int32_t* rows, std::int64_t count,
     move_rows_kernel<Word, kScatter><<<grid, threads, 0, cuda_stream>>>(
         static_cast<const Word*>(source), rows, words, static_cast<Word*>(destination));
   };
-  if (alignment % 16 == 0) {
-    launch(uint4{});
-  } else if (alignment % 8 == 0) {
-    launch(std::uint64_t{});
-  } else if (alignment % 4 == 0) {
-    launch(std::uint32_t{});
-  } else if (alignment % 2 == 0) {
-    launch(std::uint16_t{});
-  } else {
-    launch(std::uint8_t{});
-  }
+  with_widest_word(alignment, launch);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 // Host side of the grouped GEMMs: the tile table's entries instantiated once each, shared memory opted
 // into per device, grids sized for the worst-case block count (unused blocks exit at once).
 #include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/gemm_launch_params.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
 #include "core/check.hpp"
@@ -28,28 +29,9 @@ static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfi
                   matches<ShapeM16N32S8>(kTileConfigs[4]) && matches<ShapeM16N64S8>(kTileConfigs[5]),
               "tile_table.hpp's table and the instantiated shapes must agree");
 
-dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
-  FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",
-                 column_blocks, "] exceeds one launch");
-  return dim3(static_cast<unsigned>(max_blocks), static_cast<unsigned>(column_blocks));
-}
-
 template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  const Gemm1Params params{
-      .hidden = static_cast<const bf16*>(args.hidden),
-      .lda = args.lda,
-      .a_columns = args.a_columns,
-      .w13 = static_cast<const bf16*>(args.w13),
-      .ldb = args.ldb,
-      .expert_stride = 2 * args.intermediate_padded * args.ldb,
-      .sorted_ids = args.sorted_ids,
-      .block_expert = args.block_expert,
-      .top_k = args.top_k,
-      .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
-      .intermediate = static_cast<bf16*>(args.intermediate),
-      .ldi = args.intermediate_padded,
-      .activation = args.activation};
+  const Gemm1Params params = gemm1_params(args, Shape::kBlockK);
   const auto kernel = gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN), Shape::kThreads,
@@ -59,18 +41,7 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  const Gemm2Params params{.intermediate = static_cast<const bf16*>(args.intermediate),
-                           .lda = args.intermediate_padded,
-                           .w2 = static_cast<const bf16*>(args.w2),
-                           .ldb = args.intermediate_padded,
-                           .expert_stride = args.hidden_padded * args.intermediate_padded,
-                           .sorted_ids = args.sorted_ids,
-                           .block_expert = args.block_expert,
-                           .topk_weights = args.topk_weights,
-                           .k_tiles = static_cast<int>(args.intermediate_padded / Shape::kBlockK),
-                           .out_rows = static_cast<bf16*>(args.out_rows),
-                           .ldo = args.pitch,
-                           .out_columns = args.hidden};
+  const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,

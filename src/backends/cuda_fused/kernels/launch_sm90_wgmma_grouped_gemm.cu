@@ -3,6 +3,7 @@
 // bodies only in the sm_90a code of the binary; the caller offers their tiles only where that code runs
 // (wgmma_tiles_available).
 #include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/kernels/gemm_launch_params.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
 #include "core/check.hpp"
@@ -28,12 +29,6 @@ static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::
                   matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
               "tile_table.hpp's table and the instantiated wgmma shapes must agree");
 
-dim3 gemm_grid(std::int64_t max_blocks, std::int64_t column_blocks) {
-  FUSEDMOE_CHECK(max_blocks <= INT32_MAX && column_blocks <= 65535, "[cuda_fused] grid [", max_blocks, ", ",
-                 column_blocks, "] exceeds one launch");
-  return dim3(static_cast<unsigned>(max_blocks), static_cast<unsigned>(column_blocks));
-}
-
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.
 void check_runnable() {
@@ -53,20 +48,7 @@ void check_runnable() {
 
 template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  const Gemm1Params params{
-      .hidden = static_cast<const bf16*>(args.hidden),
-      .lda = args.lda,
-      .a_columns = args.a_columns,
-      .w13 = static_cast<const bf16*>(args.w13),
-      .ldb = args.ldb,
-      .expert_stride = 2 * args.intermediate_padded * args.ldb,
-      .sorted_ids = args.sorted_ids,
-      .block_expert = args.block_expert,
-      .top_k = args.top_k,
-      .k_tiles = static_cast<int>((args.a_columns + Shape::kBlockK - 1) / Shape::kBlockK),
-      .intermediate = static_cast<bf16*>(args.intermediate),
-      .ldi = args.intermediate_padded,
-      .activation = args.activation};
+  const Gemm1Params params = gemm1_params(args, Shape::kBlockK);
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
   const auto kernel = wgmma_gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
@@ -77,18 +59,7 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  const Gemm2Params params{.intermediate = static_cast<const bf16*>(args.intermediate),
-                           .lda = args.intermediate_padded,
-                           .w2 = static_cast<const bf16*>(args.w2),
-                           .ldb = args.intermediate_padded,
-                           .expert_stride = args.hidden_padded * args.intermediate_padded,
-                           .sorted_ids = args.sorted_ids,
-                           .block_expert = args.block_expert,
-                           .topk_weights = args.topk_weights,
-                           .k_tiles = static_cast<int>(args.intermediate_padded / Shape::kBlockK),
-                           .out_rows = static_cast<bf16*>(args.out_rows),
-                           .ldo = args.pitch,
-                           .out_columns = args.hidden};
+  const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = wgmma_gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
