@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Per-kernel time of one cuda_fused forward under Nsight Compute: where a decode (or prefill) forward spends
+# its time, kernel by kernel (the CUDA-graph time of `fusedmoe bench` minus their sum = launch gaps).
+# Builds the CLI in build/gpu when it is not there (scripts/gpu_check.sh builds it too).
+#
+# Usage: scripts/gpu_profile.sh [out-dir]          (default build/gpu/profile)
+#   PRESET=qwen3-30b-a3b  TOKENS=1  EXTRA="..." (more `fusedmoe bench` flags, e.g. --backend cuda_monolithic)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+out=${1:-build/gpu/profile}
+preset=${PRESET:-qwen3-30b-a3b}
+tokens=${TOKENS:-1}
+cli=build/gpu/bin/fusedmoe
+mkdir -p "$out"
+ncu=$(command -v ncu || true)
+for candidate in /usr/local/cuda/bin/ncu /usr/local/cuda-13*/bin/ncu; do
+  if [ -z "$ncu" ] && [ -x "$candidate" ]; then ncu=$candidate; fi
+done
+[ -n "$ncu" ] || { echo "gpu_profile: ncu (Nsight Compute) not found" >&2; exit 2; }
+if [ ! -x "$cli" ]; then
+  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
+    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
+  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
+fi
+# Only fusedmoe's own kernels (their mangled names carry the namespace), not the floor probes (cuBLAS, copies).
+# --repeats 1: the checked run, the warm-up and one timed replay are profiled, each kernel on its own.
+"$ncu" --kernel-name-base mangled --kernel-name regex:fusedmoe \
+  --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size \
+  --csv "$cli" bench --device cuda:0 --preset "$preset" --tokens "$tokens" --repeats 1 ${EXTRA:-} \
+  >"$out/ncu-$preset-M$tokens.csv" 2>"$out/ncu-$preset-M$tokens.log"
+status=$?
+# Kernel, duration (with ncu's unit), DRAM % of peak, grid: the last forward's kernels are the last lines.
+python3 - "$out/ncu-$preset-M$tokens.csv" <<'PY'
+import csv, re, sys
+rows = {}
+order = []
+with open(sys.argv[1]) as f:
+    lines = [l for l in f if l.startswith('"')]
+for row in csv.DictReader(lines):
+    key = (row["ID"], row["Kernel Name"])
+    if key not in rows:
+        order.append(key)
+        rows[key] = {}
+    rows[key][row["Metric Name"]] = (row["Metric Value"] + " " + row.get("Metric Unit", "")).strip()
+for key in order[-12:]:
+    name = re.sub(r"^_ZN8fusedmoe", "", key[1])[:70]
+    m = rows[key]
+    print(f'{key[0]:>5} {name:<70} {m.get("gpu__time_duration.sum", "?"):>14} '
+          f'{m.get("dram__throughput.avg.pct_of_peak_sustained_elapsed", "?"):>8} {m.get("launch__grid_size", "?"):>8}')
+PY
+exit $status
