@@ -23,4 +23,11 @@ std::optional<int> env_positive_int(const char* name) {
   return value;
 }
 
+bool env_switch(const char* name, const char* off_value, const char* on_value) {
+  const std::optional<std::string> text = env_string(name);
+  if (!text || *text == off_value) return false;
+  FUSEDMOE_CHECK(*text == on_value, name, "='", *text, "': expected ", off_value, " or ", on_value);
+  return true;
+}
+
 }  // namespace fusedmoe

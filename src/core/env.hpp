@@ -10,5 +10,8 @@ namespace fusedmoe {
 std::optional<std::string> env_string(const char* name);
 // A positive integer, nullopt when unset; throws InvalidArgument when set to anything else.
 std::optional<int> env_positive_int(const char* name);
+// A two-valued switch: false when unset or `off_value`, true when `on_value`; throws InvalidArgument naming
+// both otherwise.
+bool env_switch(const char* name, const char* off_value, const char* on_value);
 
 }  // namespace fusedmoe

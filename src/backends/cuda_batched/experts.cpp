@@ -65,10 +65,7 @@ Plan make_plan(std::int64_t num_local_experts, std::int64_t capacity, std::int64
 
 // FUSEDMOE_CUDA_BATCHED_WGMMA=off keeps the heuristic on the mma.sync tiles (A/B runs; one kernel family).
 bool wgmma_disabled_from_env() {
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_BATCHED_WGMMA");
-  if (!value || *value == "on") return false;
-  FUSEDMOE_CHECK(*value == "off", "FUSEDMOE_CUDA_BATCHED_WGMMA='", *value, "': expected on or off");
-  return true;
+  return env_switch("FUSEDMOE_CUDA_BATCHED_WGMMA", "on", "off");
 }
 
 std::optional<TileId> tile_from_env() {

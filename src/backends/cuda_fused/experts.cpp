@@ -110,17 +110,11 @@ namespace {
 
 // FUSEDMOE_CUDA_FUSED_WGMMA=off keeps the heuristic on the mma.sync tiles (A/B measurements).
 bool wgmma_disabled_from_env() {
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_WGMMA");
-  if (!value || *value == "on") return false;
-  FUSEDMOE_CHECK(*value == "off", "FUSEDMOE_CUDA_FUSED_WGMMA='", *value, "': expected on or off");
-  return true;
+  return env_switch("FUSEDMOE_CUDA_FUSED_WGMMA", "on", "off");
 }
 
 bool single_block_align_from_env() {
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_ALIGN");
-  if (!value || *value == "multi") return false;
-  FUSEDMOE_CHECK(*value == "single", "FUSEDMOE_CUDA_FUSED_ALIGN='", *value, "': expected single or multi");
-  return true;
+  return env_switch("FUSEDMOE_CUDA_FUSED_ALIGN", "multi", "single");
 }
 
 }  // namespace
