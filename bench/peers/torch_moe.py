@@ -3,7 +3,8 @@
 and activations, uniform random routing with a fixed seed, router not timed. Two methods:
   loop        the Hugging Face-style per-expert loop (index the tokens of each hit expert, two matmuls);
   grouped_mm  torch._grouped_mm: (token, slot) pairs sorted by expert, one grouped GEMM per projection.
-On CUDA each run is timed with CUDA events after the L2 is flushed (a 256 MiB write); eager mode (the loop
+On CUDA each run is timed with CUDA events after the L2 is flushed (a 256 MiB read, so no dirty lines are left
+to write back during the run); eager mode (the loop
 reads counts back to the host, so it cannot be captured in a graph). Prints one JSON object:
 {"time_ms": median, "device": ..., "torch": version, "method": ...}."""
 import argparse
@@ -78,14 +79,14 @@ def main() -> None:
     else:
         forward = lambda: loop_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
     cuda = device.type == "cuda"
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device=device) if cuda else None
+    flush = torch.zeros(256 << 20, dtype=torch.uint8, device=device) if cuda else None
 
     with torch.no_grad():
         forward()
         times = []
         for _ in range(args.repeats):
             if cuda:
-                flush.fill_(1)
+                flush.max()  # a read: evicts L2 without leaving dirty lines (as fusedmoe's bench)
                 start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 forward()

@@ -165,7 +165,7 @@ void bench(const BenchOptions& options) {
               << "floor:   device copy " << std::setprecision(3) << std::fixed << floor.read_gb_per_s / 1e3
               << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3
               << " TFLOP/s (cuBLAS 8192^3); "
-              << "L2 flushed before each run; "
+              << "L2 flushed before each run (a read: no dirty lines left); "
               << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
               << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)

@@ -51,6 +51,10 @@ void synchronize(cudaStream_t stream);
 // kernel must opt in); done once per (kernel, device, size).
 void allow_dynamic_shared_memory(const void* kernel, int bytes);
 
+// Whether kernels on the current device may be launched to overlap the previous kernel's tail
+// (kernels/grid_dependency.cuh): compute capability 9.0 or newer, unless FUSEDMOE_CUDA_PDL=off (A/B runs).
+bool dependent_launch_enabled();
+
 }  // namespace fusedmoe::cuda
 
 // Throws fusedmoe::CudaError naming the call, the numeric code, its name and string, and file:line.

@@ -7,6 +7,7 @@
 
 #include "backends/cuda_common/cuda_check.hpp"
 #include "core/check.hpp"
+#include "core/env.hpp"
 
 namespace fusedmoe::cuda {
 
@@ -67,7 +68,13 @@ std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool
   FUSEDMOE_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
   const std::size_t flush_bytes = std::max<std::size_t>(static_cast<std::size_t>(l2_bytes) * 4, 256u << 20);
   void* flush = nullptr;
-  FUSEDMOE_CUDA_CHECK(cudaMalloc(&flush, flush_bytes));
+  FUSEDMOE_CUDA_CHECK(cudaMalloc(&flush, flush_bytes + 16));
+  void* sink = static_cast<char*>(flush) + flush_bytes;
+  FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(flush, 0, flush_bytes, stream));
+  evict_l2_by_reading(flush, flush_bytes, sink, stream);  // the memset's dirty lines written back, untimed
+  // FUSEDMOE_BENCH_L2_FLUSH=write: zero the buffer instead (the usual flush, which leaves dirty lines that
+  // the timed run writes back), for comparison with numbers taken that way.
+  const bool write_flush = env_switch("FUSEDMOE_BENCH_L2_FLUSH", "read", "write");
   body(stream);  // warm-up (also sizes any workspace outside the capture)
   FUSEDMOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 
@@ -95,7 +102,11 @@ std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool
   FUSEDMOE_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<double> times;
   for (int repeat = 0; repeat < repeats; ++repeat) {
-    FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(flush, repeat & 0xff, flush_bytes, stream));
+    if (write_flush) {
+      FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(flush, repeat & 0xff, flush_bytes, stream));
+    } else {
+      evict_l2_by_reading(flush, flush_bytes, sink, stream);
+    }
     FUSEDMOE_CUDA_CHECK(cudaEventRecord(start, stream));
     if (graph_used) {
       FUSEDMOE_CUDA_CHECK(cudaGraphLaunch(executable, stream));

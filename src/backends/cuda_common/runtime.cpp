@@ -9,6 +9,7 @@
 #include "core/allocator.hpp"
 #include "core/check.hpp"
 #include "core/cuda_runtime.hpp"
+#include "core/env.hpp"
 #include "fusedmoe/log.hpp"
 
 namespace fusedmoe {
@@ -72,6 +73,14 @@ void allow_dynamic_shared_memory(const void* kernel, int bytes) {
   if (done.contains({kernel, device, bytes})) return;
   FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   done.insert({kernel, device, bytes});
+}
+
+bool dependent_launch_enabled() {
+  static const bool disabled = env_switch("FUSEDMOE_CUDA_PDL", "on", "off");
+  if (disabled) return false;
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  return device_attributes(device).compute_capability >= 90;
 }
 
 }  // namespace cuda

@@ -113,15 +113,24 @@ bool wgmma_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_WGMMA", "on", "off");
 }
 
-bool single_block_align_from_env() {
-  return env_switch("FUSEDMOE_CUDA_FUSED_ALIGN", "multi", "single");
+CudaFusedExperts::AlignMode align_mode_from_env() {
+  using Mode = CudaFusedExperts::AlignMode;
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_ALIGN");
+  if (!value || *value == "auto") return Mode::automatic;
+  if (*value == "single") return Mode::single;
+  if (*value == "multi") return Mode::multi;
+  throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_ALIGN='", *value, "': expected auto, single or multi"));
 }
+
+// Up to this many (token, slot) pairs the automatic align runs in one block (one launch instead of a memset
+// and three; measured on the H100: bench/results/2026-11-27-h100-session4.md).
+constexpr std::int64_t kSingleBlockAlignPairs = 1024;
 
 }  // namespace
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
     : config_(config),
-      single_block_align_(single_block_align_from_env()),
+      align_mode_(align_mode_from_env()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
@@ -139,7 +148,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
     : config_(config),
-      single_block_align_(single_block_align_from_env()),
+      align_mode_(align_mode_from_env()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       forced_(forced) {}
 
@@ -244,19 +253,21 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                           stream);
     return;
   }
-  launch_align(AlignLaunch{.topk_ids = ids,
-                           .num_pairs = plan.pairs,
-                           .expert_map = map,
-                           .num_experts = static_cast<int>(config_.num_experts),
-                           .num_local_experts = static_cast<int>(experts),
-                           .block_m = tile.block_m,
-                           .counts = counts,
-                           .offsets = offsets,
-                           .sorted_ids = sorted_ids,
-                           .block_expert = block_expert,
-                           .max_blocks = blocks,
-                           .single_block = single_block_align_},
-               stream);
+  launch_align(
+      AlignLaunch{.topk_ids = ids,
+                  .num_pairs = plan.pairs,
+                  .expert_map = map,
+                  .num_experts = static_cast<int>(config_.num_experts),
+                  .num_local_experts = static_cast<int>(experts),
+                  .block_m = tile.block_m,
+                  .counts = counts,
+                  .offsets = offsets,
+                  .sorted_ids = sorted_ids,
+                  .block_expert = block_expert,
+                  .max_blocks = blocks,
+                  .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
+                                                                       plan.pairs <= kSingleBlockAlignPairs)},
+      stream);
   launch_gemm1(Gemm1Launch{.tile = &tile,
                            .hidden = a,
                            .lda = lda,

@@ -57,6 +57,10 @@ class CudaFusedExperts final : public ExpertsModular {
   CudaFusedExperts(const MoeConfig& config, ForwardChoice forced);
   std::string_view name() const override { return "cuda_fused"; }
   ActivationFormat format() const override { return ActivationFormat::standard; }
+  // FUSEDMOE_CUDA_FUSED_ALIGN=auto|single|multi: the one-launch align (kernels/align.cuh) for small batches
+  // (auto: up to kSingleBlockAlignPairs pairs), wherever it fits, or never.
+  enum class AlignMode { automatic, single, multi };
+
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_experts; }
   // Sized for any tile the table may pick at up to problem.num_tokens tokens.
   std::size_t workspace_bytes(const ExpertsProblem& problem) const override;
@@ -68,9 +72,8 @@ class CudaFusedExperts final : public ExpertsModular {
   ForwardChoice choice_for(std::int64_t num_tokens) const;
 
   MoeConfig config_;
-  // FUSEDMOE_CUDA_FUSED_ALIGN=single: the one-launch align for small batches (kernels/align.cuh). Off by
-  // default until measured on a GPU (see docs/status.md).
-  bool single_block_align_ = false;
+  // FUSEDMOE_CUDA_FUSED_ALIGN (see AlignMode).
+  AlignMode align_mode_ = AlignMode::automatic;
   // FUSEDMOE_CUDA_FUSED_WGMMA=off: the heuristic stays on the mma.sync tiles (for A/B runs).
   bool wgmma_disabled_ = false;
   std::optional<ForwardChoice> forced_;

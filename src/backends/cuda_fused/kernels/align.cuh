@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "backends/cuda_common/kernels/grid_dependency.cuh"
+
 namespace fusedmoe::cuda_fused {
 
 struct AlignParams {
@@ -139,6 +141,7 @@ __global__ void align_scan_kernel(AlignParams params) {
 inline constexpr std::int64_t kSingleBlockMaxPairs = 8192;
 
 __global__ void align_single_block_kernel(AlignParams params) {
+  cuda::allow_dependent_grids();  // GEMM1 may launch now; it waits for this kernel before reading anything
   extern __shared__ int bins[];
   for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
   __syncthreads();
@@ -158,6 +161,7 @@ __global__ void align_single_block_kernel(AlignParams params) {
 }
 
 __global__ void align_scatter_kernel(AlignParams params) {
+  cuda::allow_dependent_grids();  // as in align_single_block_kernel
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        pair < params.num_pairs; pair += stride) {

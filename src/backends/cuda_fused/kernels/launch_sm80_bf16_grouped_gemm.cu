@@ -34,19 +34,17 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const Gemm1Params params = gemm1_params(args, Shape::kBlockK);
   const auto kernel = gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  kernel<<<gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN), Shape::kThreads,
-           Shape::kSharedBytes, stream>>>(params);
-  FUSEDMOE_CUDA_CHECK_LAUNCH();
+  cuda::launch_dependent(kernel, gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
+                         Shape::kThreads, Shape::kSharedBytes, stream, params);
 }
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  const dim3 grid = gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
   const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
-           Shape::kSharedBytes, stream>>>(params);
-  FUSEDMOE_CUDA_CHECK_LAUNCH();
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, params);
 }
 
 }  // namespace

@@ -52,19 +52,18 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
   const auto kernel = wgmma_gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  kernel<<<gemm_grid(args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
-           Shape::kSharedBytes, stream>>>(params, w13_rows);
-  FUSEDMOE_CUDA_CHECK_LAUNCH();
+  cuda::launch_dependent(kernel, gemm_grid(args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN),
+                         Shape::kThreads, Shape::kSharedBytes, stream, params, w13_rows);
 }
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  const dim3 grid = gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
   const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = wgmma_gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  kernel<<<gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN), Shape::kThreads,
-           Shape::kSharedBytes, stream>>>(params, args.hidden_padded);
-  FUSEDMOE_CUDA_CHECK_LAUNCH();
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, params,
+                         args.hidden_padded);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "backends/cuda_common/kernels/grid_dependency.cuh"
+
 namespace fusedmoe::cuda_fused {
 
 using bf16 = __nv_bfloat16;
@@ -106,7 +108,8 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
 
 // acc += A . B^T over k_tiles * BlockK columns. This thread's A chunks come from a_source[i] (already
 // offset by their column a_column[i]; nullptr = a padding row, read as zeros; columns >= a_columns read
-// as zeros); its B chunks from b_source[i] (always in bounds: the weights are padded).
+// as zeros); its B chunks from b_source[i] (always in bounds: the weights are padded). Waits for the
+// previous kernel (grid_dependency.cuh) after requesting the first weight stages, before the first A load.
 template <class Shape>
 __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape::kFragsN][4],
                                               const bf16* const (&a_source)[Shape::kChunksA],
@@ -129,7 +132,7 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
     const int chunk = thread + i * Shape::kThreads;
     b_offset[i] = ((chunk / Shape::kChunksPerRow) * Shape::kPitch + (chunk % Shape::kChunksPerRow) * 8) * 2;
   }
-  auto load_tile = [&](int stage, int k_tile) {
+  auto load_a = [&](int stage, int k_tile) {
     const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksA; ++i) {
@@ -137,22 +140,35 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
       cp_async_16(shared_a + stage * Shape::kStageA * 2 + a_offset[i], valid ? a_source[i] + k0 : placeholder,
                   valid);
     }
+  };
+  auto load_b = [&](int stage, int k_tile) {
+    const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
       cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i], b_source[i] + k0, true);
     }
   };
 
+  // The weights do not depend on the previous kernel: their first stages are requested before waiting for
+  // it (grid_dependency.cuh). They join the first commit group, so "tile 0 has landed" covers them.
 #pragma unroll
   for (int stage = 0; stage < Shape::kStages - 1; ++stage) {
-    if (stage < k_tiles) load_tile(stage, stage);
+    if (stage < k_tiles) load_b(stage, stage);
+  }
+  cuda::wait_for_prior_grids();
+#pragma unroll
+  for (int stage = 0; stage < Shape::kStages - 1; ++stage) {
+    if (stage < k_tiles) load_a(stage, stage);
     cp_async_commit();
   }
   for (int k_tile = 0; k_tile < k_tiles; ++k_tile) {
     cp_async_wait<Shape::kStages - 2>();  // tile k_tile has landed (groups are committed every iteration)
     __syncthreads();                      // ... for every thread, and everyone is done with tile k_tile - 1
     const int next = k_tile + Shape::kStages - 1;
-    if (next < k_tiles) load_tile(next % Shape::kStages, next);
+    if (next < k_tiles) {
+      load_a(next % Shape::kStages, next);
+      load_b(next % Shape::kStages, next);
+    }
     cp_async_commit();
 
     const int stage = k_tile % Shape::kStages;
@@ -202,6 +218,7 @@ __device__ __forceinline__ float gated_activation(float gate, float up, int acti
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Params params) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
   const int expert = params.block_expert[blockIdx.x];
   if (expert < 0) return;  // beyond the padded rows actually used
   extern __shared__ __align__(128) unsigned char shared[];
@@ -261,6 +278,8 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params params) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  // block_expert comes from the kernel before GEMM1 (complete once GEMM1 let this grid launch), so it is read
+  // before waiting; the intermediate from GEMM1 only after the main loop's wait.
   const int expert = params.block_expert[blockIdx.x];
   if (expert < 0) return;
   extern __shared__ __align__(128) unsigned char shared[];

@@ -94,16 +94,19 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
   // Swizzled byte offset of this thread's chunk in row r: the 16-byte chunk moves to c ^ (r % 8).
   auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
 
-  auto load_tile = [&](int stage, int k_tile) {
+  auto load_a = [&](int stage, int k_tile) {
     const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
     const unsigned stage_a = shared + stage * Shape::kStageBytes;
-    const unsigned stage_b = stage_a + Shape::kStageABytes;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksA; ++i) {
       const bool valid = a_source[i] != nullptr && k0 + column < a_columns;
       cp_async_16(stage_a + swizzled(row_in_pass + i * Shape::kRowsPerPass),
                   valid ? a_source[i] + k0 : placeholder, valid);
     }
+  };
+  auto load_b = [&](int stage, int k_tile) {
+    const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
+    const unsigned stage_b = shared + stage * Shape::kStageBytes + Shape::kStageABytes;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
       const int row = row_in_pass + i * Shape::kRowsPerPass;
@@ -116,9 +119,15 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
   };
 
   constexpr int kAhead = Shape::kStages - 2;  // tiles in flight beyond the one being multiplied
+  // As in gemm_mainloop: the first weight stages before waiting for the previous kernel, in the first group.
 #pragma unroll
   for (int stage = 0; stage < kAhead; ++stage) {
-    if (stage < k_tiles) load_tile(stage, stage);
+    if (stage < k_tiles) load_b(stage, stage);
+  }
+  cuda::wait_for_prior_grids();
+#pragma unroll
+  for (int stage = 0; stage < kAhead; ++stage) {
+    if (stage < k_tiles) load_a(stage, stage);
     cp_async_commit();
   }
   for (int k_tile = 0; k_tile < k_tiles; ++k_tile) {
@@ -126,7 +135,10 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
     fence_async_shared();         // ... and are visible to wgmma's proxy
     __syncthreads();              // every thread's chunks; every warpgroup retired wgmma group k_tile - 2
     const int next = k_tile + kAhead;
-    if (next < k_tiles) load_tile(next % Shape::kStages, next);
+    if (next < k_tiles) {
+      load_a(next % Shape::kStages, next);
+      load_b(next % Shape::kStages, next);
+    }
     cp_async_commit();
 
     const unsigned stage_a = shared + (k_tile % Shape::kStages) * Shape::kStageBytes;
@@ -158,6 +170,7 @@ template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads)
     wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
   const int expert = params.block_expert[blockIdx.x];
   if (expert < 0) return;  // beyond the padded rows actually used
   extern __shared__ __align__(1024) unsigned char shared[];
@@ -210,6 +223,7 @@ template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads)
     wgmma_gemm2_down_kernel(Gemm2Params params, std::int64_t w2_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  // As in gemm2_down_kernel: block_expert before waiting for GEMM1, the intermediate after.
   const int expert = params.block_expert[blockIdx.x];
   if (expert < 0) return;
   extern __shared__ __align__(1024) unsigned char shared[];

@@ -1,0 +1,56 @@
+// Programmatic dependent launch (Hopper and newer): a kernel launched with launch_dependent() may start while
+// the kernel before it on the stream is still finishing, so its launch latency and its prologue (weight
+// prefetch that does not depend on the previous kernel) overlap that kernel's tail. The contract, kept by
+// every kernel launched this way:
+//   - wait_for_prior_grids() before reading anything the previous kernel writes (it returns once that kernel
+//     has completed and its memory is visible; at once when the launch was an ordinary one);
+//   - allow_dependent_grids() only after its own wait_for_prior_grids(), so a kernel that starts early may
+//     read the outputs of the kernels *before* its predecessor without waiting (they completed before the
+//     predecessor passed its wait).
+// Who triggers early: only the align kernels (one small grid). The GEMMs and the reduce let their successor
+// launch when they exit: triggering at their start put GEMM2's blocks on the SMs during GEMM1's last wave and
+// made mixtral-8x7b's decode 7% slower on the H100 (bench/results/2026-11-27-h100-session4.md).
+// On devices before sm_90 (or with FUSEDMOE_CUDA_PDL=off) launch_dependent() is an ordinary launch and both
+// calls do nothing.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "backends/cuda_common/cuda_check.hpp"
+
+namespace fusedmoe::cuda {
+
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependent_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), allowed to overlap the previous kernel's tail
+// where dependent_launch_enabled(). Checks the launch.
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
+                      cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = dependent_launch_enabled() ? 1 : 0;
+  FUSEDMOE_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace fusedmoe::cuda
