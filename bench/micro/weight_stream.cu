@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #define CHECK(call)                                                                             \
@@ -39,14 +40,15 @@ void flush_l2(void* flush, size_t bytes, int rep, float* sink) {
                               reinterpret_cast<unsigned*>(sink));
   }
 }
-constexpr long kK = 2048, kTotalRows = 8 * 1536;
+static long kK = 2048, kTotalRows = 8 * 1536;  // the shape under test (set in main)
 
 template <int BlockK, int Stages, bool Blocked>
-__global__ void __launch_bounds__(kThreads) stream_kernel(const unsigned short* weights, float* sink) {
+__global__ void __launch_bounds__(kThreads)
+    stream_kernel(const unsigned short* weights, float* sink, long depth) {
   extern __shared__ __align__(128) unsigned char shared[];
   constexpr int kChunksPerRow = BlockK / 8, kChunks = kRows * kChunksPerRow / kThreads;
   constexpr int kStageBytes = kRows * BlockK * 2;
-  const int k_tiles = kK / BlockK;
+  const int k_tiles = depth / BlockK;
   const long block_row0 = static_cast<long>(blockIdx.x) * kRows;
   const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(shared));
   auto load = [&](int stage, int k_tile) {
@@ -57,7 +59,7 @@ __global__ void __launch_bounds__(kThreads) stream_kernel(const unsigned short* 
       const unsigned short* source =
           Blocked ? weights + (static_cast<long>(blockIdx.x) * k_tiles + k_tile) * kRows * BlockK +
                         row * BlockK + column
-                  : weights + (block_row0 + row) * kK + static_cast<long>(k_tile) * BlockK + column;
+                  : weights + (block_row0 + row) * depth + static_cast<long>(k_tile) * BlockK + column;
       asm volatile(
           "cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(base + stage * kStageBytes + chunk * 16),
           "l"(source));
@@ -91,7 +93,7 @@ void measure(const unsigned short* weights, float* sink, void* flush, size_t flu
   for (int rep = 0; rep < 15; ++rep) {
     flush_l2(flush, flush_bytes, rep, sink);
     CHECK(cudaEventRecord(start));
-    kernel<<<kTotalRows / kRows, kThreads, kShared>>>(weights, sink);
+    kernel<<<kTotalRows / kRows, kThreads, kShared>>>(weights, sink, kK);
     CHECK(cudaEventRecord(stop));
     CHECK(cudaEventSynchronize(stop));
     float ms = 0;
@@ -100,7 +102,7 @@ void measure(const unsigned short* weights, float* sink, void* flush, size_t flu
   }
   std::sort(times.begin(), times.end());
   const double ms = times[times.size() / 2], bytes = kTotalRows * kK * 2.0;
-  std::printf("block_k %3d stages %d %-8s  %7.1f us  %6.0f GB/s\n", BlockK, Stages,
+  std::printf("block_k %3d stages %d %-8s  %9.1f us  %6.0f GB/s\n", BlockK, Stages,
               Blocked ? "blocked" : "rows", ms * 1e3, bytes / ms / 1e6);
 }
 
@@ -167,17 +169,27 @@ void measure_split(int blocks, const unsigned short* weights, float* sink, void*
               BlockK, Stages, ms * 1e3, bytes / ms / 1e6);
 }
 
-int main(int argc, char**) {
+int main(int argc, char** argv) {
+  bool large = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "write") g_write_flush = true;
+    if (arg == "large") large = true;
+  }
+  if (large) {  // a long prefill-scale stream: 64 of deepseek-v3's GEMM1 slices, [4096 x 7168] each (3.8 GB)
+    kK = 7168;
+    kTotalRows = 64L * 4096;
+  }
   unsigned short* weights = nullptr;
   float* sink = nullptr;
   void* flush = nullptr;
   const size_t flush_bytes = 256u << 20;
-  CHECK(cudaMalloc(&weights, kTotalRows * kK * 2));
+  CHECK(cudaMalloc(&weights, static_cast<size_t>(kTotalRows) * kK * 2));
   CHECK(cudaMalloc(&sink, 4096 * sizeof(float)));
   CHECK(cudaMalloc(&flush, flush_bytes));
-  CHECK(cudaMemset(weights, 1, kTotalRows * kK * 2));
-  g_write_flush = argc > 1;
-  std::printf("L2 flush by %s\n", g_write_flush ? "zeroing (dirty lines)" : "reading");
+  CHECK(cudaMemset(weights, 1, static_cast<size_t>(kTotalRows) * kK * 2));
+  std::printf("%ld rows x %ld, L2 flush by %s\n", kTotalRows, kK,
+              g_write_flush ? "zeroing (dirty lines)" : "reading");
   measure<64, 4, false>(weights, sink, flush, flush_bytes);
   measure<64, 8, false>(weights, sink, flush, flush_bytes);
   measure<128, 4, false>(weights, sink, flush, flush_bytes);
@@ -188,6 +200,7 @@ int main(int argc, char**) {
   measure<64, 8, true>(weights, sink, flush, flush_bytes);
   measure<128, 4, true>(weights, sink, flush, flush_bytes);
   measure<256, 4, true>(weights, sink, flush, flush_bytes);
+  if (large) return 0;
   for (int blocks : {128, 192, 264, 528, 1056}) {
     measure_split<64, 4, 128>(blocks, weights, sink, flush, flush_bytes);
     measure_split<64, 8, 128>(blocks, weights, sink, flush, flush_bytes);
