@@ -7,6 +7,8 @@
 #include <cstring>
 #include <tuple>
 
+#include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/experts.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
 #include "oracle/tuning.hpp"
@@ -246,6 +248,12 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
   }
   const Tensor streamed = run("FUSEDMOE_CUDA_FUSED_PATH", "stream");
   EXPECT_LE(compare_to_reference(streamed, reference).relative_error, tolerance_for(DType::bf16));
+  // Dependent launches (on by default on Hopper) change when the kernels start, never what they compute; nor
+  // does the align's launch count.
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_PDL", "off"), m16));
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_PDL", "on"), m16));
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_ALIGN", "multi"), m16));
+  EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_ALIGN", "single"), m16));
 
   TuneEntry entry;
   entry.key = TuneKey{.backend = "cuda_fused",
@@ -319,6 +327,30 @@ TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
   const auto* bits = out.data_as<const std::uint16_t>();
   for (std::int64_t i = 0; i < out.numel(); ++i) non_finite += (bits[i] & 0x7f80) == 0x7f80 ? 1 : 0;
   EXPECT_EQ(non_finite, 0);
+}
+
+// The switches are checked when the Experts are made (no device needed), naming the variable and the choices.
+TEST(CudaFusedSwitches, BadValuesAreRejected) {
+  MoeConfig config = testing::make_config(8, 2, 64, 32);
+  config.device = kGpu;
+  {
+    const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", "fast");
+    try {
+      cuda_fused::CudaFusedExperts experts(config);
+      ADD_FAILURE() << "FUSEDMOE_CUDA_FUSED_ALIGN=fast was accepted";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find("expected auto, single or multi"), std::string::npos)
+          << error.what();
+    }
+  }
+  for (const char* value : {"auto", "single", "multi"}) {
+    const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", value);
+    EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
+  const testing::ScopedEnv pdl("FUSEDMOE_CUDA_PDL", "maybe");
+  EXPECT_THROW((void)cuda::dependent_launch_enabled(), InvalidArgument);
+  const testing::ScopedEnv off("FUSEDMOE_CUDA_PDL", "off");
+  EXPECT_FALSE(cuda::dependent_launch_enabled());  // off needs no device either
 }
 
 TEST(CudaFusedSupports, StatesWhatItCannotDo) {

@@ -76,8 +76,7 @@ void allow_dynamic_shared_memory(const void* kernel, int bytes) {
 }
 
 bool dependent_launch_enabled() {
-  static const bool disabled = env_switch("FUSEDMOE_CUDA_PDL", "on", "off");
-  if (disabled) return false;
+  if (env_switch("FUSEDMOE_CUDA_PDL", "on", "off")) return false;  // read per launch: tests switch it
   int device = 0;
   FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
   return device_attributes(device).compute_capability >= 90;
