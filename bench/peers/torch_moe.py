@@ -3,9 +3,9 @@
 and activations, uniform random routing with a fixed seed, router not timed. Two methods:
   loop        the Hugging Face-style per-expert loop (index the tokens of each hit expert, two matmuls);
   grouped_mm  torch._grouped_mm: (token, slot) pairs sorted by expert, one grouped GEMM per projection.
-On CUDA each run is timed with CUDA events after the L2 is flushed (a 256 MiB read, so no dirty lines are left
-to write back during the run); eager mode (the loop
-reads counts back to the host, so it cannot be captured in a graph). Prints one JSON object:
+On CUDA each run is timed with CUDA events after the L2 is flushed (a read of max(4 x L2, 256 MiB), so no
+dirty lines are left to write back during the run); eager mode (the loop reads counts back to the host, so it
+cannot be captured in a graph). Prints one JSON object:
 {"time_ms": median, "device": ..., "torch": version, "method": ...}."""
 import argparse
 import json
@@ -79,7 +79,9 @@ def main() -> None:
     else:
         forward = lambda: loop_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
     cuda = device.type == "cuda"
-    flush = torch.zeros(256 << 20, dtype=torch.uint8, device=device) if cuda else None
+    # max(4 x L2, 256 MiB), as fusedmoe's bench
+    flush_bytes = max(4 * torch.cuda.get_device_properties(device).L2_cache_size, 256 << 20) if cuda else 0
+    flush = torch.zeros(flush_bytes, dtype=torch.uint8, device=device) if cuda else None
 
     with torch.no_grad():
         forward()

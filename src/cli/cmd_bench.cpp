@@ -146,6 +146,11 @@ void bench(const BenchOptions& options) {
 #endif
   const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
   const bool progress = !options.json && isatty(STDERR_FILENO);
+#if FUSEDMOE_WITH_CUDA
+  const std::string gpu_flush = on_gpu ? cuda::l2_flush_description() : "";  // a bad value fails here
+#else
+  const std::string gpu_flush;
+#endif
   if (progress) std::cerr << "measuring this machine's floor...\r" << std::flush;
   MachineFloor floor;
   if (on_gpu) {
@@ -164,8 +169,7 @@ void bench(const BenchOptions& options) {
     std::cout << "machine: " << Platform::detect(device).describe() << "\n"
               << "floor:   device copy " << std::setprecision(3) << std::fixed << floor.read_gb_per_s / 1e3
               << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3
-              << " TFLOP/s (cuBLAS 8192^3); "
-              << "L2 flushed before each run (a read: no dirty lines left); "
+              << " TFLOP/s (cuBLAS 8192^3); " << gpu_flush << "; "
               << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
               << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
@@ -187,7 +191,10 @@ void bench(const BenchOptions& options) {
                      {"threads", threads},
                      {"read_gb_per_s", floor.read_gb_per_s},
                      {"fma_gflop_per_s", floor.fma_gflop_per_s},
-                     {"bf16_dot_gflop_per_s", floor.bf16_dot_gflop_per_s}});
+                     {"bf16_dot_gflop_per_s", floor.bf16_dot_gflop_per_s},
+                     {"cache_flush", on_gpu             ? gpu_flush
+                                     : options.no_flush ? "none"
+                                                        : "flushed before each run"}});
   }
   const ExecContext context{.num_threads = threads};
   bool any_failed = false;

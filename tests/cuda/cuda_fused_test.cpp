@@ -7,7 +7,6 @@
 #include <cstring>
 #include <tuple>
 
-#include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/experts.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
@@ -53,6 +52,11 @@ std::vector<FusedCase> fused_cases() {
       {"stream_two_passes", 64, 4, 96, 80, 1, Activation::silu, RoutingPattern::one_hot_expert},
       {"stream_max_pairs", 64, 128, 128, 64, 8},
       {"stream_odd_sizes", 9, 24, 200, 72, 5, Activation::gelu, RoutingPattern::router, true},
+      // top_k past the reduce's group of 8 slots: a second group, full (16) or partial (9, 17), expert map
+      // too.
+      {"topk9_map", 23, 32, 64, 40, 9, Activation::silu, RoutingPattern::router, true},
+      {"topk16", 11, 24, 48, 32, 16},
+      {"topk17_map", 6, 40, 72, 24, 17, Activation::silu, RoutingPattern::router, true},
   };
   // Randomised shapes (a fixed seed: the same cases every run).
   std::uint64_t state = 2024;
@@ -347,10 +351,14 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
     const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", value);
     EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
   }
-  const testing::ScopedEnv pdl("FUSEDMOE_CUDA_PDL", "maybe");
-  EXPECT_THROW((void)cuda::dependent_launch_enabled(), InvalidArgument);
-  const testing::ScopedEnv off("FUSEDMOE_CUDA_PDL", "off");
-  EXPECT_FALSE(cuda::dependent_launch_enabled());  // off needs no device either
+  {
+    const testing::ScopedEnv pdl("FUSEDMOE_CUDA_PDL", "maybe");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
+  for (const char* value : {"on", "off"}) {
+    const testing::ScopedEnv pdl("FUSEDMOE_CUDA_PDL", value);
+    EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
 }
 
 TEST(CudaFusedSupports, StatesWhatItCannotDo) {

@@ -139,7 +139,8 @@ const TileConfig& fitted_tile(TileId forced, std::int64_t capacity) {
 CudaBatchedExperts::CudaBatchedExperts(const MoeConfig& config, std::optional<TileId> forced)
     : config_(config),
       forced_(forced ? forced : tile_from_env()),
-      wgmma_disabled_(wgmma_disabled_from_env()) {}
+      wgmma_disabled_(wgmma_disabled_from_env()),
+      dependent_launch_(cuda::dependent_launch_requested()) {}
 
 std::size_t CudaBatchedExperts::workspace_bytes(const ExpertsProblem& problem) const {
   const Plan plan = make_plan(problem.num_local_experts, problem.num_tokens, problem.hidden_size,
@@ -256,7 +257,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                               .max_blocks = blocks,
                               .top_k = 1,
                               .intermediate = intermediate.data(),
-                              .activation = config_.activation == Activation::silu ? 0 : 1},
+                              .activation = config_.activation == Activation::silu ? 0 : 1,
+                              .dependent_launch = dependent_launch_},
       stream);
   // Weight 1.0f: the product is exact, so the rows are the unweighted expert outputs rounded once to bf16.
   cuda_fused::launch_gemm2(
@@ -271,7 +273,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                               .max_blocks = blocks,
                               .topk_weights = unit_weights,
                               .out_rows = plan.pitched_out ? pitched_out.data() : expert_out.data(),
-                              .pitch = plan.pitched_out ? plan.hidden_pitch : hidden_size},
+                              .pitch = plan.pitched_out ? plan.hidden_pitch : hidden_size,
+                              .dependent_launch = dependent_launch_},
       stream);
   if (plan.pitched_out) {
     launch_batched_copy_out(pitched_out.data(), plan.hidden_pitch, counts, experts, capacity, hidden_size,

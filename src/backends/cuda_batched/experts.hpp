@@ -59,6 +59,8 @@ class CudaBatchedExperts final : public ExpertsModular {
   MoeConfig config_;
   std::optional<cuda_fused::TileId> forced_;
   bool wgmma_disabled_ = false;
+  // FUSEDMOE_CUDA_PDL: GEMM1 and GEMM2 may overlap their predecessor's tail (Hopper; cuda_fused/README.md).
+  bool dependent_launch_ = true;
 };
 
 }  // namespace fusedmoe::cuda_batched

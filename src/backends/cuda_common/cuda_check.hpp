@@ -51,9 +51,14 @@ void synchronize(cudaStream_t stream);
 // kernel must opt in); done once per (kernel, device, size).
 void allow_dynamic_shared_memory(const void* kernel, int bytes);
 
-// Whether kernels on the current device may be launched to overlap the previous kernel's tail
-// (kernels/grid_dependency.cuh): compute capability 9.0 or newer, unless FUSEDMOE_CUDA_PDL=off (A/B runs).
-bool dependent_launch_enabled();
+// FUSEDMOE_CUDA_PDL: false when `off` (A/B runs), true when unset or `on`; throws InvalidArgument otherwise.
+// Read by the Experts' constructors (so a bad value fails before any launch), passed down to the launchers.
+bool dependent_launch_requested();
+// Whether `kernel` may be launched to overlap its predecessor on the current device
+// (kernels/grid_dependency.cuh): compute capability 9.0 or newer, and the kernel's code compiled for 9.0 or
+// newer (code JIT-compiled from compute_80 PTX has no griddepcontrol.wait in it). Cached per kernel and
+// device.
+bool kernel_waits_for_prior_grids(const void* kernel);
 
 }  // namespace fusedmoe::cuda
 

@@ -59,8 +59,20 @@ double median_ms(cudaStream_t stream, int runs, Body&& body) {
 
 }  // namespace
 
+bool l2_flush_writes() {
+  return env_switch("FUSEDMOE_BENCH_L2_FLUSH", "read", "write");
+}
+
+const char* l2_flush_description() {
+  return l2_flush_writes() ? "L2 flushed before each run (zeroed: the run also writes back dirty lines)"
+                           : "L2 flushed before each run (read: no dirty lines left)";
+}
+
 std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool& graph_used,
                                    const std::function<void(StreamHandle)>& body) {
+  // FUSEDMOE_BENCH_L2_FLUSH=write: zero the buffer instead (the usual flush, which leaves dirty lines that
+  // the timed run writes back), for comparison with numbers taken that way. Read before anything is made.
+  const bool write_flush = l2_flush_writes();
   DeviceScope scope(device);
   cudaStream_t stream;
   FUSEDMOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -72,9 +84,6 @@ std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool
   void* sink = static_cast<char*>(flush) + flush_bytes;
   FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(flush, 0, flush_bytes, stream));
   evict_l2_by_reading(flush, flush_bytes, sink, stream);  // the memset's dirty lines written back, untimed
-  // FUSEDMOE_BENCH_L2_FLUSH=write: zero the buffer instead (the usual flush, which leaves dirty lines that
-  // the timed run writes back), for comparison with numbers taken that way.
-  const bool write_flush = env_switch("FUSEDMOE_BENCH_L2_FLUSH", "read", "write");
   body(stream);  // warm-up (also sizes any workspace outside the capture)
   FUSEDMOE_CUDA_CHECK(cudaStreamSynchronize(stream));
 

@@ -75,11 +75,22 @@ void allow_dynamic_shared_memory(const void* kernel, int bytes) {
   done.insert({kernel, device, bytes});
 }
 
-bool dependent_launch_enabled() {
-  if (env_switch("FUSEDMOE_CUDA_PDL", "on", "off")) return false;  // read per launch: tests switch it
+bool dependent_launch_requested() {
+  return !env_switch("FUSEDMOE_CUDA_PDL", "on", "off");
+}
+
+bool kernel_waits_for_prior_grids(const void* kernel) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, bool> cache;
   int device = 0;
   FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
-  return device_attributes(device).compute_capability >= 90;
+  std::lock_guard lock(mutex);
+  if (auto found = cache.find({kernel, device}); found != cache.end()) return found->second;
+  cudaFuncAttributes attributes{};
+  FUSEDMOE_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  const bool waits = device_attributes(device).compute_capability >= 90 && attributes.ptxVersion >= 90;
+  cache.emplace(std::pair{kernel, device}, waits);
+  return waits;
 }
 
 }  // namespace cuda

@@ -131,6 +131,7 @@ constexpr std::int64_t kSingleBlockAlignPairs = 1024;
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
     : config_(config),
       align_mode_(align_mode_from_env()),
+      dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
@@ -149,6 +150,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
     : config_(config),
       align_mode_(align_mode_from_env()),
+      dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       forced_(forced) {}
 
@@ -280,7 +282,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .max_blocks = blocks,
                            .top_k = top_k,
                            .intermediate = intermediate.data(),
-                           .activation = config_.activation == Activation::silu ? 0 : 1},
+                           .activation = config_.activation == Activation::silu ? 0 : 1,
+                           .dependent_launch = dependent_launch_},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -293,7 +296,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .max_blocks = blocks,
                            .topk_weights = dispatched.topk_weights.data_as<const float>(),
                            .out_rows = pair_rows.data(),
-                           .pitch = plan.hidden_pitch},
+                           .pitch = plan.hidden_pitch,
+                           .dependent_launch = dependent_launch_},
                stream);
   launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
                              .pitch = plan.hidden_pitch,
@@ -304,7 +308,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                              .top_k = top_k,
                              .num_tokens = num_tokens,
                              .hidden = hidden_size,
-                             .out = expert_out.data()},
+                             .out = expert_out.data(),
+                             .dependent_launch = dependent_launch_},
                 stream);
 }
 

@@ -74,6 +74,8 @@ class CudaFusedExperts final : public ExpertsModular {
   MoeConfig config_;
   // FUSEDMOE_CUDA_FUSED_ALIGN (see AlignMode).
   AlignMode align_mode_ = AlignMode::automatic;
+  // FUSEDMOE_CUDA_PDL: GEMM1, GEMM2 and the reduce may overlap their predecessor's tail (Hopper).
+  bool dependent_launch_ = true;
   // FUSEDMOE_CUDA_FUSED_WGMMA=off: the heuristic stays on the mma.sync tiles (for A/B runs).
   bool wgmma_disabled_ = false;
   std::optional<ForwardChoice> forced_;

@@ -4,14 +4,16 @@
 // every kernel launched this way:
 //   - wait_for_prior_grids() before reading anything the previous kernel writes (it returns once that kernel
 //     has completed and its memory is visible; at once when the launch was an ordinary one);
-//   - allow_dependent_grids() only after its own wait_for_prior_grids(), so a kernel that starts early may
+//   - allow_dependent_grids() only after its own wait_for_prior_grids() (or when it was launched ordinarily),
+//     and every block that exits waits first unless it wrote nothing: then a kernel that starts early may
 //     read the outputs of the kernels *before* its predecessor without waiting (they completed before the
 //     predecessor passed its wait).
 // Who triggers early: only the align kernels (one small grid). The GEMMs and the reduce let their successor
 // launch when they exit: triggering at their start put GEMM2's blocks on the SMs during GEMM1's last wave and
 // made mixtral-8x7b's decode 7% slower on the H100 (bench/results/2026-11-27-h100-session4.md).
-// On devices before sm_90 (or with FUSEDMOE_CUDA_PDL=off) launch_dependent() is an ordinary launch and both
-// calls do nothing.
+// launch_dependent() is an ordinary launch unless the caller asks for overlap (FUSEDMOE_CUDA_PDL, read by
+// the Experts) and kernel_waits_for_prior_grids(): compute capability 9.0+ and the kernel compiled for it
+// (code JIT-compiled from compute_80 PTX, e.g. an 80-only build on an H100, has neither instruction).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -35,11 +37,12 @@ __device__ __forceinline__ void allow_dependent_grids() {
 #endif
 }
 
-// kernel<<<grid, block, shared_bytes, stream>>>(args...), allowed to overlap the previous kernel's tail
-// where dependent_launch_enabled(). Checks the launch.
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), allowed to overlap the previous kernel's tail when
+// `dependent` and the kernel can wait (kernel_waits_for_prior_grids). Checks the launch (and clears the
+// error state it leaves, as FUSEDMOE_CUDA_CHECK_LAUNCH does).
 template <class... Params, class... Args>
 void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
-                      cudaStream_t stream, Args&&... args) {
+                      cudaStream_t stream, bool dependent, Args&&... args) {
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute.val.programmaticStreamSerializationAllowed = 1;
@@ -49,8 +52,12 @@ void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::siz
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   config.attrs = &attribute;
-  config.numAttrs = dependent_launch_enabled() ? 1 : 0;
-  FUSEDMOE_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+  config.numAttrs = dependent && kernel_waits_for_prior_grids(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
+  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw_cuda_error(status, "cudaLaunchKernelEx", __FILE__, __LINE__);
+  }
 }
 
 }  // namespace fusedmoe::cuda

@@ -25,6 +25,8 @@ struct AlignLaunch {
   std::int64_t max_blocks;
   bool single_block;  // all in one launch when the batch is small enough (align.cuh)
 };
+// Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
+// before its wait).
 void launch_align(const AlignLaunch& args, StreamHandle stream);
 
 // GEMM1 + activation: intermediate [max_blocks * block_m, I_pad] bf16.
@@ -42,6 +44,9 @@ struct Gemm1Launch {
   int top_k;
   void* intermediate;
   int activation;  // 0 = SiLU, 1 = GELU
+  // Overlap the previous kernel's tail (cuda_common/kernels/grid_dependency.cuh): GEMM1 waits for it before
+  // reading anything, so any predecessor is fine.
+  bool dependent_launch = false;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -59,6 +64,10 @@ struct Gemm2Launch {
   const float* topk_weights;
   void* out_rows;
   std::int64_t pitch;
+  // As Gemm1Launch's, with two preconditions: the kernel before is launch_gemm1 (every block of which waits
+  // before it exits), and block_expert was written before that one: GEMM2 reads block_expert and requests
+  // its first weight tiles before it waits for GEMM1.
+  bool dependent_launch = false;
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 
@@ -79,6 +88,7 @@ struct ReduceLaunch {
   std::int64_t num_tokens;
   std::int64_t hidden;
   void* out;
+  bool dependent_launch = false;  // it waits for its predecessor before reading anything
 };
 void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
 

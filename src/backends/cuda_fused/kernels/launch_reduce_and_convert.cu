@@ -36,7 +36,7 @@ void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
   const std::int64_t blocks = (threads + kThreads - 1) / kThreads;
   FUSEDMOE_CHECK(blocks <= INT32_MAX, "[cuda_fused] reduce over ", threads, " chunks exceeds one launch");
   cuda::launch_dependent(reduce_topk_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
-                         static_cast<cudaStream_t>(stream_handle), params);
+                         static_cast<cudaStream_t>(stream_handle), args.dependent_launch, params);
 }
 
 void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,

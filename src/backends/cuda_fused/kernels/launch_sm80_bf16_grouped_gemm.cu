@@ -35,7 +35,7 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const auto kernel = gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   cuda::launch_dependent(kernel, gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
-                         Shape::kThreads, Shape::kSharedBytes, stream, params);
+                         Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch, params);
 }
 
 template <class Shape>
@@ -44,7 +44,8 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, params);
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
+                         params);
 }
 
 }  // namespace

@@ -53,7 +53,8 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const auto kernel = wgmma_gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
   cuda::launch_dependent(kernel, gemm_grid(args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN),
-                         Shape::kThreads, Shape::kSharedBytes, stream, params, w13_rows);
+                         Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch, params,
+                         w13_rows);
 }
 
 template <class Shape>
@@ -62,8 +63,8 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = wgmma_gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, params,
-                         args.hidden_padded);
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
+                         params, args.hidden_padded);
 }
 
 }  // namespace
