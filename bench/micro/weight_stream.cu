@@ -42,16 +42,59 @@ void flush_l2(void* flush, size_t bytes, int rep, float* sink) {
 }
 static long kK = 2048, kTotalRows = 8 * 1536;  // the shape under test (set in main)
 
+// The cp.async pipeline both kernels run: `count` stages of kStageBytes each, Stages deep; load(stage, t)
+// issues tile t into stage `stage`. Returns a value read from every stage (keeps the loads alive).
+template <int Stages, int StageBytes, class Load>
+__device__ float run_pipeline(int count, const unsigned char* shared, Load load) {
+  for (int s = 0; s < Stages - 1; ++s) {
+    if (s < count) load(s, s);
+    asm volatile("cp.async.commit_group;\n");
+  }
+  float acc = 0.0f;
+  for (int t = 0; t < count; ++t) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Stages - 2) : "memory");
+    __syncthreads();
+    const int next = t + Stages - 1;
+    if (next < count) load(next % Stages, next);
+    asm volatile("cp.async.commit_group;\n");
+    acc += reinterpret_cast<const float*>(shared + (t % Stages) * StageBytes)[threadIdx.x % 128];
+  }
+  return acc;
+}
+
+// Median time in microseconds of 15 launches of `launch`, each after an L2 flush.
+template <class Launch>
+double median_us(void* flush, size_t flush_bytes, float* sink, Launch launch) {
+  cudaEvent_t start, stop;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  std::vector<float> times;
+  for (int rep = 0; rep < 15; ++rep) {
+    flush_l2(flush, flush_bytes, rep, sink);
+    CHECK(cudaEventRecord(start));
+    launch();
+    CHECK(cudaEventRecord(stop));
+    CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2] * 1e3;
+}
+
 template <int BlockK, int Stages, bool Blocked>
 __global__ void __launch_bounds__(kThreads)
     stream_kernel(const unsigned short* weights, float* sink, long depth) {
   extern __shared__ __align__(128) unsigned char shared[];
   constexpr int kChunksPerRow = BlockK / 8, kChunks = kRows * kChunksPerRow / kThreads;
   constexpr int kStageBytes = kRows * BlockK * 2;
-  const int k_tiles = depth / BlockK;
+  const int k_tiles = static_cast<int>(depth / BlockK);
   const long block_row0 = static_cast<long>(blockIdx.x) * kRows;
   const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  auto load = [&](int stage, int k_tile) {
+  const float acc = run_pipeline<Stages, kStageBytes>(k_tiles, shared, [&](int stage, int k_tile) {
 #pragma unroll
     for (int i = 0; i < kChunks; ++i) {
       const int chunk = threadIdx.x + i * kThreads, row = chunk / kChunksPerRow,
@@ -64,21 +107,12 @@ __global__ void __launch_bounds__(kThreads)
           "cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(base + stage * kStageBytes + chunk * 16),
           "l"(source));
     }
-  };
-  for (int s = 0; s < Stages - 1; ++s) {
-    if (s < k_tiles) load(s, s);
-    asm volatile("cp.async.commit_group;\n");
-  }
-  float acc = 0.0f;
-  for (int t = 0; t < k_tiles; ++t) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(Stages - 2) : "memory");
-    __syncthreads();
-    const int next = t + Stages - 1;
-    if (next < k_tiles) load(next % Stages, next);
-    asm volatile("cp.async.commit_group;\n");
-    acc += reinterpret_cast<const float*>(shared + (t % Stages) * kStageBytes)[threadIdx.x];
-  }
+  });
   if (acc == 12345.0f) sink[blockIdx.x] = acc;
+}
+
+void report(const char* what, double us) {
+  std::printf("%-52s %9.1f us  %6.0f GB/s\n", what, us, kTotalRows * kK * 2.0 / us / 1e3);
 }
 
 template <int BlockK, int Stages, bool Blocked>
@@ -86,24 +120,13 @@ void measure(const unsigned short* weights, float* sink, void* flush, size_t flu
   constexpr int kShared = Stages * kRows * BlockK * 2;
   auto kernel = stream_kernel<BlockK, Stages, Blocked>;
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> times;
-  for (int rep = 0; rep < 15; ++rep) {
-    flush_l2(flush, flush_bytes, rep, sink);
-    CHECK(cudaEventRecord(start));
+  const double us = median_us(flush, flush_bytes, sink, [&] {
     kernel<<<kTotalRows / kRows, kThreads, kShared>>>(weights, sink, kK);
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  const double ms = times[times.size() / 2], bytes = kTotalRows * kK * 2.0;
-  std::printf("block_k %3d stages %d %-8s  %9.1f us  %6.0f GB/s\n", BlockK, Stages,
-              Blocked ? "blocked" : "rows", ms * 1e3, bytes / ms / 1e6);
+    CHECK(cudaGetLastError());
+  });
+  char what[96];
+  std::snprintf(what, sizeof what, "block_k %3d stages %d %s", BlockK, Stages, Blocked ? "blocked" : "rows");
+  report(what, us);
 }
 
 // The same bytes as contiguous [64 x block_k] tiles split evenly over `blocks` blocks of `Threads` threads
@@ -115,31 +138,18 @@ __global__ void __launch_bounds__(Threads)
   constexpr int kChunks = kRows * BlockK / 8 / Threads;
   constexpr int kStageBytes = kRows * BlockK * 2;
   const long first = tiles * blockIdx.x / gridDim.x, last = tiles * (blockIdx.x + 1) / gridDim.x;
-  const int count = static_cast<int>(last - first);
   const unsigned base = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  auto load = [&](int stage, int t) {
+  const float acc =
+      run_pipeline<Stages, kStageBytes>(static_cast<int>(last - first), shared, [&](int stage, int t) {
 #pragma unroll
-    for (int i = 0; i < kChunks; ++i) {
-      const int chunk = threadIdx.x + i * Threads;
-      const unsigned short* source = weights + (first + t) * kRows * BlockK + chunk * 8;
-      asm volatile(
-          "cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(base + stage * kStageBytes + chunk * 16),
-          "l"(source));
-    }
-  };
-  for (int s = 0; s < Stages - 1; ++s) {
-    if (s < count) load(s, s);
-    asm volatile("cp.async.commit_group;\n");
-  }
-  float acc = 0.0f;
-  for (int t = 0; t < count; ++t) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(Stages - 2) : "memory");
-    __syncthreads();
-    const int next = t + Stages - 1;
-    if (next < count) load(next % Stages, next);
-    asm volatile("cp.async.commit_group;\n");
-    acc += reinterpret_cast<const float*>(shared + (t % Stages) * kStageBytes)[threadIdx.x % 128];
-  }
+        for (int i = 0; i < kChunks; ++i) {
+          const int chunk = threadIdx.x + i * Threads;
+          const unsigned short* source = weights + (first + t) * kRows * BlockK + chunk * 8;
+          asm volatile(
+              "cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(base + stage * kStageBytes + chunk * 16),
+              "l"(source));
+        }
+      });
   if (acc == 12345.0f) sink[blockIdx.x] = acc;
 }
 
@@ -149,24 +159,14 @@ void measure_split(int blocks, const unsigned short* weights, float* sink, void*
   auto kernel = split_kernel<BlockK, Stages, Threads>;
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
   const long tiles = kTotalRows / kRows * (kK / BlockK);
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> times;
-  for (int rep = 0; rep < 15; ++rep) {
-    flush_l2(flush, flush_bytes, rep, sink);
-    CHECK(cudaEventRecord(start));
+  const double us = median_us(flush, flush_bytes, sink, [&] {
     kernel<<<blocks, Threads, kShared>>>(weights, sink, tiles);
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  const double ms = times[times.size() / 2], bytes = kTotalRows * kK * 2.0;
-  std::printf("split: blocks %4d threads %3d block_k %3d stages %d  %7.1f us  %6.0f GB/s\n", blocks, Threads,
-              BlockK, Stages, ms * 1e3, bytes / ms / 1e6);
+    CHECK(cudaGetLastError());
+  });
+  char what[96];
+  std::snprintf(what, sizeof what, "split: blocks %4d threads %3d block_k %3d stages %d", blocks, Threads,
+                BlockK, Stages);
+  report(what, us);
 }
 
 int main(int argc, char** argv) {
