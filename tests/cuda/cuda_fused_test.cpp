@@ -333,33 +333,6 @@ TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
   EXPECT_EQ(non_finite, 0);
 }
 
-// GEMM2 gets the deep 32-column tile only where its own grid would leave the SMs under two blocks each.
-TEST(CudaFusedTiles, Gemm2GetsTheDeepTileOnlyWhereItsGridIsSmall) {
-  using cuda_fused::TileId;
-  auto gemm2_for = [](std::int64_t tokens, int top_k, std::int64_t experts, std::int64_t hidden,
-                      std::int64_t intermediate) {
-    const cuda_fused::TileProblem problem{.num_tokens = tokens,
-                                          .top_k = top_k,
-                                          .num_local_experts = experts,
-                                          .intermediate_padded = intermediate,
-                                          .num_sms = 132,
-                                          .wgmma = true,
-                                          .hidden_size = hidden};
-    return cuda_fused::choose_gemm2_tile(cuda_fused::choose_tile(problem), problem).id;
-  };
-  EXPECT_EQ(gemm2_for(1, 2, 8, 4096, 14336), TileId::m16_n32_s8);     // mixtral M=1: 2 x 64 blocks
-  EXPECT_EQ(gemm2_for(1, 8, 128, 2048, 768), TileId::m16_n32_s8);     // qwen3 M=1: 8 x 32 blocks
-  EXPECT_EQ(gemm2_for(1, 8, 256, 7168, 2048), TileId::m16);           // deepseek M=1: 8 x 112 blocks
-  EXPECT_EQ(gemm2_for(8, 2, 8, 4096, 14336), TileId::m16);            // mixtral M=8: 8 x 64 blocks
-  EXPECT_EQ(gemm2_for(4096, 8, 128, 2048, 768), TileId::wg128_n256);  // prefill: GEMM1's tile
-  const cuda_fused::TileProblem unknown_hidden{
-      .num_tokens = 1, .top_k = 2, .num_local_experts = 8, .intermediate_padded = 14336, .num_sms = 132};
-  EXPECT_EQ(cuda_fused::choose_gemm2_tile(cuda_fused::choose_tile(unknown_hidden), unknown_hidden).id,
-            TileId::m16);
-  EXPECT_EQ(cuda_fused::tile_config(TileId::m16_n32_s8).block_m,
-            cuda_fused::tile_config(TileId::m16).block_m);
-}
-
 // The switches are checked when the Experts are made (no device needed), naming the variable and the choices.
 TEST(CudaFusedSwitches, BadValuesAreRejected) {
   MoeConfig config = testing::make_config(8, 2, 64, 32);

@@ -201,16 +201,14 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const bool streaming =
       choice.stream && stream_path_fits(num_tokens, top_k, experts, device.shared_memory_per_block_optin);
   const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
-  const TileProblem problem{.num_tokens = num_tokens,
-                            .top_k = top_k,
-                            .num_local_experts = experts,
-                            .intermediate_padded = plan.intermediate_padded,
-                            .num_sms = device.num_sms,
-                            .wgmma = wgmma && !wgmma_disabled_,
-                            .hidden_size = hidden_size};
-  // A forced or tuned choice names one tile for both GEMMs; the heuristic may give GEMM2 its own.
-  const TileConfig tile = choice.tile ? tile_config(*choice.tile) : choose_tile(problem);
-  const TileConfig gemm2_tile = choice.tile ? tile : choose_gemm2_tile(tile, problem);
+  const TileConfig tile = choice.tile
+                              ? tile_config(*choice.tile)
+                              : choose_tile(TileProblem{.num_tokens = num_tokens,
+                                                        .top_k = top_k,
+                                                        .num_local_experts = experts,
+                                                        .intermediate_padded = plan.intermediate_padded,
+                                                        .num_sms = device.num_sms,
+                                                        .wgmma = wgmma && !wgmma_disabled_});
   FUSEDMOE_CHECK(!tile.wgmma || wgmma, "[cuda_fused] tile ", to_string(tile.id), " uses wgmma: it needs ",
                  "compute capability 9.0 and a build with sm_90a; ", device.name, " is sm_",
                  device.compute_capability, ". Choose an mma.sync tile (m16 .. m128)");
@@ -287,7 +285,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .activation = config_.activation == Activation::silu ? 0 : 1,
                            .dependent_launch = dependent_launch_},
                stream);
-  launch_gemm2(Gemm2Launch{.tile = &gemm2_tile,
+  launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
                            .intermediate_padded = plan.intermediate_padded,
                            .w2 = converted->w2.data(),

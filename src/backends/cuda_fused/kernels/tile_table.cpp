@@ -135,16 +135,4 @@ const TileConfig& choose_tile(const TileProblem& problem) {
   return *chosen;
 }
 
-const TileConfig& choose_gemm2_tile(const TileConfig& gemm1, const TileProblem& problem) {
-  const TileConfig& deep = tile_config(TileId::m16_n32_s8);
-  if (gemm1.wgmma || gemm1.block_m != deep.block_m || problem.hidden_size <= 0) return gemm1;
-  const std::int64_t pairs = problem.num_tokens * problem.top_k;
-  const std::int64_t experts = std::max<std::int64_t>(problem.num_local_experts, 1);
-  const std::int64_t rows_per_expert = (pairs + experts - 1) / experts;
-  const std::int64_t row_blocks =
-      std::min(experts, pairs) * ((rows_per_expert + gemm1.block_m - 1) / gemm1.block_m);
-  const std::int64_t blocks = row_blocks * ((problem.hidden_size + gemm1.block_n - 1) / gemm1.block_n);
-  return blocks < 2 * static_cast<std::int64_t>(problem.num_sms) ? deep : gemm1;
-}
-
 }  // namespace fusedmoe::cuda_fused

@@ -114,16 +114,9 @@ struct TileProblem {
   std::int64_t num_local_experts;
   std::int64_t intermediate_padded;
   int num_sms;
-  bool wgmma = false;            // the wgmma tiles may be chosen (wgmma_tiles_available)
-  std::int64_t hidden_size = 0;  // H: GEMM2's output columns (0: unknown; choose_gemm2_tile keeps GEMM1's)
+  bool wgmma = false;  // the wgmma tiles may be chosen (wgmma_tiles_available)
 };
 // The bucket's tile, stepped down while the GEMM1 grid would not fill the GPU's SMs once.
 const TileConfig& choose_tile(const TileProblem& problem);
-// GEMM2's tile given GEMM1's (both must share block_m: one align serves both). GEMM1's, except at decode when
-// GEMM2's grid would give the SMs fewer than two blocks each (few experts hit, as mixtral-8x7b at M = 1):
-// then the 8-stage 32-column tile, twice the blocks with seven stages in flight each (a block's loads in
-// flight are what a memory-bound GEMV's speed follows). Every tile sums in the same order, so results do not
-// change.
-const TileConfig& choose_gemm2_tile(const TileConfig& gemm1, const TileProblem& problem);
 
 }  // namespace fusedmoe::cuda_fused
