@@ -3,9 +3,9 @@
 and activations, uniform random routing with a fixed seed, router not timed. Two methods:
   loop        the Hugging Face-style per-expert loop (index the tokens of each hit expert, two matmuls);
   grouped_mm  torch._grouped_mm: (token, slot) pairs sorted by expert, one grouped GEMM per projection.
-On CUDA each run is timed with CUDA events after the L2 is flushed (a read of max(4 x L2, 256 MiB), so no
-dirty lines are left to write back during the run); eager mode (the loop reads counts back to the host, so it
-cannot be captured in a graph). Prints one JSON object:
+Caches are evicted before each run by a read (max(4 x L2, 256 MiB) on a GPU, 256 MiB on the CPU), so no dirty
+lines are left to write back during the run. On CUDA each run is timed with CUDA events, eager (the loop reads
+counts back to the host, so it cannot be captured in a graph). Prints one JSON object:
 {"time_ms": median, "device": ..., "torch": version, "method": ...}."""
 import argparse
 import json
@@ -79,16 +79,17 @@ def main() -> None:
     else:
         forward = lambda: loop_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
     cuda = device.type == "cuda"
-    # max(4 x L2, 256 MiB), as fusedmoe's bench
-    flush_bytes = max(4 * torch.cuda.get_device_properties(device).L2_cache_size, 256 << 20) if cuda else 0
-    flush = torch.zeros(flush_bytes, dtype=torch.uint8, device=device) if cuda else None
+    # Caches evicted before each run by a read (no dirty lines left), as fusedmoe's bench: max(4 x L2, 256 MiB)
+    # on a GPU, 256 MiB on the CPU.
+    flush_bytes = max(4 * torch.cuda.get_device_properties(device).L2_cache_size, 256 << 20) if cuda else 256 << 20
+    flush = torch.zeros(flush_bytes, dtype=torch.uint8, device=device)
 
     with torch.no_grad():
         forward()
         times = []
         for _ in range(args.repeats):
+            flush.max()
             if cuda:
-                flush.max()  # a read: evicts L2 without leaving dirty lines (as fusedmoe's bench)
                 start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 start.record()
                 forward()

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "cli/presets.hpp"
 #include "cli/routing_inputs.hpp"
 #include "core/check.hpp"
+#include "core/env.hpp"
 #include "core/random.hpp"
 #include "core/threading.hpp"
 #include "fusedmoe/fusedmoe.hpp"
@@ -60,13 +62,25 @@ struct BenchOptions {
   bool no_flush = false;
 };
 
-// Evicts the caches between timed runs so every run streams its weights from memory.
-void flush_caches(const Tensor& buffer) {
+// Evicts the caches between timed runs so every run streams its weights from memory: by reading the buffer
+// (clean lines), or with FUSEDMOE_BENCH_FLUSH=write by incrementing it, which leaves the last-level cache
+// full of dirty lines that the timed run then writes back (measured:
+// bench/results/2026-11-27-cpu-session4.txt).
+void flush_caches(const Tensor& buffer, bool write) {
   auto* words = buffer.data_as<std::uint64_t>();
-  const std::int64_t count = buffer.numel() / 2;
+  const std::int64_t count = buffer.numel();
+  std::atomic<std::uint64_t> folded{0};
   parallel_for(count, resolve_num_threads({}), [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) words[i] += 1;
+    if (write) {
+      for (std::int64_t i = begin; i < end; ++i) words[i] += 1;
+      return;
+    }
+    std::uint64_t sum = 0;  // integer sums vectorise freely
+    for (std::int64_t i = begin; i < end; ++i) sum += words[i];
+    folded.fetch_add(sum, std::memory_order_relaxed);  // keeps the loads
   });
+  volatile std::uint64_t keep = folded.load();
+  (void)keep;
 }
 
 // A PyTorch peer (bench/peers/torch_moe.py) on the same shape: `method` is loop (the Hugging Face
@@ -146,6 +160,7 @@ void bench(const BenchOptions& options) {
 #endif
   const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
   const bool progress = !options.json && isatty(STDERR_FILENO);
+  const bool write_flush = env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");  // a bad value fails here
 #if FUSEDMOE_WITH_CUDA
   const std::string gpu_flush = on_gpu ? cuda::l2_flush_description() : "";  // a bad value fails here
 #else
@@ -181,7 +196,10 @@ void bench(const BenchOptions& options) {
               << " GB/s, fp32 FMA (" << floor.fma_isa << ") " << floor.fma_gflop_per_s
               << " GFLOP/s, bf16 dot product " << floor.bf16_dot_gflop_per_s
               << " GFLOP/s (the compute floor of bf16 rows); caches "
-              << (options.no_flush ? "not flushed" : "flushed before each run") << "\n"
+              << (options.no_flush ? "not flushed"
+                  : write_flush    ? "flushed before each run (written: the run also writes back dirty lines)"
+                                   : "flushed before each run (read: no dirty lines left)")
+              << "\n"
               << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
               << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"
@@ -193,8 +211,9 @@ void bench(const BenchOptions& options) {
                      {"fma_gflop_per_s", floor.fma_gflop_per_s},
                      {"bf16_dot_gflop_per_s", floor.bf16_dot_gflop_per_s},
                      {"cache_flush", on_gpu             ? gpu_flush
-                                     : options.no_flush ? "none"
-                                                        : "flushed before each run"}});
+                                     : options.no_flush ? std::string("none")
+                                     : write_flush      ? std::string("write")
+                                                        : std::string("read")}});
   }
   const ExecContext context{.num_threads = threads};
   bool any_failed = false;
@@ -300,7 +319,7 @@ void bench(const BenchOptions& options) {
 #endif
         } else {
           for (int repeat = 0; repeat < options.repeats; ++repeat) {
-            if (!options.no_flush) flush_caches(flush_buffer);
+            if (!options.no_flush) flush_caches(flush_buffer, write_flush);
             const auto start = std::chrono::steady_clock::now();
             forward(context);
             times.push_back(

@@ -60,7 +60,7 @@ double median_ms(cudaStream_t stream, int runs, Body&& body) {
 }  // namespace
 
 bool l2_flush_writes() {
-  return env_switch("FUSEDMOE_BENCH_L2_FLUSH", "read", "write");
+  return env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");
 }
 
 const char* l2_flush_description() {
@@ -70,7 +70,7 @@ const char* l2_flush_description() {
 
 std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool& graph_used,
                                    const std::function<void(StreamHandle)>& body) {
-  // FUSEDMOE_BENCH_L2_FLUSH=write: zero the buffer instead (the usual flush, which leaves dirty lines that
+  // FUSEDMOE_BENCH_FLUSH=write: zero the buffer instead (the usual flush, which leaves dirty lines that
   // the timed run writes back), for comparison with numbers taken that way. Read before anything is made.
   const bool write_flush = l2_flush_writes();
   DeviceScope scope(device);

@@ -11,13 +11,13 @@ namespace fusedmoe::cuda {
 // Times `body(stream)`: one eager warm-up run, then (when `use_graph`) a CUDA-graph capture of it replayed
 // `repeats` times, else eager runs. The L2 cache is flushed before every timed run (not timed) by reading a
 // buffer of max(4 x L2, 256 MiB) (evict_l2_by_reading), so no run starts with its data in L2 or with dirty
-// lines to write back (FUSEDMOE_BENCH_L2_FLUSH=write: by zeroing it, for comparisons); each run is bracketed
+// lines to write back (FUSEDMOE_BENCH_FLUSH=write: by zeroing it, for comparisons); each run is bracketed
 // by CUDA events. Returns the milliseconds of each run. Falls back to eager timing when capture fails, and
 // says so through `graph_used`.
 std::vector<double> time_on_device(int device, int repeats, bool use_graph, bool& graph_used,
                                    const std::function<void(StreamHandle)>& body);
 
-// FUSEDMOE_BENCH_L2_FLUSH: true for `write` (zero the flush buffer, the usual way, leaving dirty lines),
+// FUSEDMOE_BENCH_FLUSH: true for `write` (zero the flush buffer, the usual way, leaving dirty lines),
 // false when unset or `read`; throws InvalidArgument naming both otherwise. l2_flush_description(): the same,
 // as a phrase for the bench's header.
 bool l2_flush_writes();
