@@ -7,6 +7,7 @@
 #   TOKENS=1,8,64,256,1024,4096,16384                              (default: the M)
 #   REPEATS=20   EXTRA="--backend cuda_fused"   PATHS="auto tiled" (FUSEDMOE_CUDA_FUSED_PATH per run)
 #   EXTRA="--peer torch": PyTorch's per-expert loop and torch._grouped_mm in the same run (needs torch)
+#   PREBUILT=.prebuilt: run the CLI scripts/pack_prebuilt.sh packed on another machine (no build)
 #   TUNE=1: first `fusedmoe tune` each preset at TOKENS into $out/tune.json, then bench with
 #           FUSEDMOE_TUNE_FILE pointing at it (the `auto` path then follows the table)
 set -uo pipefail
@@ -16,6 +17,10 @@ presets=${PRESETS:-qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b}
 tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
 paths=${PATHS:-auto}
 cli=build/gpu/bin/fusedmoe
+if [ -n "${PREBUILT:-}" ]; then
+  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  cli=$PREBUILT/fusedmoe
+fi
 mkdir -p "$out"
 if [ ! -x "$cli" ]; then
   cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \

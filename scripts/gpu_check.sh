@@ -9,6 +9,8 @@
 #   ARCH=90a (default; Hopper) or ARCH=80 ...     CMAKE_CUDA_ARCHITECTURES
 #   JOBS=N                                         build parallelism (default: nproc)
 #   SANITIZE=0                                     skip compute-sanitizer
+#   PREBUILT=.prebuilt                             no build: run the binaries scripts/pack_prebuilt.sh packed on
+#                                                  another machine (carry the folder; CUDA tests only)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 build=${1:-build/gpu}
@@ -39,17 +41,30 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with local changes)')"
 fi
 
-echo "== configure + build ($build, CUDA architectures $arch)"
 mkdir -p "$logs"
 rm -f "$logs"/*.log
-# Warnings are counted, not fatal here (a newer host compiler must not stop the GPU run; CI builds with -Werror).
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
-  -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$logs/configure.log" 2>&1 || { cat "$logs/configure.log"; exit 2; }
-grep 'fusedmoe:' "$logs/configure.log"
-cmake --build "$build" -j "$jobs" --target fusedmoe_tests fusedmoe_cli 2>&1 | tee "$logs/build.log" | grep -E 'warning|error|Built target'
-[ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
-tests=$build/tests/fusedmoe_tests
-cli=$build/bin/fusedmoe
+if [ -n "${PREBUILT:-}" ]; then
+  echo "== prebuilt binaries in $PREBUILT ($(cat "$PREBUILT/commit.txt" 2>/dev/null))"
+  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  tests=$PREBUILT/fusedmoe_tests
+  cli=$PREBUILT/fusedmoe
+  if ldd "$tests" "$cli" | grep 'not found'; then
+    echo "gpu_check: the prebuilt binaries miss libraries on this machine" >&2
+    exit 2
+  fi
+  : >"$logs/build.log"
+  CPU_TESTS=0
+else
+  echo "== configure + build ($build, CUDA architectures $arch)"
+  # Warnings are counted, not fatal here (a newer host compiler must not stop the GPU run; CI builds with -Werror).
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
+    -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$logs/configure.log" 2>&1 || { cat "$logs/configure.log"; exit 2; }
+  grep 'fusedmoe:' "$logs/configure.log"
+  cmake --build "$build" -j "$jobs" --target fusedmoe_tests fusedmoe_cli 2>&1 | tee "$logs/build.log" | grep -E 'warning|error|Built target'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
+  tests=$build/tests/fusedmoe_tests
+  cli=$build/bin/fusedmoe
+fi
 
 failed=()
 run() {  # run <name> <command...>: output to $logs/<name>.log and the terminal
@@ -71,7 +86,9 @@ if [ "${SANITIZE:-1}" != 0 ] && [ -n "$sanitizer" ]; then
 else
   echo "== compute-sanitizer: skipped (${sanitizer:-not found})"
 fi
-run cpu_tests "$tests" --gtest_filter="-$cuda_filter" --gtest_brief=1 --gtest_color=no
+if [ "${CPU_TESTS:-1}" != 0 ]; then
+  run cpu_tests "$tests" --gtest_filter="-$cuda_filter" --gtest_brief=1 --gtest_color=no
+fi
 run backends "$cli" backends --device cuda --preset qwen3-30b-a3b
 run check_small "$cli" check --device cuda --tokens 33 --experts 8 --topk 3 --hidden 96 --intermediate 40
 run check_qwen3 "$cli" check --device cuda --preset qwen3-30b-a3b --tokens 64
@@ -81,6 +98,7 @@ echo "== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/nul
 echo "build: $(grep -c 'warning' "$logs/build.log" || true) compiler warning lines   ($logs/build.log)"
 for name in cuda_tests cpu_tests; do
   log=$logs/$name.log
+  [ -f "$log" ] || continue
   passed=$(grep -oE '^\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   skipped=$(grep -oE '^\[  SKIPPED \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   fails=$(grep -oE '^\[  FAILED  \] [0-9]+ test' "$log" | grep -oE '[0-9]+' || echo 0)

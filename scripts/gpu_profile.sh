@@ -5,12 +5,20 @@
 #
 # Usage: scripts/gpu_profile.sh [out-dir]          (default build/gpu/profile)
 #   PRESET=qwen3-30b-a3b  TOKENS=1  EXTRA="..." (more `fusedmoe bench` flags, e.g. --backend cuda_monolithic)
+#   CLOCKS=base: ncu's default locked base clocks (comparable between runs); default: the card's own clocks
+#   PREBUILT=.prebuilt: the CLI scripts/pack_prebuilt.sh packed on another machine (no build)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 out=${1:-build/gpu/profile}
 preset=${PRESET:-qwen3-30b-a3b}
 tokens=${TOKENS:-1}
 cli=build/gpu/bin/fusedmoe
+if [ -n "${PREBUILT:-}" ]; then
+  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  cli=$PREBUILT/fusedmoe
+fi
+clocks=none
+[ "${CLOCKS:-}" = base ] && clocks=base
 mkdir -p "$out"
 ncu=$(command -v ncu || true)
 for candidate in /usr/local/cuda/bin/ncu /usr/local/cuda-13*/bin/ncu; do
@@ -24,7 +32,7 @@ if [ ! -x "$cli" ]; then
 fi
 # Only fusedmoe's own kernels (their mangled names carry the namespace), not the floor probes (cuBLAS, copies).
 # --repeats 1: the checked run, the warm-up and one timed replay are profiled, each kernel on its own.
-"$ncu" --kernel-name-base mangled --kernel-name regex:fusedmoe \
+"$ncu" --clock-control "$clocks" --kernel-name-base mangled --kernel-name regex:fusedmoe \
   --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size \
   --csv "$cli" bench --device cuda:0 --preset "$preset" --tokens "$tokens" --repeats 1 ${EXTRA:-} \
   >"$out/ncu-$preset-M$tokens.csv" 2>"$out/ncu-$preset-M$tokens.log"

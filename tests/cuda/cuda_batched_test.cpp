@@ -13,6 +13,7 @@
 #include "backends/cuda_batched/experts.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
+#include "cuda/tile_testing.hpp"
 
 namespace fusedmoe {
 namespace {
@@ -21,6 +22,8 @@ using cuda_fused::TileId;
 using testing::GpuCase;
 using testing::kGpu;
 using testing::RoutingPattern;
+using testing::tile_available_here;
+using testing::wgmma_available;
 
 const BackendInfo& cuda_batched() {
   return testing::registered_backend("cuda_batched");
@@ -196,13 +199,6 @@ TEST_P(CudaBatchedSlabs, ValidRowsMatchFp64AndRepeatBitwise) {
 INSTANTIATE_TEST_SUITE_P(Cases, CudaBatchedSlabs, ::testing::ValuesIn(slab_cases()),
                          [](const auto& info) { return info.param.label; });
 
-// Whether this build and the test GPU run cuda_fused's wgmma tiles (sm_90a code on compute capability 9.0).
-bool wgmma_available() {
-  const Platform platform = Platform::detect(kGpu);
-  return platform.cuda.available && cuda_fused::wgmma_tiles_available(platform.cuda.compute_capability,
-                                                                      platform.cuda.shared_memory_per_block);
-}
-
 // Every tile of cuda_fused's table, forced (replaced by a fitting one where taller than the slabs): the
 // mma.sync tiles give m16's bits, the wgmma tiles (where available) agree with each other and with fp64
 // (their k16 steps may round differently from mma.sync's).
@@ -216,7 +212,7 @@ TEST(CudaBatchedTiles, EveryTileGivesTheSameRows) {
     slabs.expect_matches_reference(m16);
     std::optional<Tensor> first_wgmma;
     for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
-      if (tile.wgmma && !wgmma_available()) continue;
+      if (!tile_available_here(tile)) continue;
       SCOPED_TRACE(tile.name);
       const Tensor forced = slabs.run(tile.id);
       slabs.expect_matches_reference(forced);
@@ -425,8 +421,8 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }
-  // Hopper: cuda_fused's wgmma tiles from 16 rows per expert on, while they fit the slabs.
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 256,
+  // Hopper: cuda_fused's wgmma tiles from 17 rows per expert on (64 here), while they fit the slabs.
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 1024,
                                            .top_k = 8,
                                            .num_experts = 128,
                                            .num_local_experts = 128,

@@ -7,9 +7,11 @@
 #include <cstring>
 #include <tuple>
 
+#include "backends/cuda_fused/builtin_tune_tables.hpp"
 #include "backends/cuda_fused/experts.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
+#include "cuda/tile_testing.hpp"
 #include "oracle/tuning.hpp"
 
 namespace fusedmoe {
@@ -17,6 +19,8 @@ namespace {
 
 using testing::kGpu;
 using testing::RoutingPattern;
+using testing::tile_available_here;
+using testing::wgmma_available;
 
 using testing::GpuCase;
 using testing::GpuIds;
@@ -85,13 +89,6 @@ MoeConfig gpu_config(const FusedCase& c) {
 
 const BackendInfo& cuda_fused() {
   return testing::registered_backend("cuda_fused");
-}
-
-// Whether this build and the test GPU run the wgmma tiles (sm_90a code on compute capability 9.0).
-bool wgmma_available() {
-  const Platform platform = Platform::detect(kGpu);
-  return platform.cuda.available && cuda_fused::wgmma_tiles_available(platform.cuda.compute_capability,
-                                                                      platform.cuda.shared_memory_per_block);
 }
 
 #define FUSEDMOE_REQUIRE_WGMMA()                                                                      \
@@ -243,7 +240,7 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
   // invariance across the heuristic's switch between the two families rely on it).
   for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
     SCOPED_TRACE(tile.name);
-    if (tile.wgmma && !wgmma_available()) continue;
+    if (!tile_available_here(tile)) continue;
     const Tensor got = run("FUSEDMOE_CUDA_FUSED_TILE", cuda_fused::to_string(tile.id));
     EXPECT_TRUE(testing::bitwise_equal(got, m16));
     if (tile.wgmma) {
@@ -331,6 +328,79 @@ TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
   const auto* bits = out.data_as<const std::uint16_t>();
   for (std::int64_t i = 0; i < out.numel(); ++i) non_finite += (bits[i] & 0x7f80) == 0x7f80 ? 1 : 0;
   EXPECT_EQ(non_finite, 0);
+}
+
+// The heuristic's regions by rows per local expert (no device needed; tile_table.hpp has the measurements):
+// streaming tiles up to 16 where the shared memory holds them, then wgmma (the mma.sync chain without it).
+TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
+  using cuda_fused::choose_tile;
+  using cuda_fused::TileId;
+  using cuda_fused::TileProblem;
+  constexpr std::size_t kH100Shared = 227 * 1024, kSm86Shared = 99 * 1024;
+  auto qwen3 = [&](std::int64_t tokens, std::size_t shared, bool wgmma) {
+    return choose_tile(TileProblem{.num_tokens = tokens,
+                                   .top_k = 8,
+                                   .num_local_experts = 128,
+                                   .intermediate_padded = 768,
+                                   .num_sms = 132,
+                                   .wgmma = wgmma,
+                                   .shared_memory_optin = shared})
+        .id;
+  };
+  // M = 1: 8 experts x 12 column blocks of 128 would leave SMs idle: the 64-column streaming tile.
+  EXPECT_EQ(qwen3(1, kH100Shared, true), TileId::m16_n64_k128);
+  EXPECT_EQ(qwen3(8, kH100Shared, true), TileId::m16_n128_k128);
+  EXPECT_EQ(qwen3(256, kH100Shared, true), TileId::m16_n128_k128);  // 16 rows per expert
+  EXPECT_EQ(qwen3(512, kH100Shared, true), TileId::wg64_n128);      // 32
+  EXPECT_EQ(qwen3(512, kH100Shared, false), TileId::m32);
+  EXPECT_EQ(qwen3(1024, kH100Shared, true), TileId::wg64_n128);  // 64
+  // Without the shared memory for the streaming tiles (sm_86: 99 KiB), nor wgmma: the mma.sync chain.
+  EXPECT_EQ(qwen3(8, kSm86Shared, false), TileId::m16);
+  EXPECT_EQ(qwen3(1024, kSm86Shared, false), TileId::m64);
+  for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
+    if (!tile.wgmma && !tile.large_shared) {
+      EXPECT_LE(tile.shared_memory_bytes, kSm86Shared) << tile.name;
+      EXPECT_TRUE(cuda_fused::tile_available(tile, 86, kSm86Shared)) << tile.name;
+    }
+    if (tile.large_shared) {
+      EXPECT_FALSE(cuda_fused::tile_available(tile, 86, kSm86Shared)) << tile.name;
+      EXPECT_TRUE(cuda_fused::tile_available(tile, 80, 163 * 1024)) << tile.name;  // A100
+    }
+  }
+}
+
+// The built-in tune tables parse, name only known choices in ascending buckets, and are found by their key
+// (no device needed); FUSEDMOE_TUNE_BUILTIN=off hides them and a bad value is refused.
+TEST(CudaFusedBuiltinTune, TablesAreWellFormedAndFound) {
+  const TuneTable& table = cuda_fused::builtin_tune_tables();
+  ASSERT_FALSE(table.entries().empty());
+  for (const TuneEntry& entry : table.entries()) {
+    SCOPED_TRACE(entry.key.device_name + " H=" + std::to_string(entry.key.hidden_size));
+    EXPECT_EQ(entry.key.backend, "cuda_fused");
+    std::int64_t previous = 0;
+    for (const TuneBucket& bucket : entry.buckets) {
+      EXPECT_NO_THROW((void)cuda_fused::parse_forward_choice(bucket.choice)) << bucket.choice;
+      EXPECT_GT(bucket.max_tokens, previous);
+      previous = bucket.max_tokens;
+    }
+  }
+  const TuneKey qwen3{.backend = "cuda_fused",
+                      .device_name = "NVIDIA H100 80GB HBM3",
+                      .dtype = DType::bf16,
+                      .num_local_experts = 128,
+                      .hidden_size = 2048,
+                      .intermediate_size = 768,
+                      .top_k = 8};
+  EXPECT_TRUE(cuda_fused::builtin_tune_entry(qwen3).has_value());
+  TuneKey other = qwen3;
+  other.device_name = "Some Other GPU";
+  EXPECT_FALSE(cuda_fused::builtin_tune_entry(other).has_value());
+  {
+    const testing::ScopedEnv off("FUSEDMOE_TUNE_BUILTIN", "off");
+    EXPECT_FALSE(cuda_fused::builtin_tune_entry(qwen3).has_value());
+  }
+  const testing::ScopedEnv bad("FUSEDMOE_TUNE_BUILTIN", "maybe");
+  EXPECT_THROW((void)cuda_fused::builtin_tune_entry(qwen3), InvalidArgument);
 }
 
 // The switches are checked when the Experts are made (no device needed), naming the variable and the choices.

@@ -118,7 +118,8 @@ const TileConfig& choose_tile(const BatchedTileProblem& problem) {
                                                       .num_local_experts = local_experts,
                                                       .intermediate_padded = problem.intermediate_padded,
                                                       .num_sms = problem.num_sms,
-                                                      .wgmma = problem.wgmma});
+                                                      .wgmma = problem.wgmma,
+                                                      .shared_memory_optin = problem.shared_memory_optin});
   const TileConfig& chosen = fitted_tile(heuristic.id, capacity);
   log_choice(problem, rows_per_expert, chosen);
   return chosen;
@@ -204,7 +205,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                                                .num_local_experts = experts,
                                                .intermediate_padded = plan.intermediate_padded,
                                                .num_sms = device.num_sms,
-                                               .wgmma = wgmma});
+                                               .wgmma = wgmma,
+                                               .shared_memory_optin = device.shared_memory_per_block_optin});
   FUSEDMOE_CHECK(
       !tile.wgmma ||
           cuda_fused::wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin),
@@ -212,6 +214,11 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
       " uses wgmma: it needs compute "
       "capability 9.0 and a build with sm_90a; ",
       device.name, " is sm_", device.compute_capability, ". Choose an mma.sync tile (m16 .. m128)");
+  FUSEDMOE_CHECK(
+      cuda_fused::tile_available(tile, device.compute_capability, device.shared_memory_per_block_optin),
+      "[cuda_batched] tile ", cuda_fused::to_string(tile.id), " needs ", tile.shared_memory_bytes,
+      " bytes of shared memory per block; ", device.name, " allows ", device.shared_memory_per_block_optin,
+      ". Choose a smaller tile (m16 .. m128)");
   const std::int64_t blocks_per_expert = padded_rows(capacity, tile.block_m) / tile.block_m;
   const std::int64_t blocks = experts * blocks_per_expert;
   const auto* counts = dispatched.expert_num_tokens.data_as<const std::int32_t>();

@@ -24,6 +24,7 @@ struct BatchedTileProblem {
   std::int64_t intermediate_padded;
   int num_sms;
   bool wgmma = false;  // Hopper's wgmma tiles may be chosen (cuda_fused::wgmma_tiles_available)
+  std::size_t shared_memory_optin = 0;  // cuda_fused's large_shared tiles may be chosen where they fit
 };
 
 // A tile serves slabs of `capacity` rows when its block_m is at most the capacity rounded up to 16: a taller

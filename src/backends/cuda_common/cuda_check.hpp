@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "fusedmoe/device.hpp"
@@ -54,6 +55,10 @@ void allow_dynamic_shared_memory(const void* kernel, int bytes);
 // FUSEDMOE_CUDA_PDL: false when `off` (A/B runs), true when unset or `on`; throws InvalidArgument otherwise.
 // Read by the Experts' constructors (so a bad value fails before any launch), passed down to the launchers.
 bool dependent_launch_requested();
+// Whether a grid of `blocks` blocks of `kernel` (with `threads` threads and `shared_bytes` of dynamic shared
+// memory each) is resident all at once on the current device: one wave. Occupancy cached per kernel,
+// device and launch shape.
+bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes);
 // Whether `kernel` may be launched to overlap its predecessor on the current device
 // (kernels/grid_dependency.cuh): compute capability 9.0 or newer, and the kernel's code compiled for 9.0 or
 // newer (code JIT-compiled from compute_80 PTX has no griddepcontrol.wait in it). Cached per kernel and

@@ -79,6 +79,21 @@ bool dependent_launch_requested() {
   return !env_switch("FUSEDMOE_CUDA_PDL", "on", "off");
 }
 
+bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, int, int>, int> blocks_per_sm;
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard lock(mutex);
+  auto found = blocks_per_sm.find({kernel, device, threads, shared_bytes});
+  if (found == blocks_per_sm.end()) {
+    int count = 0;
+    FUSEDMOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&count, kernel, threads, shared_bytes));
+    found = blocks_per_sm.emplace(std::tuple{kernel, device, threads, shared_bytes}, count).first;
+  }
+  return blocks <= static_cast<std::int64_t>(found->second) * device_attributes(device).num_sms;
+}
+
 bool kernel_waits_for_prior_grids(const void* kernel) {
   static std::mutex mutex;
   static std::map<std::pair<const void*, int>, bool> cache;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_fused/builtin_tune_tables.hpp"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "core/check.hpp"
 #include "core/env.hpp"
@@ -90,6 +91,20 @@ TuneKey tune_key(const MoeConfig& config) {
                  .top_k = config.routing.top_k};
 }
 
+// A built-in entry is for a device model, not a build: one naming a tile this build or device cannot run
+// (wgmma without sm_90a code) is left to the heuristic instead.
+bool builtin_choices_run_here(const TuneEntry& entry, int device_index) {
+  const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
+  for (const TuneBucket& bucket : entry.buckets) {
+    const ForwardChoice choice = parse_forward_choice(bucket.choice);
+    if (choice.tile && !tile_available(tile_config(*choice.tile), device.compute_capability,
+                                       device.shared_memory_per_block_optin)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t num_tokens) {
@@ -99,9 +114,10 @@ std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t n
                        device.shared_memory_per_block_optin)) {
     names.emplace_back("stream");
   }
-  const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
   for (const TileConfig& tile : kTileConfigs) {
-    if (!tile.wgmma || wgmma) names.emplace_back(to_string(tile.id));
+    if (tile_available(tile, device.compute_capability, device.shared_memory_per_block_optin)) {
+      names.emplace_back(to_string(tile.id));
+    }
   }
   return names;
 }
@@ -144,6 +160,10 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
                                       ", bucket max_tokens ", bucket.max_tokens, ": ", error.what()));
       }
     }
+  }
+  if (!forced_ && !tuned_ && Platform::detect(config.device).cuda.available) {
+    tuned_ = builtin_tune_entry(tune_key(config));
+    if (tuned_ && !builtin_choices_run_here(*tuned_, config.device.index)) tuned_.reset();
   }
 }
 
@@ -201,17 +221,22 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const bool streaming =
       choice.stream && stream_path_fits(num_tokens, top_k, experts, device.shared_memory_per_block_optin);
   const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
-  const TileConfig tile = choice.tile
-                              ? tile_config(*choice.tile)
-                              : choose_tile(TileProblem{.num_tokens = num_tokens,
-                                                        .top_k = top_k,
-                                                        .num_local_experts = experts,
-                                                        .intermediate_padded = plan.intermediate_padded,
-                                                        .num_sms = device.num_sms,
-                                                        .wgmma = wgmma && !wgmma_disabled_});
+  const TileConfig tile =
+      choice.tile ? tile_config(*choice.tile)
+                  : choose_tile(TileProblem{.num_tokens = num_tokens,
+                                            .top_k = top_k,
+                                            .num_local_experts = experts,
+                                            .intermediate_padded = plan.intermediate_padded,
+                                            .num_sms = device.num_sms,
+                                            .wgmma = wgmma && !wgmma_disabled_,
+                                            .shared_memory_optin = device.shared_memory_per_block_optin});
   FUSEDMOE_CHECK(!tile.wgmma || wgmma, "[cuda_fused] tile ", to_string(tile.id), " uses wgmma: it needs ",
                  "compute capability 9.0 and a build with sm_90a; ", device.name, " is sm_",
                  device.compute_capability, ". Choose an mma.sync tile (m16 .. m128)");
+  FUSEDMOE_CHECK(tile_available(tile, device.compute_capability, device.shared_memory_per_block_optin),
+                 "[cuda_fused] tile ", to_string(tile.id), " needs ", tile.shared_memory_bytes,
+                 " bytes of shared memory per block; ", device.name, " allows ",
+                 device.shared_memory_per_block_optin, ". Choose a smaller tile (m16 .. m128)");
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
 
   auto* counts = workspace.take(DType::int32, {experts}).data_as<std::int32_t>();

@@ -21,6 +21,7 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .block_expert = args.block_expert,
                      .top_k = args.top_k,
                      .k_tiles = static_cast<int>((args.a_columns + block_k - 1) / block_k),
+                     .trigger_dependents_early = false,
                      .intermediate = static_cast<bf16*>(args.intermediate),
                      .ldi = args.intermediate_padded,
                      .activation = args.activation};
@@ -35,7 +36,7 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
                      .sorted_ids = args.sorted_ids,
                      .block_expert = args.block_expert,
                      .topk_weights = args.topk_weights,
-                     .k_tiles = static_cast<int>(args.intermediate_padded / block_k),
+                     .k_tiles = static_cast<int>((args.intermediate_padded + block_k - 1) / block_k),
                      .out_rows = static_cast<bf16*>(args.out_rows),
                      .ldo = args.pitch,
                      .out_columns = args.hidden};

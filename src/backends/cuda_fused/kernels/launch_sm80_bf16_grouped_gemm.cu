@@ -16,6 +16,8 @@ using ShapeM64 = GemmShape<64, 128, 32, 2, 2, 4>;
 using ShapeM128 = GemmShape<128, 128, 32, 4, 2, 4>;
 using ShapeM16N32S8 = GemmShape<16, 32, 64, 1, 1, 8>;
 using ShapeM16N64S8 = GemmShape<16, 64, 64, 1, 2, 8>;
+using ShapeM16N64K128 = GemmShape<16, 64, 128, 1, 2, 5>;
+using ShapeM16N128K128 = GemmShape<16, 128, 128, 1, 4, 3>;
 
 template <class Shape>
 constexpr bool matches(const TileConfig& config) {
@@ -26,16 +28,22 @@ constexpr bool matches(const TileConfig& config) {
 }
 static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfigs[1]) &&
                   matches<ShapeM64>(kTileConfigs[2]) && matches<ShapeM128>(kTileConfigs[3]) &&
-                  matches<ShapeM16N32S8>(kTileConfigs[4]) && matches<ShapeM16N64S8>(kTileConfigs[5]),
+                  matches<ShapeM16N32S8>(kTileConfigs[4]) && matches<ShapeM16N64S8>(kTileConfigs[5]) &&
+                  matches<ShapeM16N64K128>(kTileConfigs[6]) && matches<ShapeM16N128K128>(kTileConfigs[7]),
               "tile_table.hpp's table and the instantiated shapes must agree");
 
 template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  const Gemm1Params params = gemm1_params(args, Shape::kBlockK);
+  Gemm1Params params = gemm1_params(args, Shape::kBlockK);
   const auto kernel = gemm1_gate_up_kernel<Shape>;
+  const dim3 grid = gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN);
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  cuda::launch_dependent(kernel, gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
-                         Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch, params);
+  params.trigger_dependents_early =
+      args.dependent_launch && cuda::grid_fits_one_wave(reinterpret_cast<const void*>(kernel),
+                                                        static_cast<std::int64_t>(grid.x) * grid.y,
+                                                        Shape::kThreads, Shape::kSharedBytes);
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
+                         params);
 }
 
 template <class Shape>
@@ -66,6 +74,10 @@ void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<ShapeM16N32S8>(args, stream);
     case TileId::m16_n64_s8:
       return run_gemm1<ShapeM16N64S8>(args, stream);
+    case TileId::m16_n64_k128:
+      return run_gemm1<ShapeM16N64K128>(args, stream);
+    case TileId::m16_n128_k128:
+      return run_gemm1<ShapeM16N128K128>(args, stream);
     default:
       throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
   }
@@ -87,6 +99,10 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<ShapeM16N32S8>(args, stream);
     case TileId::m16_n64_s8:
       return run_gemm2<ShapeM16N64S8>(args, stream);
+    case TileId::m16_n64_k128:
+      return run_gemm2<ShapeM16N64K128>(args, stream);
+    case TileId::m16_n128_k128:
+      return run_gemm2<ShapeM16N128K128>(args, stream);
     default:
       throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
   }

@@ -24,19 +24,28 @@ struct GemmShape {
   static constexpr int kThreads = 32 * WarpsM * WarpsN;
   static constexpr int kWarpM = BlockM / WarpsM, kWarpN = BlockN / WarpsN;
   static constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
-  static constexpr int kPitch =
-      BlockK + 8;  // bf16 per shared row: 16 bytes of padding keep ldmatrix conflict-free
-  static constexpr int kStageA = BlockM * kPitch, kStageB = BlockN * kPitch;  // elements
+  static constexpr int kStageA = BlockM * BlockK, kStageB = BlockN * BlockK;  // elements, rows unpadded
   static constexpr int kSharedBytes = Stages * (kStageA + kStageB) * 2;
   static constexpr int kChunksPerRow = BlockK / 8;  // 16-byte cp.async chunks
   static constexpr int kChunksA = BlockM * kChunksPerRow / kThreads;
   static constexpr int kChunksB = BlockN * kChunksPerRow / kThreads;
-  static_assert(BlockK % 16 == 0 && 64 % BlockK == 0, "block_k must divide 64, the weights' depth padding");
+  // Deeper than the weights' depth padding (64): the last stage's weight chunks past the padded row are
+  // zero-filled instead of read.
+  static constexpr bool kGuardWeightDepth = BlockK > 64;
+  static_assert(BlockK == 32 || BlockK == 64 || BlockK == 128, "block_k: 32, 64 or 128");
   static_assert(kWarpM % 16 == 0, "a warp covers whole m16 fragments");
   static_assert(kWarpN % 32 == 0, "a warp covers whole 32-row gate/up groups of the converted w13");
   static_assert(kChunksA >= 1 && kChunksA * kThreads == BlockM * kChunksPerRow, "A tile must split evenly");
   static_assert(kChunksB >= 1 && kChunksB * kThreads == BlockN * kChunksPerRow, "B tile must split evenly");
   static_assert(Stages >= 2, "a pipeline needs two stages");
+
+  // Byte offset of 16-byte chunk `chunk` of row `row` in a stage. The chunk index is XORed with the row so
+  // that the 8 rows one ldmatrix reads (same logical chunk) land in 8 different 16-byte bank groups: no
+  // padding and no bank conflicts. 64-byte rows (block_k 32) pair rows up, 128+ byte rows take row % 8.
+  static __host__ __device__ constexpr unsigned swizzled(int row, int chunk) {
+    const int pattern = kChunksPerRow >= 8 ? (row & 7) : ((row >> 1) & 3);
+    return static_cast<unsigned>((row * kChunksPerRow + (chunk ^ pattern)) * 16);
+  }
 };
 
 struct Gemm1Params {
@@ -44,12 +53,15 @@ struct Gemm1Params {
   std::int64_t lda;
   std::int64_t a_columns;  // columns of A holding data (multiple of 8); later ones read as zero
   const bf16* w13;         // converted: [E_local][2 I_pad][ldb], gate/up interleaved by 16 rows
-  std::int64_t ldb;
+  std::int64_t ldb;        // also the columns of a weight row that may be read (the padded depth)
   std::int64_t expert_stride;
   const std::int32_t* sorted_ids;    // [rows]: token * k + slot, or -1 (padding)
   const std::int32_t* block_expert;  // [blocks]: local expert, or -1 (unused block)
   int top_k;
   int k_tiles;
+  // Let GEMM2 launch as soon as every block has passed its wait (grid_dependency.cuh): only when the whole
+  // grid is resident at once, so GEMM2's blocks take SM slots GEMM1 leaves free and never delay its blocks.
+  bool trigger_dependents_early;
   bf16* intermediate;  // [rows, ldi]
   std::int64_t ldi;
   int activation;  // 0 = SiLU, 1 = GELU (erf)
@@ -108,14 +120,16 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
 
 // acc += A . B^T over k_tiles * BlockK columns. This thread's A chunks come from a_source[i] (already
 // offset by their column a_column[i]; nullptr = a padding row, read as zeros; columns >= a_columns read
-// as zeros); its B chunks from b_source[i] (always in bounds: the weights are padded). Waits for the
-// previous kernel (grid_dependency.cuh) after requesting the first weight stages, before the first A load.
+// as zeros); its B chunks from b_source[i] (in bounds: the weights are padded to 64 in depth; deeper tiles
+// zero-fill columns >= b_columns, the weights' padded depth). Waits for the previous kernel
+// (grid_dependency.cuh) after requesting the first weight stages, before the first A load.
 template <class Shape>
 __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape::kFragsN][4],
                                               const bf16* const (&a_source)[Shape::kChunksA],
                                               const int (&a_column)[Shape::kChunksA], std::int64_t a_columns,
-                                              const bf16* const (&b_source)[Shape::kChunksB], int k_tiles,
-                                              const void* placeholder, unsigned char* shared) {
+                                              const bf16* const (&b_source)[Shape::kChunksB],
+                                              std::int64_t b_columns, int k_tiles, const void* placeholder,
+                                              unsigned char* shared) {
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
   const unsigned shared_a = shared_address(shared);
@@ -125,12 +139,12 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
 #pragma unroll
   for (int i = 0; i < Shape::kChunksA; ++i) {
     const int chunk = thread + i * Shape::kThreads;
-    a_offset[i] = ((chunk / Shape::kChunksPerRow) * Shape::kPitch + (chunk % Shape::kChunksPerRow) * 8) * 2;
+    a_offset[i] = Shape::swizzled(chunk / Shape::kChunksPerRow, chunk % Shape::kChunksPerRow);
   }
 #pragma unroll
   for (int i = 0; i < Shape::kChunksB; ++i) {
     const int chunk = thread + i * Shape::kThreads;
-    b_offset[i] = ((chunk / Shape::kChunksPerRow) * Shape::kPitch + (chunk % Shape::kChunksPerRow) * 8) * 2;
+    b_offset[i] = Shape::swizzled(chunk / Shape::kChunksPerRow, chunk % Shape::kChunksPerRow);
   }
   auto load_a = [&](int stage, int k_tile) {
     const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
@@ -145,7 +159,12 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
     const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
-      cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i], b_source[i] + k0, true);
+      bool valid = true;
+      if constexpr (Shape::kGuardWeightDepth) {
+        valid = k0 + ((threadIdx.x + i * Shape::kThreads) % Shape::kChunksPerRow) * 8 < b_columns;
+      }
+      cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i], valid ? b_source[i] + k0 : placeholder,
+                  valid);
     }
   };
 
@@ -181,15 +200,13 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
 #pragma unroll
       for (int fm = 0; fm < Shape::kFragsM; ++fm) {
         const int row = warp_m * Shape::kWarpM + fm * 16 + (lane & 15);
-        const int column = kk * 16 + (lane >> 4) * 8;
-        ldmatrix_x4(a_fragment[fm], stage_a + (row * Shape::kPitch + column) * 2);
+        ldmatrix_x4(a_fragment[fm], stage_a + Shape::swizzled(row, kk * 2 + (lane >> 4)));
       }
 #pragma unroll
       for (int pair = 0; pair < Shape::kFragsN / 2; ++pair) {
         const int row = warp_n * Shape::kWarpN + pair * 16 + (lane & 7) + ((lane >> 4) << 3);
-        const int column = kk * 16 + ((lane >> 3) & 1) * 8;
         unsigned registers[4];
-        ldmatrix_x4(registers, stage_b + (row * Shape::kPitch + column) * 2);
+        ldmatrix_x4(registers, stage_b + Shape::swizzled(row, kk * 2 + ((lane >> 3) & 1)));
         b_fragment[2 * pair][0] = registers[0];
         b_fragment[2 * pair][1] = registers[1];
         b_fragment[2 * pair + 1][0] = registers[2];
@@ -219,6 +236,7 @@ template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Params params) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
+  if (params.trigger_dependents_early) cuda::allow_dependent_grids();
   const int expert = params.block_expert[blockIdx.x];
   if (expert < 0) return;  // beyond the padded rows actually used
   extern __shared__ __align__(128) unsigned char shared[];
@@ -248,8 +266,8 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
         weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
-  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.k_tiles, params.w13,
-                       shared);
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.ldb, params.k_tiles,
+                       params.w13, shared);
 
   // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
   // in the same registers of the same thread.
@@ -305,7 +323,8 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
         weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
-  gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.k_tiles, params.w2, shared);
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.ldb, params.k_tiles, params.w2,
+                       shared);
 
 #pragma unroll
   for (int fm = 0; fm < Shape::kFragsM; ++fm) {

@@ -33,6 +33,10 @@ const char* to_string(TileId id) {
       return "m16_n32_s8";
     case TileId::m16_n64_s8:
       return "m16_n64_s8";
+    case TileId::m16_n64_k128:
+      return "m16_n64_k128";
+    case TileId::m16_n128_k128:
+      return "m16_n128_k128";
     case TileId::wg64_n128:
       return "wg64_n128";
     case TileId::wg64_n256:
@@ -61,7 +65,7 @@ std::string tile_names() {
 std::size_t max_tile_shared_memory() {
   std::size_t bytes = 0;
   for (const TileConfig& config : kTileConfigs) {
-    if (!config.wgmma) bytes = std::max(bytes, config.shared_memory_bytes);
+    if (!config.wgmma && !config.large_shared) bytes = std::max(bytes, config.shared_memory_bytes);
   }
   return bytes;
 }
@@ -78,6 +82,11 @@ bool wgmma_tiles_available(int compute_capability, std::size_t shared_memory_opt
   (void)shared_memory_optin;
   return false;
 #endif
+}
+
+bool tile_available(const TileConfig& tile, int compute_capability, std::size_t shared_memory_optin) {
+  if (tile.wgmma) return wgmma_tiles_available(compute_capability, shared_memory_optin);
+  return compute_capability >= 80 && tile.shared_memory_bytes <= shared_memory_optin;
 }
 
 namespace {
@@ -101,6 +110,20 @@ const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t row
   return nullptr;
 }
 
+// Up to 16 rows per expert (one row block each), where the large tiles fit: the 128-column one unless its
+// GEMM1 grid leaves SMs without a block; then the 64-column one. nullptr: neither fits this device.
+const TileConfig* choose_streaming_tile(const TileProblem& problem, std::int64_t rows_per_expert,
+                                        std::int64_t active_experts) {
+  if (rows_per_expert > kStreamingMaxRowsPerExpert) return nullptr;
+  const TileConfig& wide = tile_config(TileId::m16_n128_k128);
+  const TileConfig& narrow = tile_config(TileId::m16_n64_k128);
+  const bool wide_fits = wide.shared_memory_bytes <= problem.shared_memory_optin;
+  const bool narrow_fits = narrow.shared_memory_bytes <= problem.shared_memory_optin;
+  const std::int64_t wide_blocks = active_experts * (2 * problem.intermediate_padded / wide.block_n);
+  if (wide_fits && (wide_blocks >= problem.num_sms || !narrow_fits)) return &wide;
+  return narrow_fits ? &narrow : nullptr;
+}
+
 }  // namespace
 
 const TileConfig& choose_tile(const TileProblem& problem) {
@@ -110,10 +133,12 @@ const TileConfig& choose_tile(const TileProblem& problem) {
   const std::int64_t active_experts = std::min(experts, pairs);
   std::size_t index = 0;
   while (rows_per_expert > kTileBuckets[index].max_rows_per_expert) ++index;
-  const TileConfig* chosen = choose_wgmma_tile(problem, rows_per_expert, active_experts);
+  const TileConfig* chosen = choose_streaming_tile(problem, rows_per_expert, active_experts);
+  if (chosen == nullptr) chosen = choose_wgmma_tile(problem, rows_per_expert, active_experts);
   if (chosen == nullptr) chosen = &tile_config(kTileBuckets[index].tile);
-  // Fewer blocks than SMs leaves the GPU idle: prefer a smaller tile then (more, thinner blocks).
-  while (!chosen->wgmma && chosen->id != TileId::m16) {
+  // Fewer blocks than SMs leaves the GPU idle: step down the chain m128 -> m64 -> m32 -> m16 then (more,
+  // thinner blocks).
+  while (!chosen->wgmma && !chosen->large_shared && chosen->id != TileId::m16) {
     const std::int64_t row_blocks =
         active_experts * ((rows_per_expert + chosen->block_m - 1) / chosen->block_m);
     const std::int64_t column_blocks = 2 * problem.intermediate_padded / chosen->block_n;

@@ -23,6 +23,8 @@ enum class TileId {
   m128,
   m16_n32_s8,
   m16_n64_s8,
+  m16_n64_k128,
+  m16_n128_k128,
   wg64_n128,
   wg64_n256,
   wg128_n128,
@@ -39,13 +41,17 @@ struct TileConfig {
   int warps_m;
   int warps_n;
   int stages;
-  std::size_t shared_memory_bytes;  // mma.sync: (block_m + block_n) * (block_k + 8) * 2 bytes * stages
+  std::size_t shared_memory_bytes;  // mma.sync: (block_m + block_n) * block_k * 2 bytes * stages
   const char* name;
   bool wgmma = false;  // Hopper warpgroup MMA (needs sm_90a); warps_m counts warps (4 per warpgroup)
+  // More shared memory per block than every sm_80+ GPU offers (sm_86/89 opt in to 99 KiB): offered only where
+  // the device's opt-in limit holds it (tile_available).
+  bool large_shared = false;
 };
 
+// mma.sync tiles: unpadded rows with an XOR swizzle (sm80_bf16_grouped_gemm.cuh).
 inline constexpr std::size_t tile_shared_memory(int block_m, int block_n, int block_k, int stages) {
-  return static_cast<std::size_t>(block_m + block_n) * static_cast<std::size_t>(block_k + 8) * 2 *
+  return static_cast<std::size_t>(block_m + block_n) * static_cast<std::size_t>(block_k) * 2 *
          static_cast<std::size_t>(stages);
 }
 
@@ -61,6 +67,12 @@ inline constexpr TileConfig kTileConfigs[] = {
     {TileId::m128, 128, 128, 32, 4, 2, 4, tile_shared_memory(128, 128, 32, 4), "m128_n128_k32_w4x2_s4"},
     {TileId::m16_n32_s8, 16, 32, 64, 1, 1, 8, tile_shared_memory(16, 32, 64, 8), "m16_n32_k64_w1x1_s8"},
     {TileId::m16_n64_s8, 16, 64, 64, 1, 2, 8, tile_shared_memory(16, 64, 64, 8), "m16_n64_k64_w1x2_s8"},
+    // Streaming tiles for a few rows per expert on big-shared-memory GPUs (A100, H100): two blocks per SM
+    // with ~128 KiB of weight stages in flight, the k128 ones in 256-byte row segments.
+    {TileId::m16_n64_k128, 16, 64, 128, 1, 2, 5, tile_shared_memory(16, 64, 128, 5), "m16_n64_k128_w1x2_s5",
+     false, true},
+    {TileId::m16_n128_k128, 16, 128, 128, 1, 4, 3, tile_shared_memory(16, 128, 128, 3),
+     "m16_n128_k128_w1x4_s3", false, true},
     {TileId::wg64_n128, 64, 128, 64, 4, 1, 4, wgmma_tile_shared_memory(64, 128, 4), "wgmma_m64_n128_k64_s4",
      true},
     {TileId::wg64_n256, 64, 256, 64, 4, 1, 4, wgmma_tile_shared_memory(64, 256, 4), "wgmma_m64_n256_k64_s4",
@@ -83,9 +95,15 @@ inline constexpr TileBucket kTileBuckets[] = {
     {std::numeric_limits<std::int64_t>::max(), TileId::m128},
 };
 
-// From this many rows per local expert on, the heuristic takes a wgmma tile (where available): below it most
-// of a 64-row warpgroup tile is padding and the mma.sync decode tiles are as fast.
-inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 16;
+// Measured on the H100 (bench/results/2026-11-27-h100-session5.md), by rows per local expert:
+//   <= 16: the streaming tiles (m16_n128_k128, else m16_n64_k128), where the device's shared memory holds
+//   them:
+//          3-10% faster than m16 and 6-14% faster than wg64_n128 (qwen3 M=256: 0.453 against 0.526 ms);
+//   17+:   a wgmma tile where available. At 32 rows the best tile depends on the shape (m32 wins for qwen3
+//          M=512 and olmoe M=256 by 6-8%, wg64_n256 for deepseek-v3 M=1024 by 21% over m32): the built-in
+//          tune tables (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes.
+inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
+inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 
 inline constexpr int kLargestBlockM = 128;  // sizes the workspace for any tile
 inline constexpr int kSmallestBlockM = 16;  // sizes the per-block expert ids for any tile
@@ -101,12 +119,15 @@ std::optional<TileId> tile_id_from_name(std::string_view name);
 // Every tile name, comma separated (for error messages).
 std::string tile_names();
 // The most shared memory any mma.sync tile asks for (what supports() checks against the device; the wgmma
-// tiles are extras offered only where they fit).
+// and large_shared tiles are extras offered only where they fit: tile_available).
 std::size_t max_tile_shared_memory();
 
 // Whether this build has the wgmma kernels (sm_90a among its CUDA architectures) and a device of compute
 // capability `compute_capability` with `shared_memory_optin` bytes per block can run every wgmma tile.
 bool wgmma_tiles_available(int compute_capability, std::size_t shared_memory_optin);
+
+// Whether `tile` can run on a device of this compute capability and opt-in shared memory per block.
+bool tile_available(const TileConfig& tile, int compute_capability, std::size_t shared_memory_optin);
 
 struct TileProblem {
   std::int64_t num_tokens;
@@ -114,7 +135,8 @@ struct TileProblem {
   std::int64_t num_local_experts;
   std::int64_t intermediate_padded;
   int num_sms;
-  bool wgmma = false;  // the wgmma tiles may be chosen (wgmma_tiles_available)
+  bool wgmma = false;                   // the wgmma tiles may be chosen (wgmma_tiles_available)
+  std::size_t shared_memory_optin = 0;  // the large_shared tiles may be chosen where they fit
 };
 // The bucket's tile, stepped down while the GEMM1 grid would not fill the GPU's SMs once.
 const TileConfig& choose_tile(const TileProblem& problem);
