@@ -270,13 +270,14 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
                        params.w13, shared);
 
   // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
-  // in the same registers of the same thread.
+  // in the same registers of the same thread. Padding rows are not written: GEMM2 reads them as zeros.
   const std::int64_t group0 = (n0 + warp_n * Shape::kWarpN) / 32;
 #pragma unroll
   for (int fm = 0; fm < Shape::kFragsM; ++fm) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const std::int64_t row = row0 + warp_m * Shape::kWarpM + fm * 16 + lane / 4 + half * 8;
+      if (params.sorted_ids[row] < 0) continue;
       bf16* out_row = params.intermediate + row * params.ldi;
 #pragma unroll
       for (int fn = 0; fn < Shape::kFragsN; ++fn) {
@@ -306,13 +307,18 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
   const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
 
+  // Padding rows (sorted id -1, written by the align step before GEMM1, so readable before the wait) are
+  // zero-filled rather than read: at decode most of a 16-row block is padding, and every column block would
+  // re-read those rows of the intermediate.
   const bf16* a_source[Shape::kChunksA];
   int a_column[Shape::kChunksA];
 #pragma unroll
   for (int i = 0; i < Shape::kChunksA; ++i) {
     const int chunk = thread + i * Shape::kThreads;
+    const std::int64_t row = row0 + chunk / Shape::kChunksPerRow;
     a_column[i] = (chunk % Shape::kChunksPerRow) * 8;
-    a_source[i] = params.intermediate + (row0 + chunk / Shape::kChunksPerRow) * params.lda + a_column[i];
+    a_source[i] =
+        params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda + a_column[i] : nullptr;
   }
   const bf16* b_source[Shape::kChunksB];
   const bf16* weights = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride;
