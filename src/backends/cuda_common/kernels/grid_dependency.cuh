@@ -8,14 +8,15 @@
 //     and every block that exits waits first unless it wrote nothing: then a kernel that starts early may
 //     read the outputs of the kernels *before* its predecessor without waiting (they completed before the
 //     predecessor passed its wait).
-// Who triggers early: the align kernels (one small grid), and cuda_fused's mma.sync GEMM1 when its whole grid
+// Who triggers early: the align kernels (one small grid), and cuda_fused's mma.sync GEMMs when the whole grid
 // is resident at once (one wave): GEMM2's blocks then take only the SM slots GEMM1 leaves free and request
-// their first weight stages while GEMM1 streams. A multi-wave GEMM1 does not: triggering there put GEMM2's
-// blocks on the SMs during GEMM1's last wave and made mixtral-8x7b's decode 7% slower on the H100
-// (bench/results/2026-11-27-h100-session4.md). GEMM2 and the reduce let their successor launch when they
-// exit. launch_dependent() is an ordinary launch unless the caller asks for overlap (FUSEDMOE_CUDA_PDL, read
-// by the Experts) and kernel_waits_for_prior_grids(): compute capability 9.0+ and the kernel compiled for it
-// (code JIT-compiled from compute_80 PTX, e.g. an 80-only build on an H100, has neither instruction).
+// their first weight stages while GEMM1 streams, and the reduce's blocks are resident when GEMM2 ends. A
+// multi-wave GEMM does not: triggering there put GEMM2's blocks on the SMs during GEMM1's last wave and made
+// mixtral-8x7b's decode 7% slower on the H100 (bench/results/2026-11-27-h100-session4.md). The reduce lets
+// its successor launch when it exits. launch_dependent() is an ordinary launch unless the caller asks for
+// overlap (FUSEDMOE_CUDA_PDL, read by the Experts) and kernel_waits_for_prior_grids(): compute
+// capability 9.0+ and the kernel compiled for it (code JIT-compiled from compute_80 PTX, e.g. an 80-only
+// build on an H100, has neither instruction).
 #pragma once
 
 #include <cuda_runtime.h>

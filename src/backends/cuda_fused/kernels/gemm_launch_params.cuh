@@ -37,6 +37,7 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
                      .block_expert = args.block_expert,
                      .topk_weights = args.topk_weights,
                      .k_tiles = static_cast<int>((args.intermediate_padded + block_k - 1) / block_k),
+                     .trigger_dependents_early = false,
                      .out_rows = static_cast<bf16*>(args.out_rows),
                      .ldo = args.pitch,
                      .out_columns = args.hidden};

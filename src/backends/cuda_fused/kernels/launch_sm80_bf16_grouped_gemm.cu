@@ -49,9 +49,13 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const dim3 grid = gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
-  const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
+  Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  params.trigger_dependents_early =
+      args.dependent_launch && cuda::grid_fits_one_wave(reinterpret_cast<const void*>(kernel),
+                                                        static_cast<std::int64_t>(grid.x) * grid.y,
+                                                        Shape::kThreads, Shape::kSharedBytes);
   cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
                          params);
 }

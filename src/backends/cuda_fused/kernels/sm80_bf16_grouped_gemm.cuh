@@ -77,6 +77,8 @@ struct Gemm2Params {
   const std::int32_t* block_expert;
   const float* topk_weights;  // [M * k]
   int k_tiles;
+  // As GEMM1's, for the reduce: triggered once the main loop has waited for GEMM1 (one wave only).
+  bool trigger_dependents_early;
   bf16* out_rows;  // [M * k, ldo]
   std::int64_t ldo;
   std::int64_t out_columns;  // H
@@ -122,14 +124,15 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
 // offset by their column a_column[i]; nullptr = a padding row, read as zeros; columns >= a_columns read
 // as zeros); its B chunks from b_source[i] (in bounds: the weights are padded to 64 in depth; deeper tiles
 // zero-fill columns >= b_columns, the weights' padded depth). Waits for the previous kernel
-// (grid_dependency.cuh) after requesting the first weight stages, before the first A load.
+// (grid_dependency.cuh) after requesting the first weight stages, before the first A load, and then lets the
+// next kernel launch when `trigger_after_wait`.
 template <class Shape>
 __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape::kFragsN][4],
                                               const bf16* const (&a_source)[Shape::kChunksA],
                                               const int (&a_column)[Shape::kChunksA], std::int64_t a_columns,
                                               const bf16* const (&b_source)[Shape::kChunksB],
                                               std::int64_t b_columns, int k_tiles, const void* placeholder,
-                                              unsigned char* shared) {
+                                              unsigned char* shared, bool trigger_after_wait) {
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
   const unsigned shared_a = shared_address(shared);
@@ -175,6 +178,7 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
     if (stage < k_tiles) load_b(stage, stage);
   }
   cuda::wait_for_prior_grids();
+  if (trigger_after_wait) cuda::allow_dependent_grids();
 #pragma unroll
   for (int stage = 0; stage < Shape::kStages - 1; ++stage) {
     if (stage < k_tiles) load_a(stage, stage);
@@ -267,7 +271,7 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
   gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.ldb, params.k_tiles,
-                       params.w13, shared);
+                       params.w13, shared, false);
 
   // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
   // in the same registers of the same thread. Padding rows are not written: GEMM2 reads them as zeros.
@@ -330,7 +334,7 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
   gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.ldb, params.k_tiles, params.w2,
-                       shared);
+                       shared, params.trigger_dependents_early);
 
 #pragma unroll
   for (int fm = 0; fm < Shape::kFragsM; ++fm) {
