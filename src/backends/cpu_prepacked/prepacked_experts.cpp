@@ -177,8 +177,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   // Decode-shaped batches (every expert's rows fit one tile): every task streams one panel, so the tasks cost
   // the same and contiguous ranges per thread balance as well as the dynamic schedule, while each thread then
   // streams one contiguous run of panels (its software prefetch running into its own next panel) instead of
-  // every other one. Measured on the 2-core Xeon: decode at 0.94 of the read probe against 0.90 (medians of 10
-  // alternating processes), up to 40 GB/s where the dynamic schedule never passed 38
+  // every other one. Measured on the 2-core Xeon: decode at 0.94 of the read probe against 0.90 (medians of
+  // 10 alternating processes), up to 40 GB/s where the dynamic schedule never passed 38
   // (bench/results/2026-11-27-cpu-static-schedule-ab.txt). The sums run in the same order either way.
   std::int64_t active_experts = 0;
   for (std::int64_t expert = 0; expert < experts; ++expert) {
@@ -210,8 +210,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   float* sums = workspace.take(DType::fp32, {num_tokens * hidden_padded}).data_as<float>();
   const std::int64_t blocks2 = hidden_padded / kPanelWidth;
   const DType out_dtype = expert_out.dtype();
-  // Column blocks [begin, end): experts outermost (each expert's panels of those blocks are contiguous), so the
-  // sum of every output element still runs over the experts in ascending order.
+  // Column blocks [begin, end): experts outermost (each expert's panels of those blocks are contiguous), so
+  // the sum of every output element still runs over the experts in ascending order.
   auto gemm2_blocks = [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t token = 0; token < num_tokens; ++token) {
       std::memset(sums + token * hidden_padded + begin * kPanelWidth, 0,
@@ -225,7 +225,8 @@ void PrepackedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
         for (std::int64_t t = tile_offsets[expert]; t < tile_offsets[expert + 1]; ++t) {
           const std::int64_t row0 = offsets[expert] + (t - tile_offsets[expert]) * tile_rows;
           const int count = static_cast<int>(std::min<std::int64_t>(tile_rows, offsets[expert + 1] - row0));
-          tile_product(kernel_, intermediate + t * intermediate_tile, count, panel, intermediate_padded, tile);
+          tile_product(kernel_, intermediate + t * intermediate_tile, count, panel, intermediate_padded,
+                       tile);
           float* destination[kMaxTileRows];
           for (int r = 0; r < count; ++r) {
             destination[r] = sums + static_cast<std::int64_t>(row_token[row0 + r]) * hidden_padded + column0;
