@@ -68,6 +68,27 @@ __device__ __forceinline__ void fence_accumulators(float (&acc)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(acc[i])::"memory");
 }
 
+// Which (row block, column block) this block computes. The hardware starts blocks in launch order (x
+// fastest); taken plainly, every column block would sweep all row blocks, so the gathered A rows (and
+// GEMM2's whole intermediate) would stream from DRAM once per column block at prefill sizes. Instead
+// consecutive blocks cover all column blocks of kRasterRows row blocks before moving on (Triton's
+// GROUP_SIZE_M): a group's A rows and its experts' weight slices stay in the L2.
+inline constexpr int kRasterRows = 8;
+struct BlockCoordinates {
+  int row_block;
+  int column_block;
+};
+__device__ __forceinline__ BlockCoordinates grouped_block_coordinates() {
+  const std::int64_t rows = gridDim.x, columns = gridDim.y;
+  const std::int64_t linear = static_cast<std::int64_t>(blockIdx.y) * rows + blockIdx.x;
+  const std::int64_t per_group = kRasterRows * columns;
+  const std::int64_t group = linear / per_group, within = linear % per_group;
+  const std::int64_t first_row = group * kRasterRows;
+  const std::int64_t group_rows = rows - first_row < kRasterRows ? rows - first_row : kRasterRows;
+  return BlockCoordinates{static_cast<int>(first_row + within % group_rows),
+                          static_cast<int>(within / group_rows)};
+}
+
 template <class Shape>
 __device__ __forceinline__ void wgmma_tile(float (&acc)[Shape::kAccumulators], std::uint64_t a,
                                            std::uint64_t b) {
@@ -171,12 +192,13 @@ __global__ void __launch_bounds__(Shape::kThreads)
     wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
-  const int expert = params.block_expert[blockIdx.x];
+  const BlockCoordinates block = grouped_block_coordinates();
+  const int expert = params.block_expert[block.row_block];
   if (expert < 0) return;  // beyond the padded rows actually used
   extern __shared__ __align__(1024) unsigned char shared[];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
-  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // converted w13 row
+  const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(block.column_block) * Shape::kBlockN;  // w13 row
   const int column = (thread % 8) * 8;
 
   const bf16* a_source[Shape::kChunksA];
@@ -201,6 +223,7 @@ __global__ void __launch_bounds__(Shape::kThreads)
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;  // warp = 4 * warpgroup + warp in group
+    if (params.sorted_ids[row] < 0) continue;  // a padding row: GEMM2 reads it as zeros
     bf16* out_row = params.intermediate + row * params.ldi;
 #pragma unroll
     for (int j = 0; j < Shape::kBlockN / 8; ++j) {
@@ -224,18 +247,21 @@ __global__ void __launch_bounds__(Shape::kThreads)
     wgmma_gemm2_down_kernel(Gemm2Params params, std::int64_t w2_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // As in gemm2_down_kernel: block_expert before waiting for GEMM1, the intermediate after.
-  const int expert = params.block_expert[blockIdx.x];
+  const BlockCoordinates block = grouped_block_coordinates();
+  const int expert = params.block_expert[block.row_block];
   if (expert < 0) return;
   extern __shared__ __align__(1024) unsigned char shared[];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
-  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
+  const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(block.column_block) * Shape::kBlockN;  // output column
   const int column = (thread % 8) * 8;
 
   const bf16* a_source[Shape::kChunksA];
 #pragma unroll
   for (int i = 0; i < Shape::kChunksA; ++i) {
-    a_source[i] = params.intermediate + (row0 + thread / 8 + i * Shape::kRowsPerPass) * params.lda + column;
+    // Padding rows (sorted id -1, from the align step before GEMM1) read as zeros, as in gemm2_down_kernel.
+    const std::int64_t row = row0 + thread / 8 + i * Shape::kRowsPerPass;
+    a_source[i] = params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda + column : nullptr;
   }
   const std::int64_t b_first_row = n0 + thread / 8;
   const bf16* b_row0 = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride +
