@@ -59,6 +59,8 @@ bool dependent_launch_requested();
 // memory each) is resident all at once on the current device: one wave. Occupancy cached per kernel,
 // device and launch shape.
 bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes);
+// How many blocks of `kernel` the current device holds at once (occupancy x SMs; at least 1).
+std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes);
 // Whether `kernel` may be launched to overlap its predecessor on the current device
 // (kernels/grid_dependency.cuh): compute capability 9.0 or newer, and the kernel's code compiled for 9.0 or
 // newer (code JIT-compiled from compute_80 PTX has no griddepcontrol.wait in it). Cached per kernel and

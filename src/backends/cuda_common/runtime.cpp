@@ -1,5 +1,6 @@
 // The CUDA runtime glue core needs: device memory hooks (cudaMalloc/cudaFree, copies, zero fills), the
 // device probe behind Platform::detect, error messages, and cached device attributes.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
@@ -80,6 +81,10 @@ bool dependent_launch_requested() {
 }
 
 bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes) {
+  return blocks <= resident_blocks(kernel, threads, shared_bytes);
+}
+
+std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes) {
   static std::mutex mutex;
   static std::map<std::tuple<const void*, int, int, int>, int> blocks_per_sm;
   int device = 0;
@@ -91,7 +96,8 @@ bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, in
     FUSEDMOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&count, kernel, threads, shared_bytes));
     found = blocks_per_sm.emplace(std::tuple{kernel, device, threads, shared_bytes}, count).first;
   }
-  return blocks <= static_cast<std::int64_t>(found->second) * device_attributes(device).num_sms;
+  return std::max<std::int64_t>(1,
+                                static_cast<std::int64_t>(found->second) * device_attributes(device).num_sms);
 }
 
 bool kernel_waits_for_prior_grids(const void* kernel) {

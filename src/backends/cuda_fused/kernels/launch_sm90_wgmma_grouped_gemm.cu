@@ -2,10 +2,13 @@
 // into per device, grids sized for the worst-case block count (unused blocks exit at once). The kernels have
 // bodies only in the sm_90a code of the binary; the caller offers their tiles only where that code runs
 // (wgmma_tiles_available).
+#include <algorithm>
+#include <climits>
+
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/kernels/gemm_launch_params.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
-#include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
+#include "backends/cuda_fused/kernels/sm90_wgmma_persistent.cuh"
 #include "core/check.hpp"
 
 namespace fusedmoe::cuda_fused {
@@ -20,7 +23,7 @@ using Wg128N256 = WgmmaShape<2, 256, 4>;
 template <class Shape>
 constexpr bool matches(TileId id) {
   const TileConfig& config = kTileConfigs[static_cast<int>(id)];
-  return config.id == id && config.wgmma && config.block_m == Shape::kBlockM &&
+  return config.id == id && config.wgmma && !config.persistent && config.block_m == Shape::kBlockM &&
          config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
          config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
@@ -28,6 +31,10 @@ constexpr bool matches(TileId id) {
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
                   matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
               "tile_table.hpp's table and the instantiated wgmma shapes must agree");
+static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].persistent &&
+                  kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].shared_memory_bytes ==
+                      static_cast<std::size_t>(Wg128N256::kSharedBytes),
+              "the persistent tile runs Wg128N256");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.
@@ -67,6 +74,20 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                          params, args.hidden_padded);
 }
 
+// Persistent tiles: as many blocks as the GPU holds at once (at most one per tile), each walking the tiles.
+template <class Shape, class Params>
+void run_persistent(void (*kernel)(Params, std::int64_t, std::int64_t, std::int64_t), const Params& params,
+                    std::int64_t b_rows, std::int64_t row_blocks, std::int64_t column_blocks, bool dependent,
+                    cudaStream_t stream) {
+  const auto* function = reinterpret_cast<const void*>(kernel);
+  cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
+  const std::int64_t blocks = std::min(row_blocks * column_blocks,
+                                       cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
+  FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] persistent grid of ", blocks, " blocks");
+  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
+                         stream, dependent, params, b_rows, row_blocks, column_blocks);
+}
+
 }  // namespace
 
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
@@ -81,6 +102,13 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm1<Wg128N256>(args, stream);
+    case TileId::wg128_n256_p: {
+      const std::int64_t w13_rows = 2 * args.intermediate_padded;
+      return run_persistent<Wg128N256>(wgmma_gemm1_persistent_kernel<Wg128N256>,
+                                       gemm1_params(args, Wg128N256::kBlockK), w13_rows, args.max_blocks,
+                                       (w13_rows + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
+                                       args.dependent_launch, stream);
+    }
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }
@@ -98,6 +126,11 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm2<Wg128N256>(args, stream);
+    case TileId::wg128_n256_p:
+      return run_persistent<Wg128N256>(
+          wgmma_gemm2_persistent_kernel<Wg128N256>, gemm2_params(args, Wg128N256::kBlockK),
+          args.hidden_padded, args.max_blocks, (args.hidden + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
+          args.dependent_launch, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

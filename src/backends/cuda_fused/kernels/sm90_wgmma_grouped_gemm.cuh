@@ -68,6 +68,30 @@ __device__ __forceinline__ void fence_accumulators(float (&acc)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(acc[i])::"memory");
 }
 
+// Which (row block, column block) this block computes. The hardware starts blocks in launch order (x
+// fastest); taken plainly, every column block would sweep all row blocks, so the gathered A rows (and
+// GEMM2's whole intermediate) would stream from DRAM once per column block at prefill sizes. Instead
+// consecutive blocks cover all column blocks of kRasterRows row blocks before moving on (Triton's
+// GROUP_SIZE_M): a group's A rows and its experts' weight slices stay in the L2.
+inline constexpr int kRasterRows = 8;
+struct BlockCoordinates {
+  int row_block;
+  int column_block;
+};
+// Tile `tile` (launch order) of a rows x columns grid of tiles in that raster.
+__device__ __forceinline__ BlockCoordinates grouped_tile(std::int64_t tile, std::int64_t rows,
+                                                         std::int64_t columns) {
+  const std::int64_t per_group = kRasterRows * columns;
+  const std::int64_t group = tile / per_group, within = tile % per_group;
+  const std::int64_t first_row = group * kRasterRows;
+  const std::int64_t group_rows = rows - first_row < kRasterRows ? rows - first_row : kRasterRows;
+  return BlockCoordinates{static_cast<int>(first_row + within % group_rows),
+                          static_cast<int>(within / group_rows)};
+}
+__device__ __forceinline__ BlockCoordinates grouped_block_coordinates() {
+  return grouped_tile(static_cast<std::int64_t>(blockIdx.y) * gridDim.x + blockIdx.x, gridDim.x, gridDim.y);
+}
+
 template <class Shape>
 __device__ __forceinline__ void wgmma_tile(float (&acc)[Shape::kAccumulators], std::uint64_t a,
                                            std::uint64_t b) {
@@ -166,41 +190,62 @@ __device__ __forceinline__ unsigned aligned_shared_base(unsigned char* shared) {
 
 #endif  // sm_90a
 
-template <class Shape>
-__global__ void __launch_bounds__(Shape::kThreads)
-    wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
-  const int expert = params.block_expert[blockIdx.x];
-  if (expert < 0) return;  // beyond the padded rows actually used
-  extern __shared__ __align__(1024) unsigned char shared[];
-  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
-  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // converted w13 row
-  const int column = (thread % 8) * 8;
 
+// What one tile of a GEMM streams: this thread's A chunks (a_source, see wgmma_mainloop) and its first B row.
+template <class Shape>
+struct TileOperands {
   const bf16* a_source[Shape::kChunksA];
+  const bf16* b_row0;
+  std::int64_t b_first_row;
+};
+
+// GEMM1's operands for the tile at (row0, n0) of `expert`: A rows gathered from hidden by sorted id.
+template <class Shape>
+__device__ __forceinline__ void gemm1_operands(const Gemm1Params& params, int expert, std::int64_t row0,
+                                               std::int64_t n0, TileOperands<Shape>& operands) {
+  const int thread = threadIdx.x, column = (thread % 8) * 8;
 #pragma unroll
   for (int i = 0; i < Shape::kChunksA; ++i) {
-    const int row = thread / 8 + i * Shape::kRowsPerPass;
-    const std::int32_t pair = params.sorted_ids[row0 + row];
-    a_source[i] = pair >= 0
-                      ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + column
-                      : nullptr;
+    const std::int32_t pair = params.sorted_ids[row0 + thread / 8 + i * Shape::kRowsPerPass];
+    operands.a_source[i] =
+        pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + column
+                  : nullptr;
   }
-  const std::int64_t b_first_row = n0 + thread / 8;
-  const bf16* b_row0 = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride +
-                       b_first_row * params.ldb + column;
-  float acc[Shape::kAccumulators] = {};
-  wgmma_mainloop<Shape>(acc, a_source, params.a_columns, b_row0, params.ldb, b_first_row, w13_rows,
-                        params.k_tiles, params.w13, aligned_shared_base(shared));
+  operands.b_first_row = n0 + thread / 8;
+  operands.b_row0 = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride +
+                    operands.b_first_row * params.ldb + column;
+}
 
-  // Column group j (8 columns) of a 32-row gate/up group holds gate values when j % 4 < 2; group j + 2 holds
-  // the matching up values in the same registers of the same thread.
+// GEMM2's operands: A rows of the intermediate; padding rows (sorted id -1, from the align step before GEMM1)
+// read as zeros, as in gemm2_down_kernel.
+template <class Shape>
+__device__ __forceinline__ void gemm2_operands(const Gemm2Params& params, int expert, std::int64_t row0,
+                                               std::int64_t n0, TileOperands<Shape>& operands) {
+  const int thread = threadIdx.x, column = (thread % 8) * 8;
+#pragma unroll
+  for (int i = 0; i < Shape::kChunksA; ++i) {
+    const std::int64_t row = row0 + thread / 8 + i * Shape::kRowsPerPass;
+    operands.a_source[i] =
+        params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda + column : nullptr;
+  }
+  operands.b_first_row = n0 + thread / 8;
+  operands.b_row0 = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride +
+                    operands.b_first_row * params.ldb + column;
+}
+
+// Column group j (8 columns) of a 32-row gate/up group holds gate values when j % 4 < 2; group j + 2 holds
+// the matching up values in the same registers of the same thread. Padding rows are not written.
+template <class Shape>
+__device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
+                                               const float (&acc)[Shape::kAccumulators], std::int64_t row0,
+                                               std::int64_t n0) {
+  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const std::int64_t group0 = n0 / 32;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;  // warp = 4 * warpgroup + warp in group
+    if (params.sorted_ids[row] < 0) continue;  // a padding row: GEMM2 reads it as zeros
     bf16* out_row = params.intermediate + row * params.ldi;
 #pragma unroll
     for (int j = 0; j < Shape::kBlockN / 8; ++j) {
@@ -214,36 +259,13 @@ __global__ void __launch_bounds__(Shape::kThreads)
       *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
     }
   }
-#elif defined(__CUDA_ARCH__)
-  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
-#endif
 }
 
 template <class Shape>
-__global__ void __launch_bounds__(Shape::kThreads)
-    wgmma_gemm2_down_kernel(Gemm2Params params, std::int64_t w2_rows) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  // As in gemm2_down_kernel: block_expert before waiting for GEMM1, the intermediate after.
-  const int expert = params.block_expert[blockIdx.x];
-  if (expert < 0) return;
-  extern __shared__ __align__(1024) unsigned char shared[];
+__device__ __forceinline__ void gemm2_epilogue(const Gemm2Params& params,
+                                               const float (&acc)[Shape::kAccumulators], std::int64_t row0,
+                                               std::int64_t n0) {
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
-  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
-  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
-  const int column = (thread % 8) * 8;
-
-  const bf16* a_source[Shape::kChunksA];
-#pragma unroll
-  for (int i = 0; i < Shape::kChunksA; ++i) {
-    a_source[i] = params.intermediate + (row0 + thread / 8 + i * Shape::kRowsPerPass) * params.lda + column;
-  }
-  const std::int64_t b_first_row = n0 + thread / 8;
-  const bf16* b_row0 = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride +
-                       b_first_row * params.ldb + column;
-  float acc[Shape::kAccumulators] = {};
-  wgmma_mainloop<Shape>(acc, a_source, params.lda, b_row0, params.ldb, b_first_row, w2_rows, params.k_tiles,
-                        params.w2, aligned_shared_base(shared));
-
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;
@@ -261,6 +283,50 @@ __global__ void __launch_bounds__(Shape::kThreads)
       }
     }
   }
+}
+
+#endif  // sm_90a
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads)
+    wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
+  const BlockCoordinates block = grouped_block_coordinates();
+  const int expert = params.block_expert[block.row_block];
+  if (expert < 0) return;  // beyond the padded rows actually used
+  extern __shared__ __align__(1024) unsigned char shared[];
+  const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(block.column_block) * Shape::kBlockN;  // w13 row
+  TileOperands<Shape> operands;
+  gemm1_operands<Shape>(params, expert, row0, n0, operands);
+  float acc[Shape::kAccumulators] = {};
+  wgmma_mainloop<Shape>(acc, operands.a_source, params.a_columns, operands.b_row0, params.ldb,
+                        operands.b_first_row, w13_rows, params.k_tiles, params.w13,
+                        aligned_shared_base(shared));
+  gemm1_epilogue<Shape>(params, acc, row0, n0);
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
+#endif
+}
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads)
+    wgmma_gemm2_down_kernel(Gemm2Params params, std::int64_t w2_rows) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  // As in gemm2_down_kernel: block_expert and sorted_ids before waiting for GEMM1, the intermediate after.
+  const BlockCoordinates block = grouped_block_coordinates();
+  const int expert = params.block_expert[block.row_block];
+  if (expert < 0) return;
+  extern __shared__ __align__(1024) unsigned char shared[];
+  const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(block.column_block) * Shape::kBlockN;  // output column
+  TileOperands<Shape> operands;
+  gemm2_operands<Shape>(params, expert, row0, n0, operands);
+  float acc[Shape::kAccumulators] = {};
+  wgmma_mainloop<Shape>(acc, operands.a_source, params.lda, operands.b_row0, params.ldb, operands.b_first_row,
+                        w2_rows, params.k_tiles, params.w2, aligned_shared_base(shared));
+  gemm2_epilogue<Shape>(params, acc, row0, n0);
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif

@@ -45,6 +45,8 @@ const char* to_string(TileId id) {
       return "wg128_n128";
     case TileId::wg128_n256:
       return "wg128_n256";
+    case TileId::wg128_n256_p:
+      return "wg128_n256_p";
   }
   return "?";
 }

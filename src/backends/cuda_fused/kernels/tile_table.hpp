@@ -28,7 +28,8 @@ enum class TileId {
   wg64_n128,
   wg64_n256,
   wg128_n128,
-  wg128_n256
+  wg128_n256,
+  wg128_n256_p
 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
@@ -47,6 +48,9 @@ struct TileConfig {
   // More shared memory per block than every sm_80+ GPU offers (sm_86/89 opt in to 99 KiB): offered only where
   // the device's opt-in limit holds it (tile_available).
   bool large_shared = false;
+  // wgmma: one block per SM slot walks the tiles, its loads running ahead across tile boundaries
+  // (sm90_wgmma_persistent.cuh).
+  bool persistent = false;
 };
 
 // mma.sync tiles: unpadded rows with an XOR swizzle (sm80_bf16_grouped_gemm.cuh).
@@ -81,6 +85,8 @@ inline constexpr TileConfig kTileConfigs[] = {
      "wgmma_m128_n128_k64_s3", true},
     {TileId::wg128_n256, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4", true},
+    {TileId::wg128_n256_p, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
+     "wgmma_m128_n256_k64_s4_persistent", true, false, true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
