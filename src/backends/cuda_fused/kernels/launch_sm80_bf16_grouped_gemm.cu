@@ -32,32 +32,32 @@ static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfi
                   matches<ShapeM16N64K128>(kTileConfigs[6]) && matches<ShapeM16N128K128>(kTileConfigs[7]),
               "tile_table.hpp's table and the instantiated shapes must agree");
 
-template <class Shape>
-void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  Gemm1Params params = gemm1_params(args, Shape::kBlockK);
-  const auto kernel = gemm1_gate_up_kernel<Shape>;
-  const dim3 grid = gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN);
-  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+// Launches one GEMM; it lets its successor launch early only when the whole grid is resident at once (one
+// wave; cuda_common/kernels/grid_dependency.cuh says why).
+template <class Shape, class Params>
+void launch_gemm(void (*kernel)(Params), dim3 grid, Params params, bool dependent_launch,
+                 cudaStream_t stream) {
+  const auto* function = reinterpret_cast<const void*>(kernel);
+  cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
   params.trigger_dependents_early =
-      args.dependent_launch && cuda::grid_fits_one_wave(reinterpret_cast<const void*>(kernel),
-                                                        static_cast<std::int64_t>(grid.x) * grid.y,
-                                                        Shape::kThreads, Shape::kSharedBytes);
-  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
+      dependent_launch && cuda::grid_fits_one_wave(function, static_cast<std::int64_t>(grid.x) * grid.y,
+                                                   Shape::kThreads, Shape::kSharedBytes);
+  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, dependent_launch,
                          params);
 }
 
 template <class Shape>
+void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
+  launch_gemm<Shape>(gemm1_gate_up_kernel<Shape>,
+                     gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
+                     gemm1_params(args, Shape::kBlockK), args.dependent_launch, stream);
+}
+
+template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  const dim3 grid = gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
-  Gemm2Params params = gemm2_params(args, Shape::kBlockK);
-  const auto kernel = gemm2_down_kernel<Shape>;
-  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  params.trigger_dependents_early =
-      args.dependent_launch && cuda::grid_fits_one_wave(reinterpret_cast<const void*>(kernel),
-                                                        static_cast<std::int64_t>(grid.x) * grid.y,
-                                                        Shape::kThreads, Shape::kSharedBytes);
-  cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, args.dependent_launch,
-                         params);
+  launch_gemm<Shape>(gemm2_down_kernel<Shape>,
+                     gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN),
+                     gemm2_params(args, Shape::kBlockK), args.dependent_launch, stream);
 }
 
 }  // namespace
