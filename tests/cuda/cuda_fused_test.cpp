@@ -99,29 +99,30 @@ const BackendInfo& cuda_fused() {
 // Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
 // `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), tiled
 // with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single), and tiled on two Hopper wgmma tiles
-// forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns).
+// forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg128ws`: the
+// persistent warp-specialised tile, weights by TMA).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
   const FusedCase& c = std::get<0>(GetParam());
   const std::string variant = std::get<1>(GetParam());
-  const bool wgmma = variant == "wg64" || variant == "wg128";
+  const bool wgmma = variant == "wg64" || variant == "wg128" || variant == "wg128ws";
   if (wgmma) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
-  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"    ? "wg64_n128"
-                                                            : variant == "wg128" ? "wg128_n256"
-                                                                                 : "auto");
+  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"      ? "wg64_n128"
+                                                            : variant == "wg128"   ? "wg128_n256"
+                                                            : variant == "wg128ws" ? "wg128_n256_ws"
+                                                                                   : "auto");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
-                         ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                                            ::testing::Values("stream", "tiled", "align1", "wg64", "wg128")),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaFused,
+    ::testing::Combine(::testing::ValuesIn(fused_cases()),
+                       ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg128ws")),
+    [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
 // token's result must not depend on how many other tokens share the batch. This holds on the tiled path;
@@ -157,6 +158,41 @@ TEST(CudaFusedTiles, ResultsDoNotDependOnBatchSizeOrTile) {
   const std::vector<double> reference =
       fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
   EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
+}
+
+// The persistent tiles walk several tiles per block when the grid has more tiles than the GPU holds blocks:
+// here 64 row blocks x 4 (GEMM1) or 3 (GEMM2) column blocks, so a block's loads run across tile boundaries
+// (and, warp-specialised, its stage ring wraps within and across tiles). Same bits as the one-tile kernels.
+TEST(CudaFusedTiles, PersistentTilesWalkManyTilesPerBlock) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  const FusedCase c{"walk", 4000, 8, 712, 512, 2};  // H = 712: the last GEMM2 column block overhangs
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 51);
+  const Tensor hidden = random_hidden(config, c.tokens, 52);
+  const testing::Routing routing =
+      testing::make_routing(config, c.tokens, RoutingPattern::router, 53, weights, hidden);
+  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights);
+  auto run = [&](const char* tile) {
+    const testing::ScopedEnv scoped("FUSEDMOE_CUDA_FUSED_TILE", tile);
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+    built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, out);
+    return testing::to_host(out);
+  };
+  const Tensor expected = run("wg128_n256");
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
+  for (const char* tile : {"wg128_n256_p", "wg128_n256_ws"}) {
+    SCOPED_TRACE(tile);
+    const Tensor first = run(tile);
+    EXPECT_TRUE(testing::bitwise_equal(first, expected));
+    EXPECT_TRUE(testing::bitwise_equal(run(tile), first));
+  }
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global

@@ -41,19 +41,19 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 0.4549
     },
     {
-     "choice": "wg64_n128",
+     "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 0.5386
+     "time_ms": 0.5076
     },
     {
-     "choice": "wg128_n256",
+     "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 0.9392
+     "time_ms": 0.8735
     },
     {
-     "choice": "wg128_n256_p",
+     "choice": "wg128_n256_ws",
      "max_tokens": 16384,
-     "time_ms": 3.0028
+     "time_ms": 2.6661
     }
    ],
    "device": "NVIDIA H100 80GB HBM3",
@@ -87,19 +87,19 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 0.3256
     },
     {
-     "choice": "wg128_n256",
+     "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 0.447
+     "time_ms": 0.4422
     },
     {
-     "choice": "wg128_n256",
+     "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 1.0738
+     "time_ms": 0.9319
     },
     {
-     "choice": "wg128_n256_p",
+     "choice": "wg128_n256_ws",
      "max_tokens": 16384,
-     "time_ms": 3.7377
+     "time_ms": 3.2545
     }
    ],
    "device": "NVIDIA H100 80GB HBM3",
@@ -133,19 +133,19 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 1.1201
     },
     {
-     "choice": "wg128_n256_p",
+     "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 1.8211
+     "time_ms": 1.5688
     },
     {
-     "choice": "wg128_n256_p",
+     "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 5.6706
+     "time_ms": 4.7456
     },
     {
-     "choice": "wg128_n256_p",
+     "choice": "wg128_n256_ws",
      "max_tokens": 16384,
-     "time_ms": 22.7347
+     "time_ms": 20.5789
     }
    ],
    "device": "NVIDIA H100 80GB HBM3",
@@ -179,19 +179,19 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 7.8293
     },
     {
-     "choice": "wg64_n128",
+     "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 8.1451
+     "time_ms": 8.0035
     },
     {
      "choice": "wg128_n256",
      "max_tokens": 4096,
-     "time_ms": 10.0423
+     "time_ms": 10.1143
     },
     {
      "choice": "wg128_n256_p",
      "max_tokens": 16384,
-     "time_ms": 26.4055
+     "time_ms": 26.6626
     }
    ],
    "device": "NVIDIA H100 80GB HBM3",

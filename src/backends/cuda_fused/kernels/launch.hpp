@@ -37,6 +37,7 @@ struct Gemm1Launch {
   std::int64_t a_columns;  // multiple of 8
   const void* w13;         // converted [E_local, 2 I_pad, ldb]
   std::int64_t ldb;
+  std::int64_t num_local_experts;  // E_local (bounds the weights' TMA map)
   std::int64_t intermediate_padded;
   const std::int32_t* sorted_ids;
   const std::int32_t* block_expert;
@@ -56,6 +57,7 @@ struct Gemm2Launch {
   const void* intermediate;
   std::int64_t intermediate_padded;  // lda and depth
   const void* w2;                    // converted [E_local, H_pad, I_pad]
+  std::int64_t num_local_experts;
   std::int64_t hidden_padded;
   std::int64_t hidden;
   const std::int32_t* sorted_ids;

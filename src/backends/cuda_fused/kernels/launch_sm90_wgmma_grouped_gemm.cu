@@ -6,9 +6,11 @@
 #include <climits>
 
 #include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_common/tensor_map.hpp"
 #include "backends/cuda_fused/kernels/gemm_launch_params.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/sm90_wgmma_persistent.cuh"
+#include "backends/cuda_fused/kernels/sm90_wgmma_warp_specialized.cuh"
 #include "core/check.hpp"
 
 namespace fusedmoe::cuda_fused {
@@ -35,6 +37,15 @@ static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].persistent &&
                   kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].shared_memory_bytes ==
                       static_cast<std::size_t>(Wg128N256::kSharedBytes),
               "the persistent tile runs Wg128N256");
+using WarpSpecialized = WarpSpecializedShape;
+static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].warp_specialized &&
+                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].block_m == WarpSpecialized::kBlockM &&
+                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].block_n == WarpSpecialized::kBlockN &&
+                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].warps_m ==
+                      WarpSpecialized::kThreads / 32 &&
+                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].shared_memory_bytes ==
+                      static_cast<std::size_t>(WarpSpecialized::kSharedBytes),
+              "the warp-specialised tile runs WarpSpecializedShape");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.
@@ -88,6 +99,31 @@ void run_persistent(void (*kernel)(Params, std::int64_t, std::int64_t, std::int6
                          stream, dependent, params, b_rows, row_blocks, column_blocks);
 }
 
+// The weights' TMA map: E_local matrices [rows, depth] in boxes of kBlockN rows x 64 columns. The converted
+// weights are zero-padded to their pitches, so the map spans the pitches: boxes past an expert's rows read
+// as zeros (the last column block may overhang), never the next expert's rows.
+CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
+  return cuda::bf16_matrices_tensor_map(weights, depth, rows, experts, depth, rows * depth,
+                                        WarpSpecialized::kBlockK, WarpSpecialized::kBlockN);
+}
+
+// Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
+template <class Params>
+void run_warp_specialized(void (*kernel)(Params, CUtensorMap, std::int64_t, std::int64_t),
+                          const Params& params, const CUtensorMap& weights, std::int64_t row_blocks,
+                          std::int64_t column_blocks, bool dependent, cudaStream_t stream) {
+  const auto* function = reinterpret_cast<const void*>(kernel);
+  cuda::allow_dynamic_shared_memory(function, WarpSpecialized::kSharedBytes);
+  const std::int64_t blocks =
+      std::min(row_blocks * column_blocks,
+               cuda::resident_blocks(function, WarpSpecialized::kThreads, WarpSpecialized::kSharedBytes));
+  FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] warp-specialised grid of ", blocks,
+                 " blocks");
+  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), WarpSpecialized::kThreads,
+                         WarpSpecialized::kSharedBytes, stream, dependent, params, weights, row_blocks,
+                         column_blocks);
+}
+
 }  // namespace
 
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
@@ -108,6 +144,14 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
                                        gemm1_params(args, Wg128N256::kBlockK), w13_rows, args.max_blocks,
                                        (w13_rows + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
                                        args.dependent_launch, stream);
+    }
+    case TileId::wg128_n256_ws: {
+      const std::int64_t w13_rows = 2 * args.intermediate_padded;
+      return run_warp_specialized(
+          wgmma_gemm1_warp_specialized_kernel<WarpSpecialized>, gemm1_params(args, WarpSpecialized::kBlockK),
+          weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.max_blocks,
+          (w13_rows + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN, args.dependent_launch,
+          stream);
     }
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
@@ -130,6 +174,12 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_persistent<Wg128N256>(
           wgmma_gemm2_persistent_kernel<Wg128N256>, gemm2_params(args, Wg128N256::kBlockK),
           args.hidden_padded, args.max_blocks, (args.hidden + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
+          args.dependent_launch, stream);
+    case TileId::wg128_n256_ws:
+      return run_warp_specialized(
+          wgmma_gemm2_warp_specialized_kernel<WarpSpecialized>, gemm2_params(args, WarpSpecialized::kBlockK),
+          weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
+          args.max_blocks, (args.hidden + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN,
           args.dependent_launch, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");

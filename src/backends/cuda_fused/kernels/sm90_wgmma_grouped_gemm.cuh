@@ -235,12 +235,13 @@ __device__ __forceinline__ void gemm2_operands(const Gemm2Params& params, int ex
 }
 
 // Column group j (8 columns) of a 32-row gate/up group holds gate values when j % 4 < 2; group j + 2 holds
-// the matching up values in the same registers of the same thread. Padding rows are not written.
+// the matching up values in the same registers of the same thread. Padding rows are not written. `thread`
+// counts the block's MMA threads (warpgroup w's hold rows 64 w ..).
 template <class Shape>
 __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
                                                const float (&acc)[Shape::kAccumulators], std::int64_t row0,
-                                               std::int64_t n0) {
-  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+                                               std::int64_t n0, int thread) {
+  const int lane = thread % 32, warp = thread / 32;
   const std::int64_t group0 = n0 / 32;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -264,8 +265,8 @@ __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
 template <class Shape>
 __device__ __forceinline__ void gemm2_epilogue(const Gemm2Params& params,
                                                const float (&acc)[Shape::kAccumulators], std::int64_t row0,
-                                               std::int64_t n0) {
-  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+                                               std::int64_t n0, int thread) {
+  const int lane = thread % 32, warp = thread / 32;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;
@@ -304,7 +305,7 @@ __global__ void __launch_bounds__(Shape::kThreads)
   wgmma_mainloop<Shape>(acc, operands.a_source, params.a_columns, operands.b_row0, params.ldb,
                         operands.b_first_row, w13_rows, params.k_tiles, params.w13,
                         aligned_shared_base(shared));
-  gemm1_epilogue<Shape>(params, acc, row0, n0);
+  gemm1_epilogue<Shape>(params, acc, row0, n0, threadIdx.x);
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif
@@ -326,7 +327,7 @@ __global__ void __launch_bounds__(Shape::kThreads)
   float acc[Shape::kAccumulators] = {};
   wgmma_mainloop<Shape>(acc, operands.a_source, params.lda, operands.b_row0, params.ldb, operands.b_first_row,
                         w2_rows, params.k_tiles, params.w2, aligned_shared_base(shared));
-  gemm2_epilogue<Shape>(params, acc, row0, n0);
+  gemm2_epilogue<Shape>(params, acc, row0, n0, threadIdx.x);
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif

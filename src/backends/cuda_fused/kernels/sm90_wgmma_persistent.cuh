@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
       },
       [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators]) {
         gemm1_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
-                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN);
+                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, threadIdx.x);
       });
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
       },
       [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators]) {
         gemm2_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
-                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN);
+                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, threadIdx.x);
       });
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)

@@ -47,6 +47,8 @@ const char* to_string(TileId id) {
       return "wg128_n256";
     case TileId::wg128_n256_p:
       return "wg128_n256_p";
+    case TileId::wg128_n256_ws:
+      return "wg128_n256_ws";
   }
   return "?";
 }

@@ -29,7 +29,8 @@ enum class TileId {
   wg64_n256,
   wg128_n128,
   wg128_n256,
-  wg128_n256_p
+  wg128_n256_p,
+  wg128_n256_ws
 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
@@ -51,6 +52,9 @@ struct TileConfig {
   // wgmma: one block per SM slot walks the tiles, its loads running ahead across tile boundaries
   // (sm90_wgmma_persistent.cuh).
   bool persistent = false;
+  // wgmma, persistent, warp-specialised: a producer warpgroup loads (weights by TMA) while two consumer
+  // warpgroups multiply (sm90_wgmma_warp_specialized.cuh); warps_m counts the producer's warps too.
+  bool warp_specialized = false;
 };
 
 // mma.sync tiles: unpadded rows with an XOR swizzle (sm80_bf16_grouped_gemm.cuh).
@@ -87,6 +91,8 @@ inline constexpr TileConfig kTileConfigs[] = {
      "wgmma_m128_n256_k64_s4", true},
     {TileId::wg128_n256_p, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4_persistent", true, false, true},
+    {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, wgmma_tile_shared_memory(128, 256, 4) + 2 * 4 * 8,
+     "wgmma_m128_n256_k64_s4_warp_specialized", true, false, true, true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.

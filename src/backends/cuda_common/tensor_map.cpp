@@ -1,0 +1,64 @@
+// Host encoding of TMA tensor maps (see tensor_map.hpp).
+#include "backends/cuda_common/tensor_map.hpp"
+
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+
+#include "backends/cuda_common/cuda_check.hpp"
+#include "core/check.hpp"
+
+namespace fusedmoe::cuda {
+
+namespace {
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 function = [] {
+    void* pointer = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    FUSEDMOE_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &pointer, 12000,
+                                                         cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || pointer == nullptr) {
+      throw CudaError(
+          "[cuda] the driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12+ driver on Hopper or newer)");
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(pointer);
+  }();
+  return function;
+}
+
+}  // namespace
+
+CUtensorMap bf16_matrices_tensor_map(const void* base, std::int64_t columns, std::int64_t rows,
+                                     std::int64_t matrices, std::int64_t row_pitch, std::int64_t matrix_pitch,
+                                     int box_columns, int box_rows) {
+  constexpr std::int64_t kBytes = 2;
+  FUSEDMOE_CHECK(box_columns * kBytes == 128, "[cuda] a 128-byte-swizzled TMA box is 64 bf16 wide, not ",
+                 box_columns);
+  FUSEDMOE_CHECK(box_rows >= 1 && box_rows <= 256, "[cuda] a TMA box has 1 to 256 rows, not ", box_rows);
+  FUSEDMOE_CHECK(
+      columns >= 1 && rows >= 1 && matrices >= 1 && columns <= row_pitch && rows * row_pitch <= matrix_pitch,
+      "[cuda] tensor map of ", matrices, " x [", rows, ", ", columns, "] with pitches ", row_pitch, " / ",
+      matrix_pitch, ": the pitches must hold the rows and matrices");
+  FUSEDMOE_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0 && (row_pitch * kBytes) % 16 == 0 &&
+                     (matrix_pitch * kBytes) % 16 == 0,
+                 "[cuda] TMA needs a 16-byte-aligned base and pitches of multiples of 16 bytes (row pitch ",
+                 row_pitch * kBytes, " B, matrix pitch ", matrix_pitch * kBytes, " B)");
+  const cuuint64_t sizes[3] = {static_cast<cuuint64_t>(columns), static_cast<cuuint64_t>(rows),
+                               static_cast<cuuint64_t>(matrices)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_pitch * kBytes),
+                                 static_cast<cuuint64_t>(matrix_pitch * kBytes)};
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(box_columns), static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  CUtensorMap map{};
+  const CUresult result =
+      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), sizes, strides,
+                        box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (result != CUDA_SUCCESS) {
+    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(result),
+                            ") for ", matrices, " x [", rows, ", ", columns, "] bf16, pitches ", row_pitch,
+                            " / ", matrix_pitch, ", box ", box_columns, " x ", box_rows));
+  }
+  return map;
+}
+
+}  // namespace fusedmoe::cuda

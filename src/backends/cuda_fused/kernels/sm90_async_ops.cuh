@@ -1,0 +1,74 @@
+// Hopper's asynchronous pieces for the warp-specialised wgmma GEMMs (sm_90a only): shared-memory mbarriers
+// (phase-parity waits, transaction counts), TMA tile loads that complete on an mbarrier, and per-warpgroup
+// register reallocation (setmaxnreg).
+#pragma once
+
+#include <cuda.h>  // CUtensorMap
+
+#include <cstdint>
+
+namespace fusedmoe::cuda_fused {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// An mbarrier completes a phase when `count` arrivals (and every expected transaction byte) have come in.
+__device__ __forceinline__ void mbarrier_init(unsigned barrier, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(barrier), "r"(count) : "memory");
+}
+// Makes initialised mbarriers visible to the other threads and to the TMA unit (with a __syncthreads after).
+__device__ __forceinline__ void mbarrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(unsigned barrier) {
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(barrier) : "memory");
+}
+// One arrival that also announces `bytes` the TMA will deliver against this phase.
+__device__ __forceinline__ void mbarrier_arrive_expect_bytes(unsigned barrier, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier),
+               "r"(bytes)
+               : "memory");
+}
+// Returns once the phase with parity `parity` has completed (a fresh barrier counts its phase "1" as done,
+// so a producer's first wait for a free slot passes at once).
+__device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n"
+        ".reg .pred complete;\n"
+        "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 complete, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, complete;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(barrier), "r"(parity)
+        : "memory");
+  } while (done == 0);
+}
+
+// A box of a 3-D tensor map (coordinates innermost first) into shared memory; its bytes complete on
+// `barrier`.
+__device__ __forceinline__ void tma_load_3d(unsigned destination, const CUtensorMap* map, int x, int y, int z,
+                                            unsigned barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
+      "%4}], [%5];\n" ::"r"(destination),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(barrier)
+      : "memory");
+}
+__device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
+}
+
+// A warpgroup gives registers back (producers) or takes them (consumers); every warp of it executes this.
+template <int Registers>
+__device__ __forceinline__ void warpgroup_release_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+template <int Registers>
+__device__ __forceinline__ void warpgroup_claim_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+
+#endif  // sm_90a
+
+}  // namespace fusedmoe::cuda_fused

@@ -1,0 +1,194 @@
+// Warp-specialised, persistent variants of the wgmma GEMMs (sm_90a): one block per SM walks the tiles of the
+// grouped raster (grouped_tile) with three warpgroups in two roles:
+//   - a producer warpgroup (few registers) fills a ring of kStages shared-memory stages: the weight tile by
+//     TMA (one thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as
+//     zeros), the A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread
+//     copies 8 chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
+//     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue), so the
+//     full barrier counts 128 producer arrivals + the TMA's bytes;
+//   - two consumer warpgroups (64 rows each, 128 fp32 accumulators per thread) wait for a full stage, issue
+//     wgmma.m64n256k16 x 4 over it, and give the stage back once that wgmma group retired. After a tile's
+//     last k-tile they write the epilogue while the producer already loads the next tile's stages.
+// Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
+#pragma once
+
+#include "backends/cuda_fused/kernels/sm90_async_ops.cuh"
+#include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
+
+namespace fusedmoe::cuda_fused {
+
+struct WarpSpecializedShape {
+  static constexpr int kConsumers = 2;  // warpgroups of 64 rows
+  static constexpr int kBlockM = 64 * kConsumers, kBlockN = 256, kBlockK = 64, kStages = 4;
+  static constexpr int kThreads = 128 * (1 + kConsumers);
+  static constexpr int kRowBytes = 128;
+  static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
+  static constexpr int kStageBytes = kStageABytes + kStageBBytes;
+  static constexpr int kBarrierBytes = 2 * kStages * 8;  // a full and an empty mbarrier per stage
+  static constexpr int kSharedBytes = kStages * kStageBytes + kBarrierBytes + 1024;  // + alignment slack
+  static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
+  static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x 256 over 128 threads
+  static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
+  static_assert(kSignalLag < kStages, "a stage is signalled before its slot is needed again");
+};
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros), expert_of(row_block),
+// epilogue(BlockCoordinates, acc, consumer thread). Waits for the previous kernel before reading anything.
+template <class Shape, class ARow, class Epilogue>
+__device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block_expert, std::int64_t rows,
+                                                       std::int64_t columns, std::int64_t a_columns,
+                                                       int k_tiles, const CUtensorMap* weights,
+                                                       const void* placeholder, unsigned shared, ARow a_row,
+                                                       Epilogue epilogue) {
+  const unsigned full = shared + Shape::kStages * Shape::kStageBytes;  // full[s] at full + 8 s
+  const unsigned empty = full + 8 * Shape::kStages;
+  auto full_barrier = [&](int stage) { return full + 8u * static_cast<unsigned>(stage); };
+  auto empty_barrier = [&](int stage) { return empty + 8u * static_cast<unsigned>(stage); };
+  if (threadIdx.x == 0) {
+    tma_prefetch_descriptor(weights);
+    for (int stage = 0; stage < Shape::kStages; ++stage) {
+      mbarrier_init(full_barrier(stage), 128 + 1);  // the producers' arrivals + the TMA thread's expect_tx
+      mbarrier_init(empty_barrier(stage), 128 * Shape::kConsumers);
+    }
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+  cuda::wait_for_prior_grids();
+
+  const std::int64_t tiles = rows * columns;
+  auto next_valid = [&](std::int64_t tile) {  // this block's next tile with an expert, or `tiles`
+    for (; tile < tiles; tile += gridDim.x) {
+      if (block_expert[grouped_tile(tile, rows, columns).row_block] >= 0) return tile;
+    }
+    return tiles;
+  };
+
+  if (threadIdx.x < 128) {  // the producer warpgroup
+    warpgroup_release_registers<Shape::kProducerRegisters>();
+    const int thread = threadIdx.x, chunk = thread % 8, row_in_pass = thread / 8;  // 16 rows per pass
+    const int column = chunk * 8;
+    auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
+    int issued = 0;
+    for (std::int64_t tile = next_valid(blockIdx.x); tile < tiles; tile = next_valid(tile + gridDim.x)) {
+      const BlockCoordinates block = grouped_tile(tile, rows, columns);
+      const int expert = block_expert[block.row_block];
+      const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+      const bf16* a_source[Shape::kChunksA];
+#pragma unroll
+      for (int i = 0; i < Shape::kChunksA; ++i) a_source[i] = a_row(row0 + row_in_pass + 16 * i);
+      const int n0 = block.column_block * Shape::kBlockN;
+      for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++issued) {
+        const int stage = issued % Shape::kStages;
+        mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
+        const unsigned stage_a = shared + stage * Shape::kStageBytes;
+        if (thread == 0) {
+          mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
+          tma_load_3d(stage_a + Shape::kStageABytes, weights, k_tile * Shape::kBlockK, n0, expert,
+                      full_barrier(stage));
+        }
+        const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK + column;
+#pragma unroll
+        for (int i = 0; i < Shape::kChunksA; ++i) {
+          const bool valid = a_source[i] != nullptr && k0 < a_columns;
+          cp_async_16(stage_a + swizzled(row_in_pass + 16 * i), valid ? a_source[i] + k0 : placeholder,
+                      valid);
+        }
+        cp_async_commit();
+        if (issued >= Shape::kSignalLag) {  // this thread's copies of stage issued - lag have landed
+          cp_async_wait<Shape::kSignalLag>();
+          fence_async_shared();
+          mbarrier_arrive(full_barrier((issued - Shape::kSignalLag) % Shape::kStages));
+        }
+      }
+    }
+    cp_async_wait<0>();
+    fence_async_shared();
+    for (int signal = issued > Shape::kSignalLag ? issued - Shape::kSignalLag : 0; signal < issued;
+         ++signal) {
+      mbarrier_arrive(full_barrier(signal % Shape::kStages));
+    }
+    return;
+  }
+
+  // A consumer warpgroup: rows 64 w .. 64 w + 63 of every tile.
+  warpgroup_claim_registers<Shape::kConsumerRegisters>();
+  const int thread = threadIdx.x - 128, consumer = thread / 128;
+  int consumed = 0;
+  float acc[Shape::kAccumulators];
+  for (std::int64_t tile = next_valid(blockIdx.x); tile < tiles; tile = next_valid(tile + gridDim.x)) {
+#pragma unroll
+    for (int i = 0; i < Shape::kAccumulators; ++i) acc[i] = 0.0f;
+    for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++consumed) {
+      const int stage = consumed % Shape::kStages;
+      mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
+      const unsigned stage_a = shared + stage * Shape::kStageBytes;
+      const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
+      const std::uint64_t b_descriptor = smem_descriptor(stage_a + Shape::kStageABytes);
+      fence_accumulators(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
+        wgmma_tile<Shape>(acc, a_descriptor + 2 * kk, b_descriptor + 2 * kk);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();  // the group of the previous k-tile has retired: its stage may be refilled
+      fence_accumulators(acc);
+      if (k_tile > 0) mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
+    }
+    wgmma_wait<0>();
+    fence_accumulators(acc);
+    mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
+    epilogue(grouped_tile(tile, rows, columns), acc, thread);
+  }
+}
+
+#endif  // sm_90a
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads, 1)
+    wgmma_gemm1_warp_specialized_kernel(Gemm1Params params, const __grid_constant__ CUtensorMap w13_map,
+                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(1024) unsigned char shared[];
+  wgmma_warp_specialized<Shape>(
+      params.block_expert, row_blocks, column_blocks, params.a_columns, params.k_tiles, &w13_map, params.w13,
+      aligned_shared_base(shared),
+      [&](std::int64_t row) -> const bf16* {
+        const std::int32_t pair = params.sorted_ids[row];
+        return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
+                         : nullptr;
+      },
+      [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators], int thread) {
+        gemm1_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
+                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
+      });
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
+#endif
+}
+
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kThreads, 1)
+    wgmma_gemm2_warp_specialized_kernel(Gemm2Params params, const __grid_constant__ CUtensorMap w2_map,
+                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(1024) unsigned char shared[];
+  wgmma_warp_specialized<Shape>(
+      params.block_expert, row_blocks, column_blocks, params.lda, params.k_tiles, &w2_map, params.w2,
+      aligned_shared_base(shared),
+      [&](std::int64_t row) -> const bf16* {
+        return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
+      },
+      [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators], int thread) {
+        gemm2_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
+                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
+      });
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
+#endif
+}
+
+}  // namespace fusedmoe::cuda_fused
