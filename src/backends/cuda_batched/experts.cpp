@@ -151,7 +151,8 @@ std::size_t CudaBatchedExperts::workspace_bytes(const ExpertsProblem& problem) c
          WorkspaceArena::bytes_for(DType::fp32, plan.slots) +             // unit weights
          (plan.pad_hidden ? WorkspaceArena::bytes_for(DType::bf16, plan.slots * plan.hidden_pitch) : 0) +
          WorkspaceArena::bytes_for(DType::bf16, plan.rows_capacity * plan.intermediate_padded) +
-         (plan.pitched_out ? WorkspaceArena::bytes_for(DType::bf16, plan.slots * plan.hidden_pitch) : 0);
+         (plan.pitched_out ? WorkspaceArena::bytes_for(DType::bf16, plan.slots * plan.hidden_pitch) : 0) +
+         WorkspaceArena::bytes_for(DType::int64, 2);  // the warp-specialised tiles' tile counters
 }
 
 void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -232,7 +233,9 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
       workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
   const TensorView pitched_out =
       plan.pitched_out ? workspace.take(DType::bf16, {plan.slots * plan.hidden_pitch}) : TensorView();
+  auto* tile_counters = workspace.take(DType::int64, {2}).data_as<std::uint64_t>();
 
+  if (tile.warp_specialized) cuda_fused::launch_zero_tile_counters(tile_counters, stream);  // see launch.hpp
   launch_batched_align(BatchedAlignLaunch{.counts = counts,
                                           .num_local_experts = experts,
                                           .capacity = capacity,
@@ -266,7 +269,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                               .top_k = 1,
                               .intermediate = intermediate.data(),
                               .activation = config_.activation == Activation::silu ? 0 : 1,
-                              .dependent_launch = dependent_launch_},
+                              .dependent_launch = dependent_launch_,
+                              .tile_counters = tile_counters},
       stream);
   // Weight 1.0f: the product is exact, so the rows are the unweighted expert outputs rounded once to bf16.
   cuda_fused::launch_gemm2(
@@ -283,7 +287,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                               .topk_weights = unit_weights,
                               .out_rows = plan.pitched_out ? pitched_out.data() : expert_out.data(),
                               .pitch = plan.pitched_out ? plan.hidden_pitch : hidden_size,
-                              .dependent_launch = dependent_launch_},
+                              .dependent_launch = dependent_launch_,
+                              .tile_counters = tile_counters},
       stream);
   if (plan.pitched_out) {
     launch_batched_copy_out(pitched_out.data(), plan.hidden_pitch, counts, experts, capacity, hidden_size,

@@ -191,7 +191,8 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
          WorkspaceArena::bytes_for(DType::bf16, problem.num_tokens * plan.hidden_pitch) +  // padded hidden
          WorkspaceArena::bytes_for(DType::bf16,
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
-         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch);     // weighted rows per pair
+         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
+         WorkspaceArena::bytes_for(DType::int64, 2);  // the warp-specialised tiles' tile counters
 }
 
 void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -247,6 +248,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const TensorView intermediate =
       workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
   const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
+  auto* tile_counters = workspace.take(DType::int64, {2}).data_as<std::uint64_t>();
 
   // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
   const void* a = hidden.data();
@@ -280,6 +282,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                           stream);
     return;
   }
+  if (tile.warp_specialized)
+    launch_zero_tile_counters(tile_counters, stream);  // before the align, see launch.hpp
   launch_align(
       AlignLaunch{.topk_ids = ids,
                   .num_pairs = plan.pairs,
@@ -309,7 +313,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .top_k = top_k,
                            .intermediate = intermediate.data(),
                            .activation = config_.activation == Activation::silu ? 0 : 1,
-                           .dependent_launch = dependent_launch_},
+                           .dependent_launch = dependent_launch_,
+                           .tile_counters = tile_counters},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -324,7 +329,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .topk_weights = dispatched.topk_weights.data_as<const float>(),
                            .out_rows = pair_rows.data(),
                            .pitch = plan.hidden_pitch,
-                           .dependent_launch = dependent_launch_},
+                           .dependent_launch = dependent_launch_,
+                           .tile_counters = tile_counters},
                stream);
   launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
                              .pitch = plan.hidden_pitch,

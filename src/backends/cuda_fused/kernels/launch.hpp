@@ -48,6 +48,11 @@ struct Gemm1Launch {
   // Overlap the previous kernel's tail (cuda_common/kernels/grid_dependency.cuh): GEMM1 waits for it before
   // reading anything, so any predecessor is fine.
   bool dependent_launch = false;
+  // [2] device words the warp-specialised tiles hand out tiles from (GEMM1's, then GEMM2's; the same pointer
+  // goes to launch_gemm2). The caller zeroes both before the kernel that precedes GEMM1 (launch_
+  // zero_tile_counters); each GEMM reads its word only after waiting for its predecessor. Unused by the
+  // other tiles.
+  std::uint64_t* tile_counters = nullptr;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -70,8 +75,12 @@ struct Gemm2Launch {
   // before it exits), and block_expert was written before that one: GEMM2 reads block_expert and requests
   // its first weight tiles before it waits for GEMM1.
   bool dependent_launch = false;
+  std::uint64_t* tile_counters = nullptr;  // as Gemm1Launch's (the same pointer)
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
+
+// Zeroes the two tile counters of Gemm1Launch (an async memset on the stream: capturable).
+void launch_zero_tile_counters(std::uint64_t* tile_counters, StreamHandle stream);
 
 // The same two GEMMs on the wgmma tiles (tile->wgmma; sm90_wgmma_grouped_gemm.cuh); launch_gemm1 / 2 forward
 // to these. Throws Unsupported when this build has no sm_90a code.

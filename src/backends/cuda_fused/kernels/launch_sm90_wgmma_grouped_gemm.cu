@@ -9,7 +9,6 @@
 #include "backends/cuda_common/tensor_map.hpp"
 #include "backends/cuda_fused/kernels/gemm_launch_params.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
-#include "backends/cuda_fused/kernels/sm90_wgmma_persistent.cuh"
 #include "backends/cuda_fused/kernels/sm90_wgmma_warp_specialized.cuh"
 #include "core/check.hpp"
 
@@ -25,7 +24,7 @@ using Wg128N256 = WgmmaShape<2, 256, 4>;
 template <class Shape>
 constexpr bool matches(TileId id) {
   const TileConfig& config = kTileConfigs[static_cast<int>(id)];
-  return config.id == id && config.wgmma && !config.persistent && config.block_m == Shape::kBlockM &&
+  return config.id == id && config.wgmma && !config.warp_specialized && config.block_m == Shape::kBlockM &&
          config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
          config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
@@ -33,10 +32,6 @@ constexpr bool matches(TileId id) {
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
                   matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
               "tile_table.hpp's table and the instantiated wgmma shapes must agree");
-static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].persistent &&
-                  kTileConfigs[static_cast<int>(TileId::wg128_n256_p)].shared_memory_bytes ==
-                      static_cast<std::size_t>(Wg128N256::kSharedBytes),
-              "the persistent tile runs Wg128N256");
 using WarpSpecialized = WarpSpecializedShape;
 static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].warp_specialized &&
                   kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].block_m == WarpSpecialized::kBlockM &&
@@ -85,20 +80,6 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                          params, args.hidden_padded);
 }
 
-// Persistent tiles: as many blocks as the GPU holds at once (at most one per tile), each walking the tiles.
-template <class Shape, class Params>
-void run_persistent(void (*kernel)(Params, std::int64_t, std::int64_t, std::int64_t), const Params& params,
-                    std::int64_t b_rows, std::int64_t row_blocks, std::int64_t column_blocks, bool dependent,
-                    cudaStream_t stream) {
-  const auto* function = reinterpret_cast<const void*>(kernel);
-  cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
-  const std::int64_t blocks = std::min(row_blocks * column_blocks,
-                                       cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
-  FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] persistent grid of ", blocks, " blocks");
-  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
-                         stream, dependent, params, b_rows, row_blocks, column_blocks);
-}
-
 // The weights' TMA map: E_local matrices [rows, depth] in boxes of kBlockN rows x 64 columns. The converted
 // weights are zero-padded to their pitches, so the map spans the pitches: boxes past an expert's rows read
 // as zeros (the last column block may overhang), never the next expert's rows.
@@ -109,9 +90,12 @@ CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t dept
 
 // Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
 template <class Params>
-void run_warp_specialized(void (*kernel)(Params, CUtensorMap, std::int64_t, std::int64_t),
-                          const Params& params, const CUtensorMap& weights, std::int64_t row_blocks,
-                          std::int64_t column_blocks, bool dependent, cudaStream_t stream) {
+void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, std::int64_t,
+                                         std::int64_t),
+                          const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
+                          std::int64_t row_blocks, std::int64_t column_blocks, bool dependent,
+                          cudaStream_t stream) {
+  FUSEDMOE_CHECK(next_tile != nullptr, "[cuda_fused] the warp-specialised tile needs tile_counters");
   const auto* function = reinterpret_cast<const void*>(kernel);
   cuda::allow_dynamic_shared_memory(function, WarpSpecialized::kSharedBytes);
   const std::int64_t blocks =
@@ -120,11 +104,16 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, std::int64_t, std:
   FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] warp-specialised grid of ", blocks,
                  " blocks");
   cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), WarpSpecialized::kThreads,
-                         WarpSpecialized::kSharedBytes, stream, dependent, params, weights, row_blocks,
-                         column_blocks);
+                         WarpSpecialized::kSharedBytes, stream, dependent, params, weights,
+                         reinterpret_cast<unsigned long long*>(next_tile), row_blocks, column_blocks);
 }
 
 }  // namespace
+
+void launch_zero_tile_counters(std::uint64_t* tile_counters, StreamHandle stream) {
+  FUSEDMOE_CUDA_CHECK(
+      cudaMemsetAsync(tile_counters, 0, 2 * sizeof(std::uint64_t), static_cast<cudaStream_t>(stream)));
+}
 
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   check_runnable();
@@ -138,20 +127,13 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm1<Wg128N256>(args, stream);
-    case TileId::wg128_n256_p: {
-      const std::int64_t w13_rows = 2 * args.intermediate_padded;
-      return run_persistent<Wg128N256>(wgmma_gemm1_persistent_kernel<Wg128N256>,
-                                       gemm1_params(args, Wg128N256::kBlockK), w13_rows, args.max_blocks,
-                                       (w13_rows + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
-                                       args.dependent_launch, stream);
-    }
     case TileId::wg128_n256_ws: {
       const std::int64_t w13_rows = 2 * args.intermediate_padded;
       return run_warp_specialized(
           wgmma_gemm1_warp_specialized_kernel<WarpSpecialized>, gemm1_params(args, WarpSpecialized::kBlockK),
-          weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.max_blocks,
-          (w13_rows + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN, args.dependent_launch,
-          stream);
+          weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters,
+          args.max_blocks, (w13_rows + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN,
+          args.dependent_launch, stream);
     }
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
@@ -170,17 +152,13 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm2<Wg128N256>(args, stream);
-    case TileId::wg128_n256_p:
-      return run_persistent<Wg128N256>(
-          wgmma_gemm2_persistent_kernel<Wg128N256>, gemm2_params(args, Wg128N256::kBlockK),
-          args.hidden_padded, args.max_blocks, (args.hidden + Wg128N256::kBlockN - 1) / Wg128N256::kBlockN,
-          args.dependent_launch, stream);
     case TileId::wg128_n256_ws:
       return run_warp_specialized(
           wgmma_gemm2_warp_specialized_kernel<WarpSpecialized>, gemm2_params(args, WarpSpecialized::kBlockK),
           weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
-          args.max_blocks, (args.hidden + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN,
-          args.dependent_launch, stream);
+          args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.max_blocks,
+          (args.hidden + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN, args.dependent_launch,
+          stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

@@ -59,6 +59,21 @@ __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) 
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
 }
 
+// 64-bit shared-memory words the producer hands the consumers (ordered by the mbarriers around them).
+__device__ __forceinline__ void store_shared_s64(unsigned address, long long value) {
+  asm volatile("st.shared.s64 [%0], %1;\n" ::"r"(address), "l"(value) : "memory");
+}
+__device__ __forceinline__ long long load_shared_s64(unsigned address) {
+  long long value;
+  asm volatile("ld.shared.s64 %0, [%1];\n" : "=l"(value) : "r"(address) : "memory");
+  return value;
+}
+// bar.sync on a named barrier (1..15; 0 is __syncthreads) for `threads` threads, a multiple of 32.
+template <int Barrier, int Threads>
+__device__ __forceinline__ void named_barrier_sync() {
+  asm volatile("bar.sync %0, %1;\n" ::"n"(Barrier), "n"(Threads) : "memory");
+}
+
 // A warpgroup gives registers back (producers) or takes them (consumers); every warp of it executes this.
 template <int Registers>
 __device__ __forceinline__ void warpgroup_release_registers() {

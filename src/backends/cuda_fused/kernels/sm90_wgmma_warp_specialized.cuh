@@ -1,11 +1,15 @@
-// Warp-specialised, persistent variants of the wgmma GEMMs (sm_90a): one block per SM walks the tiles of the
-// grouped raster (grouped_tile) with three warpgroups in two roles:
+// Warp-specialised, persistent variants of the wgmma GEMMs (sm_90a): one block per SM takes tiles of the
+// grouped raster (grouped_tile) one after another from a device counter (so tiles start in raster order as
+// blocks free up, like the hardware's dispatch of one-tile blocks: the tiles that share A rows or a weight
+// slice run at the same time and meet in the L2; a static round-robin drifted apart and read deepseek-v3's
+// weights 1.5x over). Three warpgroups in two roles:
 //   - a producer warpgroup (few registers) fills a ring of kStages shared-memory stages: the weight tile by
 //     TMA (one thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as
 //     zeros), the A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread
 //     copies 8 chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
 //     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue), so the
-//     full barrier counts 128 producer arrivals + the TMA's bytes;
+//     full barrier counts 128 producer arrivals + the TMA thread's expect_tx. The first stage of a tile
+//     carries the tile's index for the consumers; a stage carrying -1 ends the block;
 //   - two consumer warpgroups (64 rows each, 128 fp32 accumulators per thread) wait for a full stage, issue
 //     wgmma.m64n256k16 x 4 over it, and give the stage back once that wgmma group retired. After a tile's
 //     last k-tile they write the epilogue while the producer already loads the next tile's stages.
@@ -24,8 +28,11 @@ struct WarpSpecializedShape {
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
   static constexpr int kStageBytes = kStageABytes + kStageBBytes;
-  static constexpr int kBarrierBytes = 2 * kStages * 8;  // a full and an empty mbarrier per stage
-  static constexpr int kSharedBytes = kStages * kStageBytes + kBarrierBytes + 1024;  // + alignment slack
+  // Per stage a full and an empty mbarrier and the tile index it starts; two words to broadcast a tile
+  // index among the producers.
+  static constexpr int kControlBytes = 128;
+  static_assert(kControlBytes >= 3 * 8 * kStages + 2 * 8);
+  static constexpr int kSharedBytes = kStages * kStageBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
   static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x 256 over 128 threads
   static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
@@ -35,18 +42,26 @@ struct WarpSpecializedShape {
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-// a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros), expert_of(row_block),
-// epilogue(BlockCoordinates, acc, consumer thread). Waits for the previous kernel before reading anything.
+// a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros); epilogue(
+// BlockCoordinates, acc, consumer thread). `next_tile` counts the tiles handed out: zero before the launch
+// (written before the kernel that precedes this one, which this kernel waits for before reading it).
+// Waits for the previous kernel before reading anything.
 template <class Shape, class ARow, class Epilogue>
-__device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block_expert, std::int64_t rows,
+__device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block_expert,
+                                                       unsigned long long* next_tile, std::int64_t rows,
                                                        std::int64_t columns, std::int64_t a_columns,
                                                        int k_tiles, const CUtensorMap* weights,
                                                        const void* placeholder, unsigned shared, ARow a_row,
                                                        Epilogue epilogue) {
-  const unsigned full = shared + Shape::kStages * Shape::kStageBytes;  // full[s] at full + 8 s
-  const unsigned empty = full + 8 * Shape::kStages;
-  auto full_barrier = [&](int stage) { return full + 8u * static_cast<unsigned>(stage); };
-  auto empty_barrier = [&](int stage) { return empty + 8u * static_cast<unsigned>(stage); };
+  const unsigned control = shared + Shape::kStages * Shape::kStageBytes;
+  auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
+  auto empty_barrier = [&](int stage) {
+    return control + 8u * static_cast<unsigned>(Shape::kStages + stage);
+  };
+  auto stage_tile = [&](int stage) {
+    return control + 8u * static_cast<unsigned>(2 * Shape::kStages + stage);
+  };
+  auto broadcast = [&](int slot) { return control + 8u * static_cast<unsigned>(3 * Shape::kStages + slot); };
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(weights);
     for (int stage = 0; stage < Shape::kStages; ++stage) {
@@ -57,22 +72,34 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
   }
   __syncthreads();
   cuda::wait_for_prior_grids();
-
   const std::int64_t tiles = rows * columns;
-  auto next_valid = [&](std::int64_t tile) {  // this block's next tile with an expert, or `tiles`
-    for (; tile < tiles; tile += gridDim.x) {
-      if (block_expert[grouped_tile(tile, rows, columns).row_block] >= 0) return tile;
-    }
-    return tiles;
-  };
 
   if (threadIdx.x < 128) {  // the producer warpgroup
     warpgroup_release_registers<Shape::kProducerRegisters>();
     const int thread = threadIdx.x, chunk = thread % 8, row_in_pass = thread / 8;  // 16 rows per pass
     const int column = chunk * 8;
     auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
+    // Thread 0 takes the next tile with an expert (or -1 when none is left) for the whole warpgroup.
+    auto take_tile = [&](int slot) {
+      if (thread == 0) {
+        long long taken = -1;
+        for (;;) {
+          const unsigned long long tile = atomicAdd(next_tile, 1ull);
+          if (tile >= static_cast<unsigned long long>(tiles)) break;
+          if (block_expert[grouped_tile(static_cast<std::int64_t>(tile), rows, columns).row_block] >= 0) {
+            taken = static_cast<long long>(tile);
+            break;
+          }
+        }
+        store_shared_s64(broadcast(slot), taken);
+      }
+      named_barrier_sync<1, 128>();
+      return static_cast<std::int64_t>(load_shared_s64(broadcast(slot)));
+    };
     int issued = 0;
-    for (std::int64_t tile = next_valid(blockIdx.x); tile < tiles; tile = next_valid(tile + gridDim.x)) {
+    for (int taken = 0;; ++taken) {
+      const std::int64_t tile = take_tile(taken & 1);  // two slots: a slot is rewritten after a barrier
+      if (tile < 0) break;
       const BlockCoordinates block = grouped_tile(tile, rows, columns);
       const int expert = block_expert[block.row_block];
       const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
@@ -85,6 +112,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
         mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
         const unsigned stage_a = shared + stage * Shape::kStageBytes;
         if (thread == 0) {
+          if (k_tile == 0) store_shared_s64(stage_tile(stage), tile);
           mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
           tma_load_3d(stage_a + Shape::kStageABytes, weights, k_tile * Shape::kBlockK, n0, expert,
                       full_barrier(stage));
@@ -110,6 +138,14 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
          ++signal) {
       mbarrier_arrive(full_barrier(signal % Shape::kStages));
     }
+    // The end: a stage that carries no data and the tile index -1.
+    const int stage = issued % Shape::kStages;
+    mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
+    if (thread == 0) {
+      store_shared_s64(stage_tile(stage), -1);
+      mbarrier_arrive(full_barrier(stage));
+    }
+    mbarrier_arrive(full_barrier(stage));
     return;
   }
 
@@ -118,12 +154,17 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
   const int thread = threadIdx.x - 128, consumer = thread / 128;
   int consumed = 0;
   float acc[Shape::kAccumulators];
-  for (std::int64_t tile = next_valid(blockIdx.x); tile < tiles; tile = next_valid(tile + gridDim.x)) {
+  // The first stage of a tile names the tile (or -1: the end).
+  auto tile_at = [&](int index) {
+    mbarrier_wait(full_barrier(index % Shape::kStages), (index / Shape::kStages) & 1);
+    return static_cast<std::int64_t>(load_shared_s64(stage_tile(index % Shape::kStages)));
+  };
+  for (std::int64_t tile = tile_at(consumed); tile >= 0; tile = tile_at(consumed)) {
 #pragma unroll
     for (int i = 0; i < Shape::kAccumulators; ++i) acc[i] = 0.0f;
     for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++consumed) {
       const int stage = consumed % Shape::kStages;
-      mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
+      if (k_tile > 0) mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
       const unsigned stage_a = shared + stage * Shape::kStageBytes;
       const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
       const std::uint64_t b_descriptor = smem_descriptor(stage_a + Shape::kStageABytes);
@@ -150,12 +191,13 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm1_warp_specialized_kernel(Gemm1Params params, const __grid_constant__ CUtensorMap w13_map,
-                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+                                        unsigned long long* next_tile, std::int64_t row_blocks,
+                                        std::int64_t column_blocks) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
-      params.block_expert, row_blocks, column_blocks, params.a_columns, params.k_tiles, &w13_map, params.w13,
-      aligned_shared_base(shared),
+      params.block_expert, next_tile, row_blocks, column_blocks, params.a_columns, params.k_tiles, &w13_map,
+      params.w13, aligned_shared_base(shared),
       [&](std::int64_t row) -> const bf16* {
         const std::int32_t pair = params.sorted_ids[row];
         return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
@@ -173,12 +215,13 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm2_warp_specialized_kernel(Gemm2Params params, const __grid_constant__ CUtensorMap w2_map,
-                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+                                        unsigned long long* next_tile, std::int64_t row_blocks,
+                                        std::int64_t column_blocks) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
-      params.block_expert, row_blocks, column_blocks, params.lda, params.k_tiles, &w2_map, params.w2,
-      aligned_shared_base(shared),
+      params.block_expert, next_tile, row_blocks, column_blocks, params.lda, params.k_tiles, &w2_map,
+      params.w2, aligned_shared_base(shared),
       [&](std::int64_t row) -> const bf16* {
         return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
       },

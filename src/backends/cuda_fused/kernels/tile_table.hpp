@@ -29,7 +29,6 @@ enum class TileId {
   wg64_n256,
   wg128_n128,
   wg128_n256,
-  wg128_n256_p,
   wg128_n256_ws
 };
 
@@ -49,9 +48,6 @@ struct TileConfig {
   // More shared memory per block than every sm_80+ GPU offers (sm_86/89 opt in to 99 KiB): offered only where
   // the device's opt-in limit holds it (tile_available).
   bool large_shared = false;
-  // wgmma: one block per SM slot walks the tiles, its loads running ahead across tile boundaries
-  // (sm90_wgmma_persistent.cuh).
-  bool persistent = false;
   // wgmma, persistent, warp-specialised: a producer warpgroup loads (weights by TMA) while two consumer
   // warpgroups multiply (sm90_wgmma_warp_specialized.cuh); warps_m counts the producer's warps too.
   bool warp_specialized = false;
@@ -89,10 +85,8 @@ inline constexpr TileConfig kTileConfigs[] = {
      "wgmma_m128_n128_k64_s3", true},
     {TileId::wg128_n256, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4", true},
-    {TileId::wg128_n256_p, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
-     "wgmma_m128_n256_k64_s4_persistent", true, false, true},
-    {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, wgmma_tile_shared_memory(128, 256, 4) + 2 * 4 * 8,
-     "wgmma_m128_n256_k64_s4_warp_specialized", true, false, true, true},
+    {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, wgmma_tile_shared_memory(128, 256, 4) + 128,
+     "wgmma_m128_n256_k64_s4_warp_specialized", true, false, true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
@@ -114,6 +108,8 @@ inline constexpr TileBucket kTileBuckets[] = {
 //   17+:   a wgmma tile where available. At 32 rows the best tile depends on the shape (m32 wins for qwen3
 //          M=512 and olmoe M=256 by 6-8%, wg64_n256 for deepseek-v3 M=1024 by 21% over m32): the built-in
 //          tune tables (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes.
+//   97+:   the warp-specialised wg128_n256_ws (session 6: 4-22% faster than wg128_n256 on all four presets
+//          at M >= 4096; bench/results/2026-11-27-h100-session6.md).
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 
