@@ -430,16 +430,17 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
                                            .num_sms = 132,
                                            .wgmma = true})
                 .id,
-            TileId::wg64_n128);
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 40,
-                                           .top_k = 8,
-                                           .num_experts = 8,
-                                           .num_local_experts = 8,
-                                           .intermediate_padded = 4096,
-                                           .num_sms = 132,
-                                           .wgmma = true})
-                .id,
-            TileId::m32);  // wg64_n128 is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile
+            TileId::wg64_n256_ws);
+  EXPECT_EQ(
+      choose_tile(BatchedTileProblem{.capacity = 40,
+                                     .top_k = 8,
+                                     .num_experts = 8,
+                                     .num_local_experts = 8,
+                                     .intermediate_padded = 4096,
+                                     .num_sms = 132,
+                                     .wgmma = true})
+          .id,
+      TileId::m32);  // wg64_n256_ws is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 20).id, TileId::m32);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::wg128_n256, 100).id, TileId::m64);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 113).id, TileId::m128);

@@ -99,20 +99,21 @@ const BackendInfo& cuda_fused() {
 // Every case runs on both forward paths (FUSEDMOE_CUDA_FUSED_PATH, read when the Experts are made):
 // `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), tiled
 // with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single), and tiled on two Hopper wgmma tiles
-// forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg128ws`: the
-// persistent warp-specialised tile, weights by TMA).
+// forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg64ws`, `wg128ws`:
+// the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   FUSEDMOE_REQUIRE_CUDA();
   const FusedCase& c = std::get<0>(GetParam());
   const std::string variant = std::get<1>(GetParam());
-  const bool wgmma = variant == "wg64" || variant == "wg128" || variant == "wg128ws";
+  const bool wgmma = variant.starts_with("wg");
   if (wgmma) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
   const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"      ? "wg64_n128"
                                                             : variant == "wg128"   ? "wg128_n256"
+                                                            : variant == "wg64ws"  ? "wg64_n256_ws"
                                                             : variant == "wg128ws" ? "wg128_n256_ws"
                                                                                    : "auto");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
@@ -121,7 +122,7 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, CudaFused,
     ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                       ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg128ws")),
+                       ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws")),
     [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
@@ -187,9 +188,12 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   const std::vector<double> reference =
       fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
   EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
-  const Tensor first = run("wg128_n256_ws");
-  EXPECT_TRUE(testing::bitwise_equal(first, expected));
-  EXPECT_TRUE(testing::bitwise_equal(run("wg128_n256_ws"), first));
+  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws"}) {
+    SCOPED_TRACE(tile);
+    const Tensor first = run(tile);
+    EXPECT_TRUE(testing::bitwise_equal(first, expected));
+    EXPECT_TRUE(testing::bitwise_equal(run(tile), first));
+  }
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
@@ -384,9 +388,10 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
   EXPECT_EQ(qwen3(1, kH100Shared, true), TileId::m16_n64_k128);
   EXPECT_EQ(qwen3(8, kH100Shared, true), TileId::m16_n128_k128);
   EXPECT_EQ(qwen3(256, kH100Shared, true), TileId::m16_n128_k128);  // 16 rows per expert
-  EXPECT_EQ(qwen3(512, kH100Shared, true), TileId::wg64_n128);      // 32
+  EXPECT_EQ(qwen3(512, kH100Shared, true), TileId::wg64_n256_ws);   // 32
   EXPECT_EQ(qwen3(512, kH100Shared, false), TileId::m32);
-  EXPECT_EQ(qwen3(1024, kH100Shared, true), TileId::wg64_n128);  // 64
+  EXPECT_EQ(qwen3(1024, kH100Shared, true), TileId::wg64_n256_ws);   // 64
+  EXPECT_EQ(qwen3(4096, kH100Shared, true), TileId::wg128_n256_ws);  // 256
   // Without the shared memory for the streaming tiles (sm_86: 99 KiB), nor wgmma: the mma.sync chain.
   EXPECT_EQ(qwen3(8, kSm86Shared, false), TileId::m16);
   EXPECT_EQ(qwen3(1024, kSm86Shared, false), TileId::m64);

@@ -10,10 +10,10 @@ namespace fusedmoe::cuda_fused {
 
 namespace {
 
-// NVIDIA H100 80GB HBM3, CUDA 13, driver 580, 2026-11-27 (session 6, after the warp-specialised tile;
-// bench/results/2026-11-27-h100-session6.md): qwen3-30b-a3b, olmoe-1b-7b, mixtral-8x7b, deepseek-v3 at
-// M = 1 .. 16384, CUDA-graph replays, L2 evicted. Compute-bound cells move a few percent between runs
-// (clocks under power capping).
+// NVIDIA H100 80GB HBM3, CUDA 13, driver 580, 2026-11-27 (session 6, after the warp-specialised tiles;
+// buckets 64 .. 4096 from the run that had both; bench/results/2026-11-27-h100-session6.md): qwen3-30b-a3b,
+// olmoe-1b-7b, mixtral-8x7b, deepseek-v3 at M = 1 .. 16384, CUDA-graph replays, L2 evicted. Compute-bound
+// cells move a few percent between runs (clocks under power capping).
 constexpr const char* kH100Tables = R"json({
  "entries": [
   {
@@ -32,22 +32,22 @@ constexpr const char* kH100Tables = R"json({
     {
      "choice": "m16_n128_k128",
      "max_tokens": 64,
-     "time_ms": 0.4113
+     "time_ms": 0.4107
     },
     {
-     "choice": "m16_n128_k128",
+     "choice": "wg64_n256_ws",
      "max_tokens": 256,
-     "time_ms": 0.4478
+     "time_ms": 0.4451
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 0.4981
+     "time_ms": 0.4992
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 0.8271
+     "time_ms": 0.8256
     },
     {
      "choice": "wg128_n256_ws",
@@ -81,19 +81,19 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 0.2818
     },
     {
-     "choice": "m32",
+     "choice": "wg64_n256_ws",
      "max_tokens": 256,
-     "time_ms": 0.321
+     "time_ms": 0.3088
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 0.398
+     "time_ms": 0.3987
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 0.9181
+     "time_ms": 0.9099
     },
     {
      "choice": "wg128_n256_ws",
@@ -122,24 +122,24 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 0.8211
     },
     {
-     "choice": "wg128_n256_ws",
+     "choice": "wg64_n256_ws",
      "max_tokens": 64,
-     "time_ms": 0.9532
+     "time_ms": 0.9493
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 256,
-     "time_ms": 0.9837
+     "time_ms": 0.9824
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 1.511
+     "time_ms": 1.5277
     },
     {
      "choice": "wg128_n256_ws",
      "max_tokens": 4096,
-     "time_ms": 4.5571
+     "time_ms": 4.6251
     },
     {
      "choice": "wg128_n256_ws",
@@ -168,24 +168,24 @@ constexpr const char* kH100Tables = R"json({
      "time_ms": 1.6106
     },
     {
-     "choice": "wg128_n256_ws",
+     "choice": "wg64_n256_ws",
      "max_tokens": 64,
-     "time_ms": 6.5328
+     "time_ms": 6.5139
     },
     {
-     "choice": "wg128_n256_ws",
+     "choice": "wg64_n256_ws",
      "max_tokens": 256,
-     "time_ms": 7.4123
+     "time_ms": 7.3888
     },
     {
-     "choice": "wg128_n256_ws",
+     "choice": "wg64_n256_ws",
      "max_tokens": 1024,
-     "time_ms": 7.7518
+     "time_ms": 7.7568
     },
     {
-     "choice": "wg128_n256_ws",
+     "choice": "wg128_n256",
      "max_tokens": 4096,
-     "time_ms": 10.1706
+     "time_ms": 10.1436
     },
     {
      "choice": "wg128_n256_ws",

@@ -32,15 +32,20 @@ constexpr bool matches(TileId id) {
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
                   matches<Wg128N128>(TileId::wg128_n128) && matches<Wg128N256>(TileId::wg128_n256),
               "tile_table.hpp's table and the instantiated wgmma shapes must agree");
-using WarpSpecialized = WarpSpecializedShape;
-static_assert(kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].warp_specialized &&
-                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].block_m == WarpSpecialized::kBlockM &&
-                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].block_n == WarpSpecialized::kBlockN &&
-                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].warps_m ==
-                      WarpSpecialized::kThreads / 32 &&
-                  kTileConfigs[static_cast<int>(TileId::wg128_n256_ws)].shared_memory_bytes ==
-                      static_cast<std::size_t>(WarpSpecialized::kSharedBytes),
-              "the warp-specialised tile runs WarpSpecializedShape");
+using Ws64N256 = WarpSpecializedShape<1, 5>;
+using Ws128N256 = WarpSpecializedShape<2, 4>;
+
+template <class Shape>
+constexpr bool matches_warp_specialized(TileId id) {
+  const TileConfig& config = kTileConfigs[static_cast<int>(id)];
+  return config.id == id && config.wgmma && config.warp_specialized && config.block_m == Shape::kBlockM &&
+         config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
+         config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
+         config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
+}
+static_assert(matches_warp_specialized<Ws64N256>(TileId::wg64_n256_ws) &&
+                  matches_warp_specialized<Ws128N256>(TileId::wg128_n256_ws),
+              "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.
@@ -85,11 +90,11 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 // as zeros (the last column block may overhang), never the next expert's rows.
 CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
   return cuda::bf16_matrices_tensor_map(weights, depth, rows, experts, depth, rows * depth,
-                                        WarpSpecialized::kBlockK, WarpSpecialized::kBlockN);
+                                        Ws128N256::kBlockK, Ws128N256::kBlockN);  // both shapes: 64 x 256
 }
 
 // Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
-template <class Params>
+template <class Shape, class Params>
 void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, std::int64_t,
                                          std::int64_t),
                           const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
@@ -97,15 +102,32 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
                           cudaStream_t stream) {
   FUSEDMOE_CHECK(next_tile != nullptr, "[cuda_fused] the warp-specialised tile needs tile_counters");
   const auto* function = reinterpret_cast<const void*>(kernel);
-  cuda::allow_dynamic_shared_memory(function, WarpSpecialized::kSharedBytes);
-  const std::int64_t blocks =
-      std::min(row_blocks * column_blocks,
-               cuda::resident_blocks(function, WarpSpecialized::kThreads, WarpSpecialized::kSharedBytes));
+  cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
+  const std::int64_t blocks = std::min(row_blocks * column_blocks,
+                                       cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
   FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] warp-specialised grid of ", blocks,
                  " blocks");
-  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), WarpSpecialized::kThreads,
-                         WarpSpecialized::kSharedBytes, stream, dependent, params, weights,
-                         reinterpret_cast<unsigned long long*>(next_tile), row_blocks, column_blocks);
+  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
+                         stream, dependent, params, weights, reinterpret_cast<unsigned long long*>(next_tile),
+                         row_blocks, column_blocks);
+}
+
+template <class Shape>
+void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
+  const std::int64_t w13_rows = 2 * args.intermediate_padded;
+  run_warp_specialized<Shape>(
+      wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
+      weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters, args.max_blocks,
+      (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
+}
+
+template <class Shape>
+void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  run_warp_specialized<Shape>(
+      wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
+      weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
+      args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.max_blocks,
+      (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
 }
 
 }  // namespace
@@ -127,14 +149,10 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_gemm1<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm1<Wg128N256>(args, stream);
-    case TileId::wg128_n256_ws: {
-      const std::int64_t w13_rows = 2 * args.intermediate_padded;
-      return run_warp_specialized(
-          wgmma_gemm1_warp_specialized_kernel<WarpSpecialized>, gemm1_params(args, WarpSpecialized::kBlockK),
-          weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters,
-          args.max_blocks, (w13_rows + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN,
-          args.dependent_launch, stream);
-    }
+    case TileId::wg64_n256_ws:
+      return run_ws_gemm1<Ws64N256>(args, stream);
+    case TileId::wg128_n256_ws:
+      return run_ws_gemm1<Ws128N256>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }
@@ -152,13 +170,10 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_gemm2<Wg128N128>(args, stream);
     case TileId::wg128_n256:
       return run_gemm2<Wg128N256>(args, stream);
+    case TileId::wg64_n256_ws:
+      return run_ws_gemm2<Ws64N256>(args, stream);
     case TileId::wg128_n256_ws:
-      return run_warp_specialized(
-          wgmma_gemm2_warp_specialized_kernel<WarpSpecialized>, gemm2_params(args, WarpSpecialized::kBlockK),
-          weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
-          args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.max_blocks,
-          (args.hidden + WarpSpecialized::kBlockN - 1) / WarpSpecialized::kBlockN, args.dependent_launch,
-          stream);
+      return run_ws_gemm2<Ws128N256>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

@@ -10,7 +10,8 @@
 //     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue), so the
 //     full barrier counts 128 producer arrivals + the TMA thread's expect_tx. The first stage of a tile
 //     carries the tile's index for the consumers; a stage carrying -1 ends the block;
-//   - two consumer warpgroups (64 rows each, 128 fp32 accumulators per thread) wait for a full stage, issue
+//   - one or two consumer warpgroups (64 rows each, 128 fp32 accumulators per thread) wait for a full stage,
+//   issue
 //     wgmma.m64n256k16 x 4 over it, and give the stage back once that wgmma group retired. After a tile's
 //     last k-tile they write the epilogue while the producer already loads the next tile's stages.
 // Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
@@ -21,22 +22,26 @@
 
 namespace fusedmoe::cuda_fused {
 
+template <int Consumers, int Stages>
 struct WarpSpecializedShape {
-  static constexpr int kConsumers = 2;  // warpgroups of 64 rows
-  static constexpr int kBlockM = 64 * kConsumers, kBlockN = 256, kBlockK = 64, kStages = 4;
+  static constexpr int kConsumers = Consumers;  // warpgroups of 64 rows
+  static constexpr int kBlockM = 64 * kConsumers, kBlockN = 256, kBlockK = 64, kStages = Stages;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
   static constexpr int kStageBytes = kStageABytes + kStageBBytes;
   // Per stage a full and an empty mbarrier and the tile index it starts; two words to broadcast a tile
   // index among the producers.
-  static constexpr int kControlBytes = 128;
-  static_assert(kControlBytes >= 3 * 8 * kStages + 2 * 8);
+  static constexpr int kControlBytes = (3 * 8 * kStages + 2 * 8 + 127) / 128 * 128;
   static constexpr int kSharedBytes = kStages * kStageBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
   static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x 256 over 128 threads
   static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
-  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
+  // Two consumers need more than the 168 registers 384 threads get evenly: the producers give theirs back
+  // (128 x 56 + 256 x 224 <= 64 Ki). One consumer (256 threads) has enough without it.
+  static constexpr bool kReallocateRegisters = kConsumers == 2;
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
+  static_assert(kConsumers == 1 || kConsumers == 2, "instantiated: one or two consumer warpgroups");
   static_assert(kSignalLag < kStages, "a stage is signalled before its slot is needed again");
 };
 
@@ -75,7 +80,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
   const std::int64_t tiles = rows * columns;
 
   if (threadIdx.x < 128) {  // the producer warpgroup
-    warpgroup_release_registers<Shape::kProducerRegisters>();
+    if constexpr (Shape::kReallocateRegisters) warpgroup_release_registers<Shape::kProducerRegisters>();
     const int thread = threadIdx.x, chunk = thread % 8, row_in_pass = thread / 8;  // 16 rows per pass
     const int column = chunk * 8;
     auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
@@ -150,7 +155,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
   }
 
   // A consumer warpgroup: rows 64 w .. 64 w + 63 of every tile.
-  warpgroup_claim_registers<Shape::kConsumerRegisters>();
+  if constexpr (Shape::kReallocateRegisters) warpgroup_claim_registers<Shape::kConsumerRegisters>();
   const int thread = threadIdx.x - 128, consumer = thread / 128;
   int consumed = 0;
   float acc[Shape::kAccumulators];

@@ -45,6 +45,8 @@ const char* to_string(TileId id) {
       return "wg128_n128";
     case TileId::wg128_n256:
       return "wg128_n256";
+    case TileId::wg64_n256_ws:
+      return "wg64_n256_ws";
     case TileId::wg128_n256_ws:
       return "wg128_n256_ws";
   }
@@ -100,7 +102,7 @@ namespace {
 const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                     std::int64_t active_experts) {
   if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;
-  static constexpr TileId kOneGroup[] = {TileId::wg64_n128};
+  static constexpr TileId kOneGroup[] = {TileId::wg64_n256_ws, TileId::wg64_n128};
   static constexpr TileId kTwoGroups[] = {TileId::wg128_n256_ws, TileId::wg128_n128, TileId::wg64_n128};
   for (TileId id :
        rows_per_expert > 96 ? std::span<const TileId>(kTwoGroups) : std::span<const TileId>(kOneGroup)) {

@@ -29,6 +29,7 @@ enum class TileId {
   wg64_n256,
   wg128_n128,
   wg128_n256,
+  wg64_n256_ws,
   wg128_n256_ws
 };
 
@@ -64,6 +65,12 @@ inline constexpr std::size_t wgmma_tile_shared_memory(int block_m, int block_n, 
   return static_cast<std::size_t>(block_m + block_n) * 128 * static_cast<std::size_t>(stages) + 1024;
 }
 
+// Warp-specialised wgmma tiles: the same + per stage two mbarriers and a tile index, two broadcast words.
+inline constexpr std::size_t warp_specialized_shared_memory(int block_m, int block_n, int stages) {
+  return wgmma_tile_shared_memory(block_m, block_n, stages) +
+         (static_cast<std::size_t>(3 * 8 * stages + 2 * 8) + 127) / 128 * 128;
+}
+
 inline constexpr TileConfig kTileConfigs[] = {
     {TileId::m16, 16, 64, 64, 1, 2, 4, tile_shared_memory(16, 64, 64, 4), "m16_n64_k64_w1x2_s4"},
     {TileId::m32, 32, 64, 64, 2, 2, 3, tile_shared_memory(32, 64, 64, 3), "m32_n64_k64_w2x2_s3"},
@@ -85,7 +92,9 @@ inline constexpr TileConfig kTileConfigs[] = {
      "wgmma_m128_n128_k64_s3", true},
     {TileId::wg128_n256, 128, 256, 64, 8, 1, 4, wgmma_tile_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4", true},
-    {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, wgmma_tile_shared_memory(128, 256, 4) + 128,
+    {TileId::wg64_n256_ws, 64, 256, 64, 8, 1, 5, warp_specialized_shared_memory(64, 256, 5),
+     "wgmma_m64_n256_k64_s5_warp_specialized", true, false, true},
+    {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, warp_specialized_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4_warp_specialized", true, false, true},
 };
 
@@ -108,8 +117,9 @@ inline constexpr TileBucket kTileBuckets[] = {
 //   17+:   a wgmma tile where available. At 32 rows the best tile depends on the shape (m32 wins for qwen3
 //          M=512 and olmoe M=256 by 6-8%, wg64_n256 for deepseek-v3 M=1024 by 21% over m32): the built-in
 //          tune tables (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes.
-//   97+:   the warp-specialised wg128_n256_ws (session 6: 4-22% faster than wg128_n256 on all four presets
-//          at M >= 4096; bench/results/2026-11-27-h100-session6.md).
+//          From 17 rows the warp-specialised wg64_n256_ws (session 6: 1-10% faster than wg64_n128 and the
+//          mma.sync tiles at 32-64 rows per expert), from 97 wg128_n256_ws (4-22% faster than wg128_n256 on
+//          all four presets at M >= 4096; bench/results/2026-11-27-h100-session6.md).
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 
