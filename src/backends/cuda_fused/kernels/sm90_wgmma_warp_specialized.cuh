@@ -2,18 +2,17 @@
 // grouped raster (grouped_tile) one after another from a device counter (so tiles start in raster order as
 // blocks free up, like the hardware's dispatch of one-tile blocks: the tiles that share A rows or a weight
 // slice run at the same time and meet in the L2; a static round-robin drifted apart and read deepseek-v3's
-// weights 1.5x over). Three warpgroups in two roles:
-//   - a producer warpgroup (few registers) fills a ring of kStages shared-memory stages: the weight tile by
-//     TMA (one thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as
-//     zeros), the A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread
-//     copies 8 chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
+// weights 1.5x over). A producer warpgroup and one or two consumer warpgroups:
+//   - the producer (few registers) fills a ring of kStages shared-memory stages: the weight tile by TMA (one
+//     thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros), the
+//     A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread copies
+//     kChunksA chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
 //     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue), so the
 //     full barrier counts 128 producer arrivals + the TMA thread's expect_tx. The first stage of a tile
 //     carries the tile's index for the consumers; a stage carrying -1 ends the block;
-//   - one or two consumer warpgroups (64 rows each, 128 fp32 accumulators per thread) wait for a full stage,
-//   issue
-//     wgmma.m64n256k16 x 4 over it, and give the stage back once that wgmma group retired. After a tile's
-//     last k-tile they write the epilogue while the producer already loads the next tile's stages.
+//   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
+//     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
+//     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
 // Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
 #pragma once
 
