@@ -91,6 +91,38 @@ const BackendInfo& cuda_fused() {
   return testing::registered_backend("cuda_fused");
 }
 
+// One case's inputs (on the host and the device) and forwards of a freshly built cuda_fused kernel with one
+// environment switch set (FUSEDMOE_CUDA_FUSED_TILE, FUSEDMOE_CUDA_FUSED_PATH, FUSEDMOE_TUNE_FILE, ...).
+struct SwitchedRuns {
+  SwitchedRuns(const FusedCase& c, std::uint64_t seed)
+      : c(c),
+        config(gpu_config(c)),
+        weights(random_weights(config, seed)),
+        hidden(random_hidden(config, c.tokens, seed + 1)),
+        routing(testing::make_routing(config, c.tokens, RoutingPattern::router, seed + 2, weights, hidden)),
+        gpu_hidden(testing::to_device(hidden)),
+        gpu_ids(testing::to_device(routing.ids)),
+        gpu_weights(testing::to_device(routing.weights)) {}
+
+  Tensor run(const char* variable, const char* value) const {
+    const testing::ScopedEnv scoped(variable, value);
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+    built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, out);
+    return testing::to_host(out);
+  }
+  std::vector<double> reference() const {
+    return fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  }
+
+  FusedCase c;
+  MoeConfig config;
+  MoeWeights weights;
+  Tensor hidden;
+  testing::Routing routing;
+  Tensor gpu_hidden, gpu_ids, gpu_weights;
+};
+
 #define FUSEDMOE_REQUIRE_WGMMA()                                                                      \
   do {                                                                                                \
     if (!wgmma_available()) GTEST_SKIP() << "no wgmma: needs compute capability 9.0 and sm_90a code"; \
@@ -168,41 +200,31 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
-  const FusedCase c{"walk", 4000, 8, 712, 512, 2};  // H = 712: the last GEMM2 column block overhangs
-  const MoeConfig config = gpu_config(c);
-  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-  const MoeWeights weights = random_weights(config, 51);
-  const Tensor hidden = random_hidden(config, c.tokens, 52);
-  const testing::Routing routing =
-      testing::make_routing(config, c.tokens, RoutingPattern::router, 53, weights, hidden);
-  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
-  const Tensor gpu_weights = testing::to_device(routing.weights);
-  auto run = [&](const char* tile) {
-    const testing::ScopedEnv scoped("FUSEDMOE_CUDA_FUSED_TILE", tile);
-    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
-    const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-    built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, out);
-    return testing::to_host(out);
-  };
-  const Tensor expected = run("wg128_n256");
-  const std::vector<double> reference =
-      fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
-  EXPECT_LE(compare_to_reference(expected, reference).relative_error, tolerance_for(DType::bf16));
+  const SwitchedRuns runs(FusedCase{"walk", 4000, 8, 712, 512, 2}, 51);  // H = 712: the last column block
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);                   // of GEMM2 overhangs
+  const Tensor expected = runs.run("FUSEDMOE_CUDA_FUSED_TILE", "wg128_n256");
+  EXPECT_LE(compare_to_reference(expected, runs.reference()).relative_error, tolerance_for(DType::bf16));
   for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws"}) {
     SCOPED_TRACE(tile);
-    const Tensor first = run(tile);
+    const Tensor first = runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile);
     EXPECT_TRUE(testing::bitwise_equal(first, expected));
-    EXPECT_TRUE(testing::bitwise_equal(run(tile), first));
+    EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile), first));
   }
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
-class CudaFusedGraph : public ::testing::TestWithParam<std::tuple<const char*, std::int64_t>> {};
+// Params: path, tokens, tile (FUSEDMOE_CUDA_FUSED_TILE). The warp-specialised tiles put a memset (their tile
+// counters) and a tensor-map kernel parameter into the graph: a replay that did not re-zero the counters
+// would hand out no tiles and leave the poisoned output.
+class CudaFusedGraph : public ::testing::TestWithParam<std::tuple<const char*, std::int64_t, const char*>> {};
 
 TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   FUSEDMOE_REQUIRE_CUDA();
+  const std::string tile = std::get<2>(GetParam());
+  if (tile.starts_with("wg")) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", std::get<0>(GetParam()));
+  const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile.c_str());
   const FusedCase c{"graph", std::get<1>(GetParam()), 16, 96, 64, 4};
   const MoeConfig config = gpu_config(c);
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
@@ -245,31 +267,21 @@ TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
-                         ::testing::Values(std::make_tuple("tiled", 77), std::make_tuple("stream", 5),
-                                           std::make_tuple("tiled", 2000)));  // wgmma tiles on Hopper
+                         ::testing::Values(std::make_tuple("tiled", 77, "auto"),
+                                           std::make_tuple("stream", 5, "auto"),
+                                           std::make_tuple("tiled", 2000, "auto"),
+                                           std::make_tuple("tiled", 2000, "wg64_n256_ws"),
+                                           std::make_tuple("tiled", 2000, "wg128_n256_ws")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
 TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
   FUSEDMOE_REQUIRE_CUDA();
-  const FusedCase c{"choices", 40, 16, 160, 96, 4};
-  const MoeConfig config = gpu_config(c);
-  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-  const MoeWeights weights = random_weights(config, 41);
-  const Tensor hidden = random_hidden(config, c.tokens, 42);
-  const testing::Routing routing =
-      testing::make_routing(config, c.tokens, RoutingPattern::router, 43, weights, hidden);
-  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
-  const Tensor gpu_weights = testing::to_device(routing.weights);
-  auto run = [&](const char* variable, const char* value) {
-    const testing::ScopedEnv scoped(variable, value);
-    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
-    const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-    built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *built.weights, out);
-    return testing::to_host(out);
-  };
-  const std::vector<double> reference =
-      fp64_moe_reference(config, weights, hidden, routing.ids, routing.weights);
+  const SwitchedRuns runs(FusedCase{"choices", 40, 16, 160, 96, 4}, 41);
+  const FusedCase& c = runs.c;
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);
+  auto run = [&](const char* variable, const char* value) { return runs.run(variable, value); };
+  const std::vector<double> reference = runs.reference();
   const Tensor m16 = run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
   EXPECT_LE(compare_to_reference(m16, reference).relative_error, tolerance_for(DType::bf16));
   // Every tile agrees bit for bit with m16, the wgmma tiles included: each output element sums its k16

@@ -6,9 +6,30 @@
 #include "backends/cuda_common/cuda_check.hpp"
 #include "core/check.hpp"
 
+#if CUDART_VERSION < 12050
+#error "fusedmoe's TMA tensor maps need CUDA 12.5 or newer (cudaGetDriverEntryPointByVersion)"
+#endif
+
 namespace fusedmoe::cuda {
 
 namespace {
+
+// The driver's name for a CUresult ("CUDA_ERROR_INVALID_VALUE"), or "?" when the driver has no
+// cuGetErrorName.
+const char* driver_error_name(CUresult result) {
+  static const PFN_cuGetErrorName_v6000 function = [] {
+    void* pointer = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    const cudaError_t status =
+        cudaGetDriverEntryPointByVersion("cuGetErrorName", &pointer, 6000, cudaEnableDefault, &found);
+    return status == cudaSuccess && found == cudaDriverEntryPointSuccess
+               ? reinterpret_cast<PFN_cuGetErrorName_v6000>(pointer)
+               : nullptr;
+  }();
+  const char* name = nullptr;
+  if (function == nullptr || function(result, &name) != CUDA_SUCCESS || name == nullptr) return "?";
+  return name;
+}
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
   static const PFN_cuTensorMapEncodeTiled_v12000 function = [] {
@@ -54,9 +75,10 @@ CUtensorMap bf16_matrices_tensor_map(const void* base, std::int64_t columns, std
                         box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
-    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (CUresult ", static_cast<int>(result),
-                            ") for ", matrices, " x [", rows, ", ", columns, "] bf16, pitches ", row_pitch,
-                            " / ", matrix_pitch, ", box ", box_columns, " x ", box_rows));
+    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
+                            ", CUresult ", static_cast<int>(result), ") for ", matrices, " x [", rows, ", ",
+                            columns, "] bf16, pitches ", row_pitch, " / ", matrix_pitch, ", box ",
+                            box_columns, " x ", box_rows));
   }
   return map;
 }

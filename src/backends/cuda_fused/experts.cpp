@@ -314,7 +314,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .intermediate = intermediate.data(),
                            .activation = config_.activation == Activation::silu ? 0 : 1,
                            .dependent_launch = dependent_launch_,
-                           .tile_counters = tile_counters},
+                           .tile_counters = tile_counters,
+                           .used_rows = offsets + experts},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -330,7 +331,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .out_rows = pair_rows.data(),
                            .pitch = plan.hidden_pitch,
                            .dependent_launch = dependent_launch_,
-                           .tile_counters = tile_counters},
+                           .tile_counters = tile_counters,
+                           .used_rows = offsets + experts},
                stream);
   launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
                              .pitch = plan.hidden_pitch,

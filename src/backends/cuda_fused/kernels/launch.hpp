@@ -53,6 +53,9 @@ struct Gemm1Launch {
   // zero_tile_counters); each GEMM reads its word only after waiting for its predecessor. Unused by the
   // other tiles.
   std::uint64_t* tile_counters = nullptr;
+  // Device: the rows the align step used (its offsets[E_local], a multiple of block_m). The warp-specialised
+  // tiles hand out no tiles past them; nullptr: every one of max_blocks (they skip blocks without an expert).
+  const std::int64_t* used_rows = nullptr;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -75,7 +78,8 @@ struct Gemm2Launch {
   // before it exits), and block_expert was written before that one: GEMM2 reads block_expert and requests
   // its first weight tiles before it waits for GEMM1.
   bool dependent_launch = false;
-  std::uint64_t* tile_counters = nullptr;  // as Gemm1Launch's (the same pointer)
+  std::uint64_t* tile_counters = nullptr;   // as Gemm1Launch's (the same pointer)
+  const std::int64_t* used_rows = nullptr;  // as Gemm1Launch's
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

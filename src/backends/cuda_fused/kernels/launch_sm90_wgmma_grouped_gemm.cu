@@ -1,7 +1,8 @@
 // Host side of the wgmma grouped GEMMs: each wgmma tile of the table instantiated once, shared memory opted
-// into per device, grids sized for the worst-case block count (unused blocks exit at once). The kernels have
-// bodies only in the sm_90a code of the binary; the caller offers their tiles only where that code runs
-// (wgmma_tiles_available).
+// into per device. One-tile-per-block grids are sized for the worst-case block count (unused blocks exit at
+// once); the warp-specialised tiles launch one block per SM (at most one per tile), which take tiles from a
+// counter. The kernels have bodies only in the sm_90a code of the binary; the caller offers their tiles only
+// where that code runs (wgmma_tiles_available).
 #include <algorithm>
 #include <climits>
 
@@ -22,11 +23,12 @@ using Wg128N128 = WgmmaShape<2, 128, 3>;
 using Wg128N256 = WgmmaShape<2, 256, 4>;
 
 template <class Shape>
-constexpr bool matches(TileId id) {
+constexpr bool matches(TileId id, bool warp_specialized = false) {
   const TileConfig& config = kTileConfigs[static_cast<int>(id)];
-  return config.id == id && config.wgmma && !config.warp_specialized && config.block_m == Shape::kBlockM &&
-         config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
-         config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
+  return config.id == id && config.wgmma && config.warp_specialized == warp_specialized &&
+         config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN &&
+         config.block_k == Shape::kBlockK && config.warps_m == Shape::kThreads / 32 &&
+         config.stages == Shape::kStages &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
 }
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
@@ -35,16 +37,8 @@ static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::
 using Ws64N256 = WarpSpecializedShape<1, 5>;
 using Ws128N256 = WarpSpecializedShape<2, 4>;
 
-template <class Shape>
-constexpr bool matches_warp_specialized(TileId id) {
-  const TileConfig& config = kTileConfigs[static_cast<int>(id)];
-  return config.id == id && config.wgmma && config.warp_specialized && config.block_m == Shape::kBlockM &&
-         config.block_n == Shape::kBlockN && config.block_k == Shape::kBlockK &&
-         config.warps_m == Shape::kThreads / 32 && config.stages == Shape::kStages &&
-         config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
-}
-static_assert(matches_warp_specialized<Ws64N256>(TileId::wg64_n256_ws) &&
-                  matches_warp_specialized<Ws128N256>(TileId::wg128_n256_ws),
+static_assert(matches<Ws64N256>(TileId::wg64_n256_ws, true) &&
+                  matches<Ws128N256>(TileId::wg128_n256_ws, true),
               "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
@@ -85,31 +79,37 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                          params, args.hidden_padded);
 }
 
+static_assert(Ws64N256::kBlockK == Ws128N256::kBlockK && Ws64N256::kBlockN == Ws128N256::kBlockN,
+              "one weight box serves both warp-specialised shapes");
+
 // The weights' TMA map: E_local matrices [rows, depth] in boxes of kBlockN rows x 64 columns. The converted
 // weights are zero-padded to their pitches, so the map spans the pitches: boxes past an expert's rows read
 // as zeros (the last column block may overhang), never the next expert's rows.
 CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
   return cuda::bf16_matrices_tensor_map(weights, depth, rows, experts, depth, rows * depth,
-                                        Ws128N256::kBlockK, Ws128N256::kBlockN);  // both shapes: 64 x 256
+                                        Ws128N256::kBlockK, Ws128N256::kBlockN);
 }
 
 // Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
 template <class Shape, class Params>
-void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, std::int64_t,
-                                         std::int64_t),
+void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, const std::int64_t*,
+                                         std::int64_t, std::int64_t),
                           const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
-                          std::int64_t row_blocks, std::int64_t column_blocks, bool dependent,
-                          cudaStream_t stream) {
-  FUSEDMOE_CHECK(next_tile != nullptr, "[cuda_fused] the warp-specialised tile needs tile_counters");
+                          const std::int64_t* used_rows, std::int64_t row_blocks, std::int64_t column_blocks,
+                          bool dependent, cudaStream_t stream) {
+  FUSEDMOE_CHECK(next_tile != nullptr,
+                 "[cuda_fused] the warp-specialised tiles need tile_counters (2 words)");
+  FUSEDMOE_CHECK(row_blocks >= 1 && column_blocks >= 1,
+                 "[cuda_fused] a warp-specialised GEMM needs at least ", "one tile; got ", row_blocks,
+                 " row blocks x ", column_blocks, " column blocks");
   const auto* function = reinterpret_cast<const void*>(kernel);
   cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
+  // One block per SM at most (fewer when there are fewer tiles): the blocks take the tiles one by one.
   const std::int64_t blocks = std::min(row_blocks * column_blocks,
                                        cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
-  FUSEDMOE_CHECK(blocks >= 1 && blocks <= INT32_MAX, "[cuda_fused] warp-specialised grid of ", blocks,
-                 " blocks");
   cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
                          stream, dependent, params, weights, reinterpret_cast<unsigned long long*>(next_tile),
-                         row_blocks, column_blocks);
+                         used_rows, row_blocks, column_blocks);
 }
 
 template <class Shape>
@@ -117,8 +117,8 @@ void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
   run_warp_specialized<Shape>(
       wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
-      weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters, args.max_blocks,
-      (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
+      weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters, args.used_rows,
+      args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
 }
 
 template <class Shape>
@@ -126,7 +126,7 @@ void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   run_warp_specialized<Shape>(
       wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
       weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
-      args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.max_blocks,
+      args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.used_rows, args.max_blocks,
       (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
 }
 

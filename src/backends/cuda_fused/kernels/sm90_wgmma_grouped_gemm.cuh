@@ -102,6 +102,24 @@ __device__ __forceinline__ void wgmma_tile(float (&acc)[Shape::kAccumulators], s
   }
 }
 
+// One k-tile (64 deep) of this warpgroup's MMAs from the stage at descriptors a and b, issued
+// asynchronously; returns once the previous k-tile's group has retired (its stage may be refilled) while this
+// one is still in flight.
+template <class Shape>
+__device__ __forceinline__ void wgmma_k_tile(float (&acc)[Shape::kAccumulators], std::uint64_t a,
+                                             std::uint64_t b) {
+  fence_accumulators(acc);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
+    // 16 bf16 = 32 bytes further along K inside the swizzle row: + 2 in the descriptor's 16-byte units.
+    wgmma_tile<Shape>(acc, a + 2 * kk, b + 2 * kk);
+  }
+  wgmma_commit();
+  wgmma_wait<1>();
+  fence_accumulators(acc);
+}
+
 // acc += A . B^T over k_tiles * 64 columns. A chunk i of this thread is row (thread / 8 + i * kRowsPerPass),
 // column (thread % 8) * 8 of the tile: a_source[i] is that row already offset by the column (nullptr = a
 // padding row, zeros; columns >= a_columns read as zeros). B chunk i is b_row0 + i * kRowsPerPass rows
@@ -167,17 +185,7 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
 
     const unsigned stage_a = shared + (k_tile % Shape::kStages) * Shape::kStageBytes;
     const std::uint64_t a_descriptor = smem_descriptor(stage_a + warpgroup * 64 * Shape::kRowBytes);
-    const std::uint64_t b_descriptor = smem_descriptor(stage_a + Shape::kStageABytes);
-    fence_accumulators(acc);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
-      // 16 bf16 = 32 bytes further along K inside the swizzle row: + 2 in the descriptor's 16-byte units.
-      wgmma_tile<Shape>(acc, a_descriptor + 2 * kk, b_descriptor + 2 * kk);
-    }
-    wgmma_commit();
-    wgmma_wait<1>();
-    fence_accumulators(acc);
+    wgmma_k_tile<Shape>(acc, a_descriptor, smem_descriptor(stage_a + Shape::kStageABytes));
   }
   wgmma_wait<0>();
   fence_accumulators(acc);

@@ -41,7 +41,9 @@ struct WarpSpecializedShape {
   static constexpr bool kReallocateRegisters = kConsumers == 2;
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kConsumers == 1 || kConsumers == 2, "instantiated: one or two consumer warpgroups");
-  static_assert(kSignalLag < kStages, "a stage is signalled before its slot is needed again");
+  // A consumer holds two stages (the k-tile in flight and the one before it until wgmma_wait<1>), and a
+  // producer thread signals a stage kSignalLag issues later: fewer stages would deadlock.
+  static_assert(kSignalLag + 2 <= kStages, "the ring must outlast the consumers' hold and the signal lag");
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -49,14 +51,14 @@ struct WarpSpecializedShape {
 // a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros); epilogue(
 // BlockCoordinates, acc, consumer thread). `next_tile` counts the tiles handed out: zero before the launch
 // (written before the kernel that precedes this one, which this kernel waits for before reading it).
-// Waits for the previous kernel before reading anything.
+// `used_rows` (nullptr: all `row_blocks`) bounds the row blocks handed out, so no block spends its tail
+// taking tiles of the unused worst-case blocks one atomic at a time. Waits for the previous kernel before
+// reading anything.
 template <class Shape, class ARow, class Epilogue>
-__device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block_expert,
-                                                       unsigned long long* next_tile, std::int64_t rows,
-                                                       std::int64_t columns, std::int64_t a_columns,
-                                                       int k_tiles, const CUtensorMap* weights,
-                                                       const void* placeholder, unsigned shared, ARow a_row,
-                                                       Epilogue epilogue) {
+__device__ __forceinline__ void wgmma_warp_specialized(
+    const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
+    std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
+    const CUtensorMap* weights, const void* placeholder, unsigned shared, ARow a_row, Epilogue epilogue) {
   const unsigned control = shared + Shape::kStages * Shape::kStageBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
   auto empty_barrier = [&](int stage) {
@@ -76,6 +78,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
   }
   __syncthreads();
   cuda::wait_for_prior_grids();
+  const std::int64_t used_blocks =
+      used_rows == nullptr ? row_blocks : (*used_rows + Shape::kBlockM - 1) / Shape::kBlockM;
+  const std::int64_t rows = used_blocks < row_blocks ? used_blocks : row_blocks;
   const std::int64_t tiles = rows * columns;
 
   if (threadIdx.x < 128) {  // the producer warpgroup
@@ -171,17 +176,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
       if (k_tile > 0) mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
       const unsigned stage_a = shared + stage * Shape::kStageBytes;
       const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
-      const std::uint64_t b_descriptor = smem_descriptor(stage_a + Shape::kStageABytes);
-      fence_accumulators(acc);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < Shape::kBlockK / 16; ++kk) {
-        wgmma_tile<Shape>(acc, a_descriptor + 2 * kk, b_descriptor + 2 * kk);
-      }
-      wgmma_commit();
-      wgmma_wait<1>();  // the group of the previous k-tile has retired: its stage may be refilled
-      fence_accumulators(acc);
-      if (k_tile > 0) mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
+      wgmma_k_tile<Shape>(acc, a_descriptor, smem_descriptor(stage_a + Shape::kStageABytes));
+      if (k_tile > 0)  // the previous k-tile's wgmma group has retired: its stage may be refilled
+        mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
     }
     wgmma_wait<0>();
     fence_accumulators(acc);
@@ -195,13 +192,13 @@ __device__ __forceinline__ void wgmma_warp_specialized(const std::int32_t* block
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm1_warp_specialized_kernel(Gemm1Params params, const __grid_constant__ CUtensorMap w13_map,
-                                        unsigned long long* next_tile, std::int64_t row_blocks,
-                                        std::int64_t column_blocks) {
+                                        unsigned long long* next_tile, const std::int64_t* used_rows,
+                                        std::int64_t row_blocks, std::int64_t column_blocks) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
-      params.block_expert, next_tile, row_blocks, column_blocks, params.a_columns, params.k_tiles, &w13_map,
-      params.w13, aligned_shared_base(shared),
+      params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.a_columns, params.k_tiles,
+      &w13_map, params.w13, aligned_shared_base(shared),
       [&](std::int64_t row) -> const bf16* {
         const std::int32_t pair = params.sorted_ids[row];
         return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
@@ -219,13 +216,13 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm2_warp_specialized_kernel(Gemm2Params params, const __grid_constant__ CUtensorMap w2_map,
-                                        unsigned long long* next_tile, std::int64_t row_blocks,
-                                        std::int64_t column_blocks) {
+                                        unsigned long long* next_tile, const std::int64_t* used_rows,
+                                        std::int64_t row_blocks, std::int64_t column_blocks) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
-      params.block_expert, next_tile, row_blocks, column_blocks, params.lda, params.k_tiles, &w2_map,
-      params.w2, aligned_shared_base(shared),
+      params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.lda, params.k_tiles,
+      &w2_map, params.w2, aligned_shared_base(shared),
       [&](std::int64_t row) -> const bf16* {
         return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
       },

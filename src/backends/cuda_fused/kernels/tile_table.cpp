@@ -95,10 +95,10 @@ bool tile_available(const TileConfig& tile, int compute_capability, std::size_t 
 
 namespace {
 
-// Hopper: wgmma tiles from 16 rows per expert on (measured on the H100 over the four bench presets: they beat
-// every mma.sync tile there, by 1.3-2x at 256+ rows). One warpgroup x 128 columns up to 96 rows per expert;
-// two warpgroups x 256 columns beyond; the narrower tile when the wider leaves SMs idle. nullptr: mma.sync
-// tiles.
+// Hopper: wgmma tiles from 17 rows per expert on (measured on the H100 over the four bench presets: they beat
+// every mma.sync tile there, by 1.3-2x at 256+ rows). Up to 96 rows per expert the warp-specialised tile with
+// one consumer warpgroup (64 rows), beyond it the one with two (128 rows); down the list when a grid would
+// leave SMs idle. nullptr: mma.sync tiles.
 const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                     std::int64_t active_experts) {
   if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;

@@ -49,8 +49,8 @@ struct TileConfig {
   // More shared memory per block than every sm_80+ GPU offers (sm_86/89 opt in to 99 KiB): offered only where
   // the device's opt-in limit holds it (tile_available).
   bool large_shared = false;
-  // wgmma, persistent, warp-specialised: a producer warpgroup loads (weights by TMA) while two consumer
-  // warpgroups multiply (sm90_wgmma_warp_specialized.cuh); warps_m counts the producer's warps too.
+  // wgmma, persistent, warp-specialised: a producer warpgroup loads (weights by TMA) while one or two
+  // consumer warpgroups multiply (sm90_wgmma_warp_specialized.cuh); warps_m counts the producer's warps too.
   bool warp_specialized = false;
 };
 
@@ -118,8 +118,9 @@ inline constexpr TileBucket kTileBuckets[] = {
 //          M=512 and olmoe M=256 by 6-8%, wg64_n256 for deepseek-v3 M=1024 by 21% over m32): the built-in
 //          tune tables (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes.
 //          From 17 rows the warp-specialised wg64_n256_ws (session 6: 1-10% faster than wg64_n128 and the
-//          mma.sync tiles at 32-64 rows per expert), from 97 wg128_n256_ws (4-22% faster than wg128_n256 on
-//          all four presets at M >= 4096; bench/results/2026-11-27-h100-session6.md).
+//          mma.sync tiles at 32-64 rows per expert), from 97 wg128_n256_ws (level with wg128_n256 at
+//          deepseek-v3 M=4096, up to 22% faster elsewhere from M=256;
+//          bench/results/2026-11-27-h100-session6.md).
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 
