@@ -105,7 +105,11 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       named_barrier_sync<1, 128>();
       return static_cast<std::int64_t>(load_shared_s64(broadcast(slot)));
     };
-    int issued = 0;
+    int issued = 0, signalled = 0;  // stages requested; stages this thread has signalled full
+    // Signals every stage up to `last` (inclusive) whose copies of this thread have landed.
+    auto signal_through = [&](int last) {
+      for (; signalled <= last; ++signalled) mbarrier_arrive(full_barrier(signalled % Shape::kStages));
+    };
     for (int taken = 0;; ++taken) {
       const std::int64_t tile = take_tile(taken & 1);  // two slots: a slot is rewritten after a barrier
       if (tile < 0) break;
@@ -134,19 +138,22 @@ __device__ __forceinline__ void wgmma_warp_specialized(
                       valid);
         }
         cp_async_commit();
-        if (issued >= Shape::kSignalLag) {  // this thread's copies of stage issued - lag have landed
+        if (issued - Shape::kSignalLag >= signalled) {  // this thread's copies of stage issued - lag landed
           cp_async_wait<Shape::kSignalLag>();
           fence_async_shared();
-          mbarrier_arrive(full_barrier((issued - Shape::kSignalLag) % Shape::kStages));
+          signal_through(issued - Shape::kSignalLag);
         }
       }
+      // The tile's last stages: signalled now, not after the next tile's first ones (taking a tile and
+      // reading its rows' ids costs a few dependent global round trips the consumers would wait through:
+      // measured 2-5% of the forward at M >= 1024, bench/results/2026-11-27-h100-session6.md).
+      cp_async_wait<0>();
+      fence_async_shared();
+      signal_through(issued - 1);
     }
     cp_async_wait<0>();
     fence_async_shared();
-    for (int signal = issued > Shape::kSignalLag ? issued - Shape::kSignalLag : 0; signal < issued;
-         ++signal) {
-      mbarrier_arrive(full_barrier(signal % Shape::kStages));
-    }
+    signal_through(issued - 1);
     // The end: a stage that carries no data and the tile index -1.
     const int stage = issued % Shape::kStages;
     mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
