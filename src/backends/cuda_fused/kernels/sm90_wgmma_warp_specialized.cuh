@@ -7,9 +7,10 @@
 //     thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros), the
 //     A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread copies
 //     kChunksA chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
-//     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue), so the
-//     full barrier counts 128 producer arrivals + the TMA thread's expect_tx. The first stage of a tile
-//     carries the tile's index for the consumers; a stage carrying -1 ends the block;
+//     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue, and all of
+//     a tile's at its end), so the full barrier counts 128 producer arrivals + the TMA thread's expect_tx.
+//     The first stage of a tile carries the tile's index for the consumers; a stage carrying -1 ends the
+//     block;
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
 //     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
 //     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
