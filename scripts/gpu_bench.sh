@@ -18,6 +18,7 @@ tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
 paths=${PATHS:-auto}
 cli=build/gpu/bin/fusedmoe
 if [ -n "${PREBUILT:-}" ]; then
+  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
   export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   cli=$PREBUILT/fusedmoe
 fi

@@ -44,6 +44,7 @@ fi
 mkdir -p "$logs"
 rm -f "$logs"/*.log
 if [ -n "${PREBUILT:-}" ]; then
+  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
   echo "== prebuilt binaries in $PREBUILT ($(cat "$PREBUILT/commit.txt" 2>/dev/null))"
   export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   tests=$PREBUILT/fusedmoe_tests

@@ -14,6 +14,7 @@ preset=${PRESET:-qwen3-30b-a3b}
 tokens=${TOKENS:-1}
 cli=build/gpu/bin/fusedmoe
 if [ -n "${PREBUILT:-}" ]; then
+  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
   export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   cli=$PREBUILT/fusedmoe
 fi

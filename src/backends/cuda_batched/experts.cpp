@@ -260,7 +260,7 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
                               .lda = lda,
                               .a_columns = lda,
                               .w13 = converted->w13.data(),
-                              .ldb = converted->hidden_padded_k,
+                              .weight_depth = converted->hidden_padded_k,
                               .num_local_experts = experts,
                               .intermediate_padded = plan.intermediate_padded,
                               .sorted_ids = sorted_ids,

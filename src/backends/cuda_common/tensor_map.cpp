@@ -48,37 +48,31 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
 
 }  // namespace
 
-CUtensorMap bf16_matrices_tensor_map(const void* base, std::int64_t columns, std::int64_t rows,
-                                     std::int64_t matrices, std::int64_t row_pitch, std::int64_t matrix_pitch,
-                                     int box_columns, int box_rows) {
-  constexpr std::int64_t kBytes = 2;
-  FUSEDMOE_CHECK(box_columns * kBytes == 128, "[cuda] a 128-byte-swizzled TMA box is 64 bf16 wide, not ",
-                 box_columns);
+CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int64_t depth,
+                                   std::int64_t matrices, int box_rows) {
+  constexpr std::int64_t kBytes = 2, kPanel = 64;  // a 128-byte-swizzled box is 64 bf16 wide
   FUSEDMOE_CHECK(box_rows >= 1 && box_rows <= 256, "[cuda] a TMA box has 1 to 256 rows, not ", box_rows);
-  FUSEDMOE_CHECK(
-      columns >= 1 && rows >= 1 && matrices >= 1 && columns <= row_pitch && rows * row_pitch <= matrix_pitch,
-      "[cuda] tensor map of ", matrices, " x [", rows, ", ", columns, "] with pitches ", row_pitch, " / ",
-      matrix_pitch, ": the pitches must hold the rows and matrices");
-  FUSEDMOE_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0 && (row_pitch * kBytes) % 16 == 0 &&
-                     (matrix_pitch * kBytes) % 16 == 0,
-                 "[cuda] TMA needs a 16-byte-aligned base and pitches of multiples of 16 bytes (row pitch ",
-                 row_pitch * kBytes, " B, matrix pitch ", matrix_pitch * kBytes, " B)");
-  const cuuint64_t sizes[3] = {static_cast<cuuint64_t>(columns), static_cast<cuuint64_t>(rows),
-                               static_cast<cuuint64_t>(matrices)};
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_pitch * kBytes),
-                                 static_cast<cuuint64_t>(matrix_pitch * kBytes)};
-  const cuuint32_t box[3] = {static_cast<cuuint32_t>(box_columns), static_cast<cuuint32_t>(box_rows), 1};
-  const cuuint32_t element_strides[3] = {1, 1, 1};
+  FUSEDMOE_CHECK(rows >= 1 && matrices >= 1 && depth >= kPanel && depth % kPanel == 0,
+                 "[cuda] tensor map of ", matrices, " x [", rows, ", ", depth,
+                 "] in k-panels: needs at least one row and matrix and a depth that is a multiple of 64");
+  FUSEDMOE_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0, "[cuda] TMA needs a 16-byte-aligned base");
+  // Innermost first: column within a panel, row, panel, matrix.
+  const cuuint64_t sizes[4] = {static_cast<cuuint64_t>(kPanel), static_cast<cuuint64_t>(rows),
+                               static_cast<cuuint64_t>(depth / kPanel), static_cast<cuuint64_t>(matrices)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(kPanel * kBytes),
+                                 static_cast<cuuint64_t>(rows * kPanel * kBytes),
+                                 static_cast<cuuint64_t>(rows * depth * kBytes)};
+  const cuuint32_t box[4] = {static_cast<cuuint32_t>(kPanel), static_cast<cuuint32_t>(box_rows), 1, 1};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
   CUtensorMap map{};
   const CUresult result =
-      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), sizes, strides,
+      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void*>(base), sizes, strides,
                         box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
     throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
                             ", CUresult ", static_cast<int>(result), ") for ", matrices, " x [", rows, ", ",
-                            columns, "] bf16, pitches ", row_pitch, " / ", matrix_pitch, ", box ",
-                            box_columns, " x ", box_rows));
+                            depth, "] bf16 in k-panels, box ", box_rows, " rows x 64"));
   }
   return map;
 }

@@ -9,12 +9,11 @@
 
 namespace fusedmoe::cuda {
 
-// A bf16 tensor of `matrices` row-major matrices [rows, columns] (row pitch `row_pitch` elements, matrix
-// pitch `matrix_pitch` elements), read in boxes of box_columns x box_rows of one matrix, stored in shared
-// memory in the 128-byte swizzle (box_columns * 2 must be 128). Boxes overhanging the tensor read as zeros.
-// Throws CudaError when the driver refuses the map (alignment, pitches, sizes), saying which.
-CUtensorMap bf16_matrices_tensor_map(const void* base, std::int64_t columns, std::int64_t rows,
-                                     std::int64_t matrices, std::int64_t row_pitch, std::int64_t matrix_pitch,
-                                     int box_columns, int box_rows);
+// A bf16 tensor of `matrices` contiguous matrices [rows, depth] stored in k-panels (depth / 64 panels of
+// [rows][64] each, cuda_fused/kernels/weight_panels.cuh), read in boxes of box_rows x 64 (one panel of one
+// matrix), stored in shared memory in the 128-byte swizzle. Rows past `rows` read as zeros. Throws
+// CudaError when the driver refuses the map (alignment, sizes), saying which.
+CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int64_t depth,
+                                   std::int64_t matrices, int box_rows);
 
 }  // namespace fusedmoe::cuda

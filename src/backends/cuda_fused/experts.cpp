@@ -304,7 +304,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .lda = lda,
                            .a_columns = a_columns,
                            .w13 = converted->w13.data(),
-                           .ldb = converted->hidden_padded_k,
+                           .weight_depth = converted->hidden_padded_k,
                            .num_local_experts = experts,
                            .intermediate_padded = plan.intermediate_padded,
                            .sorted_ids = sorted_ids,

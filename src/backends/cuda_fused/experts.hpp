@@ -18,6 +18,8 @@ namespace fusedmoe::cuda_fused {
 //       matching up columns (one GEMM1 tile holds both); I_pad = I rounded up to 64, H_k = H rounded up to
 //       64;
 //   w2  [E_local, H_n, I_pad]: H_n = H rounded up to 128. Padding is zeros.
+// Each expert's matrix is stored in k-panels (kernels/weight_panels.cuh): depth / 64 panels of [rows][64],
+// so that every 64-deep stage a GEMM tile reads is one contiguous run.
 class CudaFusedWeights final : public ExpertWeights {
  public:
   Tensor w13, w2;

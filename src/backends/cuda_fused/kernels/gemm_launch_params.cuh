@@ -6,6 +6,7 @@
 
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
+#include "backends/cuda_fused/kernels/weight_panels.cuh"
 #include "core/check.hpp"
 
 namespace fusedmoe::cuda_fused {
@@ -15,8 +16,9 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .lda = args.lda,
                      .a_columns = args.a_columns,
                      .w13 = static_cast<const bf16*>(args.w13),
-                     .ldb = args.ldb,
-                     .expert_stride = 2 * args.intermediate_padded * args.ldb,
+                     .weight_depth = args.weight_depth,
+                     .panel_stride = panel_stride(2 * args.intermediate_padded),
+                     .expert_stride = 2 * args.intermediate_padded * args.weight_depth,
                      .sorted_ids = args.sorted_ids,
                      .block_expert = args.block_expert,
                      .top_k = args.top_k,
@@ -31,7 +33,8 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
   return Gemm2Params{.intermediate = static_cast<const bf16*>(args.intermediate),
                      .lda = args.intermediate_padded,
                      .w2 = static_cast<const bf16*>(args.w2),
-                     .ldb = args.intermediate_padded,
+                     .weight_depth = args.intermediate_padded,
+                     .panel_stride = panel_stride(args.hidden_padded),
                      .expert_stride = args.hidden_padded * args.intermediate_padded,
                      .sorted_ids = args.sorted_ids,
                      .block_expert = args.block_expert,

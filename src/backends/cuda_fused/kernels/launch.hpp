@@ -34,9 +34,9 @@ struct Gemm1Launch {
   const TileConfig* tile;
   const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
   std::int64_t lda;
-  std::int64_t a_columns;  // multiple of 8
-  const void* w13;         // converted [E_local, 2 I_pad, ldb]
-  std::int64_t ldb;
+  std::int64_t a_columns;     // multiple of 8
+  const void* w13;            // converted [E_local, 2 I_pad, weight_depth] in k-panels (weight_panels.cuh)
+  std::int64_t weight_depth;  // H_k
   std::int64_t num_local_experts;  // E_local (bounds the weights' TMA map)
   std::int64_t intermediate_padded;
   const std::int32_t* sorted_ids;
@@ -119,8 +119,8 @@ struct StreamLaunch {
   const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
   std::int64_t lda;
   std::int64_t a_columns;  // multiple of 8
-  const void* w13;         // converted [E_local, 2 I_pad, H_k]
-  const void* w2;          // converted [E_local, H_n, I_pad]
+  const void* w13;         // converted [E_local, 2 I_pad, H_k] in k-panels (weight_panels.cuh)
+  const void* w2;          // converted [E_local, H_n, I_pad] in k-panels
   std::int64_t hidden_size;
   std::int64_t hidden_padded_k;
   std::int64_t hidden_padded_n;
@@ -141,7 +141,7 @@ void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t col
 
 // One expert's canonical weights into cuda_fused's layout (see convert_weights.cpp).
 void launch_convert_w13(const void* source, std::int64_t intermediate, std::int64_t hidden, void* destination,
-                        std::int64_t intermediate_padded, std::int64_t ldb, StreamHandle stream);
+                        std::int64_t intermediate_padded, std::int64_t depth, StreamHandle stream);
 void launch_convert_w2(const void* source, std::int64_t hidden, std::int64_t intermediate, void* destination,
                        std::int64_t hidden_padded, std::int64_t intermediate_padded, StreamHandle stream);
 

@@ -50,11 +50,11 @@ void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t col
 }
 
 void launch_convert_w13(const void* source, std::int64_t intermediate, std::int64_t hidden, void* destination,
-                        std::int64_t intermediate_padded, std::int64_t ldb, StreamHandle stream_handle) {
-  convert_w13_kernel<<<grid_stride_blocks(2 * intermediate_padded * ldb), kThreads, 0,
+                        std::int64_t intermediate_padded, std::int64_t depth, StreamHandle stream_handle) {
+  convert_w13_kernel<<<grid_stride_blocks(2 * intermediate_padded * depth), kThreads, 0,
                        static_cast<cudaStream_t>(stream_handle)>>>(
       static_cast<const __nv_bfloat16*>(source), intermediate, hidden,
-      static_cast<__nv_bfloat16*>(destination), intermediate_padded, ldb);
+      static_cast<__nv_bfloat16*>(destination), intermediate_padded, depth);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

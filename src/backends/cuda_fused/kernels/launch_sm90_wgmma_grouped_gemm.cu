@@ -82,12 +82,12 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 static_assert(Ws64N256::kBlockK == Ws128N256::kBlockK && Ws64N256::kBlockN == Ws128N256::kBlockN,
               "one weight box serves both warp-specialised shapes");
 
-// The weights' TMA map: E_local matrices [rows, depth] in boxes of kBlockN rows x 64 columns. The converted
-// weights are zero-padded to their pitches, so the map spans the pitches: boxes past an expert's rows read
-// as zeros (the last column block may overhang), never the next expert's rows.
+// The weights' TMA map: E_local matrices [rows, depth] in k-panels, in boxes of kBlockN rows x one panel.
+// Boxes past an expert's (padded) rows read as zeros (the last column block may overhang), never the next
+// panel's or expert's rows.
 CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
-  return cuda::bf16_matrices_tensor_map(weights, depth, rows, experts, depth, rows * depth,
-                                        Ws128N256::kBlockK, Ws128N256::kBlockN);
+  static_assert(Ws128N256::kBlockK == kPanelDepth, "a stage's box is one k-panel");
+  return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Ws128N256::kBlockN);
 }
 
 // Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
@@ -115,10 +115,11 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
 template <class Shape>
 void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
-  run_warp_specialized<Shape>(
-      wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
-      weight_map(args.w13, w13_rows, args.ldb, args.num_local_experts), args.tile_counters, args.used_rows,
-      args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
+  run_warp_specialized<Shape>(wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
+                              weight_map(args.w13, w13_rows, args.weight_depth, args.num_local_experts),
+                              args.tile_counters, args.used_rows, args.max_blocks,
+                              (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch,
+                              stream);
 }
 
 template <class Shape>

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
+#include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
 
@@ -84,16 +85,19 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
   }
 }
 
-// Canonical w13 of one expert [2I, H] (gate rows, then up rows) -> [2 I_pad, ldb]: row r holds
-// gate column 16 (r / 32) + r % 32 when r % 32 < 16, else the matching up column; zeros past I and H.
+// Canonical w13 of one expert [2I, H] (gate rows, then up rows) -> [2 I_pad, depth] in k-panels
+// (weight_panels.cuh): row r holds gate column 16 (r / 32) + r % 32 when r % 32 < 16, else the matching up
+// column; zeros past I and H. Walks the destination in memory order.
 __global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t intermediate,
                                    std::int64_t hidden, __nv_bfloat16* destination,
-                                   std::int64_t intermediate_padded, std::int64_t ldb) {
-  const std::int64_t count = 2 * intermediate_padded * ldb;
+                                   std::int64_t intermediate_padded, std::int64_t depth) {
+  const std::int64_t rows = 2 * intermediate_padded, count = rows * depth;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
        index += stride) {
-    const std::int64_t row = index / ldb, k = index % ldb;
+    const std::int64_t within_panel = index % panel_stride(rows);
+    const std::int64_t row = within_panel / kPanelDepth,
+                       k = index / panel_stride(rows) * kPanelDepth + within_panel % kPanelDepth;
     const std::int64_t within = row % 32, column = (row / 32) * 16 + within % 16;
     const std::int64_t source_row = within < 16 ? column : intermediate + column;
     destination[index] =
@@ -101,7 +105,7 @@ __global__ void convert_w13_kernel(const __nv_bfloat16* source, std::int64_t int
   }
 }
 
-// Canonical w2 of one expert [H, I] -> [H_pad, I_pad], zeros past H and I.
+// Canonical w2 of one expert [H, I] -> [H_pad, I_pad] in k-panels, zeros past H and I.
 __global__ void convert_w2_kernel(const __nv_bfloat16* source, std::int64_t hidden, std::int64_t intermediate,
                                   __nv_bfloat16* destination, std::int64_t hidden_padded,
                                   std::int64_t intermediate_padded) {
@@ -109,7 +113,9 @@ __global__ void convert_w2_kernel(const __nv_bfloat16* source, std::int64_t hidd
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < count;
        index += stride) {
-    const std::int64_t row = index / intermediate_padded, k = index % intermediate_padded;
+    const std::int64_t within_panel = index % panel_stride(hidden_padded);
+    const std::int64_t row = within_panel / kPanelDepth,
+                       k = index / panel_stride(hidden_padded) * kPanelDepth + within_panel % kPanelDepth;
     destination[index] =
         row < hidden && k < intermediate ? source[row * intermediate + k] : __float2bfloat16_rn(0.0f);
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
+#include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
 
@@ -52,8 +53,9 @@ struct Gemm1Params {
   const bf16* hidden;  // A: [M, lda], rows 16-byte aligned
   std::int64_t lda;
   std::int64_t a_columns;  // columns of A holding data (multiple of 8); later ones read as zero
-  const bf16* w13;         // converted: [E_local][2 I_pad][ldb], gate/up interleaved by 16 rows
-  std::int64_t ldb;        // also the columns of a weight row that may be read (the padded depth)
+  const bf16* w13;  // converted: [E_local][2 I_pad][weight_depth] in k-panels, gate/up interleaved by 16 rows
+  std::int64_t weight_depth;  // the padded depth: the columns of a weight row that may be read
+  std::int64_t panel_stride;  // elements from one k-panel to the next (weight_panels.cuh)
   std::int64_t expert_stride;
   const std::int32_t* sorted_ids;    // [rows]: token * k + slot, or -1 (padding)
   const std::int32_t* block_expert;  // [blocks]: local expert, or -1 (unused block)
@@ -70,8 +72,9 @@ struct Gemm1Params {
 struct Gemm2Params {
   const bf16* intermediate;  // A: [rows, lda]
   std::int64_t lda;
-  const bf16* w2;  // converted: [E_local][H_pad][ldb]
-  std::int64_t ldb;
+  const bf16* w2;  // converted: [E_local][H_pad][weight_depth] in k-panels
+  std::int64_t weight_depth;
+  std::int64_t panel_stride;
   std::int64_t expert_stride;
   const std::int32_t* sorted_ids;
   const std::int32_t* block_expert;
@@ -122,17 +125,19 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const unsigned (&a
 
 // acc += A . B^T over k_tiles * BlockK columns. This thread's A chunks come from a_source[i] (already
 // offset by their column a_column[i]; nullptr = a padding row, read as zeros; columns >= a_columns read
-// as zeros); its B chunks from b_source[i] (in bounds: the weights are padded to 64 in depth; deeper tiles
-// zero-fill columns >= b_columns, the weights' padded depth). Waits for the previous kernel
-// (grid_dependency.cuh) after requesting the first weight stages, before the first A load, and then lets the
-// next kernel launch when `trigger_after_wait`.
+// as zeros); its B chunks from weight row b_row[i] (its k-panel 0; in bounds: the weights are padded to 64 in
+// depth; deeper tiles zero-fill columns >= b_columns, the weights' padded depth), b_panel_stride elements
+// from one 64-deep panel to the next (weight_panels.cuh). Waits for the previous kernel (grid_dependency.cuh)
+// after requesting the first weight stages, before the first A load, and then lets the next kernel launch
+// when `trigger_after_wait`.
 template <class Shape>
 __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape::kFragsN][4],
                                               const bf16* const (&a_source)[Shape::kChunksA],
                                               const int (&a_column)[Shape::kChunksA], std::int64_t a_columns,
-                                              const bf16* const (&b_source)[Shape::kChunksB],
-                                              std::int64_t b_columns, int k_tiles, const void* placeholder,
-                                              unsigned char* shared, bool trigger_after_wait) {
+                                              const bf16* const (&b_row)[Shape::kChunksB],
+                                              std::int64_t b_columns, std::int64_t b_panel_stride,
+                                              int k_tiles, const void* placeholder, unsigned char* shared,
+                                              bool trigger_after_wait) {
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
   const unsigned shared_a = shared_address(shared);
@@ -162,12 +167,11 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
     const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
+      const std::int64_t k = k0 + ((threadIdx.x + i * Shape::kThreads) % Shape::kChunksPerRow) * 8;
       bool valid = true;
-      if constexpr (Shape::kGuardWeightDepth) {
-        valid = k0 + ((threadIdx.x + i * Shape::kThreads) % Shape::kChunksPerRow) * 8 < b_columns;
-      }
-      cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i], valid ? b_source[i] + k0 : placeholder,
-                  valid);
+      if constexpr (Shape::kGuardWeightDepth) valid = k < b_columns;
+      cp_async_16(shared_b + stage * Shape::kStageB * 2 + b_offset[i],
+                  valid ? b_row[i] + panel_offset(0, k, b_panel_stride) : placeholder, valid);
     }
   };
 
@@ -261,17 +265,16 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
         pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda + a_column[i]
                   : nullptr;
   }
-  const bf16* b_source[Shape::kChunksB];
+  const bf16* b_row[Shape::kChunksB];
   const bf16* weights = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride;
 #pragma unroll
   for (int i = 0; i < Shape::kChunksB; ++i) {
-    const int chunk = thread + i * Shape::kThreads;
-    b_source[i] =
-        weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+    b_row[i] = weights + panel_offset(n0 + (thread + i * Shape::kThreads) / Shape::kChunksPerRow, 0,
+                                      params.panel_stride);
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
-  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_source, params.ldb, params.k_tiles,
-                       params.w13, shared, false);
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.a_columns, b_row, params.weight_depth,
+                       params.panel_stride, params.k_tiles, params.w13, shared, false);
 
   // Fragment fn of a 32-row group holds gate columns when fn % 4 < 2; fn + 2 holds the matching up columns
   // in the same registers of the same thread. Padding rows are not written: GEMM2 reads them as zeros.
@@ -324,17 +327,16 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
     a_source[i] =
         params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda + a_column[i] : nullptr;
   }
-  const bf16* b_source[Shape::kChunksB];
+  const bf16* b_row[Shape::kChunksB];
   const bf16* weights = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride;
 #pragma unroll
   for (int i = 0; i < Shape::kChunksB; ++i) {
-    const int chunk = thread + i * Shape::kThreads;
-    b_source[i] =
-        weights + (n0 + chunk / Shape::kChunksPerRow) * params.ldb + (chunk % Shape::kChunksPerRow) * 8;
+    b_row[i] = weights + panel_offset(n0 + (thread + i * Shape::kThreads) / Shape::kChunksPerRow, 0,
+                                      params.panel_stride);
   }
   float acc[Shape::kFragsM][Shape::kFragsN][4] = {};
-  gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_source, params.ldb, params.k_tiles, params.w2,
-                       shared, params.trigger_dependents_early);
+  gemm_mainloop<Shape>(acc, a_source, a_column, params.lda, b_row, params.weight_depth, params.panel_stride,
+                       params.k_tiles, params.w2, shared, params.trigger_dependents_early);
 
 #pragma unroll
   for (int fm = 0; fm < Shape::kFragsM; ++fm) {

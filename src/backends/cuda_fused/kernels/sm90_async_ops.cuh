@@ -45,14 +45,15 @@ __device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity)
   } while (done == 0);
 }
 
-// A box of a 3-D tensor map (coordinates innermost first) into shared memory; its bytes complete on
-// `barrier`.
-__device__ __forceinline__ void tma_load_3d(unsigned destination, const CUtensorMap* map, int x, int y, int z,
-                                            unsigned barrier) {
+// The box at rows row0.. of k-panel `panel` of matrix `matrix` of a k-panel weights map
+// (cuda::bf16_panels_tensor_map; coordinates innermost first: column in panel, row, panel, matrix) into
+// shared memory; its bytes complete on `barrier`.
+__device__ __forceinline__ void tma_load_panel(unsigned destination, const CUtensorMap* map, int row0,
+                                               int panel, int matrix, unsigned barrier) {
   asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
-      "%4}], [%5];\n" ::"r"(destination),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(barrier)
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
+      "%4, %5}], [%6];\n" ::"r"(destination),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(0), "r"(row0), "r"(panel), "r"(matrix), "r"(barrier)
       : "memory");
 }
 __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) {

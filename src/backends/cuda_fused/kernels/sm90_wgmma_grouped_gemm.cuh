@@ -122,14 +122,17 @@ __device__ __forceinline__ void wgmma_k_tile(float (&acc)[Shape::kAccumulators],
 
 // acc += A . B^T over k_tiles * 64 columns. A chunk i of this thread is row (thread / 8 + i * kRowsPerPass),
 // column (thread % 8) * 8 of the tile: a_source[i] is that row already offset by the column (nullptr = a
-// padding row, zeros; columns >= a_columns read as zeros). B chunk i is b_row0 + i * kRowsPerPass rows
-// further; rows at or past b_rows read as zeros (the last column block may overhang the weights' padding).
+// padding row, zeros; columns >= a_columns read as zeros). B chunk i is b_row0 (this thread's first weight
+// row and column in k-panel 0) + i * kRowsPerPass rows further, and k-tile t is t panels (b_panel_stride
+// elements each, weight_panels.cuh) further; rows at or past b_rows read as zeros (the last column block may
+// overhang the weights' padding).
 template <class Shape>
 __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators],
                                                const bf16* const (&a_source)[Shape::kChunksA],
-                                               std::int64_t a_columns, const bf16* b_row0, std::int64_t ldb,
-                                               std::int64_t b_first_row, std::int64_t b_rows, int k_tiles,
-                                               const void* placeholder, unsigned shared) {
+                                               std::int64_t a_columns, const bf16* b_row0,
+                                               std::int64_t b_panel_stride, std::int64_t b_first_row,
+                                               std::int64_t b_rows, int k_tiles, const void* placeholder,
+                                               unsigned shared) {
   const int thread = threadIdx.x, warpgroup = thread / 128;
   const int chunk = thread % 8, row_in_pass = thread / 8;
   const int column = chunk * 8;
@@ -146,8 +149,9 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
                   valid ? a_source[i] + k0 : placeholder, valid);
     }
   };
+  static_assert(Shape::kBlockK == kPanelDepth, "a k-tile is one k-panel of the weights");
   auto load_b = [&](int stage, int k_tile) {
-    const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK;
+    const bf16* panel = b_row0 + static_cast<std::int64_t>(k_tile) * b_panel_stride;
     const unsigned stage_b = shared + stage * Shape::kStageBytes + Shape::kStageABytes;
 #pragma unroll
     for (int i = 0; i < Shape::kChunksB; ++i) {
@@ -155,7 +159,7 @@ __device__ __forceinline__ void wgmma_mainloop(float (&acc)[Shape::kAccumulators
       const bool valid = b_first_row + i * Shape::kRowsPerPass < b_rows;  // b_first_row: this thread's row 0
       cp_async_16(
           stage_b + swizzled(row),
-          valid ? b_row0 + static_cast<std::int64_t>(i) * Shape::kRowsPerPass * ldb + k0 : placeholder,
+          valid ? panel + static_cast<std::int64_t>(i) * Shape::kRowsPerPass * kPanelDepth : placeholder,
           valid);
     }
   };
@@ -222,7 +226,7 @@ __device__ __forceinline__ void gemm1_operands(const Gemm1Params& params, int ex
   }
   operands.b_first_row = n0 + thread / 8;
   operands.b_row0 = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride +
-                    operands.b_first_row * params.ldb + column;
+                    panel_offset(operands.b_first_row, column, params.panel_stride);
 }
 
 // GEMM2's operands: A rows of the intermediate; padding rows (sorted id -1, from the align step before GEMM1)
@@ -239,7 +243,7 @@ __device__ __forceinline__ void gemm2_operands(const Gemm2Params& params, int ex
   }
   operands.b_first_row = n0 + thread / 8;
   operands.b_row0 = params.w2 + static_cast<std::int64_t>(expert) * params.expert_stride +
-                    operands.b_first_row * params.ldb + column;
+                    panel_offset(operands.b_first_row, column, params.panel_stride);
 }
 
 // Column group j (8 columns) of a 32-row gate/up group holds gate values when j % 4 < 2; group j + 2 holds
@@ -310,7 +314,7 @@ __global__ void __launch_bounds__(Shape::kThreads)
   TileOperands<Shape> operands;
   gemm1_operands<Shape>(params, expert, row0, n0, operands);
   float acc[Shape::kAccumulators] = {};
-  wgmma_mainloop<Shape>(acc, operands.a_source, params.a_columns, operands.b_row0, params.ldb,
+  wgmma_mainloop<Shape>(acc, operands.a_source, params.a_columns, operands.b_row0, params.panel_stride,
                         operands.b_first_row, w13_rows, params.k_tiles, params.w13,
                         aligned_shared_base(shared));
   gemm1_epilogue<Shape>(params, acc, row0, n0, threadIdx.x);
@@ -333,8 +337,9 @@ __global__ void __launch_bounds__(Shape::kThreads)
   TileOperands<Shape> operands;
   gemm2_operands<Shape>(params, expert, row0, n0, operands);
   float acc[Shape::kAccumulators] = {};
-  wgmma_mainloop<Shape>(acc, operands.a_source, params.lda, operands.b_row0, params.ldb, operands.b_first_row,
-                        w2_rows, params.k_tiles, params.w2, aligned_shared_base(shared));
+  wgmma_mainloop<Shape>(acc, operands.a_source, params.lda, operands.b_row0, params.panel_stride,
+                        operands.b_first_row, w2_rows, params.k_tiles, params.w2,
+                        aligned_shared_base(shared));
   gemm2_epilogue<Shape>(params, acc, row0, n0, threadIdx.x);
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)

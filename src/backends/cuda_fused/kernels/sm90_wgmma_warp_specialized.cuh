@@ -128,8 +128,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         if (thread == 0) {
           if (k_tile == 0) store_shared_s64(stage_tile(stage), tile);
           mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
-          tma_load_3d(stage_a + Shape::kStageABytes, weights, k_tile * Shape::kBlockK, n0, expert,
-                      full_barrier(stage));
+          tma_load_panel(stage_a + Shape::kStageABytes, weights, n0, k_tile, expert, full_barrier(stage));
         }
         const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK + column;
 #pragma unroll

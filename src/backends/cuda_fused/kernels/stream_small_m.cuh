@@ -13,6 +13,7 @@
 #include <climits>
 
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
+#include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
 
@@ -42,9 +43,10 @@ struct StreamGemm1Params {
   StreamRouting routing;
   const bf16* hidden;  // [M, lda], 16-byte aligned rows
   std::int64_t lda;
-  std::int64_t a_columns;  // columns holding data (multiple of 8); later ones read as zero
-  const bf16* w13;         // converted [E_local][2 I_pad][ldb]
-  std::int64_t ldb;        // H_k, a multiple of 64
+  std::int64_t a_columns;     // columns holding data (multiple of 8); later ones read as zero
+  const bf16* w13;            // converted [E_local][2 I_pad][weight_depth] in k-panels (weight_panels.cuh)
+  std::int64_t weight_depth;  // H_k, a multiple of 64
+  std::int64_t panel_stride;
   std::int64_t expert_stride;
   bool slots_are_pairs;  // grid.y walks (token, slot) pairs (M * k <= E_local), else local experts
   bf16* intermediate;    // [M * k, ldi]: row = token * k + slot
@@ -56,7 +58,8 @@ struct StreamGemm2Params {
   StreamRouting routing;
   const bf16* intermediate;  // [M * k, ldi]
   std::int64_t ldi;          // I_pad: depth of GEMM2, a multiple of 64
-  const bf16* w2;            // converted [E_local][H_n][ldi]
+  const bf16* w2;            // converted [E_local][H_n][ldi] in k-panels
+  std::int64_t panel_stride;
   std::int64_t expert_stride;
   const float* topk_weights;  // [M * k]
   int num_tokens;
@@ -157,10 +160,11 @@ __global__ void __launch_bounds__(kStreamGemm1Warps * 32, 2) stream_gemm1_kernel
 
   const int g = lane / 4, t4 = lane % 4;
   const int group = static_cast<int>(blockIdx.x);
+  // Chunk c of a row (32 columns deep, this thread's 8 at 8 * t4) lies in k-panel c / 2.
   const bf16* gate = params.w13 + static_cast<std::int64_t>(expert) * params.expert_stride +
-                     (32 * static_cast<std::int64_t>(group) + g) * params.ldb + 8 * t4;
-  const bf16* rows[kRows] = {gate, gate + 8 * params.ldb, gate + 16 * params.ldb, gate + 24 * params.ldb};
-  const int chunks = static_cast<int>(params.ldb / 32);
+                     panel_offset(32 * static_cast<std::int64_t>(group) + g, 8 * t4, params.panel_stride);
+  const bf16* rows[kRows] = {gate, gate + 8 * kPanelDepth, gate + 16 * kPanelDepth, gate + 24 * kPanelDepth};
+  const int chunks = static_cast<int>(params.weight_depth / 32);
   const int chunk_begin = warp * chunks / kWarps, chunk_end = (warp + 1) * chunks / kWarps;
   const int steps_per_pass = (chunk_end - chunk_begin + kSteps - 1) / kSteps;
   const unsigned ring = static_cast<unsigned>(__cvta_generic_to_shared(&shared.ring[0][0][thread]));
@@ -177,8 +181,11 @@ __global__ void __launch_bounds__(kStreamGemm1Warps * 32, 2) stream_gemm1_kernel
         const bool inside = chunk < chunk_end;
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          cp_async_16(ring + ((slot * kSteps + u) * kRows + r) * kPieceBytes,
-                      inside ? rows[r] + 32 * static_cast<std::int64_t>(chunk) : params.w13, inside);
+          cp_async_16(
+              ring + ((slot * kSteps + u) * kRows + r) * kPieceBytes,
+              inside ? rows[r] + panel_offset(0, 32 * static_cast<std::int64_t>(chunk), params.panel_stride)
+                     : params.w13,
+              inside);
         }
       }
     }
@@ -343,7 +350,7 @@ __global__ void __launch_bounds__(kStreamGemm2Warps * 32, 1) stream_gemm2_kernel
   const int items = active * slices;
   const int g = lane / 4, t4 = lane % 4;
   const std::int64_t row0 = 16 * static_cast<std::int64_t>(blockIdx.x);
-  const std::int64_t row_offset = (row0 + g) * params.ldi + 8 * t4;
+  const std::int64_t row_offset = panel_offset(row0 + g, 8 * t4, params.panel_stride);
   int* pairs = shared.pairs[warp];
   const unsigned ring = static_cast<unsigned>(__cvta_generic_to_shared(&shared.ring[0][0][thread]));
   constexpr unsigned kPieceBytes = 16 * kWarps * 32;
@@ -380,11 +387,12 @@ __global__ void __launch_bounds__(kStreamGemm2Warps * 32, 1) stream_gemm2_kernel
       for (int u = 0; u < kSteps; ++u) {
         const int chunk = issue_shape.chunk_begin + step * kSteps + u;
         const bool inside = chunk < issue_shape.chunk_end;
-        const std::int64_t column = 32 * static_cast<std::int64_t>(chunk);
+        const std::int64_t column =
+            panel_offset(0, 32 * static_cast<std::int64_t>(chunk), params.panel_stride);
         cp_async_16(ring + ((slot * kSteps + u) * kRows + 0) * kPieceBytes,
                     inside ? row_lo + column : params.w2, inside);
         cp_async_16(ring + ((slot * kSteps + u) * kRows + 1) * kPieceBytes,
-                    inside ? row_lo + 8 * params.ldi + column : params.w2, inside);
+                    inside ? row_lo + 8 * kPanelDepth + column : params.w2, inside);
       }
       ++issue_step;
     }
