@@ -6,6 +6,7 @@
 # Usage: scripts/gpu_profile.sh [out-dir]          (default build/gpu/profile)
 #   PRESET=qwen3-30b-a3b  TOKENS=1  EXTRA="..." (more `fusedmoe bench` flags, e.g. --backend cuda_monolithic)
 #   CLOCKS=base: ncu's default locked base clocks (comparable between runs); default: the card's own clocks
+#   METRICS=a,b,c: ncu metrics to collect (default: time, DRAM % of peak, grid size); printed in that order
 #   PREBUILT=.prebuilt: the CLI scripts/pack_prebuilt.sh packed on another machine (no build)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -18,6 +19,7 @@ if [ -n "${PREBUILT:-}" ]; then
   export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   cli=$PREBUILT/fusedmoe
 fi
+metrics=${METRICS:-gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size}
 clocks=none
 [ "${CLOCKS:-}" = base ] && clocks=base
 mkdir -p "$out"
@@ -34,15 +36,16 @@ fi
 # Only fusedmoe's own kernels (their mangled names carry the namespace), not the floor probes (cuBLAS, copies).
 # --repeats 1: the checked run, the warm-up and one timed replay are profiled, each kernel on its own.
 "$ncu" --clock-control "$clocks" --kernel-name-base mangled --kernel-name regex:fusedmoe \
-  --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size \
+  --metrics "$metrics" \
   --csv "$cli" bench --device cuda:0 --preset "$preset" --tokens "$tokens" --repeats 1 ${EXTRA:-} \
   >"$out/ncu-$preset-M$tokens.csv" 2>"$out/ncu-$preset-M$tokens.log"
 status=$?
-# Kernel, duration (with ncu's unit), DRAM % of peak, grid: the last forward's kernels are the last lines.
-python3 - "$out/ncu-$preset-M$tokens.csv" <<'PY'
+# Kernel and each metric (with ncu's unit): the last forward's kernels are the last lines.
+python3 - "$out/ncu-$preset-M$tokens.csv" "$metrics" <<'PY'
 import csv, re, sys
 rows = {}
 order = []
+metrics = sys.argv[2].split(",")
 with open(sys.argv[1]) as f:
     lines = [l for l in f if l.startswith('"')]
 for row in csv.DictReader(lines):
@@ -51,10 +54,9 @@ for row in csv.DictReader(lines):
         order.append(key)
         rows[key] = {}
     rows[key][row["Metric Name"]] = (row["Metric Value"] + " " + row.get("Metric Unit", "")).strip()
+print("   id kernel" + "".join(f" | {m}" for m in metrics))
 for key in order[-12:]:
-    name = re.sub(r"^_ZN8fusedmoe", "", key[1])[:70]
-    m = rows[key]
-    print(f'{key[0]:>5} {name:<70} {m.get("gpu__time_duration.sum", "?"):>14} '
-          f'{m.get("dram__throughput.avg.pct_of_peak_sustained_elapsed", "?"):>8} {m.get("launch__grid_size", "?"):>8}')
+    name = re.sub(r"^_ZN8fusedmoe", "", key[1])[:60]
+    print(f"{key[0]:>5} {name:<60}" + "".join(f" | {rows[key].get(m, '?'):>14}" for m in metrics))
 PY
 exit $status

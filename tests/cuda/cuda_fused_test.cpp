@@ -132,7 +132,8 @@ struct SwitchedRuns {
 // `tiled` and `stream` (the small-M streaming kernels; cases beyond their limits fall back to tiled), tiled
 // with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single), and tiled on two Hopper wgmma tiles
 // forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg64ws`, `wg128ws`:
-// the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA).
+// the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA; `wg64n128ws`:
+// one consumer warpgroup, 128 columns).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
@@ -143,19 +144,22 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   if (wgmma) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
-  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"      ? "wg64_n128"
-                                                            : variant == "wg128"   ? "wg128_n256"
-                                                            : variant == "wg64ws"  ? "wg64_n256_ws"
-                                                            : variant == "wg128ws" ? "wg128_n256_ws"
-                                                                                   : "auto");
+  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"         ? "wg64_n128"
+                                                            : variant == "wg128"      ? "wg128_n256"
+                                                            : variant == "wg64ws"     ? "wg64_n256_ws"
+                                                            : variant == "wg128ws"    ? "wg128_n256_ws"
+                                                            : variant == "wg64n128ws" ? "wg64_n128_ws"
+                                                                                      : "auto");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, CudaFused,
-    ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                       ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws")),
-    [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
+INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
+                         ::testing::Combine(::testing::ValuesIn(fused_cases()),
+                                            ::testing::Values("stream", "tiled", "align1", "wg64", "wg128",
+                                                              "wg64ws", "wg128ws", "wg64n128ws")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
+                         });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
 // token's result must not depend on how many other tokens share the batch. This holds on the tiled path;
@@ -204,11 +208,64 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);                   // of GEMM2 overhangs
   const Tensor expected = runs.run("FUSEDMOE_CUDA_FUSED_TILE", "wg128_n256");
   EXPECT_LE(compare_to_reference(expected, runs.reference()).relative_error, tolerance_for(DType::bf16));
-  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws"}) {
+  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
     SCOPED_TRACE(tile);
     const Tensor first = runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile);
     EXPECT_TRUE(testing::bitwise_equal(first, expected));
     EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile), first));
+  }
+}
+
+// The GEMM1 -> GEMM2 hand-over of the warp-specialised tiles (GEMM2 takes a row block once GEMM1's tiles of
+// it are written; FUSEDMOE_CUDA_FUSED_HANDOVER=on forces it where `auto` would not, at 1000 rows per expert)
+// gives the bits of GEMM2 waiting for the whole of GEMM1, with and without dependent launches. Two batches in
+// a row on one kernel: a row block read before GEMM1 wrote it would hold the first batch's intermediate, so
+// the second batch's result would differ.
+TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  const FusedCase c{"handover", 4000, 8, 712, 512, 2};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  const MoeWeights weights = random_weights(config, 61);
+  std::vector<Tensor> hidden, ids, routing_weights;
+  std::vector<std::vector<double>> references;
+  for (std::uint64_t batch = 0; batch < 2; ++batch) {
+    const Tensor h = random_hidden(config, c.tokens, 62 + 10 * batch);
+    const testing::Routing routing =
+        testing::make_routing(config, c.tokens, RoutingPattern::router, 63 + 10 * batch, weights, h);
+    hidden.push_back(testing::to_device(h));
+    ids.push_back(testing::to_device(routing.ids));
+    routing_weights.push_back(testing::to_device(routing.weights));
+    references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
+  }
+  auto run_both = [&](const char* handover, const char* pdl) {
+    const testing::ScopedEnv scoped_handover("FUSEDMOE_CUDA_FUSED_HANDOVER", handover);
+    const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    std::vector<Tensor> outs;
+    for (std::size_t batch = 0; batch < 2; ++batch) {
+      const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+      built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
+      outs.push_back(testing::to_host(out));
+    }
+    return outs;
+  };
+  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
+    SCOPED_TRACE(tile);
+    const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+    const std::vector<Tensor> expected = run_both("off", "on");
+    for (std::size_t batch = 0; batch < 2; ++batch) {
+      EXPECT_LE(compare_to_reference(expected[batch], references[batch]).relative_error,
+                tolerance_for(DType::bf16));
+    }
+    for (const char* pdl : {"on", "off"}) {
+      SCOPED_TRACE(std::string("PDL ") + pdl);
+      const std::vector<Tensor> got = run_both("on", pdl);
+      for (std::size_t batch = 0; batch < 2; ++batch)
+        EXPECT_TRUE(testing::bitwise_equal(got[batch], expected[batch]));
+    }
   }
 }
 
@@ -271,7 +328,8 @@ INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
                                            std::make_tuple("stream", 5, "auto"),
                                            std::make_tuple("tiled", 2000, "auto"),
                                            std::make_tuple("tiled", 2000, "wg64_n256_ws"),
-                                           std::make_tuple("tiled", 2000, "wg128_n256_ws")));
+                                           std::make_tuple("tiled", 2000, "wg128_n256_ws"),
+                                           std::make_tuple("tiled", 77, "wg64_n128_ws")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
@@ -477,6 +535,14 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
   }
   for (const char* value : {"on", "off"}) {
     const testing::ScopedEnv pdl("FUSEDMOE_CUDA_PDL", value);
+    EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
+  {
+    const testing::ScopedEnv handover("FUSEDMOE_CUDA_FUSED_HANDOVER", "sometimes");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
+  for (const char* value : {"auto", "on", "off"}) {
+    const testing::ScopedEnv handover("FUSEDMOE_CUDA_FUSED_HANDOVER", value);
     EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
   }
 }

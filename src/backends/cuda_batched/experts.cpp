@@ -235,7 +235,8 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
       plan.pitched_out ? workspace.take(DType::bf16, {plan.slots * plan.hidden_pitch}) : TensorView();
   auto* tile_counters = workspace.take(DType::int64, {2}).data_as<std::uint64_t>();
 
-  if (tile.warp_specialized) cuda_fused::launch_zero_tile_counters(tile_counters, stream);  // see launch.hpp
+  if (tile.warp_specialized)
+    cuda_fused::launch_zero_tile_counters(tile_counters, 0, stream);  // see launch.hpp
   launch_batched_align(BatchedAlignLaunch{.counts = counts,
                                           .num_local_experts = experts,
                                           .capacity = capacity,

@@ -128,6 +128,14 @@ namespace {
 bool wgmma_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_WGMMA", "on", "off");
 }
+CudaFusedExperts::Handover handover_from_env() {
+  using Handover = CudaFusedExperts::Handover;
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_HANDOVER");
+  if (!value || *value == "auto") return Handover::automatic;
+  if (*value == "on") return Handover::on;
+  if (*value == "off") return Handover::off;
+  throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_HANDOVER='", *value, "': expected auto, on or off"));
+}
 
 CudaFusedExperts::AlignMode align_mode_from_env() {
   using Mode = CudaFusedExperts::AlignMode;
@@ -149,6 +157,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       align_mode_(align_mode_from_env()),
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
+      handover_(handover_from_env()),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
@@ -172,6 +181,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       align_mode_(align_mode_from_env()),
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
+      handover_(handover_from_env()),
       forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -192,7 +202,8 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
          WorkspaceArena::bytes_for(DType::bf16,
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
          WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
-         WorkspaceArena::bytes_for(DType::int64, 2);  // the warp-specialised tiles' tile counters
+         WorkspaceArena::bytes_for(DType::int64,
+                                   tile_counter_words(plan.blocks_capacity));  // ws tiles' counters
 }
 
 void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -248,7 +259,13 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const TensorView intermediate =
       workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
   const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
-  auto* tile_counters = workspace.take(DType::int64, {2}).data_as<std::uint64_t>();
+  auto* tile_counters =
+      workspace.take(DType::int64, {tile_counter_words(plan.blocks_capacity)}).data_as<std::uint64_t>();
+  FUSEDMOE_ASSERT(blocks <= plan.blocks_capacity);
+  const bool handover = tile.warp_specialized &&
+                        (handover_ == Handover::on || (handover_ == Handover::automatic &&
+                                                       (plan.pairs + experts - 1) / experts <= tile.block_m));
+  auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
 
   // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
   const void* a = hidden.data();
@@ -283,7 +300,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     return;
   }
   if (tile.warp_specialized)
-    launch_zero_tile_counters(tile_counters, stream);  // before the align, see launch.hpp
+    launch_zero_tile_counters(tile_counters, blocks, stream);  // before the align, see launch.hpp
   launch_align(
       AlignLaunch{.topk_ids = ids,
                   .num_pairs = plan.pairs,
@@ -315,7 +332,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .activation = config_.activation == Activation::silu ? 0 : 1,
                            .dependent_launch = dependent_launch_,
                            .tile_counters = tile_counters,
-                           .used_rows = offsets + experts},
+                           .used_rows = offsets + experts,
+                           .row_done = row_done},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -332,7 +350,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .pitch = plan.hidden_pitch,
                            .dependent_launch = dependent_launch_,
                            .tile_counters = tile_counters,
-                           .used_rows = offsets + experts},
+                           .used_rows = offsets + experts,
+                           .row_done = row_done},
                stream);
   launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
                              .pitch = plan.hidden_pitch,

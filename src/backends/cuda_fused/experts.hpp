@@ -62,6 +62,12 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_ALIGN=auto|single|multi: the one-launch align (kernels/align.cuh) for small batches
   // (auto: up to kSingleBlockAlignPairs pairs), wherever it fits, or never.
   enum class AlignMode { automatic, single, multi };
+  // FUSEDMOE_CUDA_FUSED_HANDOVER=auto|on|off: the warp-specialised tiles' GEMM1 -> GEMM2 hand-over per row
+  // block (kernels/sm90_wgmma_warp_specialized.cuh: GEMM2 takes each row block once GEMM1 has written it
+  // instead of waiting for the whole of GEMM1). auto: where an expert's rows fit one row block on average
+  // (measured on the H100: 2-3% faster there; where several row blocks share an expert's weight tiles,
+  // GEMM2's staggered start lets them drift apart in the L2: mixtral-8x7b M=1024 6% slower).
+  enum class Handover { automatic, on, off };
 
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_experts; }
   // Sized for any tile the table may pick at up to problem.num_tokens tokens.
@@ -80,6 +86,8 @@ class CudaFusedExperts final : public ExpertsModular {
   bool dependent_launch_ = true;
   // FUSEDMOE_CUDA_FUSED_WGMMA=off: the heuristic stays on the mma.sync tiles (for A/B runs).
   bool wgmma_disabled_ = false;
+  // FUSEDMOE_CUDA_FUSED_HANDOVER (see Handover).
+  Handover handover_ = Handover::automatic;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

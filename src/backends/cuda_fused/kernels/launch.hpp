@@ -56,6 +56,10 @@ struct Gemm1Launch {
   // Device: the rows the align step used (its offsets[E_local], a multiple of block_m). The warp-specialised
   // tiles hand out no tiles past them; nullptr: every one of max_blocks (they skip blocks without an expert).
   const std::int64_t* used_rows = nullptr;
+  // Warp-specialised tiles: the GEMM1 -> GEMM2 hand-over per row block (sm90_wgmma_warp_specialized.cuh):
+  // [max_blocks] words after the two tile counters (tile_counters + 2), zeroed with them; the same pointer
+  // goes to launch_gemm2, whose tile must be this one. nullptr: GEMM2 waits for the whole of GEMM1.
+  std::uint32_t* row_done = nullptr;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -80,11 +84,17 @@ struct Gemm2Launch {
   bool dependent_launch = false;
   std::uint64_t* tile_counters = nullptr;   // as Gemm1Launch's (the same pointer)
   const std::int64_t* used_rows = nullptr;  // as Gemm1Launch's
+  std::uint32_t* row_done = nullptr;        // as Gemm1Launch's (the same pointer, or both nullptr)
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 
-// Zeroes the two tile counters of Gemm1Launch (an async memset on the stream: capturable).
-void launch_zero_tile_counters(std::uint64_t* tile_counters, StreamHandle stream);
+// 64-bit words of the warp-specialised tiles' counters: the two tile counters, then one 32-bit row_done
+// word per row block (Gemm1Launch::row_done).
+constexpr std::int64_t tile_counter_words(std::int64_t row_blocks) {
+  return 2 + (row_blocks + 1) / 2;
+}
+// Zeroes them (an async memset on the stream: capturable).
+void launch_zero_tile_counters(std::uint64_t* tile_counters, std::int64_t row_blocks, StreamHandle stream);
 
 // The same two GEMMs on the wgmma tiles (tile->wgmma; sm90_wgmma_grouped_gemm.cuh); launch_gemm1 / 2 forward
 // to these. Throws Unsupported when this build has no sm_90a code.

@@ -36,9 +36,11 @@ static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::
               "tile_table.hpp's table and the instantiated wgmma shapes must agree");
 using Ws64N256 = WarpSpecializedShape<1, 5>;
 using Ws128N256 = WarpSpecializedShape<2, 4>;
+using Ws64N128 = WarpSpecializedShape<1, 8, 128>;
 
 static_assert(matches<Ws64N256>(TileId::wg64_n256_ws, true) &&
-                  matches<Ws128N256>(TileId::wg128_n256_ws, true),
+                  matches<Ws128N256>(TileId::wg128_n256_ws, true) &&
+                  matches<Ws64N128>(TileId::wg64_n128_ws, true),
               "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
@@ -79,24 +81,22 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                          params, args.hidden_padded);
 }
 
-static_assert(Ws64N256::kBlockK == Ws128N256::kBlockK && Ws64N256::kBlockN == Ws128N256::kBlockN,
-              "one weight box serves both warp-specialised shapes");
-
 // The weights' TMA map: E_local matrices [rows, depth] in k-panels, in boxes of kBlockN rows x one panel.
 // Boxes past an expert's (padded) rows read as zeros (the last column block may overhang), never the next
 // panel's or expert's rows.
+template <class Shape>
 CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
-  static_assert(Ws128N256::kBlockK == kPanelDepth, "a stage's box is one k-panel");
-  return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Ws128N256::kBlockN);
+  static_assert(Shape::kBlockK == kPanelDepth, "a stage's box is one k-panel");
+  return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Shape::kBlockN);
 }
 
 // Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
 template <class Shape, class Params>
 void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, const std::int64_t*,
-                                         std::int64_t, std::int64_t),
+                                         std::int64_t, std::int64_t, RowBlockSync),
                           const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
                           const std::int64_t* used_rows, std::int64_t row_blocks, std::int64_t column_blocks,
-                          bool dependent, cudaStream_t stream) {
+                          RowBlockSync sync, bool dependent, cudaStream_t stream) {
   FUSEDMOE_CHECK(next_tile != nullptr,
                  "[cuda_fused] the warp-specialised tiles need tile_counters (2 words)");
   FUSEDMOE_CHECK(row_blocks >= 1 && column_blocks >= 1,
@@ -109,33 +109,38 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
                                        cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
   cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
                          stream, dependent, params, weights, reinterpret_cast<unsigned long long*>(next_tile),
-                         used_rows, row_blocks, column_blocks);
+                         used_rows, row_blocks, column_blocks, sync);
 }
 
 template <class Shape>
 void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
-  run_warp_specialized<Shape>(wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
-                              weight_map(args.w13, w13_rows, args.weight_depth, args.num_local_experts),
-                              args.tile_counters, args.used_rows, args.max_blocks,
-                              (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch,
-                              stream);
+  run_warp_specialized<Shape>(
+      wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
+      weight_map<Shape>(args.w13, w13_rows, args.weight_depth, args.num_local_experts), args.tile_counters,
+      args.used_rows, args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN,
+      RowBlockSync{.done = args.row_done, .target = 0}, args.dependent_launch, stream);
 }
 
 template <class Shape>
 void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
+  // Every consumer warp of each of GEMM1's column blocks (the same tile shape) counts once per row block.
+  const std::int64_t gemm1_columns = (2 * args.intermediate_padded + Shape::kBlockN - 1) / Shape::kBlockN;
+  const RowBlockSync sync{.done = args.row_done,
+                          .target = static_cast<unsigned>(gemm1_columns * 4 * Shape::kConsumers)};
   run_warp_specialized<Shape>(
       wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
-      weight_map(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
+      weight_map<Shape>(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
       args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.used_rows, args.max_blocks,
-      (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, args.dependent_launch, stream);
+      (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, sync, args.dependent_launch, stream);
 }
 
 }  // namespace
 
-void launch_zero_tile_counters(std::uint64_t* tile_counters, StreamHandle stream) {
-  FUSEDMOE_CUDA_CHECK(
-      cudaMemsetAsync(tile_counters, 0, 2 * sizeof(std::uint64_t), static_cast<cudaStream_t>(stream)));
+void launch_zero_tile_counters(std::uint64_t* tile_counters, std::int64_t row_blocks, StreamHandle stream) {
+  FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(tile_counters, 0,
+                                      tile_counter_words(row_blocks) * sizeof(std::uint64_t),
+                                      static_cast<cudaStream_t>(stream)));
 }
 
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
@@ -154,6 +159,8 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm1<Ws64N256>(args, stream);
     case TileId::wg128_n256_ws:
       return run_ws_gemm1<Ws128N256>(args, stream);
+    case TileId::wg64_n128_ws:
+      return run_ws_gemm1<Ws64N128>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }
@@ -175,6 +182,8 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm2<Ws64N256>(args, stream);
     case TileId::wg128_n256_ws:
       return run_ws_gemm2<Ws128N256>(args, stream);
+    case TileId::wg64_n128_ws:
+      return run_ws_gemm2<Ws64N128>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

@@ -60,6 +60,13 @@ __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) 
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
 }
 
+// A 32-bit global word read with acquire semantics at GPU scope (pairs with another block's fenced atomic).
+__device__ __forceinline__ unsigned load_acquire_gpu(const unsigned* address) {
+  unsigned value;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(value) : "l"(address) : "memory");
+  return value;
+}
+
 // 64-bit shared-memory words the producer hands the consumers (ordered by the mbarriers around them).
 __device__ __forceinline__ void store_shared_s64(unsigned address, long long value) {
   asm volatile("st.shared.s64 [%0], %1;\n" ::"r"(address), "l"(value) : "memory");

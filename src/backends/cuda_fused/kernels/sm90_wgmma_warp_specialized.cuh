@@ -14,6 +14,10 @@
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
 //     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
 //     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
+// GEMM1 -> GEMM2 hand-over per row block (RowBlockSync): GEMM1 lets GEMM2 launch at once and counts each
+// finished tile per row block; GEMM2 does not wait for GEMM1 as a whole but takes a row block's tiles once
+// all of that row block's GEMM1 tiles are written. GEMM2's blocks take the SMs GEMM1's blocks leave in its
+// tail, instead of the SMs idling until GEMM1's last tile is done.
 // Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
 #pragma once
 
@@ -22,10 +26,18 @@
 
 namespace fusedmoe::cuda_fused {
 
-template <int Consumers, int Stages>
+// The hand-over (see above): `done` [row blocks], zeroed before the align (launch_zero_tile_counters);
+// GEMM1 adds one per consumer warp and tile, GEMM2 waits for `target` (GEMM1's column blocks x its consumer
+// warps). done == nullptr: GEMM2 waits for the whole of GEMM1 (grid_dependency.cuh).
+struct RowBlockSync {
+  unsigned* done = nullptr;
+  unsigned target = 0;
+};
+
+template <int Consumers, int Stages, int BlockN = 256>
 struct WarpSpecializedShape {
   static constexpr int kConsumers = Consumers;  // warpgroups of 64 rows
-  static constexpr int kBlockM = 64 * kConsumers, kBlockN = 256, kBlockK = 64, kStages = Stages;
+  static constexpr int kBlockM = 64 * kConsumers, kBlockN = BlockN, kBlockK = 64, kStages = Stages;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
@@ -35,13 +47,14 @@ struct WarpSpecializedShape {
   static constexpr int kControlBytes = (3 * 8 * kStages + 2 * 8 + 127) / 128 * 128;
   static constexpr int kSharedBytes = kStages * kStageBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
-  static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x 256 over 128 threads
+  static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x N over 128 threads
   static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
   // Two consumers need more than the 168 registers 384 threads get evenly: the producers give theirs back
   // (128 x 56 + 256 x 224 <= 64 Ki). One consumer (256 threads) has enough without it.
   static constexpr bool kReallocateRegisters = kConsumers == 2;
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kConsumers == 1 || kConsumers == 2, "instantiated: one or two consumer warpgroups");
+  static_assert(kBlockN == 128 || kBlockN == 256, "wgmma.m64n128k16 or m64n256k16; a TMA box holds 256 rows");
   // A consumer holds two stages (the k-tile in flight and the one before it until wgmma_wait<1>), and a
   // producer thread signals a stage kSignalLag issues later: fewer stages would deadlock.
   static_assert(kSignalLag + 2 <= kStages, "the ring must outlast the consumers' hold and the signal lag");
@@ -54,12 +67,16 @@ struct WarpSpecializedShape {
 // (written before the kernel that precedes this one, which this kernel waits for before reading it).
 // `used_rows` (nullptr: all `row_blocks`) bounds the row blocks handed out, so no block spends its tail
 // taking tiles of the unused worst-case blocks one atomic at a time. Waits for the previous kernel before
-// reading anything.
+// reading anything, except with `await_rows` (GEMM2 of a RowBlockSync): then block_expert, used_rows and
+// next_tile come from kernels before the previous one (complete once it let this grid launch), and a row
+// block's A rows are read once await_rows[row block] reaches `await_target`. `signal_rows` (GEMM1 of a
+// RowBlockSync): lets the next grid launch at once and counts each consumer warp's finished tile there.
 template <class Shape, class ARow, class Epilogue>
 __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
-    const CUtensorMap* weights, const void* placeholder, unsigned shared, ARow a_row, Epilogue epilogue) {
+    const CUtensorMap* weights, const void* placeholder, unsigned shared, unsigned* signal_rows,
+    const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
   const unsigned control = shared + Shape::kStages * Shape::kStageBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
   auto empty_barrier = [&](int stage) {
@@ -78,7 +95,8 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     mbarrier_init_fence();
   }
   __syncthreads();
-  cuda::wait_for_prior_grids();
+  if (await_rows == nullptr) cuda::wait_for_prior_grids();
+  if (signal_rows != nullptr) cuda::allow_dependent_grids();
   const std::int64_t used_blocks =
       used_rows == nullptr ? row_blocks : (*used_rows + Shape::kBlockM - 1) / Shape::kBlockM;
   const std::int64_t rows = used_blocks < row_blocks ? used_blocks : row_blocks;
@@ -96,8 +114,14 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         for (;;) {
           const unsigned long long tile = atomicAdd(next_tile, 1ull);
           if (tile >= static_cast<unsigned long long>(tiles)) break;
-          if (block_expert[grouped_tile(static_cast<std::int64_t>(tile), rows, columns).row_block] >= 0) {
+          const int row_block = grouped_tile(static_cast<std::int64_t>(tile), rows, columns).row_block;
+          if (block_expert[row_block] >= 0) {
             taken = static_cast<long long>(tile);
+            // GEMM1's tiles of this row block are written (acquire; the named barrier below orders the
+            // other producer threads' A reads after it).
+            if (await_rows != nullptr) {
+              while (load_acquire_gpu(await_rows + row_block) < await_target) __nanosleep(64);
+            }
             break;
           }
         }
@@ -190,7 +214,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     wgmma_wait<0>();
     fence_accumulators(acc);
     mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
-    epilogue(grouped_tile(tile, rows, columns), acc, thread);
+    const BlockCoordinates block = grouped_tile(tile, rows, columns);
+    epilogue(block, acc, thread);
+    if (signal_rows != nullptr) {  // this warp's rows of the tile are written: count them (release)
+      __syncwarp();
+      if (thread % 32 == 0) {
+        __threadfence();
+        atomicAdd(signal_rows + block.row_block, 1u);
+      }
+    }
   }
 }
 
@@ -200,12 +232,13 @@ template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm1_warp_specialized_kernel(Gemm1Params params, const __grid_constant__ CUtensorMap w13_map,
                                         unsigned long long* next_tile, const std::int64_t* used_rows,
-                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+                                        std::int64_t row_blocks, std::int64_t column_blocks,
+                                        RowBlockSync sync) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.a_columns, params.k_tiles,
-      &w13_map, params.w13, aligned_shared_base(shared),
+      &w13_map, params.w13, aligned_shared_base(shared), sync.done, nullptr, 0,
       [&](std::int64_t row) -> const bf16* {
         const std::int32_t pair = params.sorted_ids[row];
         return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
@@ -224,12 +257,13 @@ template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm2_warp_specialized_kernel(Gemm2Params params, const __grid_constant__ CUtensorMap w2_map,
                                         unsigned long long* next_tile, const std::int64_t* used_rows,
-                                        std::int64_t row_blocks, std::int64_t column_blocks) {
+                                        std::int64_t row_blocks, std::int64_t column_blocks,
+                                        RowBlockSync sync) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   wgmma_warp_specialized<Shape>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.lda, params.k_tiles,
-      &w2_map, params.w2, aligned_shared_base(shared),
+      &w2_map, params.w2, aligned_shared_base(shared), nullptr, sync.done, sync.target,
       [&](std::int64_t row) -> const bf16* {
         return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
       },

@@ -49,6 +49,8 @@ const char* to_string(TileId id) {
       return "wg64_n256_ws";
     case TileId::wg128_n256_ws:
       return "wg128_n256_ws";
+    case TileId::wg64_n128_ws:
+      return "wg64_n128_ws";
   }
   return "?";
 }

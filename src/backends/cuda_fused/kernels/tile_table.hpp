@@ -30,7 +30,8 @@ enum class TileId {
   wg128_n128,
   wg128_n256,
   wg64_n256_ws,
-  wg128_n256_ws
+  wg128_n256_ws,
+  wg64_n128_ws
 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
@@ -96,6 +97,9 @@ inline constexpr TileConfig kTileConfigs[] = {
      "wgmma_m64_n256_k64_s5_warp_specialized", true, false, true},
     {TileId::wg128_n256_ws, 128, 256, 64, 12, 1, 4, warp_specialized_shared_memory(128, 256, 4),
      "wgmma_m128_n256_k64_s4_warp_specialized", true, false, true},
+    // Half the columns and twice the stages: twice the tiles (a finer tail) for a few rows per expert.
+    {TileId::wg64_n128_ws, 64, 128, 64, 8, 1, 8, warp_specialized_shared_memory(64, 128, 8),
+     "wgmma_m64_n128_k64_s8_warp_specialized", true, false, true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
