@@ -217,54 +217,60 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
 }
 
 // The GEMM1 -> GEMM2 hand-over of the warp-specialised tiles (GEMM2 takes a row block once GEMM1's tiles of
-// it are written; FUSEDMOE_CUDA_FUSED_HANDOVER=on forces it where `auto` would not, at 1000 rows per expert)
-// gives the bits of GEMM2 waiting for the whole of GEMM1, with and without dependent launches. Two batches in
-// a row on one kernel: a row block read before GEMM1 wrote it would hold the first batch's intermediate, so
-// the second batch's result would differ.
+// it are written; FUSEDMOE_CUDA_FUSED_HANDOVER=on forces it where `auto` would not) gives the bits of GEMM2
+// waiting for the whole of GEMM1, with and without dependent launches. Two batches in a row on one kernel: a
+// row block read before GEMM1 wrote it would hold the first batch's intermediate, so the second batch's
+// result would differ. `early`: GEMM1 has 8 row blocks of 128-deep tiles on a GPU of 100+ SMs, so GEMM2's
+// blocks start on idle SMs at once and meet row blocks GEMM1 is still computing; `walk`: both GEMMs take many
+// tiles per block (1000 rows per expert).
 TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
-  const FusedCase c{"handover", 4000, 8, 712, 512, 2};
-  const MoeConfig config = gpu_config(c);
-  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-  const MoeWeights weights = random_weights(config, 61);
-  std::vector<Tensor> hidden, ids, routing_weights;
-  std::vector<std::vector<double>> references;
-  for (std::uint64_t batch = 0; batch < 2; ++batch) {
-    const Tensor h = random_hidden(config, c.tokens, 62 + 10 * batch);
-    const testing::Routing routing =
-        testing::make_routing(config, c.tokens, RoutingPattern::router, 63 + 10 * batch, weights, h);
-    hidden.push_back(testing::to_device(h));
-    ids.push_back(testing::to_device(routing.ids));
-    routing_weights.push_back(testing::to_device(routing.weights));
-    references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
-  }
-  auto run_both = [&](const char* handover, const char* pdl) {
-    const testing::ScopedEnv scoped_handover("FUSEDMOE_CUDA_FUSED_HANDOVER", handover);
-    const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
-    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
-    std::vector<Tensor> outs;
-    for (std::size_t batch = 0; batch < 2; ++batch) {
-      const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-      built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
-      outs.push_back(testing::to_host(out));
+  for (const FusedCase& c :
+       {FusedCase{"early", 16, 8, 8192, 512, 2}, FusedCase{"walk", 4000, 8, 712, 512, 2}}) {
+    SCOPED_TRACE(c.label);
+    const MoeConfig config = gpu_config(c);
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+    const MoeWeights weights = random_weights(config, 61);
+    std::vector<Tensor> hidden, ids, routing_weights;
+    std::vector<std::vector<double>> references;
+    for (std::uint64_t batch = 0; batch < 2; ++batch) {
+      const Tensor h = random_hidden(config, c.tokens, 62 + 10 * batch);
+      const testing::Routing routing =
+          testing::make_routing(config, c.tokens, RoutingPattern::router, 63 + 10 * batch, weights, h);
+      hidden.push_back(testing::to_device(h));
+      ids.push_back(testing::to_device(routing.ids));
+      routing_weights.push_back(testing::to_device(routing.weights));
+      references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
     }
-    return outs;
-  };
-  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
-    SCOPED_TRACE(tile);
-    const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
-    const std::vector<Tensor> expected = run_both("off", "on");
-    for (std::size_t batch = 0; batch < 2; ++batch) {
-      EXPECT_LE(compare_to_reference(expected[batch], references[batch]).relative_error,
-                tolerance_for(DType::bf16));
-    }
-    for (const char* pdl : {"on", "off"}) {
-      SCOPED_TRACE(std::string("PDL ") + pdl);
-      const std::vector<Tensor> got = run_both("on", pdl);
-      for (std::size_t batch = 0; batch < 2; ++batch)
-        EXPECT_TRUE(testing::bitwise_equal(got[batch], expected[batch]));
+    auto run_both = [&](const char* handover, const char* pdl) {
+      const testing::ScopedEnv scoped_handover("FUSEDMOE_CUDA_FUSED_HANDOVER", handover);
+      const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
+      testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+      std::vector<Tensor> outs;
+      for (std::size_t batch = 0; batch < 2; ++batch) {
+        const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+        built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
+        outs.push_back(testing::to_host(out));
+      }
+      return outs;
+    };
+    for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
+      SCOPED_TRACE(tile);
+      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+      const std::vector<Tensor> expected = run_both("off", "on");
+      for (std::size_t batch = 0; batch < 2; ++batch) {
+        EXPECT_LE(compare_to_reference(expected[batch], references[batch]).relative_error,
+                  tolerance_for(DType::bf16));
+      }
+      for (const char* pdl : {"on", "off"}) {
+        SCOPED_TRACE(std::string("PDL ") + pdl);
+        const std::vector<Tensor> got = run_both("on", pdl);
+        for (std::size_t batch = 0; batch < 2; ++batch) {
+          EXPECT_TRUE(testing::bitwise_equal(got[batch], expected[batch]));
+        }
+      }
     }
   }
 }

@@ -48,10 +48,11 @@ struct Gemm1Launch {
   // Overlap the previous kernel's tail (cuda_common/kernels/grid_dependency.cuh): GEMM1 waits for it before
   // reading anything, so any predecessor is fine.
   bool dependent_launch = false;
-  // [2] device words the warp-specialised tiles hand out tiles from (GEMM1's, then GEMM2's; the same pointer
-  // goes to launch_gemm2). The caller zeroes both before the kernel that precedes GEMM1 (launch_
-  // zero_tile_counters); each GEMM reads its word only after waiting for its predecessor. Unused by the
-  // other tiles.
+  // [tile_counter_words] device words: the two the warp-specialised tiles hand out tiles from (GEMM1's, then
+  // GEMM2's; the same pointer goes to launch_gemm2), then row_done's. The caller zeroes them before the
+  // kernel that precedes GEMM1 (launch_zero_tile_counters): GEMM1 reads its word after waiting for that
+  // kernel, GEMM2 after waiting for GEMM1 or, with the hand-over, once GEMM1 let it launch (after GEMM1's
+  // wait). Unused by the other tiles.
   std::uint64_t* tile_counters = nullptr;
   // Device: the rows the align step used (its offsets[E_local], a multiple of block_m). The warp-specialised
   // tiles hand out no tiles past them; nullptr: every one of max_blocks (they skip blocks without an expert).

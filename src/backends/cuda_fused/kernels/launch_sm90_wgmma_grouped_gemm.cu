@@ -98,7 +98,7 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
                           const std::int64_t* used_rows, std::int64_t row_blocks, std::int64_t column_blocks,
                           RowBlockSync sync, bool dependent, cudaStream_t stream) {
   FUSEDMOE_CHECK(next_tile != nullptr,
-                 "[cuda_fused] the warp-specialised tiles need tile_counters (2 words)");
+                 "[cuda_fused] the warp-specialised tiles need tile_counters (tile_counter_words)");
   FUSEDMOE_CHECK(row_blocks >= 1 && column_blocks >= 1,
                  "[cuda_fused] a warp-specialised GEMM needs at least ", "one tile; got ", row_blocks,
                  " row blocks x ", column_blocks, " column blocks");

@@ -186,6 +186,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       mbarrier_arrive(full_barrier(stage));
     }
     mbarrier_arrive(full_barrier(stage));
+    // A hand-over GEMM2 skipped the grid-wide wait; it still waits before it exits, so that it completes
+    // only after GEMM1 has (the next forward's memset of the counters must not meet GEMM1's last atomics).
+    if (await_rows != nullptr) cuda::wait_for_prior_grids();
     return;
   }
 
@@ -224,6 +227,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       }
     }
   }
+  if (await_rows != nullptr) cuda::wait_for_prior_grids();  // as the producer's, before exiting
 }
 
 #endif  // sm_90a
