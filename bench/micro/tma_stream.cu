@@ -207,13 +207,15 @@ CUtensorMap make_map(void* base, int mode, CUtensorMapL2promotion promotion) {
   return map;
 }
 
-template <class Launch>
-double median_ms(Launch launch, int reps = 7) {
+// Median time in ms of 7 launches; `before` runs ahead of each, outside the timed region.
+template <class Launch, class Before>
+double median_ms(Launch launch, Before before) {
   cudaEvent_t a, b;
   CHECK(cudaEventCreate(&a));
   CHECK(cudaEventCreate(&b));
   std::vector<float> times;
-  for (int rep = 0; rep < reps; ++rep) {
+  for (int rep = 0; rep < 7; ++rep) {
+    before();
     CHECK(cudaEventRecord(a));
     launch();
     CHECK(cudaEventRecord(b));
@@ -222,8 +224,14 @@ double median_ms(Launch launch, int reps = 7) {
     CHECK(cudaEventElapsedTime(&ms, a, b));
     times.push_back(ms);
   }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+template <class Launch>
+double median_ms(Launch launch) {
+  return median_ms(launch, [] {});
 }
 
 const double kBytes = static_cast<double>(kExperts) * kN * kK * 2;
@@ -235,24 +243,13 @@ void measure(const char* name, void* weights, int* counter, float* sink, int sms
   auto kernel = tma_stream<Mode, Stages>;
   const int shared = Stages * kStageBytes + 1024;
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
-  // The counter is reset outside the timed region by a memset queued before the start event.
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> times;
-  for (int rep = 0; rep < 7; ++rep) {
-    CHECK(cudaMemsetAsync(counter, 0, sizeof(int)));
-    CHECK(cudaEventRecord(a));
-    kernel<<<sms, 64, shared>>>(map, static_cast<const unsigned char*>(weights), counter, sink);
-    CHECK(cudaGetLastError());
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  const double ms = times[times.size() / 2];
+  // The tile counter is reset outside the timed region.
+  const double ms = median_ms(
+      [&] {
+        kernel<<<sms, 64, shared>>>(map, static_cast<const unsigned char*>(weights), counter, sink);
+        CHECK(cudaGetLastError());
+      },
+      [&] { CHECK(cudaMemsetAsync(counter, 0, sizeof(int))); });
   const char* p = promotion == CU_TENSOR_MAP_L2_PROMOTION_NONE   ? "none"
                   : promotion == CU_TENSOR_MAP_L2_PROMOTION_L2_128B ? "128B"
                                                                      : "256B";

@@ -30,4 +30,18 @@ bool env_switch(const char* name, const char* off_value, const char* on_value) {
   return true;
 }
 
+int env_choice(const char* name, std::initializer_list<const char*> values) {
+  const std::optional<std::string> text = env_string(name);
+  if (!text) return 0;
+  int index = 0;
+  std::string expected;
+  for (const char* value : values) {
+    if (*text == value) return index;
+    expected += index == 0 ? "" : (index + 1 == static_cast<int>(values.size()) ? " or " : ", ");
+    expected += value;
+    ++index;
+  }
+  throw InvalidArgument(str_cat(name, "='", *text, "': expected ", expected));
+}
+
 }  // namespace fusedmoe

@@ -31,6 +31,24 @@ TEST(Env, SwitchTakesItsTwoValuesAndNamesThemOtherwise) {
   unsetenv(kName);
 }
 
+TEST(Env, ChoiceIndexesItsValuesDefaultsToTheFirstAndNamesThemOtherwise) {
+  unsetenv(kName);
+  EXPECT_EQ(env_choice(kName, {"auto", "on", "off"}), 0);
+  setenv(kName, "off", 1);
+  EXPECT_EQ(env_choice(kName, {"auto", "on", "off"}), 2);
+  setenv(kName, "sometimes", 1);
+  try {
+    env_choice(kName, {"auto", "on", "off"});
+    FAIL() << "accepted 'sometimes'";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(
+        std::string(error.what()).find("FUSEDMOE_ENV_TEST_SWITCH='sometimes': expected auto, on or off"),
+        std::string::npos)
+        << error.what();
+  }
+  unsetenv(kName);
+}
+
 TEST(Env, PositiveIntRejectsWhatIsNot) {
   setenv(kName, "12", 1);
   EXPECT_EQ(env_positive_int(kName), 12);

@@ -128,22 +128,14 @@ namespace {
 bool wgmma_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_WGMMA", "on", "off");
 }
+// The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
-  using Handover = CudaFusedExperts::Handover;
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_HANDOVER");
-  if (!value || *value == "auto") return Handover::automatic;
-  if (*value == "on") return Handover::on;
-  if (*value == "off") return Handover::off;
-  throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_HANDOVER='", *value, "': expected auto, on or off"));
+  return static_cast<CudaFusedExperts::Handover>(
+      env_choice("FUSEDMOE_CUDA_FUSED_HANDOVER", {"auto", "on", "off"}));
 }
-
 CudaFusedExperts::AlignMode align_mode_from_env() {
-  using Mode = CudaFusedExperts::AlignMode;
-  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_ALIGN");
-  if (!value || *value == "auto") return Mode::automatic;
-  if (*value == "single") return Mode::single;
-  if (*value == "multi") return Mode::multi;
-  throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_ALIGN='", *value, "': expected auto, single or multi"));
+  return static_cast<CudaFusedExperts::AlignMode>(
+      env_choice("FUSEDMOE_CUDA_FUSED_ALIGN", {"auto", "single", "multi"}));
 }
 
 // Up to this many (token, slot) pairs the automatic align runs in one block (one launch instead of a memset
