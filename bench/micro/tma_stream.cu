@@ -20,40 +20,16 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                             \
-  do {                                                                                          \
-    cudaError_t e = (call);                                                                     \
-    if (e != cudaSuccess) {                                                                     \
-      std::printf("%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
+#include "../../src/backends/cuda_fused/kernels/sm90_async_ops.cuh"  // mbarriers
+#include "micro_common.cuh"
+
+using namespace fusedmoe::cuda_fused;
+
 
 constexpr long kExperts = 64, kN = 4096, kK = 7168;
 constexpr int kStageBytes = 32768;
 enum Mode { kRows = 0, kPanels = 1, kBulk = 2, kRowsK128 = 3, kRowsK256 = 4 };
 
-__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(unsigned bar) {
-  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_expect(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-  unsigned done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cta.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (done == 0);
-}
 __device__ __forceinline__ void tma3(unsigned dst, const CUtensorMap* map, int x, int y, int z, unsigned bar) {
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
@@ -87,6 +63,7 @@ __host__ __device__ constexpr int stage_k(int mode) {
 template <int Mode, int Stages>
 __global__ void __launch_bounds__(64, 1)
     tma_stream(const __grid_constant__ CUtensorMap map, const unsigned char* raw, int* counter, float* sink) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // the mbarrier wrappers' guard
   extern __shared__ __align__(1024) unsigned char shared[];
   __shared__ __align__(8) unsigned long long full[Stages], empty[Stages];
   __shared__ int header[Stages];
@@ -95,10 +72,10 @@ __global__ void __launch_bounds__(64, 1)
   const unsigned empty0 = static_cast<unsigned>(__cvta_generic_to_shared(empty));
   if (threadIdx.x == 0) {
     for (int s = 0; s < Stages; ++s) {
-      mbar_init(full0 + 8 * s, 1);
-      mbar_init(empty0 + 8 * s, 1);
+      mbarrier_init(full0 + 8 * s, 1);
+      mbarrier_init(empty0 + 8 * s, 1);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbarrier_init_fence();
   }
   __syncthreads();
   constexpr int kTilesPerExpert = kN / tile_rows(Mode), kSteps = kK / stage_k(Mode);
@@ -111,14 +88,14 @@ __global__ void __launch_bounds__(64, 1)
       const int expert = tile / kTilesPerExpert, row0 = (tile % kTilesPerExpert) * tile_rows(Mode);
       const int steps = tile < tiles ? kSteps : 1;
       for (int step = 0; step < steps; ++step) {
-        mbar_wait(empty0 + 8 * slot, phase ^ 1);
+        mbarrier_wait(empty0 + 8 * slot, phase ^ 1);
         const unsigned bar = full0 + 8 * slot, dst = ring + slot * kStageBytes;
         if (tile >= tiles) {
           header[slot] = -1;
-          mbar_arrive(bar);
+          mbarrier_arrive(bar);
         } else {
           header[slot] = tile;
-          mbar_expect(bar, kStageBytes);
+          mbarrier_arrive_expect_bytes(bar, kStageBytes);
           if (Mode == kRows) {
             tma3(dst, &map, step * 64, row0, expert, bar);
           } else if (Mode == kPanels) {
@@ -146,12 +123,12 @@ __global__ void __launch_bounds__(64, 1)
     unsigned phase = 0;
     float acc = 0.0f;
     for (;;) {
-      mbar_wait(full0 + 8 * slot, phase);
+      mbarrier_wait(full0 + 8 * slot, phase);
       if (header[slot] < 0) break;
       unsigned value;
       asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(value) : "r"(ring + slot * kStageBytes) : "memory");
       acc += __uint_as_float(value);
-      mbar_arrive(empty0 + 8 * slot);
+      mbarrier_arrive(empty0 + 8 * slot);
       if (++slot == Stages) {
         slot = 0;
         phase ^= 1;
@@ -159,6 +136,7 @@ __global__ void __launch_bounds__(64, 1)
     }
     if (acc == 12345.0f) sink[blockIdx.x] = acc;
   }
+#endif
 }
 
 __global__ void plain_read(const uint4* data, long count, float* sink) {
@@ -207,33 +185,6 @@ CUtensorMap make_map(void* base, int mode, CUtensorMapL2promotion promotion) {
   return map;
 }
 
-// Median time in ms of 7 launches; `before` runs ahead of each, outside the timed region.
-template <class Launch, class Before>
-double median_ms(Launch launch, Before before) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> times;
-  for (int rep = 0; rep < 7; ++rep) {
-    before();
-    CHECK(cudaEventRecord(a));
-    launch();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    times.push_back(ms);
-  }
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-template <class Launch>
-double median_ms(Launch launch) {
-  return median_ms(launch, [] {});
-}
-
 const double kBytes = static_cast<double>(kExperts) * kN * kK * 2;
 
 template <int Mode, int Stages>
@@ -245,6 +196,7 @@ void measure(const char* name, void* weights, int* counter, float* sink, int sms
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
   // The tile counter is reset outside the timed region.
   const double ms = median_ms(
+      7,
       [&] {
         kernel<<<sms, 64, shared>>>(map, static_cast<const unsigned char*>(weights), counter, sink);
         CHECK(cudaGetLastError());
@@ -270,12 +222,12 @@ int main() {
               kBytes / 1e9, sms);
   for (int round = 0; round < 2; ++round) {
     std::printf("-- round %d\n", round);
-    const double copy_ms = median_ms([&] {
+    const double copy_ms = median_ms(7, [&] {
       CHECK(cudaMemcpyAsync(static_cast<char*>(weights) + static_cast<size_t>(kBytes / 2), weights,
                             static_cast<size_t>(kBytes / 2), cudaMemcpyDeviceToDevice));
     });
     std::printf("d2d copy of half   %8.3f ms  %6.3f TB/s (read + write)\n", copy_ms, kBytes / copy_ms / 1e9);
-    const double read_ms = median_ms([&] {
+    const double read_ms = median_ms(7, [&] {
       plain_read<<<sms * 8, 512>>>(static_cast<const uint4*>(weights), static_cast<long>(kBytes / 16), sink);
       CHECK(cudaGetLastError());
     });

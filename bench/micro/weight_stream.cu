@@ -10,14 +10,8 @@
 #include <string>
 #include <vector>
 
-#define CHECK(call)                                                                             \
-  do {                                                                                          \
-    cudaError_t e = (call);                                                                     \
-    if (e != cudaSuccess) {                                                                     \
-      std::printf("%s failed: %s (%s:%d)\n", #call, cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
+#include "micro_common.cuh"
+
 
 constexpr int kRows = 64, kThreads = 128;
 
@@ -65,24 +59,8 @@ __device__ float run_pipeline(int count, const unsigned char* shared, Load load)
 // Median time in microseconds of 15 launches of `launch`, each after an L2 flush.
 template <class Launch>
 double median_us(void* flush, size_t flush_bytes, float* sink, Launch launch) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> times;
-  for (int rep = 0; rep < 15; ++rep) {
-    flush_l2(flush, flush_bytes, rep, sink);
-    CHECK(cudaEventRecord(start));
-    launch();
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  CHECK(cudaEventDestroy(start));
-  CHECK(cudaEventDestroy(stop));
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2] * 1e3;
+  int rep = 0;
+  return median_ms(15, launch, [&] { flush_l2(flush, flush_bytes, rep++, sink); }) * 1e3;
 }
 
 template <int BlockK, int Stages, bool Blocked>
