@@ -12,8 +12,8 @@
 // Plus a plain vectorised read kernel and a device-to-device copy as references.
 // Standalone: nvcc -O3 -arch=sm_90a -std=c++17 tma_stream.cu -o tma_stream && ./tma_stream
 #include <cuda.h>
-#include <cuda_runtime.h>
 #include <cudaTypedefs.h>
+#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,12 +25,12 @@
 
 using namespace fusedmoe::cuda_fused;
 
-
 constexpr long kExperts = 64, kN = 4096, kK = 7168;
 constexpr int kStageBytes = 32768;
 enum Mode { kRows = 0, kPanels = 1, kBulk = 2, kRowsK128 = 3, kRowsK256 = 4 };
 
-__device__ __forceinline__ void tma3(unsigned dst, const CUtensorMap* map, int x, int y, int z, unsigned bar) {
+__device__ __forceinline__ void tma3(unsigned dst, const CUtensorMap* map, int x, int y, int z,
+                                     unsigned bar) {
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
       "%4}], [%5];\n" ::"r"(dst),
@@ -155,7 +155,8 @@ __global__ void plain_read(const uint4* data, long count, float* sink) {
 PFN_cuTensorMapEncodeTiled_v12000 encoder() {
   void* pointer = nullptr;
   cudaDriverEntryPointQueryResult found{};
-  CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &pointer, 12000, cudaEnableDefault, &found));
+  CHECK(
+      cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &pointer, 12000, cudaEnableDefault, &found));
   if (found != cudaDriverEntryPointSuccess) std::exit(2);
   return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(pointer);
 }
@@ -202,9 +203,9 @@ void measure(const char* name, void* weights, int* counter, float* sink, int sms
         CHECK(cudaGetLastError());
       },
       [&] { CHECK(cudaMemsetAsync(counter, 0, sizeof(int))); });
-  const char* p = promotion == CU_TENSOR_MAP_L2_PROMOTION_NONE   ? "none"
+  const char* p = promotion == CU_TENSOR_MAP_L2_PROMOTION_NONE      ? "none"
                   : promotion == CU_TENSOR_MAP_L2_PROMOTION_L2_128B ? "128B"
-                                                                     : "256B";
+                                                                    : "256B";
   std::printf("%-10s stages %d promo %-4s  %8.3f ms  %6.3f TB/s\n", name, Stages, p, ms, kBytes / ms / 1e9);
 }
 

@@ -12,7 +12,6 @@
 
 #include "micro_common.cuh"
 
-
 constexpr int kRows = 64, kThreads = 128;
 
 // L2 eviction by reading (no dirty lines left for the timed kernel to write back).
