@@ -133,7 +133,8 @@ struct SwitchedRuns {
 // with the one-launch align (`align1`: FUSEDMOE_CUDA_FUSED_ALIGN=single), and tiled on two Hopper wgmma tiles
 // forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg64ws`, `wg128ws`:
 // the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA; `wg64n128ws`:
-// one consumer warpgroup, 128 columns).
+// one consumer warpgroup, 128 columns; `wg128pair`: wg128ws in clusters of two CTAs on consecutive row
+// blocks that multicast the weight tile when both rows are one expert's).
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
@@ -149,17 +150,17 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
                                                             : variant == "wg64ws"     ? "wg64_n256_ws"
                                                             : variant == "wg128ws"    ? "wg128_n256_ws"
                                                             : variant == "wg64n128ws" ? "wg64_n128_ws"
+                                                            : variant == "wg128pair"  ? "wg128_n256_ws_pair"
                                                                                       : "auto");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, CudaFused,
-                         ::testing::Combine(::testing::ValuesIn(fused_cases()),
-                                            ::testing::Values("stream", "tiled", "align1", "wg64", "wg128",
-                                                              "wg64ws", "wg128ws", "wg64n128ws")),
-                         [](const auto& info) {
-                           return std::get<0>(info.param).label + "_" + std::get<1>(info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaFused,
+    ::testing::Combine(::testing::ValuesIn(fused_cases()),
+                       ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws",
+                                         "wg64n128ws", "wg128pair")),
+    [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
 // token's result must not depend on how many other tokens share the batch. This holds on the tiled path;
@@ -208,7 +209,7 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);                   // of GEMM2 overhangs
   const Tensor expected = runs.run("FUSEDMOE_CUDA_FUSED_TILE", "wg128_n256");
   EXPECT_LE(compare_to_reference(expected, runs.reference()).relative_error, tolerance_for(DType::bf16));
-  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
+  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws", "wg128_n256_ws_pair"}) {
     SCOPED_TRACE(tile);
     const Tensor first = runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile);
     EXPECT_TRUE(testing::bitwise_equal(first, expected));
@@ -256,7 +257,7 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
       }
       return outs;
     };
-    for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws"}) {
+    for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws", "wg128_n256_ws_pair"}) {
       SCOPED_TRACE(tile);
       const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
       const std::vector<Tensor> expected = run_both("off", "on");
@@ -335,7 +336,8 @@ INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
                                            std::make_tuple("tiled", 2000, "auto"),
                                            std::make_tuple("tiled", 2000, "wg64_n256_ws"),
                                            std::make_tuple("tiled", 2000, "wg128_n256_ws"),
-                                           std::make_tuple("tiled", 77, "wg64_n128_ws")));
+                                           std::make_tuple("tiled", 77, "wg64_n128_ws"),
+                                           std::make_tuple("tiled", 2000, "wg128_n256_ws_pair")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.

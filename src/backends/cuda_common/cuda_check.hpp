@@ -61,6 +61,9 @@ bool dependent_launch_requested();
 bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes);
 // How many blocks of `kernel` the current device holds at once (occupancy x SMs; at least 1).
 std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes);
+// Clusters of `cluster_x` blocks (along x) of the kernel that fit on the device at once (0: none fits, e.g.
+// on a partition with too few SMs per GPC).
+std::int64_t resident_clusters(const void* kernel, int threads, int shared_bytes, int cluster_x);
 // Whether `kernel` may be launched to overlap its predecessor on the current device
 // (kernels/grid_dependency.cuh): compute capability 9.0 or newer, and the kernel's code compiled for 9.0 or
 // newer (code JIT-compiled from compute_80 PTX has no griddepcontrol.wait in it). Cached per kernel and

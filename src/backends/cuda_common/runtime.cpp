@@ -100,6 +100,38 @@ std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes) 
                                 static_cast<std::int64_t>(found->second) * device_attributes(device).num_sms);
 }
 
+std::int64_t resident_clusters(const void* kernel, int threads, int shared_bytes, int cluster_x) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, int, int, int>, int> clusters;
+  int device = 0;
+  FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard lock(mutex);
+  auto found = clusters.find({kernel, device, threads, shared_bytes, cluster_x});
+  if (found == clusters.end()) {
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = static_cast<unsigned>(cluster_x);
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(cluster_x));
+    config.blockDim = dim3(static_cast<unsigned>(threads));
+    config.dynamicSmemBytes = static_cast<std::size_t>(shared_bytes);
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    int count = 0;
+    FUSEDMOE_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&count, kernel, &config));
+    if (log_enabled(LogLevel::debug)) {
+      log(LogLevel::debug, "cuda: " + std::to_string(count) + " clusters of " + std::to_string(cluster_x) +
+                               " blocks (" + std::to_string(threads) + " threads, " +
+                               std::to_string(shared_bytes) + " bytes of shared memory) fit on device " +
+                               std::to_string(device));
+    }
+    found = clusters.emplace(std::tuple{kernel, device, threads, shared_bytes, cluster_x}, count).first;
+  }
+  return found->second;
+}
+
 bool kernel_waits_for_prior_grids(const void* kernel) {
   static std::mutex mutex;
   static std::map<std::pair<const void*, int>, bool> cache;

@@ -40,27 +40,47 @@ __device__ __forceinline__ void allow_dependent_grids() {
 #endif
 }
 
-// kernel<<<grid, block, shared_bytes, stream>>>(args...), allowed to overlap the previous kernel's tail when
-// `dependent` and the kernel can wait (kernel_waits_for_prior_grids). Checks the launch (and clears the
-// error state it leaves, as FUSEDMOE_CUDA_CHECK_LAUNCH does).
+// kernel<<<grid, block, shared_bytes, stream>>>(args...) in clusters of `cluster_x` blocks along x (1: no
+// clusters), allowed to overlap the previous kernel's tail when `dependent` and the kernel can wait
+// (kernel_waits_for_prior_grids). Checks the launch (and clears the error state it leaves, as
+// FUSEDMOE_CUDA_CHECK_LAUNCH does).
 template <class... Params, class... Args>
-void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
-                      cudaStream_t stream, bool dependent, Args&&... args) {
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
+void launch_dependent_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
+                               cudaStream_t stream, bool dependent, unsigned cluster_x, Args&&... args) {
+  cudaLaunchAttribute attributes[2]{};
+  unsigned count = 0;
+  if (dependent && kernel_waits_for_prior_grids(reinterpret_cast<const void*>(kernel))) {
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count].val.programmaticStreamSerializationAllowed = 1;
+    ++count;
+  }
+  if (cluster_x > 1) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = cluster_x;
+    attributes[count].val.clusterDim.y = 1;
+    attributes[count].val.clusterDim.z = 1;
+    ++count;
+  }
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = dependent && kernel_waits_for_prior_grids(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
+  config.attrs = attributes;
+  config.numAttrs = count;
   const cudaError_t status = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
     throw_cuda_error(status, "cudaLaunchKernelEx", __FILE__, __LINE__);
   }
+}
+
+// launch_dependent_clusters without clusters.
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes,
+                      cudaStream_t stream, bool dependent, Args&&... args) {
+  launch_dependent_clusters(kernel, grid, block, shared_bytes, stream, dependent, 1u,
+                            std::forward<Args>(args)...);
 }
 
 }  // namespace fusedmoe::cuda

@@ -23,12 +23,21 @@ using Wg128N128 = WgmmaShape<2, 128, 3>;
 using Wg128N256 = WgmmaShape<2, 256, 4>;
 
 template <class Shape>
+constexpr int cluster_m() {
+  if constexpr (requires { Shape::kClusterM; }) {
+    return Shape::kClusterM;
+  } else {
+    return 1;
+  }
+}
+
+template <class Shape>
 constexpr bool matches(TileId id, bool warp_specialized = false) {
   const TileConfig& config = kTileConfigs[static_cast<int>(id)];
   return config.id == id && config.wgmma && config.warp_specialized == warp_specialized &&
          config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN &&
          config.block_k == Shape::kBlockK && config.warps_m == Shape::kThreads / 32 &&
-         config.stages == Shape::kStages &&
+         config.stages == Shape::kStages && config.cluster_m == cluster_m<Shape>() &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
 }
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&
@@ -37,10 +46,12 @@ static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::
 using Ws64N256 = WarpSpecializedShape<1, 5>;
 using Ws128N256 = WarpSpecializedShape<2, 4>;
 using Ws64N128 = WarpSpecializedShape<1, 8, 128>;
+using Ws128N256Pair = WarpSpecializedShape<2, 4, 256, 2>;
 
 static_assert(matches<Ws64N256>(TileId::wg64_n256_ws, true) &&
                   matches<Ws128N256>(TileId::wg128_n256_ws, true) &&
-                  matches<Ws64N128>(TileId::wg64_n128_ws, true),
+                  matches<Ws64N128>(TileId::wg64_n128_ws, true) &&
+                  matches<Ws128N256Pair>(TileId::wg128_n256_ws_pair, true),
               "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
@@ -81,18 +92,20 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
                          params, args.hidden_padded);
 }
 
-// The weights' TMA map: E_local matrices [rows, depth] in k-panels, in boxes of kBlockN rows x one panel.
+// The weights' TMA map: E_local matrices [rows, depth] in k-panels, in boxes of kBoxRows rows (the tile's
+// kBlockN, or half of it for a pair) x one panel.
 // Boxes past an expert's (padded) rows read as zeros (the last column block may overhang), never the next
 // panel's or expert's rows.
 template <class Shape>
 CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t depth, std::int64_t experts) {
   static_assert(Shape::kBlockK == kPanelDepth, "a stage's box is one k-panel");
-  return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Shape::kBlockN);
+  return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Shape::kBoxRows);
 }
 
-// Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles.
+// Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles. Returns false
+// (launching nothing) for a pair tile when no cluster of it fits the device.
 template <class Shape, class Params>
-void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, const std::int64_t*,
+bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, const std::int64_t*,
                                          std::int64_t, std::int64_t, RowBlockSync),
                           const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
                           const std::int64_t* used_rows, std::int64_t row_blocks, std::int64_t column_blocks,
@@ -104,22 +117,35 @@ void run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
                  " row blocks x ", column_blocks, " column blocks");
   const auto* function = reinterpret_cast<const void*>(kernel);
   cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
-  // One block per SM at most (fewer when there are fewer tiles): the blocks take the tiles one by one.
-  const std::int64_t blocks = std::min(row_blocks * column_blocks,
-                                       cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes));
-  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), Shape::kThreads, Shape::kSharedBytes,
-                         stream, dependent, params, weights, reinterpret_cast<unsigned long long*>(next_tile),
-                         used_rows, row_blocks, column_blocks, sync);
+  // One block per SM at most (fewer when there are fewer tiles): the blocks (pairs) take the tiles one by
+  // one.
+  const std::int64_t resident =
+      Shape::kPair ? cuda::resident_clusters(function, Shape::kThreads, Shape::kSharedBytes, Shape::kClusterM)
+                   : cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes);
+  if (resident == 0) return false;
+  const std::int64_t tiles = (row_blocks + Shape::kClusterM - 1) / Shape::kClusterM * column_blocks;
+  const std::int64_t clusters = std::min(tiles, resident);
+  cuda::launch_dependent_clusters(
+      kernel, dim3(static_cast<unsigned>(clusters * Shape::kClusterM)), Shape::kThreads, Shape::kSharedBytes,
+      stream, dependent, static_cast<unsigned>(Shape::kClusterM), params, weights,
+      reinterpret_cast<unsigned long long*>(next_tile), used_rows, row_blocks, column_blocks, sync);
+  return true;
 }
 
+// A pair tile falls back to its single-CTA shape (the same bits) where no cluster of it fits; GEMM1 and GEMM2
+// need the same resources, so both fall back together and the hand-over's counts still agree.
 template <class Shape>
 void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
-  run_warp_specialized<Shape>(
+  const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w13, w13_rows, args.weight_depth, args.num_local_experts), args.tile_counters,
       args.used_rows, args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN,
       RowBlockSync{.done = args.row_done, .target = 0}, args.dependent_launch, stream);
+  if constexpr (Shape::kPair) {
+    if (!launched) return run_ws_gemm1<typename Shape::Single>(args, stream);
+  }
+  FUSEDMOE_CHECK(launched, "[cuda_fused] no block of the warp-specialised GEMM1 fits the device");
 }
 
 template <class Shape>
@@ -128,11 +154,15 @@ void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const std::int64_t gemm1_columns = (2 * args.intermediate_padded + Shape::kBlockN - 1) / Shape::kBlockN;
   const RowBlockSync sync{.done = args.row_done,
                           .target = static_cast<unsigned>(gemm1_columns * 4 * Shape::kConsumers)};
-  run_warp_specialized<Shape>(
+  const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
       args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.used_rows, args.max_blocks,
       (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, sync, args.dependent_launch, stream);
+  if constexpr (Shape::kPair) {
+    if (!launched) return run_ws_gemm2<typename Shape::Single>(args, stream);
+  }
+  FUSEDMOE_CHECK(launched, "[cuda_fused] no block of the warp-specialised GEMM2 fits the device");
 }
 
 }  // namespace
@@ -161,6 +191,8 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm1<Ws128N256>(args, stream);
     case TileId::wg64_n128_ws:
       return run_ws_gemm1<Ws64N128>(args, stream);
+    case TileId::wg128_n256_ws_pair:
+      return run_ws_gemm1<Ws128N256Pair>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }
@@ -184,6 +216,8 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm2<Ws128N256>(args, stream);
     case TileId::wg64_n128_ws:
       return run_ws_gemm2<Ws64N128>(args, stream);
+    case TileId::wg128_n256_ws_pair:
+      return run_ws_gemm2<Ws128N256Pair>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

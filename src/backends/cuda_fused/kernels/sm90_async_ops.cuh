@@ -56,6 +56,18 @@ __device__ __forceinline__ void tma_load_panel(unsigned destination, const CUten
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(0), "r"(row0), "r"(panel), "r"(matrix), "r"(barrier)
       : "memory");
 }
+// The same box written to the same offset of every CTA of the cluster named in `cta_mask` (bit r = rank r);
+// each destination's mbarrier at `barrier`'s offset receives the bytes it got.
+__device__ __forceinline__ void tma_load_panel_multicast(unsigned destination, const CUtensorMap* map,
+                                                         int row0, int panel, int matrix, unsigned barrier,
+                                                         std::uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster "
+      "[%0], [%1, {%2, %3, %4, %5}], [%6], %7;\n" ::"r"(destination),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(0), "r"(row0), "r"(panel), "r"(matrix), "r"(barrier),
+      "h"(cta_mask)
+      : "memory");
+}
 __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
 }
@@ -65,6 +77,61 @@ __device__ __forceinline__ unsigned load_acquire_gpu(const unsigned* address) {
   unsigned value;
   asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(value) : "l"(address) : "memory");
   return value;
+}
+
+// Thread-block clusters: this CTA's rank, another CTA's address of a shared-memory location of this CTA
+// (shared::cluster window), and the operations on such an address.
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+  return rank;
+}
+__device__ __forceinline__ unsigned cluster_size() {
+  unsigned size;
+  asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(size));
+  return size;
+}
+__device__ __forceinline__ unsigned cluster_address(unsigned local, unsigned rank) {
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
+}
+// One arrival on an mbarrier of another CTA of the cluster. `release_cluster`: orders this thread's earlier
+// accesses (and stores into that CTA's shared memory) before it at cluster scope; without, CTA scope only
+// (enough to say "my reads of your stage retired": no data goes with it, and a cluster-scope release in
+// every k-tile stalls the issuing warp).
+template <bool ReleaseCluster>
+__device__ __forceinline__ void mbarrier_arrive_remote(unsigned remote_barrier) {
+  if constexpr (ReleaseCluster) {
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote_barrier)
+                 : "memory");
+  } else {
+    asm volatile("mbarrier.arrive.release.cta.shared::cluster.b64 _, [%0];\n" ::"r"(remote_barrier)
+                 : "memory");
+  }
+}
+// mbarrier_wait for a barrier that other CTAs of the cluster arrive on (acquire at cluster scope).
+__device__ __forceinline__ void mbarrier_wait_cluster(unsigned barrier, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n"
+        ".reg .pred complete;\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 complete, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, complete;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(barrier), "r"(parity)
+        : "memory");
+  } while (done == 0);
+}
+__device__ __forceinline__ void store_shared_cluster_s64(unsigned remote, long long value) {
+  asm volatile("st.shared::cluster.s64 [%0], %1;\n" ::"r"(remote), "l"(value) : "memory");
+}
+// Every thread of every CTA of the cluster (a CTA must not exit while another may still write into its
+// shared memory or arrive on its barriers; nor may one start before the others initialised theirs).
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
 
 // 64-bit shared-memory words the producer hands the consumers (ordered by the mbarriers around them).

@@ -34,17 +34,25 @@ struct RowBlockSync {
   unsigned target = 0;
 };
 
-template <int Consumers, int Stages, int BlockN = 256>
+template <int Consumers, int Stages, int BlockN = 256, int ClusterM = 1>
 struct WarpSpecializedShape {
   static constexpr int kConsumers = Consumers;  // warpgroups of 64 rows
   static constexpr int kBlockM = 64 * kConsumers, kBlockN = BlockN, kBlockK = 64, kStages = Stages;
+  // CTAs per cluster, each on its own row block of one column block (a "pair": ClusterM = 2).
+  static constexpr int kClusterM = ClusterM;
+  static constexpr bool kPair = kClusterM == 2;
+  using Single = WarpSpecializedShape<Consumers, Stages, BlockN, 1>;  // the same tile without clusters
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
   static constexpr int kStageBytes = kStageABytes + kStageBBytes;
-  // Per stage a full and an empty mbarrier and the tile index it starts; two words to broadcast a tile
-  // index among the producers.
-  static constexpr int kControlBytes = (3 * 8 * kStages + 2 * 8 + 127) / 128 * 128;
+  // Weight rows per TMA box: a pair's CTAs each load half of the tile's and multicast it to both.
+  static constexpr int kBoxRows = kBlockN / kClusterM;
+  // Slots for the taken tile's index: two alternate within a CTA; a pair's leader writes its partner's slots
+  // up to kStages takes ahead (it cannot run further ahead than the ring), each with an mbarrier to say so.
+  static constexpr int kTakeSlots = kPair ? 2 * kStages : 2;
+  // Per stage a full and an empty mbarrier and the tile index it starts; the take slots (+ their barriers).
+  static constexpr int kControlBytes = (3 * 8 * kStages + 8 * kTakeSlots * (kPair ? 2 : 1) + 127) / 128 * 128;
   static constexpr int kSharedBytes = kStages * kStageBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
   static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x N over 128 threads
@@ -55,10 +63,16 @@ struct WarpSpecializedShape {
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kConsumers == 1 || kConsumers == 2, "instantiated: one or two consumer warpgroups");
   static_assert(kBlockN == 128 || kBlockN == 256, "wgmma.m64n128k16 or m64n256k16; a TMA box holds 256 rows");
+  static_assert(kClusterM == 1 || kClusterM == 2, "single CTAs or pairs");
   // A consumer holds two stages (the k-tile in flight and the one before it until wgmma_wait<1>), and a
   // producer thread signals a stage kSignalLag issues later: fewer stages would deadlock.
   static_assert(kSignalLag + 2 <= kStages, "the ring must outlast the consumers' hold and the signal lag");
 };
+
+// What the consumers learn from a tile's first stage: the row-major tile index (row block x columns +
+// column block), kIdleTile (a pair's CTA whose row block has no expert: it keeps the pace, computes nothing),
+// or kEndTile.
+inline constexpr long long kIdleTile = -2, kEndTile = -1;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -71,12 +85,20 @@ struct WarpSpecializedShape {
 // next_tile come from kernels before the previous one (complete once it let this grid launch), and a row
 // block's A rows are read once await_rows[row block] reaches `await_target`. `signal_rows` (GEMM1 of a
 // RowBlockSync): lets the next grid launch at once and counts each consumer warp's finished tile there.
+//
+// Pairs (Shape::kPair, launched as clusters of two CTAs): a tile is a pair of row blocks (2p, 2p + 1) x one
+// column block; CTA r computes row block 2p + r. The leader (rank 0) takes the tiles and writes each into its
+// partner's take slot. Where both row blocks belong to one expert, each CTA loads half the weight box and
+// multicasts it to both (the weights cross the L2 once for both); otherwise each loads its own. Both CTAs
+// walk the same stages in step: every consumer warp gives a stage back to both CTAs' empty barriers, so no
+// CTA writes into a stage its partner still reads. The caller synchronises the cluster before exiting.
 template <class Shape, class ARow, class Epilogue>
 __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
     const CUtensorMap* weights, const void* placeholder, unsigned shared, unsigned* signal_rows,
     const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
+  constexpr bool kPair = Shape::kPair;
   const unsigned control = shared + Shape::kStages * Shape::kStageBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
   auto empty_barrier = [&](int stage) {
@@ -85,50 +107,85 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   auto stage_tile = [&](int stage) {
     return control + 8u * static_cast<unsigned>(2 * Shape::kStages + stage);
   };
-  auto broadcast = [&](int slot) { return control + 8u * static_cast<unsigned>(3 * Shape::kStages + slot); };
+  auto take_slot = [&](int slot) { return control + 8u * static_cast<unsigned>(3 * Shape::kStages + slot); };
+  auto take_barrier = [&](int slot) {
+    return control + 8u * static_cast<unsigned>(3 * Shape::kStages + Shape::kTakeSlots + slot);
+  };
+  const unsigned rank = kPair ? cluster_rank() : 0u, partner = rank ^ 1u;
+  if constexpr (kPair) {
+    if (cluster_size() != Shape::kClusterM) __trap();  // launched without its clusters: no partner to talk to
+  }
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(weights);
     for (int stage = 0; stage < Shape::kStages; ++stage) {
       mbarrier_init(full_barrier(stage), 128 + 1);  // the producers' arrivals + the TMA thread's expect_tx
-      mbarrier_init(empty_barrier(stage), 128 * Shape::kConsumers);
+      // Single CTAs: every consumer thread; pairs: one arrival per consumer warp of either CTA.
+      mbarrier_init(empty_barrier(stage), kPair ? 2 * 4 * Shape::kConsumers : 128 * Shape::kConsumers);
+    }
+    if constexpr (kPair) {
+      for (int slot = 0; slot < Shape::kTakeSlots; ++slot) mbarrier_init(take_barrier(slot), 1);
     }
     mbarrier_init_fence();
   }
-  __syncthreads();
+  if constexpr (kPair) {
+    cluster_sync();  // the partner's barriers exist before anything arrives on them
+  } else {
+    __syncthreads();
+  }
   if (await_rows == nullptr) cuda::wait_for_prior_grids();
   if (signal_rows != nullptr) cuda::allow_dependent_grids();
   const std::int64_t used_blocks =
       used_rows == nullptr ? row_blocks : (*used_rows + Shape::kBlockM - 1) / Shape::kBlockM;
   const std::int64_t rows = used_blocks < row_blocks ? used_blocks : row_blocks;
-  const std::int64_t tiles = rows * columns;
+  const std::int64_t tile_rows = kPair ? (rows + 1) / 2 : rows;  // row blocks or pairs of them
+  const std::int64_t tiles = tile_rows * columns;
+  // The expert of row block r (-1: none, or past the used ones).
+  auto expert_of = [&](std::int64_t row_block) { return row_block < rows ? block_expert[row_block] : -1; };
 
   if (threadIdx.x < 128) {  // the producer warpgroup
     if constexpr (Shape::kReallocateRegisters) warpgroup_release_registers<Shape::kProducerRegisters>();
     const int thread = threadIdx.x, chunk = thread % 8, row_in_pass = thread / 8;  // 16 rows per pass
     const int column = chunk * 8;
     auto swizzled = [&](int row) { return row * Shape::kRowBytes + ((chunk ^ (row & 7)) << 4); };
-    // Thread 0 takes the next tile with an expert (or -1 when none is left) for the whole warpgroup.
-    auto take_tile = [&](int slot) {
-      if (thread == 0) {
-        long long taken = -1;
+    // GEMM1's tiles of a row block are written (acquire; the named barrier below orders the other producer
+    // threads' A reads after it).
+    auto await_row_block = [&](std::int64_t row_block) {
+      if (await_rows != nullptr && expert_of(row_block) >= 0) {
+        while (load_acquire_gpu(await_rows + row_block) < await_target) __nanosleep(64);
+      }
+    };
+    // Thread 0 (a pair's leader's) takes the next tile with an expert (or -1 when none is left) for the
+    // whole warpgroup (and the partner's).
+    auto take_tile = [&](int taken) {
+      const int slot = taken % Shape::kTakeSlots;
+      if (thread == 0 && rank == 0) {
+        long long tile_taken = -1;
         for (;;) {
           const unsigned long long tile = atomicAdd(next_tile, 1ull);
           if (tile >= static_cast<unsigned long long>(tiles)) break;
-          const int row_block = grouped_tile(static_cast<std::int64_t>(tile), rows, columns).row_block;
-          if (block_expert[row_block] >= 0) {
-            taken = static_cast<long long>(tile);
-            // GEMM1's tiles of this row block are written (acquire; the named barrier below orders the
-            // other producer threads' A reads after it).
-            if (await_rows != nullptr) {
-              while (load_acquire_gpu(await_rows + row_block) < await_target) __nanosleep(64);
-            }
+          const int row_block = grouped_tile(static_cast<std::int64_t>(tile), tile_rows, columns).row_block;
+          const bool has_expert = kPair ? expert_of(2 * row_block) >= 0 || expert_of(2 * row_block + 1) >= 0
+                                        : block_expert[row_block] >= 0;
+          if (has_expert) {
+            tile_taken = static_cast<long long>(tile);
+            await_row_block(kPair ? 2 * row_block : row_block);  // a partner awaits its own row block
             break;
           }
         }
-        store_shared_s64(broadcast(slot), taken);
+        store_shared_s64(take_slot(slot), tile_taken);
+        if constexpr (kPair) {
+          store_shared_cluster_s64(cluster_address(take_slot(slot), partner), tile_taken);
+          mbarrier_arrive_remote<true>(cluster_address(take_barrier(slot), partner));
+        }
+      } else if (kPair && thread == 0) {  // the partner: the leader's word, and its own acquire of the rows
+        mbarrier_wait_cluster(take_barrier(slot), (taken / Shape::kTakeSlots) & 1);
+        const long long tile_taken = load_shared_s64(take_slot(slot));
+        if (tile_taken >= 0) {
+          await_row_block(2 * grouped_tile(tile_taken, tile_rows, columns).row_block + 1);
+        }
       }
       named_barrier_sync<1, 128>();
-      return static_cast<std::int64_t>(load_shared_s64(broadcast(slot)));
+      return static_cast<std::int64_t>(load_shared_s64(take_slot(slot)));
     };
     int issued = 0, signalled = 0;  // stages requested; stages this thread has signalled full
     // Signals every stage up to `last` (inclusive) whose copies of this thread have landed.
@@ -136,23 +193,44 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       for (; signalled <= last; ++signalled) mbarrier_arrive(full_barrier(signalled % Shape::kStages));
     };
     for (int taken = 0;; ++taken) {
-      const std::int64_t tile = take_tile(taken & 1);  // two slots: a slot is rewritten after a barrier
+      const std::int64_t tile = take_tile(taken);
       if (tile < 0) break;
-      const BlockCoordinates block = grouped_tile(tile, rows, columns);
-      const int expert = block_expert[block.row_block];
-      const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+      const BlockCoordinates block = grouped_tile(tile, tile_rows, columns);
+      // This CTA's row block and expert; a pair multicasts where both row blocks have the same expert.
+      const std::int64_t row_block = kPair ? 2 * static_cast<std::int64_t>(block.row_block) + rank
+                                           : static_cast<std::int64_t>(block.row_block);
+      const int expert = expert_of(row_block);
+      const bool multicast = kPair && expert >= 0 && expert == expert_of(row_block ^ 1);
+      const long long consumer_tile = expert >= 0 ? row_block * columns + block.column_block : kIdleTile;
+      const std::int64_t row0 = row_block * Shape::kBlockM;
       const bf16* a_source[Shape::kChunksA];
 #pragma unroll
-      for (int i = 0; i < Shape::kChunksA; ++i) a_source[i] = a_row(row0 + row_in_pass + 16 * i);
+      for (int i = 0; i < Shape::kChunksA; ++i) {
+        a_source[i] = expert >= 0 ? a_row(row0 + row_in_pass + 16 * i) : nullptr;
+      }
       const int n0 = block.column_block * Shape::kBlockN;
       for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++issued) {
         const int stage = issued % Shape::kStages;
         mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
         const unsigned stage_a = shared + stage * Shape::kStageBytes;
+        const unsigned stage_b = stage_a + Shape::kStageABytes;
         if (thread == 0) {
-          if (k_tile == 0) store_shared_s64(stage_tile(stage), tile);
-          mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
-          tma_load_panel(stage_a + Shape::kStageABytes, weights, n0, k_tile, expert, full_barrier(stage));
+          if (k_tile == 0) store_shared_s64(stage_tile(stage), consumer_tile);
+          if (multicast) {  // this CTA's half of the box, into both CTAs' stage
+            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
+            tma_load_panel_multicast(stage_b + rank * (Shape::kStageBBytes / 2), weights,
+                                     n0 + static_cast<int>(rank) * Shape::kBoxRows, k_tile, expert,
+                                     full_barrier(stage), (1u << Shape::kClusterM) - 1);
+          } else if (expert >= 0) {
+            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
+#pragma unroll
+            for (int box = 0; box < Shape::kClusterM; ++box) {
+              tma_load_panel(stage_b + box * (Shape::kStageBBytes / Shape::kClusterM), weights,
+                             n0 + box * Shape::kBoxRows, k_tile, expert, full_barrier(stage));
+            }
+          } else {
+            mbarrier_arrive(full_barrier(stage));  // an idle CTA of a pair: no weights
+          }
         }
         const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK + column;
 #pragma unroll
@@ -182,7 +260,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     const int stage = issued % Shape::kStages;
     mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
     if (thread == 0) {
-      store_shared_s64(stage_tile(stage), -1);
+      store_shared_s64(stage_tile(stage), kEndTile);
       mbarrier_arrive(full_barrier(stage));
     }
     mbarrier_arrive(full_barrier(stage));
@@ -194,34 +272,50 @@ __device__ __forceinline__ void wgmma_warp_specialized(
 
   // A consumer warpgroup: rows 64 w .. 64 w + 63 of every tile.
   if constexpr (Shape::kReallocateRegisters) warpgroup_claim_registers<Shape::kConsumerRegisters>();
-  const int thread = threadIdx.x - 128, consumer = thread / 128;
+  const int thread = threadIdx.x - 128, consumer = thread / 128, lane = thread % 32;
   int consumed = 0;
   float acc[Shape::kAccumulators];
-  // The first stage of a tile names the tile (or -1: the end).
+  // The first stage of a tile names the tile (or kEndTile).
   auto tile_at = [&](int index) {
     mbarrier_wait(full_barrier(index % Shape::kStages), (index / Shape::kStages) & 1);
-    return static_cast<std::int64_t>(load_shared_s64(stage_tile(index % Shape::kStages)));
+    return static_cast<long long>(load_shared_s64(stage_tile(index % Shape::kStages)));
   };
-  for (std::int64_t tile = tile_at(consumed); tile >= 0; tile = tile_at(consumed)) {
+  // The stage's reads have retired: single CTAs, every thread arrives; pairs, one lane per warp on each
+  // CTA's barrier (the partner may multicast into this stage). A CTA-scope release for the remote arrival, as
+  // CUTLASS's cluster barriers do: it carries no data, and a cluster-scope one per k-tile cost 1.6-1.9x.
+  const unsigned partner_empty = kPair ? cluster_address(empty_barrier(0), partner) : 0u;
+  auto release = [&](int stage) {
+    if constexpr (kPair) {
+      __syncwarp();
+      if (lane == 0) mbarrier_arrive(empty_barrier(stage));
+      if (lane == 1) mbarrier_arrive_remote<false>(partner_empty + 8u * static_cast<unsigned>(stage));
+    } else {
+      mbarrier_arrive(empty_barrier(stage));
+    }
+  };
+  for (long long tile = tile_at(consumed); tile != kEndTile; tile = tile_at(consumed)) {
+    const bool active = tile != kIdleTile;
 #pragma unroll
     for (int i = 0; i < Shape::kAccumulators; ++i) acc[i] = 0.0f;
     for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++consumed) {
       const int stage = consumed % Shape::kStages;
       if (k_tile > 0) mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
-      const unsigned stage_a = shared + stage * Shape::kStageBytes;
-      const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
-      wgmma_k_tile<Shape>(acc, a_descriptor, smem_descriptor(stage_a + Shape::kStageABytes));
-      if (k_tile > 0)  // the previous k-tile's wgmma group has retired: its stage may be refilled
-        mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
+      if (active) {
+        const unsigned stage_a = shared + stage * Shape::kStageBytes;
+        const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
+        wgmma_k_tile<Shape>(acc, a_descriptor, smem_descriptor(stage_a + Shape::kStageABytes));
+      }
+      if (k_tile > 0) release((consumed - 1) % Shape::kStages);  // the previous k-tile's group retired
     }
     wgmma_wait<0>();
     fence_accumulators(acc);
-    mbarrier_arrive(empty_barrier((consumed - 1) % Shape::kStages));
-    const BlockCoordinates block = grouped_tile(tile, rows, columns);
+    release((consumed - 1) % Shape::kStages);
+    if (!active) continue;
+    const BlockCoordinates block{static_cast<int>(tile / columns), static_cast<int>(tile % columns)};
     epilogue(block, acc, thread);
     if (signal_rows != nullptr) {  // this warp's rows of the tile are written: count them (release)
       __syncwarp();
-      if (thread % 32 == 0) {
+      if (lane == 0) {
         __threadfence();
         atomicAdd(signal_rows + block.row_block, 1u);
       }
@@ -252,6 +346,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
         gemm1_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
                               static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
       });
+  if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif
@@ -275,6 +370,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
         gemm2_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
                               static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
       });
+  if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
 #endif

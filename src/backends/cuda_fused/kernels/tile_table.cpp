@@ -51,6 +51,8 @@ const char* to_string(TileId id) {
       return "wg128_n256_ws";
     case TileId::wg64_n128_ws:
       return "wg64_n128_ws";
+    case TileId::wg128_n256_ws_pair:
+      return "wg128_n256_ws_pair";
   }
   return "?";
 }

@@ -31,7 +31,8 @@ enum class TileId {
   wg128_n256,
   wg64_n256_ws,
   wg128_n256_ws,
-  wg64_n128_ws
+  wg64_n128_ws,
+  wg128_n256_ws_pair
 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
@@ -53,6 +54,9 @@ struct TileConfig {
   // wgmma, persistent, warp-specialised: a producer warpgroup loads (weights by TMA) while one or two
   // consumer warpgroups multiply (sm90_wgmma_warp_specialized.cuh); warps_m counts the producer's warps too.
   bool warp_specialized = false;
+  // Warp-specialised blocks launched as clusters of this many (2: a "pair" of row blocks of one column block
+  // that multicast the expert's weight tile to each other where both rows are one expert's).
+  int cluster_m = 1;
 };
 
 // mma.sync tiles: unpadded rows with an XOR swizzle (sm80_bf16_grouped_gemm.cuh).
@@ -66,10 +70,13 @@ inline constexpr std::size_t wgmma_tile_shared_memory(int block_m, int block_n, 
   return static_cast<std::size_t>(block_m + block_n) * 128 * static_cast<std::size_t>(stages) + 1024;
 }
 
-// Warp-specialised wgmma tiles: the same + per stage two mbarriers and a tile index, two broadcast words.
-inline constexpr std::size_t warp_specialized_shared_memory(int block_m, int block_n, int stages) {
+// Warp-specialised wgmma tiles: the same + per stage two mbarriers and a tile index, and the words that hand
+// a taken tile over (single CTAs: two; pairs: 2 x stages, each with an mbarrier).
+inline constexpr std::size_t warp_specialized_shared_memory(int block_m, int block_n, int stages,
+                                                            int cluster_m = 1) {
+  const int take_words = cluster_m == 2 ? 2 * 2 * stages : 2;
   return wgmma_tile_shared_memory(block_m, block_n, stages) +
-         (static_cast<std::size_t>(3 * 8 * stages + 2 * 8) + 127) / 128 * 128;
+         (static_cast<std::size_t>(3 * 8 * stages + 8 * take_words) + 127) / 128 * 128;
 }
 
 inline constexpr TileConfig kTileConfigs[] = {
@@ -100,6 +107,10 @@ inline constexpr TileConfig kTileConfigs[] = {
     // Half the columns and twice the stages: twice the tiles (a finer tail) for a few rows per expert.
     {TileId::wg64_n128_ws, 64, 128, 64, 8, 1, 8, warp_specialized_shared_memory(64, 128, 8),
      "wgmma_m64_n128_k64_s8_warp_specialized", true, false, true},
+    // wg128_n256_ws in clusters of two CTAs on consecutive row blocks: an expert's weight tile crosses the
+    // L2 once for both (the prefill GEMMs were bound by L2 throughput, 72-80% in ncu).
+    {TileId::wg128_n256_ws_pair, 128, 256, 64, 12, 1, 4, warp_specialized_shared_memory(128, 256, 4, 2),
+     "wgmma_m128_n256_k64_s4_warp_specialized_pair", true, false, true, 2},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
