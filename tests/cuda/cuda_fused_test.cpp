@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <tuple>
+#include <utility>
 
 #include "backends/cuda_fused/builtin_tune_tables.hpp"
 #include "backends/cuda_fused/experts.hpp"
@@ -135,6 +136,19 @@ struct SwitchedRuns {
 // the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA; `wg64n128ws`:
 // one consumer warpgroup, 128 columns; `wg128pair`: wg128ws in clusters of two CTAs on consecutive row
 // blocks that multicast the weight tile when both rows are one expert's).
+const char* forced_tile(const std::string& variant) {
+  static const std::pair<const char*, const char*> kTiles[] = {
+      {"wg64", "wg64_n128"},        {"wg128", "wg128_n256"},        {"wg64ws", "wg64_n256_ws"},
+      {"wg128ws", "wg128_n256_ws"}, {"wg64n128ws", "wg64_n128_ws"}, {"wg128pair", "wg128_n256_ws_pair"}};
+  for (const auto& [name, tile] : kTiles) {
+    if (variant == name) return tile;
+  }
+  return "auto";
+}
+
+const char* const kWarpSpecializedTiles[] = {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws",
+                                             "wg128_n256_ws_pair"};
+
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
 TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
@@ -145,13 +159,7 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   if (wgmma) FUSEDMOE_REQUIRE_WGMMA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
-  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", variant == "wg64"         ? "wg64_n128"
-                                                            : variant == "wg128"      ? "wg128_n256"
-                                                            : variant == "wg64ws"     ? "wg64_n256_ws"
-                                                            : variant == "wg128ws"    ? "wg128_n256_ws"
-                                                            : variant == "wg64n128ws" ? "wg64_n128_ws"
-                                                            : variant == "wg128pair"  ? "wg128_n256_ws_pair"
-                                                                                      : "auto");
+  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", forced_tile(variant));
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
@@ -209,7 +217,7 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);                   // of GEMM2 overhangs
   const Tensor expected = runs.run("FUSEDMOE_CUDA_FUSED_TILE", "wg128_n256");
   EXPECT_LE(compare_to_reference(expected, runs.reference()).relative_error, tolerance_for(DType::bf16));
-  for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws", "wg128_n256_ws_pair"}) {
+  for (const char* tile : kWarpSpecializedTiles) {
     SCOPED_TRACE(tile);
     const Tensor first = runs.run("FUSEDMOE_CUDA_FUSED_TILE", tile);
     EXPECT_TRUE(testing::bitwise_equal(first, expected));
@@ -257,7 +265,7 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
       }
       return outs;
     };
-    for (const char* tile : {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws", "wg128_n256_ws_pair"}) {
+    for (const char* tile : kWarpSpecializedTiles) {
       SCOPED_TRACE(tile);
       const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
       const std::vector<Tensor> expected = run_both("off", "on");
