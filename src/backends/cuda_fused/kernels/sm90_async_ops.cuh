@@ -28,20 +28,22 @@ __device__ __forceinline__ void mbarrier_arrive_expect_bytes(unsigned barrier, u
                "r"(bytes)
                : "memory");
 }
+// One try_wait.parity on an mbarrier with acquire semantics at `scope` ("cta" or "cluster"): sets %0 to 1
+// once the phase with parity %2 has completed.
+#define FUSEDMOE_MBARRIER_TRY_WAIT(scope)   \
+  "{\n"                                     \
+  ".reg .pred complete;\n"                  \
+  "mbarrier.try_wait.parity.acquire." scope \
+  ".shared::cta.b64 complete, [%1], %2;\n"  \
+  "selp.u32 %0, 1, 0, complete;\n"          \
+  "}\n"
+
 // Returns once the phase with parity `parity` has completed (a fresh barrier counts its phase "1" as done,
 // so a producer's first wait for a free slot passes at once).
 __device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity) {
   unsigned done = 0;
   do {
-    asm volatile(
-        "{\n"
-        ".reg .pred complete;\n"
-        "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 complete, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, complete;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(barrier), "r"(parity)
-        : "memory");
+    asm volatile(FUSEDMOE_MBARRIER_TRY_WAIT("cta") : "=r"(done) : "r"(barrier), "r"(parity) : "memory");
   } while (done == 0);
 }
 
@@ -114,15 +116,7 @@ __device__ __forceinline__ void mbarrier_arrive_remote(unsigned remote_barrier) 
 __device__ __forceinline__ void mbarrier_wait_cluster(unsigned barrier, unsigned parity) {
   unsigned done = 0;
   do {
-    asm volatile(
-        "{\n"
-        ".reg .pred complete;\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 complete, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, complete;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(barrier), "r"(parity)
-        : "memory");
+    asm volatile(FUSEDMOE_MBARRIER_TRY_WAIT("cluster") : "=r"(done) : "r"(barrier), "r"(parity) : "memory");
   } while (done == 0);
 }
 __device__ __forceinline__ void store_shared_cluster_s64(unsigned remote, long long value) {
