@@ -23,21 +23,12 @@ using Wg128N128 = WgmmaShape<2, 128, 3>;
 using Wg128N256 = WgmmaShape<2, 256, 4>;
 
 template <class Shape>
-constexpr int cluster_m() {
-  if constexpr (requires { Shape::kClusterM; }) {
-    return Shape::kClusterM;
-  } else {
-    return 1;
-  }
-}
-
-template <class Shape>
 constexpr bool matches(TileId id, bool warp_specialized = false) {
   const TileConfig& config = kTileConfigs[static_cast<int>(id)];
   return config.id == id && config.wgmma && config.warp_specialized == warp_specialized &&
          config.block_m == Shape::kBlockM && config.block_n == Shape::kBlockN &&
          config.block_k == Shape::kBlockK && config.warps_m == Shape::kThreads / 32 &&
-         config.stages == Shape::kStages && config.cluster_m == cluster_m<Shape>() &&
+         config.stages == Shape::kStages && config.cluster_m == Shape::kClusterM &&
          config.shared_memory_bytes == static_cast<std::size_t>(Shape::kSharedBytes);
 }
 static_assert(matches<Wg64N128>(TileId::wg64_n128) && matches<Wg64N256>(TileId::wg64_n256) &&

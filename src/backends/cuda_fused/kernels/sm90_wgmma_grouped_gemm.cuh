@@ -23,6 +23,7 @@ template <int WarpGroups, int BlockN, int Stages>
 struct WgmmaShape {
   static constexpr int kWarpGroups = WarpGroups, kBlockN = BlockN, kStages = Stages;
   static constexpr int kBlockM = 64 * WarpGroups, kBlockK = 64;  // 64 bf16 = one 128-byte swizzle row
+  static constexpr int kClusterM = 1;                            // one-tile-per-block kernels: no clusters
   static constexpr int kThreads = 128 * WarpGroups;
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
