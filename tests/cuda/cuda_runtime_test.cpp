@@ -1,9 +1,11 @@
 // The CUDA runtime glue: the probe, device tensors and copies through the memory hooks, CudaError.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cuda_common/cuda_check.hpp"
+#include "backends/cuda_common/device_bench.hpp"
 #include "cuda/cuda_testing.hpp"
 
 namespace fusedmoe {
@@ -68,6 +70,57 @@ TEST(CudaRuntime, ErrorsAreCudaErrorsWithCallCodeAndLocation) {
   EXPECT_THROW(Tensor::empty(DType::uint8, {std::int64_t{1} << 50}, kGpu), CudaError);
   // The device is still usable afterwards.
   EXPECT_NO_THROW(testing::to_host(Tensor::zeros(DType::fp32, {4}, kGpu)));
+}
+
+// The bench's GEMM ceiling runs on random operands unless FUSEDMOE_BENCH_GEMM_OPERANDS=zeros; anything
+// else is refused with both choices named.
+TEST(CudaBenchCeilings, GemmOperandsSwitch) {
+  {
+    testing::ScopedEnv unset("FUSEDMOE_BENCH_GEMM_OPERANDS", nullptr);
+    EXPECT_FALSE(cuda::gemm_ceiling_on_zeros());
+  }
+  {
+    testing::ScopedEnv zeros("FUSEDMOE_BENCH_GEMM_OPERANDS", "zeros");
+    EXPECT_TRUE(cuda::gemm_ceiling_on_zeros());
+  }
+  testing::ScopedEnv bad("FUSEDMOE_BENCH_GEMM_OPERANDS", "ones");
+  try {
+    cuda::gemm_ceiling_on_zeros();
+    FAIL() << "FUSEDMOE_BENCH_GEMM_OPERANDS=ones accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("random or zeros"), std::string::npos) << error.what();
+  }
+}
+
+// The random operands: uniform in [-1, 1), a function of (index, seed), different seeds different values.
+TEST(CudaBenchCeilings, UniformFillCoversTheRangeAndDependsOnTheSeed) {
+  FUSEDMOE_REQUIRE_CUDA();
+  constexpr std::int64_t kCount = 1 << 16;
+  const Tensor first = testing::empty_poisoned(DType::bf16, {kCount});
+  const Tensor again = testing::empty_poisoned(DType::bf16, {kCount});
+  const Tensor other = testing::empty_poisoned(DType::bf16, {kCount});
+  cuda::fill_uniform_bf16(first.data(), kCount, 1u, nullptr);
+  cuda::fill_uniform_bf16(again.data(), kCount, 1u, nullptr);
+  cuda::fill_uniform_bf16(other.data(), kCount, 2u, nullptr);
+  const Tensor a = testing::to_host(first), b = testing::to_host(again), c = testing::to_host(other);
+  EXPECT_TRUE(testing::bitwise_equal(a, b));
+  std::int64_t differing = 0, negative = 0;
+  float low = 1.0f, high = -1.0f;
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < kCount; ++i) {
+    const float value = bf16_to_float(a.data_as<std::uint16_t>()[i]);
+    ASSERT_TRUE(value >= -1.0f && value <= 1.0f) << "value " << value << " at " << i;
+    low = std::min(low, value);
+    high = std::max(high, value);
+    sum += value;
+    negative += value < 0.0f;
+    differing += a.data_as<std::uint16_t>()[i] != c.data_as<std::uint16_t>()[i];
+  }
+  EXPECT_LT(low, -0.99f);
+  EXPECT_GT(high, 0.99f);
+  EXPECT_NEAR(sum / kCount, 0.0, 0.02);
+  EXPECT_NEAR(static_cast<double>(negative) / kCount, 0.5, 0.02);
+  EXPECT_GT(differing, kCount * 9 / 10);
 }
 
 }  // namespace

@@ -34,13 +34,13 @@ class DeviceScope {
   int previous_ = 0;
 };
 
-// Median of several timed runs of `body` between events, after a warm-up.
+// Median of several timed runs of `body` between events, after `warm_up` untimed ones.
 template <class Body>
-double median_ms(cudaStream_t stream, int runs, Body&& body) {
+double median_ms(cudaStream_t stream, int runs, Body&& body, int warm_up = 1) {
   cudaEvent_t start, stop;
   FUSEDMOE_CUDA_CHECK(cudaEventCreate(&start));
   FUSEDMOE_CUDA_CHECK(cudaEventCreate(&stop));
-  body();
+  for (int run = 0; run < warm_up; ++run) body();
   std::vector<double> times;
   for (int run = 0; run < runs; ++run) {
     FUSEDMOE_CUDA_CHECK(cudaEventRecord(start, stream));
@@ -61,6 +61,10 @@ double median_ms(cudaStream_t stream, int runs, Body&& body) {
 
 bool l2_flush_writes() {
   return env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");
+}
+
+bool gemm_ceiling_on_zeros() {
+  return env_switch("FUSEDMOE_BENCH_GEMM_OPERANDS", "random", "zeros");
 }
 
 const char* l2_flush_description() {
@@ -161,17 +165,25 @@ DeviceCeilings measure_device_ceilings(int device) {
     FUSEDMOE_CUDA_CHECK(cudaMalloc(&a, bytes));
     FUSEDMOE_CUDA_CHECK(cudaMalloc(&b, bytes));
     FUSEDMOE_CUDA_CHECK(cudaMalloc(&c, bytes));
-    FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(a, 0, bytes, stream));
-    FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(b, 0, bytes, stream));
+    if (gemm_ceiling_on_zeros()) {
+      FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(a, 0, bytes, stream));
+      FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(b, 0, bytes, stream));
+    } else {
+      fill_uniform_bf16(a, std::int64_t{n} * n, 1u, stream);
+      fill_uniform_bf16(b, std::int64_t{n} * n, 2u, stream);
+    }
     cublasHandle_t handle;
     FUSEDMOE_CUBLAS_CHECK(cublasCreate(&handle));
     FUSEDMOE_CUBLAS_CHECK(cublasSetStream(handle, stream));
     const float alpha = 1.0f, beta = 0.0f;
-    const double ms = median_ms(stream, 10, [&] {
-      FUSEDMOE_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n,
-                                         b, CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
-                                         CUBLAS_GEMM_DEFAULT));
-    });
+    const double ms = median_ms(
+        stream, 20,
+        [&] {
+          FUSEDMOE_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a,
+                                             CUDA_R_16BF, n, b, CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n,
+                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        },
+        5);
     ceilings.bf16_gemm_tflop_per_s = 2.0 * n * static_cast<double>(n) * n / (ms * 1e-3) / 1e12;
     cublasDestroy(handle);
     cudaFree(a);

@@ -27,9 +27,19 @@ const char* l2_flush_description();
 // is 4 bytes of device memory the kernel may write.
 void evict_l2_by_reading(const void* buffer, std::size_t bytes, void* sink, StreamHandle stream);
 
+// Fills `count` bf16 values at `buffer` with pseudo-random values uniform in [-1, 1), a function of (index,
+// seed).
+void fill_uniform_bf16(void* buffer, std::int64_t count, std::uint32_t seed, StreamHandle stream);
+
+// FUSEDMOE_BENCH_GEMM_OPERANDS: false when unset or `random`, true for `zeros` (the GEMM ceiling measured on
+// zero matrices, as before session 9, for comparisons); throws InvalidArgument naming both otherwise.
+bool gemm_ceiling_on_zeros();
+
 struct DeviceCeilings {
-  double copy_tb_per_s = 0.0;          // device-to-device copy, bytes read + written
-  double bf16_gemm_tflop_per_s = 0.0;  // cuBLAS bf16 GEMM 8192^3, fp32 accumulation
+  double copy_tb_per_s = 0.0;  // device-to-device copy, bytes read + written
+  // cuBLAS bf16 GEMM 8192^3, fp32 accumulation, on random operands (the tensor cores' power and so their
+  // sustained clock depend on the data), median of 20 runs after 5 warm-up runs.
+  double bf16_gemm_tflop_per_s = 0.0;
 };
 DeviceCeilings measure_device_ceilings(int device);
 
