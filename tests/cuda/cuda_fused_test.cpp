@@ -225,6 +225,26 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
   }
 }
 
+// Decode's L2 warm-up (FUSEDMOE_CUDA_FUSED_WARM: GEMM1's blocks request their expert's first weights into
+// the L2 while the align runs, on Hopper) is a hint: the same bits with it and without, at one pair, at the
+// 32-pair limit (M = 8, k = 4) and past it; a prefetch past the weights would fault here. A bad value is
+// refused.
+TEST(CudaFusedWarm, SameBitsWithAndWithoutTheL2WarmUp) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  for (const FusedCase& c :
+       {FusedCase{"warm_m1", 1, 64, 320, 200, 8}, FusedCase{"warm_m8", 8, 64, 320, 200, 4},
+        FusedCase{"warm_m9", 9, 64, 320, 200, 4}}) {
+    SCOPED_TRACE(c.label);
+    const SwitchedRuns runs(c, 61);
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);
+    const Tensor warm = runs.run("FUSEDMOE_CUDA_FUSED_WARM", "on");
+    EXPECT_LE(compare_to_reference(warm, runs.reference()).relative_error, tolerance_for(DType::bf16));
+    EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_WARM", "off"), warm));
+    EXPECT_THROW(runs.run("FUSEDMOE_CUDA_FUSED_WARM", "sometimes"), InvalidArgument);
+  }
+}
+
 // The GEMM1 -> GEMM2 hand-over of the warp-specialised tiles (GEMM2 takes a row block once GEMM1's tiles of
 // it are written; FUSEDMOE_CUDA_FUSED_HANDOVER=on forces it where `auto` would not) gives the bits of GEMM2
 // waiting for the whole of GEMM1, with and without dependent launches. Two batches in a row on one kernel: a

@@ -142,6 +142,12 @@ CudaFusedExperts::AlignMode align_mode_from_env() {
 // and three; measured on the H100: bench/results/2026-11-27-h100-session4.md).
 constexpr std::int64_t kSingleBlockAlignPairs = 1024;
 
+// Decode's L2 warm-up (kernels/l2_warm_up.cuh): GEMM1's blocks request about kWarmBytes of the routed
+// experts' first gate/up weights into the L2 while the align runs (about what the idle DRAM delivers in that
+// time), where each routed expert owns one row block (M <= block_m, at most 32 pairs).
+constexpr std::int64_t kWarmMaxPairs = 32;
+constexpr std::int64_t kWarmBytes = std::int64_t{8} << 20;
+
 }  // namespace
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
@@ -150,6 +156,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
+      warm_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_WARM", "on", "off")),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
@@ -174,6 +181,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
+      warm_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_WARM", "on", "off")),
       forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -308,6 +316,20 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
                                                                        plan.pairs <= kSingleBlockAlignPairs)},
       stream);
+  // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, ~kWarmBytes in all.
+  L2WarmUp warm{};
+  if (!warm_disabled_ && dependent_launch_ && !tile.wgmma && device.compute_capability >= 90 &&
+      num_tokens <= tile.block_m && plan.pairs <= kWarmMaxPairs) {
+    const std::int64_t panel_bytes = std::min(plan.pairs, experts) * 2 * plan.intermediate_padded * 64 * 2;
+    warm = L2WarmUp{
+        .topk_ids = ids,
+        .expert_map = map,
+        .num_pairs = static_cast<int>(plan.pairs),
+        .num_experts = static_cast<int>(config_.num_experts),
+        .num_local_experts = static_cast<int>(experts),
+        .panels = static_cast<int>(std::clamp<std::int64_t>(
+            kWarmBytes / panel_bytes, 1, std::min<std::int64_t>(32, converted->hidden_padded_k / 64)))};
+  }
   launch_gemm1(Gemm1Launch{.tile = &tile,
                            .hidden = a,
                            .lda = lda,
@@ -325,7 +347,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .dependent_launch = dependent_launch_,
                            .tile_counters = tile_counters,
                            .used_rows = offsets + experts,
-                           .row_done = row_done},
+                           .row_done = row_done,
+                           .warm = warm},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),

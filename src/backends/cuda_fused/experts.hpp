@@ -88,6 +88,9 @@ class CudaFusedExperts final : public ExpertsModular {
   bool wgmma_disabled_ = false;
   // FUSEDMOE_CUDA_FUSED_HANDOVER (see Handover).
   Handover handover_ = Handover::automatic;
+  // FUSEDMOE_CUDA_FUSED_WARM=off: no L2 warm-up of GEMM1's first weights while a decode batch's align runs
+  // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs).
+  bool warm_disabled_ = false;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

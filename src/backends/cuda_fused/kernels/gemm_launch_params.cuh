@@ -26,7 +26,8 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .trigger_dependents_early = false,
                      .intermediate = static_cast<bf16*>(args.intermediate),
                      .ldi = args.intermediate_padded,
-                     .activation = args.activation};
+                     .activation = args.activation,
+                     .warm = args.warm};
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {

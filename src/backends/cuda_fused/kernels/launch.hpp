@@ -29,6 +29,18 @@ struct AlignLaunch {
 // before its wait).
 void launch_align(const AlignLaunch& args, StreamHandle stream);
 
+// Decode's L2 warm-up of an mma.sync GEMM1's first weights while the align step runs (l2_warm_up.cuh):
+// only where every routed local expert owns one row block (M <= block_m, num_pairs <= 32) and GEMM1 is a
+// dependent launch on sm_90+. panels == 0: none.
+struct L2WarmUp {
+  const std::int32_t* topk_ids = nullptr;    // [num_pairs] global ids
+  const std::int32_t* expert_map = nullptr;  // global -> local, or nullptr for identity
+  int num_pairs = 0;
+  int num_experts = 0;
+  int num_local_experts = 0;
+  int panels = 0;  // k-panels (64 deep) of each block's weight rows to request, at most 32
+};
+
 // GEMM1 + activation: intermediate [max_blocks * block_m, I_pad] bf16.
 struct Gemm1Launch {
   const TileConfig* tile;
@@ -61,6 +73,8 @@ struct Gemm1Launch {
   // [max_blocks] words after the two tile counters (tile_counters + 2), zeroed with them; the same pointer
   // goes to launch_gemm2, whose tile must be this one. nullptr: GEMM2 waits for the whole of GEMM1.
   std::uint32_t* row_done = nullptr;
+  // mma.sync tiles: the L2 warm-up (see L2WarmUp).
+  L2WarmUp warm{};
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 

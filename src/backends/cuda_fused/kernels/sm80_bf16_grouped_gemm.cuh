@@ -12,6 +12,8 @@
 #include <cstdint>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
+#include "backends/cuda_fused/kernels/l2_warm_up.cuh"
+#include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
@@ -67,6 +69,7 @@ struct Gemm1Params {
   bf16* intermediate;  // [rows, ldi]
   std::int64_t ldi;
   int activation;  // 0 = SiLU, 1 = GELU (erf)
+  L2WarmUp warm;   // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
 };
 
 struct Gemm2Params {
@@ -243,6 +246,10 @@ __device__ __forceinline__ float gated_activation(float gate, float up, int acti
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Params params) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if (params.warm.panels > 0 && threadIdx.x < 32) {  // while the align step may still run
+    warm_up_weights(params.warm, params.w13, params.expert_stride, params.panel_stride,
+                    static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN, Shape::kBlockN);
+  }
   cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
   if (params.trigger_dependents_early) cuda::allow_dependent_grids();
   const int expert = params.block_expert[blockIdx.x];
