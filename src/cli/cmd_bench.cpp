@@ -163,8 +163,10 @@ void bench(const BenchOptions& options) {
   const bool write_flush = env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");  // a bad value fails here
 #if FUSEDMOE_WITH_CUDA
   const std::string gpu_flush = on_gpu ? cuda::l2_flush_description() : "";  // a bad value fails here
+  const bool gemm_on_zeros = on_gpu && cuda::gemm_ceiling_on_zeros();        // a bad value fails here
 #else
   const std::string gpu_flush;
+  const bool gemm_on_zeros = false;
 #endif
   if (progress) std::cerr << "measuring this machine's floor...\r" << std::flush;
   MachineFloor floor;
@@ -173,8 +175,7 @@ void bench(const BenchOptions& options) {
     const cuda::DeviceCeilings ceilings = cuda::measure_device_ceilings(device.index);
     floor.read_gb_per_s = ceilings.copy_tb_per_s * 1e3;
     floor.fma_gflop_per_s = ceilings.bf16_gemm_tflop_per_s * 1e3;
-    floor.fma_isa =
-        cuda::gemm_ceiling_on_zeros() ? "cublas bf16 gemm 8192^3 (zeros)" : "cublas bf16 gemm 8192^3";
+    floor.fma_isa = gemm_on_zeros ? "cublas bf16 gemm 8192^3 (zeros)" : "cublas bf16 gemm 8192^3";
 #endif
   } else {
     floor = measure_cpu_floor(threads);
@@ -185,9 +186,8 @@ void bench(const BenchOptions& options) {
     std::cout << "machine: " << Platform::detect(device).describe() << "\n"
               << "floor:   device copy " << std::setprecision(3) << std::fixed << floor.read_gb_per_s / 1e3
               << " TB/s (read + write), bf16 GEMM " << floor.fma_gflop_per_s / 1e3
-              << " TFLOP/s (cuBLAS 8192^3, " << (cuda::gemm_ceiling_on_zeros() ? "zero" : "random")
-              << " operands); " << gpu_flush << "; "
-              << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
+              << " TFLOP/s (cuBLAS 8192^3, " << (gemm_on_zeros ? "zero" : "random") << " operands); "
+              << gpu_flush << "; " << (options.no_graph ? "eager launches" : "CUDA-graph replays") << "\n"
               << std::left << std::setw(15) << "preset" << std::setw(25) << "backend" << std::right
               << std::setw(6) << "M" << std::setw(11) << "time_ms" << std::setw(9) << "GB/s" << std::setw(9)
               << "GFLOP/s" << std::setw(10) << "floor_ms" << std::setw(7) << "ratio"

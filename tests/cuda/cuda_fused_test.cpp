@@ -226,9 +226,11 @@ TEST(CudaFusedTiles, WarpSpecializedBlocksTakeManyTiles) {
 }
 
 // Decode's L2 warm-up (FUSEDMOE_CUDA_FUSED_WARM: GEMM1's blocks request their expert's first weights into
-// the L2 while the align runs, on Hopper) is a hint: the same bits with it and without, at one pair, at the
-// 32-pair limit (M = 8, k = 4) and past it; a prefetch past the weights would fault here. A bad value is
-// refused.
+// the L2 while the align runs, on Hopper, where these shapes take an mma.sync streaming tile) is a hint: the
+// same bits and a passing fp64 check with it and without, at one pair, at the 32-pair limit (M = 8, k = 4)
+// and past it, and memcheck clean (scripts/gpu_check.sh runs this test under it). What it cannot see is
+// whether the right expert was warmed: that only shows in the bench
+// (bench/results/2026-11-27-h100-session9.md). A bad value is refused.
 TEST(CudaFusedWarm, SameBitsWithAndWithoutTheL2WarmUp) {
   FUSEDMOE_REQUIRE_CUDA();
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");

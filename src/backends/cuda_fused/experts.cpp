@@ -147,6 +147,7 @@ constexpr std::int64_t kSingleBlockAlignPairs = 1024;
 // time), where each routed expert owns one row block (M <= block_m, at most 32 pairs).
 constexpr std::int64_t kWarmMaxPairs = 32;
 constexpr std::int64_t kWarmBytes = std::int64_t{8} << 20;
+constexpr std::int64_t kWarmMaxBytes = std::int64_t{16} << 20;  // a third of the H100's L2
 
 }  // namespace
 
@@ -316,19 +317,22 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
                                                                        plan.pairs <= kSingleBlockAlignPairs)},
       stream);
-  // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, ~kWarmBytes in all.
+  // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about kWarmBytes in all (at
+  // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
   L2WarmUp warm{};
   if (!warm_disabled_ && dependent_launch_ && !tile.wgmma && device.compute_capability >= 90 &&
       num_tokens <= tile.block_m && plan.pairs <= kWarmMaxPairs) {
     const std::int64_t panel_bytes = std::min(plan.pairs, experts) * 2 * plan.intermediate_padded * 64 * 2;
-    warm = L2WarmUp{
-        .topk_ids = ids,
-        .expert_map = map,
-        .num_pairs = static_cast<int>(plan.pairs),
-        .num_experts = static_cast<int>(config_.num_experts),
-        .num_local_experts = static_cast<int>(experts),
-        .panels = static_cast<int>(std::clamp<std::int64_t>(
-            kWarmBytes / panel_bytes, 1, std::min<std::int64_t>(32, converted->hidden_padded_k / 64)))};
+    if (panel_bytes <= kWarmMaxBytes) {
+      warm = L2WarmUp{
+          .topk_ids = ids,
+          .expert_map = map,
+          .num_pairs = static_cast<int>(plan.pairs),
+          .num_experts = static_cast<int>(config_.num_experts),
+          .num_local_experts = static_cast<int>(experts),
+          .panels = static_cast<int>(std::clamp<std::int64_t>(
+              kWarmBytes / panel_bytes, 1, std::min<std::int64_t>(32, converted->hidden_padded_k / 64)))};
+    }
   }
   launch_gemm1(Gemm1Launch{.tile = &tile,
                            .hidden = a,

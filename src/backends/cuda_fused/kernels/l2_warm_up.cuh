@@ -16,9 +16,11 @@ namespace fusedmoe::cuda_fused {
 
 #if defined(__CUDA_ARCH__)
 
-// The local expert of row block `row_block` when every routed local expert owns exactly one row block
-// (M <= block_m, at most 32 pairs): the row_block-th smallest distinct one; -1 when there is none. Warp 0
-// of the block calls it (each lane reads one pair).
+// The local expert of row block `row_block` when every routed local expert owns exactly one row block (M <=
+// block_m and distinct ids within a token; at most 32 pairs): the row_block-th smallest distinct one, -1
+// when there is none. With a token's ids repeated, an expert may own two row blocks and the guess is off by
+// some: the prefetch is then mis-aimed, still within the weights. Warp 0 of the block calls it (each lane
+// reads one pair; all 32 lanes take part).
 __device__ __forceinline__ int warm_up_expert(const L2WarmUp& warm, int row_block) {
   const int lane = threadIdx.x % 32;
   int expert = -1;

@@ -30,8 +30,8 @@ struct AlignLaunch {
 void launch_align(const AlignLaunch& args, StreamHandle stream);
 
 // Decode's L2 warm-up of an mma.sync GEMM1's first weights while the align step runs (l2_warm_up.cuh):
-// only where every routed local expert owns one row block (M <= block_m, num_pairs <= 32) and GEMM1 is a
-// dependent launch on sm_90+. panels == 0: none.
+// only where every routed local expert owns one row block (M <= block_m with distinct ids per token,
+// num_pairs <= 32) and GEMM1 is a dependent launch on sm_90+. panels == 0: none.
 struct L2WarmUp {
   const std::int32_t* topk_ids = nullptr;    // [num_pairs] global ids
   const std::int32_t* expert_map = nullptr;  // global -> local, or nullptr for identity
