@@ -27,8 +27,8 @@ const char* l2_flush_description();
 // is 4 bytes of device memory the kernel may write.
 void evict_l2_by_reading(const void* buffer, std::size_t bytes, void* sink, StreamHandle stream);
 
-// Fills `count` bf16 values at `buffer` with pseudo-random values uniform in [-1, 1), a function of (index,
-// seed).
+// Fills `count` bf16 values at `buffer` with pseudo-random values uniform in [-1, 1] (bf16-rounded), a
+// function of (index, seed).
 void fill_uniform_bf16(void* buffer, std::int64_t count, std::uint32_t seed, StreamHandle stream);
 
 // FUSEDMOE_BENCH_GEMM_OPERANDS: false when unset or `random`, true for `zeros` (the GEMM ceiling measured on

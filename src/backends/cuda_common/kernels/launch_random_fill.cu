@@ -29,7 +29,8 @@ __global__ void fill_uniform_bf16_kernel(__nv_bfloat16* buffer, std::int64_t cou
        i += stride) {
     const std::uint32_t bits =
         mix32(static_cast<std::uint32_t>(i) ^ mix32(static_cast<std::uint32_t>(i >> 32) + seed));
-    buffer[i] = __float2bfloat16_rz(static_cast<float>(bits >> 8) * (2.0f / 16777216.0f) - 1.0f);  // [-1, 1)
+    // [-1, 1 - 2^-23] in fp32; rounding to bf16 can reach 1.
+    buffer[i] = __float2bfloat16(static_cast<float>(bits >> 8) * (2.0f / 16777216.0f) - 1.0f);
   }
 }
 
