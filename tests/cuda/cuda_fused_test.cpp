@@ -244,6 +244,12 @@ TEST(CudaFusedWarm, SameBitsWithAndWithoutTheL2WarmUp) {
     EXPECT_LE(compare_to_reference(warm, runs.reference()).relative_error, tolerance_for(DType::bf16));
     EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_WARM", "off"), warm));
     EXPECT_THROW(runs.run("FUSEDMOE_CUDA_FUSED_WARM", "sometimes"), InvalidArgument);
+    // The budget (tuning runs) moves only which weights reach the L2 early.
+    EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_WARM_MIB", "1"), warm));
+    EXPECT_TRUE(testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_WARM_MIB", "16"), warm));
+    for (const char* bad : {"0", "17", "8MB"}) {
+      EXPECT_THROW(runs.run("FUSEDMOE_CUDA_FUSED_WARM_MIB", bad), InvalidArgument) << bad;
+    }
   }
 }
 

@@ -149,6 +149,19 @@ constexpr std::int64_t kWarmMaxPairs = 32;
 constexpr std::int64_t kWarmBytes = std::int64_t{8} << 20;
 constexpr std::int64_t kWarmMaxBytes = std::int64_t{16} << 20;  // a third of the H100's L2
 
+// The warm-up's budget in bytes, 0 for none: FUSEDMOE_CUDA_FUSED_WARM=on|off and FUSEDMOE_CUDA_FUSED_WARM_MIB
+// (1 .. 16, for tuning runs; kWarmBytes when unset).
+std::int64_t warm_bytes_from_env() {
+  if (env_switch("FUSEDMOE_CUDA_FUSED_WARM", "on", "off")) return 0;
+  const std::optional<int> mib = env_positive_int("FUSEDMOE_CUDA_FUSED_WARM_MIB");
+  if (!mib) return kWarmBytes;
+  if (*mib > kWarmMaxBytes >> 20) {
+    throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_WARM_MIB=", *mib,
+                                  ": the L2 warm-up's budget must be 1 .. ", kWarmMaxBytes >> 20, " MiB"));
+  }
+  return std::int64_t{*mib} << 20;
+}
+
 }  // namespace
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
@@ -157,7 +170,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
-      warm_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_WARM", "on", "off")),
+      warm_bytes_(warm_bytes_from_env()),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
@@ -182,7 +195,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
-      warm_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_WARM", "on", "off")),
+      warm_bytes_(warm_bytes_from_env()),
       forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -317,10 +330,10 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
                                                                        plan.pairs <= kSingleBlockAlignPairs)},
       stream);
-  // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about kWarmBytes in all (at
+  // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
   L2WarmUp warm{};
-  if (!warm_disabled_ && dependent_launch_ && !tile.wgmma && device.compute_capability >= 90 &&
+  if (warm_bytes_ > 0 && dependent_launch_ && !tile.wgmma && device.compute_capability >= 90 &&
       num_tokens <= tile.block_m && plan.pairs <= kWarmMaxPairs) {
     const std::int64_t panel_bytes = std::min(plan.pairs, experts) * 2 * plan.intermediate_padded * 64 * 2;
     if (panel_bytes <= kWarmMaxBytes) {
@@ -331,7 +344,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
           .num_experts = static_cast<int>(config_.num_experts),
           .num_local_experts = static_cast<int>(experts),
           .panels = static_cast<int>(std::clamp<std::int64_t>(
-              kWarmBytes / panel_bytes, 1, std::min<std::int64_t>(32, converted->hidden_padded_k / 64)))};
+              warm_bytes_ / panel_bytes, 1, std::min<std::int64_t>(32, converted->hidden_padded_k / 64)))};
     }
   }
   launch_gemm1(Gemm1Launch{.tile = &tile,

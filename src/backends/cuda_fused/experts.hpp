@@ -88,9 +88,10 @@ class CudaFusedExperts final : public ExpertsModular {
   bool wgmma_disabled_ = false;
   // FUSEDMOE_CUDA_FUSED_HANDOVER (see Handover).
   Handover handover_ = Handover::automatic;
-  // FUSEDMOE_CUDA_FUSED_WARM=off: no L2 warm-up of GEMM1's first weights while a decode batch's align runs
-  // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs).
-  bool warm_disabled_ = false;
+  // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
+  // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
+  // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.
+  std::int64_t warm_bytes_ = 0;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

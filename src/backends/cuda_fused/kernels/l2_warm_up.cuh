@@ -7,6 +7,8 @@
 // that block for 30 us (bench/results/2026-11-27-h100-session9.md).
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "backends/cuda_fused/kernels/launch.hpp"
