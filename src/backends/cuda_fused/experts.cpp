@@ -46,15 +46,6 @@ std::int64_t max_blocks(const Plan& plan, std::int64_t num_local_experts, int bl
   return (rows + block_m - 1) / block_m;
 }
 
-// GEMM2's column blocks with the narrowest mma.sync tile: the fold's counters for any tile.
-std::int64_t fold_counter_words(std::int64_t hidden) {
-  std::int64_t words = 1;
-  for (const TileConfig& tile : kTileConfigs) {
-    if (!tile.wgmma) words = std::max(words, gemm2_column_blocks(tile, hidden));
-  }
-  return words;
-}
-
 }  // namespace
 
 ForwardChoice parse_forward_choice(std::string_view name) {
@@ -180,7 +171,6 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
-      fold_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_FOLD", "on", "off")),
       forced_(choice_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
@@ -206,7 +196,6 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
-      fold_disabled_(env_switch("FUSEDMOE_CUDA_FUSED_FOLD", "on", "off")),
       forced_(forced) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -228,8 +217,7 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
          WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
          WorkspaceArena::bytes_for(DType::int64,
-                                   tile_counter_words(plan.blocks_capacity)) +  // ws tiles' counters
-         WorkspaceArena::bytes_for(DType::int32, fold_counter_words(problem.hidden_size));  // the fold's
+                                   tile_counter_words(plan.blocks_capacity));  // ws tiles' counters
 }
 
 void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -287,8 +275,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
   auto* tile_counters =
       workspace.take(DType::int64, {tile_counter_words(plan.blocks_capacity)}).data_as<std::uint64_t>();
-  auto* fold_counters =
-      workspace.take(DType::int32, {fold_counter_words(hidden_size)}).data_as<std::uint32_t>();
   FUSEDMOE_ASSERT(blocks <= plan.blocks_capacity);
   const bool handover = tile.warp_specialized &&
                         (handover_ == Handover::on || (handover_ == Handover::automatic &&
@@ -329,9 +315,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   }
   if (tile.warp_specialized)
     launch_zero_tile_counters(tile_counters, blocks, stream);  // before the align, see launch.hpp
-  // Decode: GEMM2's last block per column block sums over top-k (topk_sum.cuh), so no reduce launch follows.
-  const bool fold = !fold_disabled_ && !tile.wgmma && num_tokens <= tile.block_m;
-  const std::int64_t fold_words = fold ? gemm2_column_blocks(tile, hidden_size) : 0;
   launch_align(
       AlignLaunch{.topk_ids = ids,
                   .num_pairs = plan.pairs,
@@ -345,9 +328,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .block_expert = block_expert,
                   .max_blocks = blocks,
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
-                                                                       plan.pairs <= kSingleBlockAlignPairs),
-                  .zero_words = fold ? fold_counters : nullptr,
-                  .zero_word_count = fold_words},
+                                                                       plan.pairs <= kSingleBlockAlignPairs)},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
@@ -402,16 +383,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .dependent_launch = dependent_launch_,
                            .tile_counters = tile_counters,
                            .used_rows = offsets + experts,
-                           .row_done = row_done,
-                           .fold = {.counters = fold ? fold_counters : nullptr,
-                                    .out = expert_out.data(),
-                                    .topk_ids = ids,
-                                    .expert_map = map,
-                                    .num_experts = static_cast<int>(config_.num_experts),
-                                    .top_k = top_k,
-                                    .num_tokens = num_tokens}},
+                           .row_done = row_done},
                stream);
-  if (fold) return;
   launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
                              .pitch = plan.hidden_pitch,
                              .topk_ids = ids,

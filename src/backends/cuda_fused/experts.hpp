@@ -92,9 +92,6 @@ class CudaFusedExperts final : public ExpertsModular {
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.
   std::int64_t warm_bytes_ = 0;
-  // FUSEDMOE_CUDA_FUSED_FOLD=off: decode batches (M <= block_m, mma.sync tiles) keep the reduce launch
-  // instead of GEMM2's last blocks summing over top-k (kernels/topk_sum.cuh; for A/B runs).
-  bool fold_disabled_ = false;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
 };

@@ -28,8 +28,6 @@ struct AlignParams {
   std::int32_t* sorted_ids;    // [max_rows]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
-  std::uint32_t* zero_words;  // [zero_word_count], zeroed by the scan (AlignLaunch::zero_words)
-  std::int64_t zero_word_count;
 };
 
 inline constexpr int kAlignThreads = 256;
@@ -104,9 +102,6 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
     __syncthreads();
   }
   if (thread == 0) params.offsets[experts] = carry;
-  for (std::int64_t word = thread; word < params.zero_word_count; word += kScanThreads) {
-    params.zero_words[word] = 0;
-  }
   __syncthreads();  // offsets are visible to the whole block from here
 
   const std::int64_t total = carry;

@@ -31,36 +31,20 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
-  return Gemm2Params{
-      .intermediate = static_cast<const bf16*>(args.intermediate),
-      .lda = args.intermediate_padded,
-      .w2 = static_cast<const bf16*>(args.w2),
-      .weight_depth = args.intermediate_padded,
-      .panel_stride = panel_stride(args.hidden_padded),
-      .expert_stride = args.hidden_padded * args.intermediate_padded,
-      .sorted_ids = args.sorted_ids,
-      .block_expert = args.block_expert,
-      .topk_weights = args.topk_weights,
-      .k_tiles = static_cast<int>((args.intermediate_padded + block_k - 1) / block_k),
-      .trigger_dependents_early = false,
-      .out_rows = static_cast<bf16*>(args.out_rows),
-      .ldo = args.pitch,
-      .out_columns = args.hidden,
-      .fold = TopkSumFold{
-          .counters = args.fold.counters,
-          .used_rows = args.used_rows,
-          .sum = ReduceParams{.rows = static_cast<const bf16*>(args.out_rows),
-                              .pitch = args.pitch,
-                              .topk_ids = args.fold.topk_ids,
-                              .expert_map = args.fold.expert_map,
-                              .num_experts = args.fold.num_experts,
-                              .num_local_experts = static_cast<int>(args.num_local_experts),
-                              .top_k = args.fold.top_k,
-                              .num_tokens = args.fold.num_tokens,
-                              .hidden = args.hidden,
-                              .out = static_cast<bf16*>(args.fold.out),
-                              .vector_store = args.hidden % 8 == 0 &&
-                                              reinterpret_cast<std::uintptr_t>(args.fold.out) % 16 == 0}}};
+  return Gemm2Params{.intermediate = static_cast<const bf16*>(args.intermediate),
+                     .lda = args.intermediate_padded,
+                     .w2 = static_cast<const bf16*>(args.w2),
+                     .weight_depth = args.intermediate_padded,
+                     .panel_stride = panel_stride(args.hidden_padded),
+                     .expert_stride = args.hidden_padded * args.intermediate_padded,
+                     .sorted_ids = args.sorted_ids,
+                     .block_expert = args.block_expert,
+                     .topk_weights = args.topk_weights,
+                     .k_tiles = static_cast<int>((args.intermediate_padded + block_k - 1) / block_k),
+                     .trigger_dependents_early = false,
+                     .out_rows = static_cast<bf16*>(args.out_rows),
+                     .ldo = args.pitch,
+                     .out_columns = args.hidden};
 }
 
 // Row blocks on x (up to 2^31 - 1), column blocks on y (up to 65535).

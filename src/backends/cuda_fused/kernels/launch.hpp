@@ -24,10 +24,6 @@ struct AlignLaunch {
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
   bool single_block;  // all in one launch when the batch is small enough (align.cuh)
-  // Words a later kernel of the forward counts in (GEMM2's fold counters, Gemm2Launch::fold), zeroed here
-  // so that no forward depends on how the last one ended. nullptr: none.
-  std::uint32_t* zero_words = nullptr;
-  std::int64_t zero_word_count = 0;
 };
 // Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
 // before its wait).
@@ -104,22 +100,8 @@ struct Gemm2Launch {
   std::uint64_t* tile_counters = nullptr;   // as Gemm1Launch's (the same pointer)
   const std::int64_t* used_rows = nullptr;  // as Gemm1Launch's
   std::uint32_t* row_done = nullptr;        // as Gemm1Launch's (the same pointer, or both nullptr)
-  // Decode's fold of the reduce (mma.sync tiles; topk_sum.cuh): the last of a column block's blocks to finish
-  // sums that block's columns over top-k into `out`, so no launch_reduce follows. Needs used_rows.
-  struct Fold {
-    std::uint32_t* counters =
-        nullptr;          // [column blocks], zeroed by the align (AlignLaunch::zero_words); nullptr: off
-    void* out = nullptr;  // [M, H] bf16
-    const std::int32_t* topk_ids = nullptr;
-    const std::int32_t* expert_map = nullptr;  // nullptr = identity
-    int num_experts = 0;
-    int top_k = 0;
-    std::int64_t num_tokens = 0;
-  } fold{};
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
-// GEMM2's column blocks with this tile: the fold's counters.
-std::int64_t gemm2_column_blocks(const TileConfig& tile, std::int64_t hidden);
 
 // 64-bit words of the warp-specialised tiles' counters: the two tile counters, then one 32-bit row_done
 // word per row block (Gemm1Launch::row_done).

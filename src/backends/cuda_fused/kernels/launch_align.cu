@@ -25,9 +25,7 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
                            .offsets = args.offsets,
                            .sorted_ids = args.sorted_ids,
                            .block_expert = args.block_expert,
-                           .max_blocks = args.max_blocks,
-                           .zero_words = args.zero_words,
-                           .zero_word_count = args.zero_word_count};
+                           .max_blocks = args.max_blocks};
   if (args.single_block && args.num_pairs <= kSingleBlockMaxPairs &&
       args.num_local_experts <= kMaxSharedBins) {
     const std::size_t bins = static_cast<std::size_t>(args.num_local_experts) * sizeof(int);

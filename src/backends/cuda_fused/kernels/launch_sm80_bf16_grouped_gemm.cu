@@ -87,13 +87,7 @@ void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   }
 }
 
-std::int64_t gemm2_column_blocks(const TileConfig& tile, std::int64_t hidden) {
-  return (hidden + tile.block_n - 1) / tile.block_n;
-}
-
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
-  FUSEDMOE_CHECK(args.fold.counters == nullptr || (!args.tile->wgmma && args.used_rows != nullptr),
-                 "[cuda_fused] the reduce folds into the mma.sync GEMM2 only, given the align's used rows");
   if (args.tile->wgmma) return launch_wgmma_gemm2(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {

@@ -7,12 +7,26 @@
 #include <cstdint>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
-#include "backends/cuda_fused/kernels/topk_sum.cuh"
 #include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
 
-// out[t, c..c+8) = sum_topk_chunk (topk_sum.cuh). One thread per 8 columns of one token.
+struct ReduceParams {
+  const __nv_bfloat16* rows;  // [M * k, pitch]: weighted expert outputs per (token, slot)
+  std::int64_t pitch;         // multiple of 8
+  const std::int32_t* topk_ids;
+  const std::int32_t* expert_map;  // or nullptr
+  int num_experts;
+  int num_local_experts;
+  int top_k;
+  std::int64_t num_tokens;
+  std::int64_t hidden;  // H
+  __nv_bfloat16* out;   // [M, H]
+  bool vector_store;    // H % 8 == 0 and out 16-byte aligned
+};
+
+// out[t, c..c+8) = sum over slots, in slot order, in fp32, of the rows whose expert is local; a token
+// with no local expert gets zeros. One thread per 8 columns of one token.
 __global__ void reduce_topk_kernel(ReduceParams params) {
   cuda::wait_for_prior_grids();  // GEMM2 wrote the rows
   const std::int64_t chunks = params.pitch / 8;
@@ -20,7 +34,55 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
   if (index >= params.num_tokens * chunks) return;
   const std::int64_t token = index / chunks, column = (index % chunks) * 8;
   if (column >= params.hidden) return;
-  sum_topk_chunk(params, token, column);
+  // Slots in groups of kGroup: every id, then every row of the group is requested before any is summed, so
+  // a decode batch (one block, a few rows) waits for two memory latencies per group instead of two per slot.
+  // The sum stays in slot order.
+  constexpr int kGroup = 8;
+  float sum[8] = {};
+  for (int slot0 = 0; slot0 < params.top_k; slot0 += kGroup) {
+    bool local[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) {
+      local[j] = false;
+      if (slot0 + j >= params.top_k) continue;
+      const std::int32_t id = params.topk_ids[token * params.top_k + slot0 + j];
+      if (id < 0 || id >= params.num_experts) continue;
+      const std::int32_t expert = params.expert_map != nullptr ? params.expert_map[id] : id;
+      local[j] = expert >= 0 && expert < params.num_local_experts;
+    }
+    uint4 packed[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) {
+      if (local[j]) {
+        packed[j] = *reinterpret_cast<const uint4*>(
+            params.rows + (token * params.top_k + slot0 + j) * params.pitch + column);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) {
+      if (!local[j]) continue;
+      const auto* values = reinterpret_cast<const __nv_bfloat162*>(&packed[j]);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const float2 pair_values = __bfloat1622float2(values[q]);
+        sum[2 * q] = __fadd_rn(sum[2 * q], pair_values.x);
+        sum[2 * q + 1] = __fadd_rn(sum[2 * q + 1], pair_values.y);
+      }
+    }
+  }
+  __nv_bfloat16* out = params.out + token * params.hidden + column;
+  if (params.vector_store) {
+    uint4 packed;
+    auto* values = reinterpret_cast<__nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) values[j] = __floats2bfloat162_rn(sum[2 * j], sum[2 * j + 1]);
+    *reinterpret_cast<uint4*>(out) = packed;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      if (column + j < params.hidden) out[j] = __float2bfloat16_rn(sum[j]);
+    }
+  }
 }
 
 // Canonical w13 of one expert [2I, H] (gate rows, then up rows) -> [2 I_pad, depth] in k-panels

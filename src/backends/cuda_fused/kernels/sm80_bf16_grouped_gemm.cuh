@@ -14,7 +14,6 @@
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
 #include "backends/cuda_fused/kernels/l2_warm_up.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
-#include "backends/cuda_fused/kernels/topk_sum.cuh"
 #include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
@@ -73,13 +72,6 @@ struct Gemm1Params {
   L2WarmUp warm;   // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
 };
 
-// Decode's fold of the reduce into GEMM2 (Gemm2Launch::Fold): counters == nullptr: off.
-struct TopkSumFold {
-  std::uint32_t* counters;        // [gridDim.y]: the column block's blocks done; zero on entry
-  const std::int64_t* used_rows;  // the align's offsets[E_local]: blocks below used_rows / block_m count in
-  ReduceParams sum;               // rows = GEMM2's out_rows
-};
-
 struct Gemm2Params {
   const bf16* intermediate;  // A: [rows, lda]
   std::int64_t lda;
@@ -96,7 +88,6 @@ struct Gemm2Params {
   bf16* out_rows;  // [M * k, ldo]
   std::int64_t ldo;
   std::int64_t out_columns;  // H
-  TopkSumFold fold;
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -317,41 +308,18 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
 #endif
 }
 
-// The fold: each block of column block blockIdx.y, its rows written, counts itself in; the last of the
-// used row blocks sums the column block over top-k for every token. The fences order every block's row stores
-// before its count, and the last block's loads after it (with __ldcg, topk_sum.cuh: through the L2).
-__device__ __forceinline__ void fold_topk_sum(const TopkSumFold& fold, std::int64_t n0, int block_m,
-                                              int block_n) {
-  __threadfence();
-  bool last = false;
-  if (threadIdx.x == 0) {
-    const auto blocks = static_cast<unsigned>(*fold.used_rows / block_m);
-    last = atomicAdd(&fold.counters[blockIdx.y], 1u) + 1 == blocks;
-  }
-  if (__syncthreads_or(last) == 0) return;
-  __threadfence();
-  sum_topk_columns(fold.sum, n0, block_n);
-}
-
 template <class Shape>
 __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params params) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   // block_expert comes from the kernel before GEMM1 (complete once GEMM1 let this grid launch), so it is read
   // before waiting; the intermediate from GEMM1 only after the main loop's wait.
   const int expert = params.block_expert[blockIdx.x];
-  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
-  if (expert < 0) {
-    // With the fold and no row block at all (no pair routed here), no block would count in: the first writes
-    // the zeros (used_rows, like block_expert, is complete before GEMM1 let this grid launch).
-    if (params.fold.counters != nullptr && blockIdx.x == 0 && *params.fold.used_rows == 0) {
-      sum_topk_columns(params.fold.sum, n0, Shape::kBlockN);
-    }
-    return;
-  }
+  if (expert < 0) return;
   extern __shared__ __align__(128) unsigned char shared[];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int warp_m = warp / Shape::kWarpsN, warp_n = warp % Shape::kWarpsN;
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * Shape::kBlockM;
+  const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * Shape::kBlockN;  // output column
 
   // Padding rows (sorted id -1, written by the align step before GEMM1, so readable before the wait) are
   // zero-filled rather than read: at decode most of a 16-row block is padding, and every column block would
@@ -397,7 +365,6 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm2_down_kernel(Gemm2Params
       }
     }
   }
-  if (params.fold.counters != nullptr) fold_topk_sum(params.fold, n0, Shape::kBlockM, Shape::kBlockN);
 #endif
 }
 
