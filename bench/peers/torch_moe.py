@@ -14,17 +14,24 @@ import time
 import torch
 
 
-def make_inputs(args, device):
-    generator = torch.Generator().manual_seed(0)
+def make_inputs(args, device, transposed):
+    # Drawn on the device in bf16 (deepseek-v3's 22.5 GB of weights would take minutes on the CPU, and twice
+    # that in fp32). `transposed`: the weights as torch._grouped_mm wants them, w13 [E, H, 2I] and w2 [E, I, H]
+    # (random values either way, so they are drawn in that layout directly).
+    generator = torch.Generator(device=device).manual_seed(0)
     dtype = torch.bfloat16
     scale = args.hidden ** -0.5
-    w13 = (torch.rand(args.experts, 2 * args.intermediate, args.hidden, generator=generator) * scale).to(dtype)
-    w2 = (torch.rand(args.experts, args.hidden, args.intermediate, generator=generator) * scale).to(dtype)
-    x = torch.randn(args.tokens, args.hidden, generator=generator).to(dtype)
-    ids = torch.stack([torch.randperm(args.experts, generator=generator)[: args.topk] for _ in range(args.tokens)])
-    weights = torch.rand(args.tokens, args.topk, generator=generator)
+    w13_shape = (args.experts, args.hidden, 2 * args.intermediate) if transposed else (
+        args.experts, 2 * args.intermediate, args.hidden)
+    w2_shape = (args.experts, args.intermediate, args.hidden) if transposed else (
+        args.experts, args.hidden, args.intermediate)
+    w13 = torch.rand(w13_shape, generator=generator, device=device, dtype=dtype).mul_(scale)
+    w2 = torch.rand(w2_shape, generator=generator, device=device, dtype=dtype).mul_(scale)
+    x = torch.randn(args.tokens, args.hidden, generator=generator, device=device, dtype=dtype)
+    ids = torch.rand(args.tokens, args.experts, generator=generator, device=device).argsort(dim=1)[:, : args.topk]
+    weights = torch.rand(args.tokens, args.topk, generator=generator, device=device)
     weights = weights / weights.sum(-1, keepdim=True)
-    return [t.to(device) for t in (w13, w2, x, ids, weights)]
+    return w13, w2, x, ids, weights
 
 
 def loop_forward(w13, w2, x, ids, weights, experts):
@@ -40,7 +47,7 @@ def loop_forward(w13, w2, x, ids, weights, experts):
 
 
 def grouped_mm_forward(w13_t, w2_t, x, ids, weights, experts):
-    # w13_t [E, H, 2I] and w2_t [E, I, H]: transposed views of the canonical weights (made once, untimed).
+    # w13_t [E, H, 2I] and w2_t [E, I, H]: each expert's B [K, N], as torch._grouped_mm wants it.
     flat = ids.flatten()
     order = torch.argsort(flat, stable=True)
     token = order // ids.shape[1]
@@ -69,12 +76,10 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    w13, w2, x, ids, weights = make_inputs(args, device)
+    if args.method == "grouped_mm" and not hasattr(torch, "_grouped_mm"):
+        raise SystemExit(f"torch {torch.__version__} has no torch._grouped_mm")
+    w13, w2, x, ids, weights = make_inputs(args, device, transposed=args.method == "grouped_mm")
     if args.method == "grouped_mm":
-        if not hasattr(torch, "_grouped_mm"):
-            raise SystemExit(f"torch {torch.__version__} has no torch._grouped_mm")
-        # torch._grouped_mm wants each expert's B [K, N]; transposed copies made once, outside the timing.
-        w13, w2 = w13.transpose(1, 2).contiguous(), w2.transpose(1, 2).contiguous()
         forward = lambda: grouped_mm_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731
     else:
         forward = lambda: loop_forward(w13, w2, x, ids, weights, args.experts)  # noqa: E731

@@ -85,15 +85,16 @@ void flush_caches(const Tensor& buffer, bool write) {
 
 // A PyTorch peer (bench/peers/torch_moe.py) on the same shape: `method` is loop (the Hugging Face
 // per-expert loop) or grouped_mm (torch._grouped_mm); nullopt with the reason when PyTorch (or the method) is
-// missing.
+// missing. FUSEDMOE_PEERS_DIR overrides the script's folder (this source tree's bench/peers), for a CLI run
+// away from its source tree; FUSEDMOE_PYTHON the interpreter (python3), for a PyTorch in a virtualenv.
 std::optional<double> time_torch_peer(const MoeConfig& config, std::int64_t tokens, int repeats, int threads,
                                       const std::string& method, std::string& why_not) {
-  const std::string script = std::string(FUSEDMOE_PEERS_DIR) + "/torch_moe.py";
-  const std::string command =
-      str_cat("python3 ", script, " --hidden ", config.hidden_size, " --intermediate ",
-              config.intermediate_size, " --experts ", config.num_experts, " --topk ", config.routing.top_k,
-              " --tokens ", tokens, " --repeats ", repeats, " --threads ", threads, " --device ",
-              to_string(config.device), " --method ", method, " 2>&1");
+  const std::string script = env_string("FUSEDMOE_PEERS_DIR").value_or(FUSEDMOE_PEERS_DIR) + "/torch_moe.py";
+  const std::string command = str_cat(
+      env_string("FUSEDMOE_PYTHON").value_or("python3"), " ", script, " --hidden ", config.hidden_size,
+      " --intermediate ", config.intermediate_size, " --experts ", config.num_experts, " --topk ",
+      config.routing.top_k, " --tokens ", tokens, " --repeats ", repeats, " --threads ", threads,
+      " --device ", to_string(config.device), " --method ", method, " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) {
     why_not = "cannot start python3";
