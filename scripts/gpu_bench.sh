@@ -6,7 +6,8 @@
 #   PRESETS="qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b"   (default: all four)
 #   TOKENS=1,8,64,256,1024,4096,16384                              (default: the M)
 #   REPEATS=20   EXTRA="--backend cuda_fused"   PATHS="auto tiled" (FUSEDMOE_CUDA_FUSED_PATH per run)
-#   EXTRA="--peer torch": PyTorch's per-expert loop and torch._grouped_mm in the same run (needs torch)
+#   EXTRA="--peer torch": PyTorch's per-expert loop and torch._grouped_mm in the same run (needs torch in
+#                         python3, or FUSEDMOE_PYTHON=/path/to/python; the H100 device image has it)
 #   PREBUILT=.prebuilt: run the CLI scripts/pack_prebuilt.sh packed on another machine (no build)
 #   TUNE=1: first `fusedmoe tune` each preset at TOKENS into $out/tune.json, then bench with
 #           FUSEDMOE_TUNE_FILE pointing at it (the `auto` path then follows the table)
@@ -17,6 +18,8 @@ presets=${PRESETS:-qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b}
 tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
 paths=${PATHS:-auto}
 cli=build/gpu/bin/fusedmoe
+# The PyTorch peer's script, from this tree (a prebuilt CLI remembers the tree it was built in).
+export FUSEDMOE_PEERS_DIR=${FUSEDMOE_PEERS_DIR:-$PWD/bench/peers}
 if [ -n "${PREBUILT:-}" ]; then
   scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
   export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

@@ -421,7 +421,8 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--peer", options->peers,
                       "Also time a peer in the same run, where PyTorch is installed: torch (both "
                       "methods), torch_loop (the Hugging Face per-expert loop) or torch_grouped_mm "
-                      "(torch._grouped_mm over the expert-sorted pairs)");
+                      "(torch._grouped_mm over the expert-sorted pairs). Runs bench/peers/torch_moe.py "
+                      "with python3; FUSEDMOE_PEERS_DIR and FUSEDMOE_PYTHON override either");
   command->callback([options] { bench(*options); });
 }
 
