@@ -104,38 +104,33 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   if (thread == 0) params.offsets[experts] = carry;
   __syncthreads();  // offsets are visible to the whole block from here
 
-  // Row blocks' experts and padding rows. Warp w takes experts w, w + 32, ...: each lane first reads one
-  // expert's offsets and count (one round of independent loads), then the warp walks its experts that have
-  // rows, its lanes on consecutive rows and blocks (coalesced stores). Measured under ncu at qwen3-30b-a3b
-  // M=64: a thread per expert writing its padding rows one after another held this one-block align 13 us, a
-  // warp per expert 6.5 us; a warp walking 32 experts in a row while most warps idled, 19 us.
-  constexpr int kWarps = kScanThreads / 32;
-  for (int first = warp; first < experts; first += 32 * kWarps) {
-    const int expert = first + lane * kWarps;
-    std::int64_t begin = 0, end = 0;
-    int count = 0;
-    if (expert < experts) {
-      begin = params.offsets[expert];
-      end = params.offsets[expert + 1];
-      count = counts[expert];
-    }
-    for (unsigned with_rows = __ballot_sync(0xffffffffu, end > begin); with_rows != 0;
-         with_rows &= with_rows - 1) {
-      const int owner = __ffs(with_rows) - 1;
-      const std::int64_t owner_begin = __shfl_sync(0xffffffffu, begin, owner);
-      const std::int64_t owner_end = __shfl_sync(0xffffffffu, end, owner);
-      const int owner_count = __shfl_sync(0xffffffffu, count, owner);
-      for (std::int64_t row = owner_begin + owner_count + lane; row < owner_end; row += 32) {
-        params.sorted_ids[row] = -1;
+  const std::int64_t total = carry;
+  for (std::int64_t block = thread; block < params.max_blocks; block += kScanThreads) {
+    const std::int64_t row = block * block_m;
+    int expert = -1;
+    if (row < total) {  // the last expert whose offset is <= row (empty experts share their successor's)
+      int low = 0, high = experts;  // offsets[low] <= row < offsets[high]
+      while (high - low > 1) {
+        const int middle = (low + high) / 2;
+        if (params.offsets[middle] <= row) {
+          low = middle;
+        } else {
+          high = middle;
+        }
       }
-      for (std::int64_t block = owner_begin / block_m + lane; block < owner_end / block_m; block += 32) {
-        params.block_expert[block] = first + owner * kWarps;
-      }
+      expert = low;
     }
-    if (expert < experts) counts[expert] = 0;  // now the scatter's cursor (only this lane read it)
+    params.block_expert[block] = expert;
   }
-  for (std::int64_t block = carry / block_m + thread; block < params.max_blocks; block += kScanThreads) {
-    params.block_expert[block] = -1;  // past the last used row block
+  // Padding rows: one warp per expert, its lanes on consecutive rows (coalesced stores; a thread per expert
+  // writing up to block_m - 1 rows in a row held the one-block align 13 us at qwen3-30b-a3b M=64 under ncu).
+  for (int expert = warp; expert < experts; expert += kScanThreads / 32) {
+    const std::int64_t end = params.offsets[expert + 1];
+    for (std::int64_t row = params.offsets[expert] + counts[expert] + lane; row < end; row += 32) {
+      params.sorted_ids[row] = -1;
+    }
+    __syncwarp();                       // every lane has read the count
+    if (lane == 0) counts[expert] = 0;  // now the scatter's cursor
   }
 }
 
