@@ -366,14 +366,14 @@ TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   EXPECT_LE(compare_to_reference(eager_a, reference).relative_error, tolerance_for(DType::bf16));
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, CudaFusedGraph,
-                         ::testing::Values(std::make_tuple("tiled", 77, "auto"),
-                                           std::make_tuple("stream", 5, "auto"),
-                                           std::make_tuple("tiled", 2000, "auto"),
-                                           std::make_tuple("tiled", 2000, "wg64_n256_ws"),
-                                           std::make_tuple("tiled", 2000, "wg128_n256_ws"),
-                                           std::make_tuple("tiled", 77, "wg64_n128_ws"),
-                                           std::make_tuple("tiled", 2000, "wg128_n256_ws_pair")));
+INSTANTIATE_TEST_SUITE_P(
+    Paths, CudaFusedGraph,
+    ::testing::Values(std::make_tuple("tiled", 77, "auto"), std::make_tuple("stream", 5, "auto"),
+                      std::make_tuple("persistent", 1, "auto"), std::make_tuple("persistent", 16, "auto"),
+                      std::make_tuple("tiled", 2000, "auto"), std::make_tuple("tiled", 2000, "wg64_n256_ws"),
+                      std::make_tuple("tiled", 2000, "wg128_n256_ws"),
+                      std::make_tuple("tiled", 77, "wg64_n128_ws"),
+                      std::make_tuple("tiled", 2000, "wg128_n256_ws_pair")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.

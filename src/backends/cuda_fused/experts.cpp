@@ -50,10 +50,11 @@ std::int64_t max_blocks(const Plan& plan, std::int64_t num_local_experts, int bl
 
 ForwardChoice parse_forward_choice(std::string_view name) {
   if (name == "stream") return ForwardChoice{.stream = true, .tile = std::nullopt};
+  if (name == "persistent") return ForwardChoice{.stream = false, .tile = std::nullopt, .persistent = true};
   if (const std::optional<TileId> tile = tile_id_from_name(name))
     return ForwardChoice{.stream = false, .tile = tile};
-  throw InvalidArgument(
-      str_cat("[cuda_fused] unknown forward choice '", name, "': expected stream or a tile: ", tile_names()));
+  throw InvalidArgument(str_cat("[cuda_fused] unknown forward choice '", name,
+                                "': expected persistent, stream or a tile: ", tile_names()));
 }
 
 namespace {
@@ -62,8 +63,9 @@ namespace {
 std::optional<ForwardChoice> choice_from_env() {
   const std::optional<std::string> path = env_string("FUSEDMOE_CUDA_FUSED_PATH");
   const std::optional<std::string> tile = env_string("FUSEDMOE_CUDA_FUSED_TILE");
-  if (path && *path != "auto" && *path != "stream" && *path != "tiled") {
-    throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *path, "': expected auto, stream or tiled"));
+  if (path && *path != "auto" && *path != "persistent" && *path != "stream" && *path != "tiled") {
+    throw InvalidArgument(
+        str_cat("FUSEDMOE_CUDA_FUSED_PATH='", *path, "': expected auto, persistent, stream or tiled"));
   }
   ForwardChoice choice;
   bool forced = false;
@@ -76,6 +78,7 @@ std::optional<ForwardChoice> choice_from_env() {
   }
   if (path && *path != "auto") {
     choice.stream = *path == "stream";
+    choice.persistent = *path == "persistent";
     forced = true;
   }
   return forced ? std::optional<ForwardChoice>(choice) : std::nullopt;
@@ -110,6 +113,10 @@ bool builtin_choices_run_here(const TuneEntry& entry, int device_index) {
 std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t num_tokens) {
   std::vector<std::string> names;
   const cuda::DeviceAttributes& device = cuda::device_attributes(config.device.index);
+  if (persistent_path_fits(num_tokens, config.routing.top_k, device.compute_capability,
+                           device.shared_memory_per_block_optin)) {
+    names.emplace_back("persistent");
+  }
   if (stream_path_fits(num_tokens, config.routing.top_k, config.num_local_experts(),
                        device.shared_memory_per_block_optin)) {
     names.emplace_back("stream");
@@ -162,6 +169,22 @@ std::int64_t warm_bytes_from_env() {
   return std::int64_t{*mib} << 20;
 }
 
+bool persistent_runs_on(const MoeConfig& config) {
+  if (!config.device.is_cuda() || !Platform::detect(config.device).cuda.available) return false;
+  const cuda::DeviceAttributes& device = cuda::device_attributes(config.device.index);
+  return persistent_path_available(device.compute_capability, device.shared_memory_per_block_optin);
+}
+
+// The persistent path's counters, zeroed, where the device runs it (an empty tensor elsewhere).
+Tensor persistent_counters(const MoeConfig& config) {
+  if (!persistent_runs_on(config)) return Tensor{};
+  cuda::DeviceGuard guard(config.device.index);
+  return Tensor::zeros(
+      DType::int32,
+      {persistent_counter_words(config.hidden_size, round_up(config.intermediate_size, kWeightKPadding))},
+      config.device);
+}
+
 }  // namespace
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
@@ -187,6 +210,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
     tuned_ = builtin_tune_entry(tune_key(config));
     if (tuned_ && !builtin_choices_run_here(*tuned_, config.device.index)) tuned_.reset();
   }
+  persistent_counters_ = persistent_counters(config);
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
@@ -196,7 +220,8 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
-      forced_(forced) {}
+      forced_(forced),
+      persistent_counters_(persistent_counters(config)) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
   if (forced_) return *forced_;
@@ -217,7 +242,17 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
          WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
          WorkspaceArena::bytes_for(DType::int64,
-                                   tile_counter_words(plan.blocks_capacity));  // ws tiles' counters
+                                   tile_counter_words(plan.blocks_capacity)) +  // ws tiles' counters
+         (persistent_counters_.defined()
+              ? WorkspaceArena::bytes_for(DType::fp32, persistent_scratch(problem.num_tokens, problem.top_k,
+                                                                          problem.hidden_size))
+              : 0);  // the persistent path's partial sums and per-pair rows
+}
+
+std::int64_t CudaFusedExperts::persistent_scratch(std::int64_t num_tokens, std::int64_t top_k,
+                                                  std::int64_t hidden) const {
+  return persistent_scratch_floats(num_tokens, static_cast<int>(top_k), hidden,
+                                   cuda::device_attributes(config_.device.index).num_sms);
 }
 
 void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWeights& weights,
@@ -244,6 +279,9 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   const ForwardChoice choice = choice_for(num_tokens);
+  const bool persistent = choice.persistent && persistent_counters_.defined() &&
+                          persistent_path_fits(num_tokens, top_k, device.compute_capability,
+                                               device.shared_memory_per_block_optin);
   const bool streaming =
       choice.stream && stream_path_fits(num_tokens, top_k, experts, device.shared_memory_per_block_optin);
   const bool wgmma = wgmma_tiles_available(device.compute_capability, device.shared_memory_per_block_optin);
@@ -280,6 +318,10 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                         (handover_ == Handover::on || (handover_ == Handover::automatic &&
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
+  float* persistent_scratch_buffer =
+      persistent_counters_.defined()
+          ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()
+          : nullptr;
 
   // cp.async moves 16-byte chunks: rows that are not 16-byte multiples (or start unaligned) are copied first.
   const void* a = hidden.data();
@@ -290,6 +332,32 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     lda = a_columns = plan.hidden_pitch;
   }
 
+  if (persistent) {
+    launch_persistent_experts(PersistentLaunch{.topk_ids = ids,
+                                               .expert_map = map,
+                                               .topk_weights = dispatched.topk_weights.data_as<const float>(),
+                                               .num_experts = static_cast<int>(config_.num_experts),
+                                               .num_local_experts = experts,
+                                               .num_tokens = num_tokens,
+                                               .top_k = top_k,
+                                               .hidden = a,
+                                               .lda = lda,
+                                               .a_columns = a_columns,
+                                               .w13 = converted->w13.data(),
+                                               .w2 = converted->w2.data(),
+                                               .hidden_size = hidden_size,
+                                               .hidden_padded_k = converted->hidden_padded_k,
+                                               .hidden_padded_n = converted->hidden_padded_n,
+                                               .intermediate_padded = plan.intermediate_padded,
+                                               .intermediate = intermediate.data(),
+                                               .scratch = persistent_scratch_buffer,
+                                               .out = expert_out.data(),
+                                               .activation = config_.activation == Activation::silu ? 0 : 1,
+                                               .counters = persistent_counters_.data_as<std::uint32_t>(),
+                                               .dependent_launch = dependent_launch_},
+                              stream);
+    return;
+  }
   if (streaming) {
     launch_stream_experts(StreamLaunch{.topk_ids = ids,
                                        .expert_map = map,

@@ -35,15 +35,19 @@ std::shared_ptr<const ExpertWeights> convert_weights(const Tensor& w13, const Te
 
 Support supports(const MoeConfig& config, const Platform& platform, ActivationFormat format);
 
-// How a call picks its kernels: the small-M streaming pair (kernels/stream_small_m.cuh; M <= 64,
+// How a call picks its kernels: the persistent decode kernel (kernels/persistent_decode.cuh; one launch,
+// M * k <= 64, Hopper with sm_90a code), the small-M streaming pair (kernels/stream_small_m.cuh; M <= 64,
 // M * k <= 512, E_local <= 1024, ~190 KiB of shared memory) or align + tiled GEMMs + reduce with one tile of
-// the table. In order: a forced choice (the constructor's, else FUSEDMOE_CUDA_FUSED_PATH=stream|tiled and
-// FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the bucket of a `fusedmoe tune` table
-// (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in heuristic (tiled, tile by M bucket).
-// Choices are named "stream" or a tile (to_string(TileId)); streaming falls back to tiled beyond its limits.
+// the table. In order: a forced choice (the constructor's, else
+// FUSEDMOE_CUDA_FUSED_PATH=persistent|stream|tiled and FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the
+// bucket of a `fusedmoe tune` table (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in
+// heuristic (tiled, tile by M bucket). Choices are named "persistent", "stream" or a tile
+// (to_string(TileId)). A call beyond the persistent path's limits takes the streaming pair if that was
+// chosen too and fits, else the tiled path; one beyond the streaming pair's takes the tiled path.
 struct ForwardChoice {
   bool stream = false;
   std::optional<TileId> tile;  // nullopt: heuristic
+  bool persistent = false;
 };
 // Parses one choice name; throws InvalidArgument listing the names.
 ForwardChoice parse_forward_choice(std::string_view name);
@@ -70,7 +74,7 @@ class CudaFusedExperts final : public ExpertsModular {
   enum class Handover { automatic, on, off };
 
   WeightAndReduce weight_and_reduce() const override { return WeightAndReduce::by_experts; }
-  // Sized for any tile the table may pick at up to problem.num_tokens tokens.
+  // Sized for any tile the table may pick at up to problem.num_tokens tokens, and the persistent path.
   std::size_t workspace_bytes(const ExpertsProblem& problem) const override;
   // Align, GEMM1, GEMM2, reduce on context.stream: allocates nothing, never waits for the device.
   void apply(const DispatchedTokens& dispatched, const ExpertWeights& weights, const TensorView& expert_out,
@@ -78,6 +82,8 @@ class CudaFusedExperts final : public ExpertsModular {
 
  private:
   ForwardChoice choice_for(std::int64_t num_tokens) const;
+  // fp32 words of the persistent path's scratch for a call of num_tokens tokens.
+  std::int64_t persistent_scratch(std::int64_t num_tokens, std::int64_t top_k, std::int64_t hidden) const;
 
   MoeConfig config_;
   // FUSEDMOE_CUDA_FUSED_ALIGN (see AlignMode).
@@ -94,6 +100,9 @@ class CudaFusedExperts final : public ExpertsModular {
   std::int64_t warm_bytes_ = 0;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
+  // The persistent path's counters (launch.hpp: PersistentLaunch::counters), zeroed once where the device
+  // runs that path; empty elsewhere.
+  Tensor persistent_counters_;
 };
 
 }  // namespace fusedmoe::cuda_fused

@@ -160,6 +160,44 @@ bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local
                       std::size_t shared_memory_optin);
 void launch_stream_experts(const StreamLaunch& args, StreamHandle stream);
 
+// The persistent decode path (persistent_decode.cuh, sm_90a): GEMM1 + activation, GEMM2 + routing weight and
+// the sum over top-k in one launch of one block per SM, for M * k <= 64.
+struct PersistentLaunch {
+  const std::int32_t* topk_ids;
+  const std::int32_t* expert_map;  // nullptr = identity
+  const float* topk_weights;
+  int num_experts;
+  std::int64_t num_local_experts;
+  std::int64_t num_tokens;
+  int top_k;
+  const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
+  std::int64_t lda;
+  std::int64_t a_columns;  // multiple of 8
+  const void* w13;         // converted [E_local, 2 I_pad, H_k] in k-panels (weight_panels.cuh)
+  const void* w2;          // converted [E_local, H_n, I_pad] in k-panels
+  std::int64_t hidden_size;
+  std::int64_t hidden_padded_k;
+  std::int64_t hidden_padded_n;
+  std::int64_t intermediate_padded;
+  void* intermediate;  // [M * k, I_pad] bf16 scratch
+  float* scratch;      // persistent_scratch_floats(...) fp32 scratch
+  void* out;           // [M, H] bf16
+  int activation;      // 0 = SiLU, 1 = GELU
+  // persistent_counter_words(...) words, zero before the first forward; every forward leaves them at zero.
+  // One forward at a time may use them (forwards on one stream).
+  std::uint32_t* counters;
+  bool dependent_launch = false;  // overlap the previous kernel's tail (it waits before reading anything)
+};
+// Whether the device and this build run the persistent path (compute capability 9.0, sm_90a code, its
+// shared memory), and whether a call of M tokens fits it (M * k <= 64).
+bool persistent_path_available(int compute_capability, std::size_t shared_memory_optin);
+bool persistent_path_fits(std::int64_t num_tokens, int top_k, int compute_capability,
+                          std::size_t shared_memory_optin);
+// Its counters (per config) and fp32 scratch (per call; `num_sms` of the device).
+std::int64_t persistent_counter_words(std::int64_t hidden, std::int64_t intermediate_padded);
+std::int64_t persistent_scratch_floats(std::int64_t num_tokens, int top_k, std::int64_t hidden, int num_sms);
+void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream);
+
 // hidden [M, H] -> [M, pitch], zero padded (rows that are not 16-byte multiples).
 void launch_pad_rows(const void* source, std::int64_t num_rows, std::int64_t columns, void* destination,
                      std::int64_t pitch, StreamHandle stream);

@@ -1,0 +1,491 @@
+// cuda_fused's persistent decode path (sm_90a): the whole layer in one launch for small batches
+// (M * k <= kPersistentMaxPairs), built so that the weights stream once at full bandwidth with no kernel
+// boundary in between.
+//
+// One block per SM, kPersistentWarps warps per block, and every warp is its own pipeline: its lane 0 requests
+// 4 KiB weight boxes (32 rows x one 64-deep k-panel, 128-byte swizzled) by TMA into a ring of
+// kPersistentDepth slots private to the warp, and the warp multiplies each box with ldmatrix + mma.sync
+// (weight rows are the mma's M side, the expert's tokens its N side, 8 per fragment).
+//
+// The work is two flat sequences of boxes, cut into equal contiguous ranges, one per warp of the grid:
+//   GEMM1: units (active expert a, 32-row group of w13: 16 gate + 16 up rows) x H_k / 64 panels;
+//   GEMM2: units (active expert a, 32 output columns of w2) x I_pad / 64 panels.
+// A warp does its GEMM1 range, then its GEMM2 range; its ring runs on across the boundary, so GEMM2's first
+// boxes stream while GEMM1 finishes elsewhere. A unit cut between warps is finished by the last of them to
+// arrive (a counter per unit): it adds the others' partial sums, stored in global memory, in warp order, so
+// the result does not depend on who came last. Finishing a GEMM1 unit writes act(gate) * up for the expert's
+// tokens (bf16) and counts one more unit done for that expert; a GEMM2 warp waits until all of its expert's
+// units are done before it reads the intermediate. Finishing a GEMM2 unit writes routing weight x sum for
+// each of the expert's (token, slot) pairs (fp32) and counts one more expert done for those 32 columns; the
+// last expert sums every token's slots in slot order and writes the bf16 output. Deterministic throughout.
+//
+// The counters live in memory the Experts own (zeroed once); every counter is back at zero when the kernel
+// ends (unit and column counters by whoever finished them, expert counters by the last block to exit), so
+// forwards of one Experts object must run in stream order (they do: one stream per forward). Every block is
+// resident at once (one per SM, sized by occupancy), so the waits always end; a wait that lasts seconds
+// traps instead of hanging.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "backends/cuda_common/kernels/grid_dependency.cuh"
+#include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
+#include "backends/cuda_fused/kernels/sm90_async_ops.cuh"
+#include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
+
+namespace fusedmoe::cuda_fused {
+
+inline constexpr int kPersistentMaxPairs = 64;  // M * k per call
+inline constexpr int kPersistentWarps = 8;      // pipelines per block
+inline constexpr int kPersistentDepth = 6;      // ring slots per warp
+inline constexpr int kPersistentBoxRows = 32;
+inline constexpr int kPersistentBoxBytes = kPersistentBoxRows * 64 * 2;
+inline constexpr int kPersistentRingBytes = kPersistentWarps * kPersistentDepth * kPersistentBoxBytes;
+
+struct PersistentShared {
+  unsigned long long full[kPersistentWarps][kPersistentDepth];  // one mbarrier per ring slot
+  int local_of_pair[kPersistentMaxPairs];     // local expert of each (token, slot) pair, -1 if none here
+  int sorted_pairs[kPersistentMaxPairs];      // the local pairs by (expert, pair)
+  int active_expert[kPersistentMaxPairs];     // local id of active expert a (ascending)
+  int active_begin[kPersistentMaxPairs + 1];  // its pairs: sorted_pairs[begin[a] .. begin[a + 1])
+  int num_active;
+};
+// The ring first (1024-byte aligned for the swizzle), then the control block; + alignment slack.
+inline constexpr int kPersistentSharedBytes = kPersistentRingBytes + sizeof(PersistentShared) + 1024;
+
+// Counters the kernel leaves at zero (see the file comment): units of GEMM1 [kPersistentMaxPairs * groups1],
+// units of GEMM2 [kPersistentMaxPairs * groups2], expert done [kPersistentMaxPairs], column groups done
+// [groups2], blocks exited [1].
+struct PersistentCounters {
+  unsigned* gemm1_units;
+  unsigned* gemm2_units;
+  unsigned* expert_done;
+  unsigned* columns_done;
+  unsigned* blocks_exited;
+};
+constexpr std::int64_t persistent_counter_count(std::int64_t groups1, std::int64_t groups2) {
+  return kPersistentMaxPairs * (groups1 + groups2 + 1) + groups2 + 1;
+}
+
+struct PersistentParams {
+  const std::int32_t* topk_ids;    // [M * k] global ids
+  const std::int32_t* expert_map;  // [E] global -> local, -1 = not here; nullptr = identity
+  const float* topk_weights;       // [M * k]
+  int num_experts;
+  int num_local_experts;
+  int num_tokens;
+  int top_k;
+  const bf16* hidden;  // [M, lda], 4-byte aligned rows
+  std::int64_t lda;
+  std::int64_t a_columns;  // columns holding data (a multiple of 8); later ones read as zero
+  int groups1;             // 2 I_pad / 32: GEMM1 units per expert
+  int panels1;             // H_k / 64
+  int groups2;             // ceil(H / 32): GEMM2 units per expert
+  int panels2;             // I_pad / 64
+  bf16* intermediate;      // [M * k, ldi]
+  std::int64_t ldi;        // I_pad
+  float* partials1;        // [warps of the grid * 2][Frags * 256]: a warp's first and last unit's sums
+  float* partials2;
+  float* pair_rows;  // [M * k, groups2 * 32] fp32: routing weight x GEMM2 per pair
+  bf16* out;         // [M, hidden_size]
+  std::int64_t hidden_size;
+  int activation;  // 0 = SiLU, 1 = GELU
+  PersistentCounters counters;
+};
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+__device__ __forceinline__ std::uint64_t global_timer_ns() {
+  std::uint64_t now;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
+  return now;
+}
+
+// Lane 0 polls until *counter >= target, then every lane reads it once more with acquire semantics (so each
+// lane's later loads see what the counted writers wrote). Traps after ~10 s: only blocks that are not
+// resident together could wait that long, and a trap reports an error where a hang would not.
+__device__ __forceinline__ void warp_wait_at_least(const unsigned* counter, unsigned target) {
+  if (threadIdx.x % 32 == 0 && load_acquire_gpu(counter) < target) {
+    const std::uint64_t start = global_timer_ns();
+    while (load_acquire_gpu(counter) < target) {
+      __nanosleep(64);
+      if (global_timer_ns() - start > 10'000'000'000ull) __trap();
+    }
+  }
+  __syncwarp();
+  (void)load_acquire_gpu(counter);
+}
+
+// Every lane's earlier stores, then one atomic increment by lane 0 (release): returns its old value to all.
+__device__ __forceinline__ unsigned warp_count_in(unsigned* counter) {
+  __threadfence();
+  __syncwarp();
+  unsigned old = 0;
+  if (threadIdx.x % 32 == 0) old = atomicAdd(counter, 1u);
+  return __shfl_sync(0xffffffffu, old, 0);
+}
+
+// Warp 0 lists the batch's local pairs by (expert, pair) and the active experts in ascending local id.
+__device__ __forceinline__ void persistent_route(const PersistentParams& params, PersistentShared& shared) {
+  const int lane = threadIdx.x % 32;
+  const int pairs = params.num_tokens * params.top_k;
+  int key[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int q = lane + 32 * i;
+    int local = -1;
+    if (q < pairs) {
+      const int id = params.topk_ids[q];
+      if (id >= 0 && id < params.num_experts) {
+        local = params.expert_map != nullptr ? params.expert_map[id] : id;
+        if (local >= params.num_local_experts) local = -1;
+      }
+      shared.local_of_pair[q] = local;
+    }
+    key[i] = local >= 0 ? local * kPersistentMaxPairs + q : INT_MAX;  // unique for every local pair
+  }
+  int rank[2] = {0, 0};
+#pragma unroll
+  for (int source = 0; source < 2; ++source) {
+    for (int from = 0; from < 32; ++from) {
+      const int other = __shfl_sync(0xffffffffu, key[source], from);
+      rank[0] += other < key[0];
+      rank[1] += other < key[1];
+    }
+  }
+  int valid = 0;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) valid += __popc(__ballot_sync(0xffffffffu, key[i] != INT_MAX));
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (key[i] != INT_MAX) shared.sorted_pairs[rank[i]] = key[i] % kPersistentMaxPairs;
+  }
+  __syncwarp();
+  const unsigned up_to_me = 0xffffffffu >> (31 - lane);
+  int before = 0;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int position = lane + 32 * i;
+    int expert = -1;
+    bool first = false;
+    if (position < valid) {
+      expert = shared.local_of_pair[shared.sorted_pairs[position]];
+      first = position == 0 || shared.local_of_pair[shared.sorted_pairs[position - 1]] != expert;
+    }
+    const unsigned mask = __ballot_sync(0xffffffffu, first);
+    if (first) {
+      const int active = before + __popc(mask & up_to_me) - 1;
+      shared.active_expert[active] = expert;
+      shared.active_begin[active] = position;
+    }
+    before += __popc(mask);
+  }
+  if (lane == 0) {
+    shared.active_begin[before] = valid;
+    shared.num_active = before;
+  }
+}
+
+// The warp of the grid whose range holds box `box` of a sequence of `boxes` cut into `warps` ranges (range
+// w = [w * boxes / warps, (w + 1) * boxes / warps); the last of several warps with the same start).
+__device__ __forceinline__ std::int64_t range_owner(std::int64_t box, std::int64_t boxes,
+                                                    std::int64_t warps) {
+  return ((box + 1) * warps - 1) / boxes;
+}
+__device__ __forceinline__ std::int64_t range_start(std::int64_t warp, std::int64_t boxes,
+                                                    std::int64_t warps) {
+  return warp * boxes / warps;
+}
+
+template <int Frags>
+struct PersistentAccumulators {
+  float value[2][Frags][4];  // [gate|up or the two 16-column halves][token fragment][mma register]
+};
+
+// One of the two GEMMs as seen by a warp: its range of boxes and how a unit is finished.
+struct PersistentPhase {
+  std::int64_t begin, end;  // this warp's boxes
+  std::int64_t boxes;       // all boxes of the phase
+  int panels;               // boxes per unit
+  int groups;               // units per active expert
+  float* partials;
+  unsigned* unit_counters;
+};
+
+// The partial sums of unit `unit` that warp `warp` stored (slot 0: the unit of its first box, else slot 1).
+__device__ __forceinline__ std::int64_t partial_slot(std::int64_t warp, std::int64_t unit,
+                                                     const PersistentPhase& phase, std::int64_t warps) {
+  const std::int64_t first_unit = range_start(warp, phase.boxes, warps) / phase.panels;
+  return 2 * warp + (unit == first_unit ? 0 : 1);
+}
+
+// Called by every lane when this warp's last box of `unit` is multiplied. Returns true when the warp holds
+// the unit's complete sums in `acc` (it did the whole unit, or it arrived last and added every warp's part
+// in warp order); false when another warp finishes it.
+template <int Frags>
+__device__ bool persistent_complete_unit(PersistentAccumulators<Frags>& acc, std::int64_t unit,
+                                         const PersistentPhase& phase, std::int64_t warp,
+                                         std::int64_t warps) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t unit_begin = unit * phase.panels, unit_end = unit_begin + phase.panels;
+  if (phase.begin <= unit_begin && phase.end >= unit_end) return true;
+  constexpr int kSlot = Frags * 256;
+  float* mine = phase.partials + partial_slot(warp, unit, phase, warps) * kSlot;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+#pragma unroll
+    for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+        __stcg(mine + ((half * Frags + f) * 4 + r) * 32 + lane, acc.value[half][f][r]);
+    }
+  }
+  const std::int64_t first = range_owner(unit_begin, phase.boxes, warps);
+  const std::int64_t last = range_owner(unit_end - 1, phase.boxes, warps);
+  unsigned contributors = 0;
+  for (std::int64_t w = first; w <= last; ++w)
+    contributors += range_start(w, phase.boxes, warps) != range_start(w + 1, phase.boxes, warps);
+  if (warp_count_in(&phase.unit_counters[unit]) != contributors - 1) return false;
+  __threadfence();
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+#pragma unroll
+    for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc.value[half][f][r] = 0.0f;
+    }
+  }
+  for (std::int64_t w = first; w <= last; ++w) {
+    if (range_start(w, phase.boxes, warps) == range_start(w + 1, phase.boxes, warps)) continue;
+    const float* theirs = phase.partials + partial_slot(w, unit, phase, warps) * kSlot;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+#pragma unroll
+      for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+          acc.value[half][f][r] += __ldcg(theirs + ((half * Frags + f) * 4 + r) * 32 + lane);
+      }
+    }
+  }
+  if (lane == 0) phase.unit_counters[unit] = 0;  // for the next forward: nobody counts this unit again
+  return true;
+}
+
+#endif  // sm_90a
+
+template <int Frags>
+__global__ void __launch_bounds__(kPersistentWarps * 32, 1)
+    persistent_decode_kernel(const __grid_constant__ CUtensorMap w13_map,
+                             const __grid_constant__ CUtensorMap w2_map, PersistentParams params) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(1024) unsigned char shared_bytes[];
+  const unsigned ring_base = aligned_shared_base(shared_bytes);
+  PersistentShared& shared = *reinterpret_cast<PersistentShared*>(
+      shared_bytes + (ring_base - shared_address(shared_bytes)) + kPersistentRingBytes);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t4 = lane % 4;
+  const unsigned ring = ring_base + warp * kPersistentDepth * kPersistentBoxBytes;
+  const unsigned full0 = shared_address(&shared.full[warp][0]);
+  if (lane == 0) {
+    for (int slot = 0; slot < kPersistentDepth; ++slot) mbarrier_init(full0 + 8 * slot, 1);
+    mbarrier_init_fence();
+    if (warp == 0) {
+      tma_prefetch_descriptor(&w13_map);
+      tma_prefetch_descriptor(&w2_map);
+    }
+  }
+  cuda::wait_for_prior_grids();  // the ids, weights and hidden rows come from the kernels before
+  if (warp == 0) persistent_route(params, shared);
+  __syncthreads();
+
+  const int active = shared.num_active;
+  if (active == 0) {  // nothing routed here: zeros (no counter is touched)
+    const std::int64_t elements = static_cast<std::int64_t>(params.num_tokens) * params.hidden_size;
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < elements;
+         i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+      params.out[i] = __float2bfloat16_rn(0.0f);
+    }
+    return;
+  }
+
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * kPersistentWarps;
+  const std::int64_t me = static_cast<std::int64_t>(blockIdx.x) * kPersistentWarps + warp;
+  PersistentPhase gemm1, gemm2;  // two named structs, not an array: a runtime index would use local memory
+  gemm1.boxes = static_cast<std::int64_t>(active) * params.groups1 * params.panels1;
+  gemm1.panels = params.panels1;
+  gemm1.groups = params.groups1;
+  gemm1.partials = params.partials1;
+  gemm1.unit_counters = params.counters.gemm1_units;
+  gemm1.begin = range_start(me, gemm1.boxes, warps);
+  gemm1.end = range_start(me + 1, gemm1.boxes, warps);
+  gemm2.boxes = static_cast<std::int64_t>(active) * params.groups2 * params.panels2;
+  gemm2.panels = params.panels2;
+  gemm2.groups = params.groups2;
+  gemm2.partials = params.partials2;
+  gemm2.unit_counters = params.counters.gemm2_units;
+  gemm2.begin = range_start(me, gemm2.boxes, warps);
+  gemm2.end = range_start(me + 1, gemm2.boxes, warps);
+  const std::int64_t count1 = gemm1.end - gemm1.begin;
+  const std::int64_t total = count1 + gemm2.end - gemm2.begin;
+
+  // The j-th box of this warp's stream: its phase and its index in that phase's sequence.
+  auto box_of = [&](std::int64_t j, int& phase) {
+    phase = j < count1 ? 0 : 1;
+    return phase == 0 ? gemm1.begin + j : gemm2.begin + (j - count1);
+  };
+  auto issue = [&](std::int64_t j) {  // lane 0 only
+    int phase;
+    const std::int64_t box = box_of(j, phase);
+    const int panels = phase == 0 ? gemm1.panels : gemm2.panels,
+              groups = phase == 0 ? gemm1.groups : gemm2.groups;
+    const int panel = static_cast<int>(box % panels);
+    const std::int64_t unit = box / panels;
+    const int a = static_cast<int>(unit / groups), group = static_cast<int>(unit % groups);
+    const int slot = static_cast<int>(j % kPersistentDepth);
+    const unsigned barrier = full0 + 8 * slot;
+    mbarrier_arrive_expect_bytes(barrier, kPersistentBoxBytes);
+    tma_load_panel(ring + slot * kPersistentBoxBytes, phase == 0 ? &w13_map : &w2_map,
+                   group * kPersistentBoxRows, panel, shared.active_expert[a], barrier);
+  };
+  if (lane == 0) {
+    for (std::int64_t j = 0; j < total && j < kPersistentDepth; ++j) issue(j);
+  }
+
+  PersistentAccumulators<Frags> acc{};
+  int pairs_begin = 0, pairs_count = 0;
+  for (std::int64_t j = 0; j < total; ++j) {
+    int phase;
+    const std::int64_t box = box_of(j, phase);
+    const PersistentPhase current = phase == 0 ? gemm1 : gemm2;
+    const int panel = static_cast<int>(box % current.panels);
+    const std::int64_t unit = box / current.panels;
+    const int a = static_cast<int>(unit / current.groups), group = static_cast<int>(unit % current.groups);
+    const bool unit_starts = j == 0 || j == count1 || panel == 0;
+    const bool unit_ends = j + 1 == total || j + 1 == count1 || panel + 1 == current.panels;
+    if (unit_starts) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) acc.value[half][f][r] = 0.0f;
+        }
+      }
+      pairs_begin = shared.active_begin[a];
+      pairs_count = shared.active_begin[a + 1] - pairs_begin;
+      // GEMM2 reads the expert's intermediate rows: all of its GEMM1 units must be done.
+      if (phase == 1)
+        warp_wait_at_least(&params.counters.expert_done[a], static_cast<unsigned>(params.groups1));
+    }
+    const int slot = static_cast<int>(j % kPersistentDepth);
+    mbarrier_wait(full0 + 8 * slot, static_cast<unsigned>((j / kPersistentDepth) & 1));
+    const unsigned stage = ring + slot * kPersistentBoxBytes;
+    const std::int64_t k0 = static_cast<std::int64_t>(panel) * 64;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      unsigned a_fragment[2][4];
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = half * 16 + (lane & 15), chunk = kk * 2 + (lane >> 4);
+        ldmatrix_x4(a_fragment[half], stage + row * 128 + ((chunk ^ (row & 7)) << 4));
+      }
+#pragma unroll
+      for (int f = 0; f < Frags; ++f) {
+        if (f * 8 >= pairs_count) break;
+        const int n = f * 8 + g;
+        unsigned b0 = 0, b1 = 0;
+        if (n < pairs_count) {
+          const int pair = shared.sorted_pairs[pairs_begin + n];
+          const std::int64_t k = k0 + kk * 16 + 2 * t4;
+          if (phase == 0) {
+            const bf16* row = params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda;
+            if (k < params.a_columns) b0 = __ldg(reinterpret_cast<const unsigned*>(row + k));
+            if (k + 8 < params.a_columns) b1 = __ldg(reinterpret_cast<const unsigned*>(row + k + 8));
+          } else {
+            const bf16* row = params.intermediate + static_cast<std::int64_t>(pair) * params.ldi;
+            b0 = __ldcg(reinterpret_cast<const unsigned*>(row + k));
+            b1 = __ldcg(reinterpret_cast<const unsigned*>(row + k + 8));
+          }
+        }
+        mma_bf16_16816(acc.value[0][f], a_fragment[0], b0, b1);
+        mma_bf16_16816(acc.value[1][f], a_fragment[1], b0, b1);
+      }
+    }
+    __syncwarp();  // every lane's reads of this slot are done: it may be refilled
+    if (lane == 0 && j + kPersistentDepth < total) {
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      issue(j + kPersistentDepth);
+    }
+    if (!unit_ends || !persistent_complete_unit(acc, unit, current, me, warps)) continue;
+
+    if (phase == 0) {
+      // act(gate) * up for intermediate columns 16 group .. + 15 of the expert's pairs.
+#pragma unroll
+      for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int n = f * 8 + 2 * t4 + r % 2;
+          if (n >= pairs_count) continue;
+          const int pair = shared.sorted_pairs[pairs_begin + n];
+          const std::int64_t column = 16 * static_cast<std::int64_t>(group) + g + 8 * (r / 2);
+          params.intermediate[static_cast<std::int64_t>(pair) * params.ldi + column] = __float2bfloat16_rn(
+              gated_activation(acc.value[0][f][r], acc.value[1][f][r], params.activation));
+        }
+      }
+      (void)warp_count_in(&params.counters.expert_done[a]);
+    } else {
+      // Routing weight x sum for output columns 32 group .. + 31 of the expert's pairs.
+      const std::int64_t pitch = 32 * static_cast<std::int64_t>(params.groups2);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int f = 0; f < Frags; ++f) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int n = f * 8 + 2 * t4 + r % 2;
+            if (n >= pairs_count) continue;
+            const int pair = shared.sorted_pairs[pairs_begin + n];
+            const std::int64_t column = 32 * static_cast<std::int64_t>(group) + 16 * half + g + 8 * (r / 2);
+            __stcg(params.pair_rows + static_cast<std::int64_t>(pair) * pitch + column,
+                   params.topk_weights[pair] * acc.value[half][f][r]);
+          }
+        }
+      }
+      if (warp_count_in(&params.counters.columns_done[group]) != static_cast<unsigned>(active) - 1) continue;
+      // The last expert of these columns: every token's sum over its slots, in slot order.
+      __threadfence();
+      const std::int64_t column = 32 * static_cast<std::int64_t>(group) + lane;
+      if (column < params.hidden_size) {
+        for (int token = 0; token < params.num_tokens; ++token) {
+          float sum = 0.0f;
+          for (int s = 0; s < params.top_k; ++s) {
+            const int pair = token * params.top_k + s;
+            if (shared.local_of_pair[pair] >= 0) sum += __ldcg(params.pair_rows + pair * pitch + column);
+          }
+          params.out[token * params.hidden_size + column] = __float2bfloat16_rn(sum);
+        }
+      }
+      if (lane == 0) params.counters.columns_done[group] = 0;
+    }
+  }
+
+  // The last block out resets the expert counters (every wait on them is over).
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(params.counters.blocks_exited, 1u) == gridDim.x - 1) {
+      for (int a = 0; a < active; ++a) params.counters.expert_done[a] = 0;
+      *params.counters.blocks_exited = 0;
+    }
+  }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // no TMA in this device code: never write nothing silently (hosts check first)
+#endif
+}
+
+}  // namespace fusedmoe::cuda_fused
