@@ -330,43 +330,91 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
   gemm2.unit_counters = params.counters.gemm2_units;
   gemm2.begin = range_start(me, gemm2.boxes, warps);
   gemm2.end = range_start(me + 1, gemm2.boxes, warps);
-  const std::int64_t count1 = gemm1.end - gemm1.begin;
-  const std::int64_t total = count1 + gemm2.end - gemm2.begin;
+  const int count1 = static_cast<int>(gemm1.end - gemm1.begin);
+  const int total = count1 + static_cast<int>(gemm2.end - gemm2.begin);
 
-  // The j-th box of this warp's stream: its phase and its index in that phase's sequence.
-  auto box_of = [&](std::int64_t j, int& phase) {
-    phase = j < count1 ? 0 : 1;
-    return phase == 0 ? gemm1.begin + j : gemm2.begin + (j - count1);
+  // A box's place: phase, active expert, group (unit within the expert) and k-panel. Cursors step from box to
+  // box without dividing (a warp issues few instructions per box: they are its latency).
+  struct Cursor {
+    int phase, a, group, panel;
   };
-  auto issue = [&](std::int64_t j) {  // lane 0 only
-    int phase;
-    const std::int64_t box = box_of(j, phase);
-    const int panels = phase == 0 ? gemm1.panels : gemm2.panels,
-              groups = phase == 0 ? gemm1.groups : gemm2.groups;
-    const int panel = static_cast<int>(box % panels);
+  auto cursor_at = [&](int phase, std::int64_t box) {
+    const int panels = phase == 0 ? params.panels1 : params.panels2;
+    const int groups = phase == 0 ? params.groups1 : params.groups2;
     const std::int64_t unit = box / panels;
-    const int a = static_cast<int>(unit / groups), group = static_cast<int>(unit % groups);
-    const int slot = static_cast<int>(j % kPersistentDepth);
+    return Cursor{phase, static_cast<int>(unit / groups), static_cast<int>(unit % groups),
+                  static_cast<int>(box % panels)};
+  };
+  const Cursor start1 = cursor_at(0, gemm1.begin), start2 = cursor_at(1, gemm2.begin);
+  // Box j + 1 after box j (at cursor c).
+  auto step = [&](Cursor& c, int j) {
+    if (j + 1 == count1) {
+      c = start2;
+      return;
+    }
+    const int panels = c.phase == 0 ? params.panels1 : params.panels2;
+    const int groups = c.phase == 0 ? params.groups1 : params.groups2;
+    if (++c.panel == panels) {
+      c.panel = 0;
+      if (++c.group == groups) {
+        c.group = 0;
+        ++c.a;
+      }
+    }
+  };
+  Cursor issue_cursor = count1 > 0 ? start1 : start2;
+  int issued = 0;
+  auto issue = [&]() {  // lane 0 only: box `issued` into its slot
+    const int slot = issued % kPersistentDepth;
     const unsigned barrier = full0 + 8 * slot;
     mbarrier_arrive_expect_bytes(barrier, kPersistentBoxBytes);
-    tma_load_panel(ring + slot * kPersistentBoxBytes, phase == 0 ? &w13_map : &w2_map,
-                   group * kPersistentBoxRows, panel, shared.active_expert[a], barrier);
+    tma_load_panel(ring + slot * kPersistentBoxBytes, issue_cursor.phase == 0 ? &w13_map : &w2_map,
+                   issue_cursor.group * kPersistentBoxRows, issue_cursor.panel,
+                   shared.active_expert[issue_cursor.a], barrier);
+    step(issue_cursor, issued);
+    ++issued;
   };
   if (lane == 0) {
-    for (std::int64_t j = 0; j < total && j < kPersistentDepth; ++j) issue(j);
+    while (issued < total && issued < kPersistentDepth) issue();
   }
 
   PersistentAccumulators<Frags> acc{};
   int pairs_begin = 0, pairs_count = 0;
-  for (std::int64_t j = 0; j < total; ++j) {
-    int phase;
-    const std::int64_t box = box_of(j, phase);
-    const PersistentPhase current = phase == 0 ? gemm1 : gemm2;
-    const int panel = static_cast<int>(box % current.panels);
-    const std::int64_t unit = box / current.panels;
-    const int a = static_cast<int>(unit / current.groups), group = static_cast<int>(unit % current.groups);
+  // The B fragments of token fragment f (this lane's token: row g of it) over the 64 columns of k-panel
+  // `panel`: [kk][0 / 1] = columns 16 kk + 2 t4 (+ 8). They do not depend on the weights: the next box's first
+  // fragment is requested while this box is multiplied.
+  auto load_b = [&](int phase, int panel, int f, unsigned(&b)[4][2]) {
+    const int n = f * 8 + g;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) b[kk][0] = b[kk][1] = 0;
+    if (n >= pairs_count) return;
+    const int pair = shared.sorted_pairs[pairs_begin + n];
+    const std::int64_t k0 = static_cast<std::int64_t>(panel) * 64 + 2 * t4;
+    if (phase == 0) {
+      const bf16* row = params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const std::int64_t k = k0 + kk * 16;
+        if (k < params.a_columns) b[kk][0] = __ldg(reinterpret_cast<const unsigned*>(row + k));
+        if (k + 8 < params.a_columns) b[kk][1] = __ldg(reinterpret_cast<const unsigned*>(row + k + 8));
+      }
+    } else {
+      const bf16* row = params.intermediate + static_cast<std::int64_t>(pair) * params.ldi + k0;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        b[kk][0] = __ldcg(reinterpret_cast<const unsigned*>(row + kk * 16));
+        b[kk][1] = __ldcg(reinterpret_cast<const unsigned*>(row + kk * 16 + 8));
+      }
+    }
+  };
+  unsigned b_first[4][2], b_next[4][2];
+  Cursor cur = count1 > 0 ? start1 : start2;
+  for (int j = 0; j < total; ++j, step(cur, j - 1)) {
+    const int phase = cur.phase, a = cur.a, group = cur.group, panel = cur.panel;
+    const int panels = phase == 0 ? params.panels1 : params.panels2;
+    const std::int64_t unit = static_cast<std::int64_t>(a) * (phase == 0 ? params.groups1 : params.groups2) + group;
     const bool unit_starts = j == 0 || j == count1 || panel == 0;
-    const bool unit_ends = j + 1 == total || j + 1 == count1 || panel + 1 == current.panels;
+    const bool unit_ends = j + 1 == total || j + 1 == count1 || panel + 1 == panels;
     if (unit_starts) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -381,47 +429,48 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
       // GEMM2 reads the expert's intermediate rows: all of its GEMM1 units must be done.
       if (phase == 1)
         warp_wait_at_least(&params.counters.expert_done[a], static_cast<unsigned>(params.groups1));
+      load_b(phase, panel, 0, b_first);
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        b_first[kk][0] = b_next[kk][0];
+        b_first[kk][1] = b_next[kk][1];
+      }
     }
-    const int slot = static_cast<int>(j % kPersistentDepth);
+    if (!unit_ends) load_b(phase, panel + 1, 0, b_next);  // the same unit's next box
+    const int slot = j % kPersistentDepth;
     mbarrier_wait(full0 + 8 * slot, static_cast<unsigned>((j / kPersistentDepth) & 1));
     const unsigned stage = ring + slot * kPersistentBoxBytes;
-    const std::int64_t k0 = static_cast<std::int64_t>(panel) * 64;
+    unsigned a_fragment[4][2][4];
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      unsigned a_fragment[2][4];
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int row = half * 16 + (lane & 15), chunk = kk * 2 + (lane >> 4);
-        ldmatrix_x4(a_fragment[half], stage + row * 128 + ((chunk ^ (row & 7)) << 4));
+        ldmatrix_x4(a_fragment[kk][half], stage + row * 128 + ((chunk ^ (row & 7)) << 4));
       }
+    }
 #pragma unroll
-      for (int f = 0; f < Frags; ++f) {
-        if (f * 8 >= pairs_count) break;
-        const int n = f * 8 + g;
-        unsigned b0 = 0, b1 = 0;
-        if (n < pairs_count) {
-          const int pair = shared.sorted_pairs[pairs_begin + n];
-          const std::int64_t k = k0 + kk * 16 + 2 * t4;
-          if (phase == 0) {
-            const bf16* row = params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda;
-            if (k < params.a_columns) b0 = __ldg(reinterpret_cast<const unsigned*>(row + k));
-            if (k + 8 < params.a_columns) b1 = __ldg(reinterpret_cast<const unsigned*>(row + k + 8));
-          } else {
-            const bf16* row = params.intermediate + static_cast<std::int64_t>(pair) * params.ldi;
-            b0 = __ldcg(reinterpret_cast<const unsigned*>(row + k));
-            b1 = __ldcg(reinterpret_cast<const unsigned*>(row + k + 8));
-          }
-        }
-        mma_bf16_16816(acc.value[0][f], a_fragment[0], b0, b1);
-        mma_bf16_16816(acc.value[1][f], a_fragment[1], b0, b1);
+    for (int f = 0; f < Frags; ++f) {
+      if (f * 8 >= pairs_count) break;
+      unsigned b_other[4][2];
+      if (f > 0) load_b(phase, panel, f, b_other);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const unsigned b0 = f == 0 ? b_first[kk][0] : b_other[kk][0];
+        const unsigned b1 = f == 0 ? b_first[kk][1] : b_other[kk][1];
+        mma_bf16_16816(acc.value[0][f], a_fragment[kk][0], b0, b1);
+        mma_bf16_16816(acc.value[1][f], a_fragment[kk][1], b0, b1);
       }
     }
     __syncwarp();  // every lane's reads of this slot are done: it may be refilled
-    if (lane == 0 && j + kPersistentDepth < total) {
+    if (lane == 0 && issued < total) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      issue(j + kPersistentDepth);
+      issue();
     }
-    if (!unit_ends || !persistent_complete_unit(acc, unit, current, me, warps)) continue;
+    if (!unit_ends) continue;
+    const PersistentPhase current = phase == 0 ? gemm1 : gemm2;
+    if (!persistent_complete_unit(acc, unit, current, me, warps)) continue;
 
     if (phase == 0) {
       // act(gate) * up for intermediate columns 16 group .. + 15 of the expert's pairs.
