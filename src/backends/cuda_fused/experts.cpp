@@ -169,6 +169,20 @@ std::int64_t warm_bytes_from_env() {
   return std::int64_t{*mib} << 20;
 }
 
+// FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE=<rows>x<warps> (tuning runs; the first shape when unset).
+int persistent_shape_from_env() {
+  const std::vector<std::string> names = persistent_shape_names();
+  const std::optional<std::string> value = env_string("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE");
+  if (!value) return 0;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == *value) return static_cast<int>(i);
+  }
+  std::string listed;
+  for (const std::string& name : names) listed += (listed.empty() ? "" : ", ") + name;
+  throw InvalidArgument(
+      str_cat("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE='", *value, "': expected one of ", listed));
+}
+
 bool persistent_runs_on(const MoeConfig& config) {
   if (!config.device.is_cuda() || !Platform::detect(config.device).cuda.available) return false;
   const cuda::DeviceAttributes& device = cuda::device_attributes(config.device.index);
@@ -194,7 +208,8 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
-      forced_(choice_from_env()) {
+      forced_(choice_from_env()),
+      persistent_shape_(persistent_shape_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
     for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
@@ -221,6 +236,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
+      persistent_shape_(persistent_shape_from_env()),
       persistent_counters_(persistent_counters(config)) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -354,7 +370,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                .out = expert_out.data(),
                                                .activation = config_.activation == Activation::silu ? 0 : 1,
                                                .counters = persistent_counters_.data_as<std::uint32_t>(),
-                                               .dependent_launch = dependent_launch_},
+                                               .dependent_launch = dependent_launch_,
+                                               .shape = persistent_shape_},
                               stream);
     return;
   }

@@ -100,6 +100,8 @@ class CudaFusedExperts final : public ExpertsModular {
   std::int64_t warm_bytes_ = 0;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
+  // FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE: the persistent kernel's box rows x warps (persistent_shape_names()).
+  int persistent_shape_ = 0;
   // The persistent path's counters (launch.hpp: PersistentLaunch::counters), zeroed once where the device
   // runs that path; empty elsewhere.
   Tensor persistent_counters_;

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "fusedmoe/device.hpp"
@@ -187,7 +189,12 @@ struct PersistentLaunch {
   // One forward at a time may use them (forwards on one stream).
   std::uint32_t* counters;
   bool dependent_launch = false;  // overlap the previous kernel's tail (it waits before reading anything)
+  // Index into persistent_shape_names(): box rows x warps per block (a shape whose accumulators do not fit
+  // the batch's token fragments falls back to the first).
+  int shape = 0;
 };
+// "rows x warps" of the persistent kernel's shapes (FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE).
+std::vector<std::string> persistent_shape_names();
 // Whether the device and this build run the persistent path (compute capability 9.0, sm_90a code, its
 // shared memory), and whether a call of M tokens fits it (M * k <= 64).
 bool persistent_path_available(int compute_capability, std::size_t shared_memory_optin);

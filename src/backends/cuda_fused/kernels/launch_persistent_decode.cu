@@ -2,6 +2,8 @@
 // once, so that every block's waits end), the kernel instantiated for 1, 2, 4 or 8 token fragments per
 // expert by the batch's pair count.
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_common/tensor_map.hpp"
@@ -18,29 +20,68 @@ int fragments_for(std::int64_t pairs) {
   return pairs <= 8 ? 1 : pairs <= 16 ? 2 : pairs <= 32 ? 4 : 8;
 }
 
-std::int64_t gemm2_groups(std::int64_t hidden) {
-  return (hidden + kPersistentBoxRows - 1) / kPersistentBoxRows;
+struct ShapeInfo {
+  int box_rows, warps;
+};
+constexpr ShapeInfo kShapes[] = {{32, 8}, {64, 8}, {64, 4}, {128, 4}, {128, 2}};  // PersistentShapeId order
+constexpr int kShapeCount = sizeof(kShapes) / sizeof(kShapes[0]);
+constexpr int kLargestRowsTimesWarps = 512;
+
+// Whether the shape's accumulators fit in registers for this many fragments (PersistentShape's assert).
+bool shape_fits(ShapeInfo shape, int frags) {
+  return shape.box_rows / 16 * frags * 4 <= 64;
+}
+
+template <class Shape>
+void launch(const CUtensorMap& w13_map, const CUtensorMap& w2_map, const PersistentParams& params,
+            int num_sms, cudaStream_t stream, bool dependent) {
+  const auto kernel = persistent_decode_kernel<Shape>;
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  // Every block must be resident at once (the GEMM2 warps wait for GEMM1 units of other blocks), and the
+  // scratch holds partial sums for num_sms blocks.
+  const std::int64_t blocks = std::min<std::int64_t>(
+      num_sms, cuda::resident_blocks(reinterpret_cast<const void*>(kernel), Shape::kWarps * 32,
+                                     Shape::kSharedBytes));
+  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), dim3(Shape::kWarps * 32),
+                         Shape::kSharedBytes, stream, dependent, w13_map, w2_map, params);
+}
+
+template <int Frags, int BoxRows, int Warps>
+void launch_if(int box_rows, int warps, bool& launched, const CUtensorMap& w13_map, const CUtensorMap& w2_map,
+               const PersistentParams& params, int num_sms, cudaStream_t stream, bool dependent) {
+  if constexpr (BoxRows / 16 * Frags * 4 <= 64) {
+    if (!launched && box_rows == BoxRows && warps == Warps) {
+      launch<PersistentShape<Frags, BoxRows, Warps>>(w13_map, w2_map, params, num_sms, stream, dependent);
+      launched = true;
+    }
+  }
 }
 
 template <int Frags>
-void launch(const CUtensorMap& w13_map, const CUtensorMap& w2_map, const PersistentParams& params,
-            int num_sms, cudaStream_t stream, bool dependent) {
-  const auto kernel = persistent_decode_kernel<Frags>;
-  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), kPersistentSharedBytes);
-  // Every block must be resident at once (the GEMM2 warps wait for GEMM1 units of other blocks), and the
-  // scratch holds partial sums for num_sms blocks.
-  const std::int64_t blocks =
-      std::min<std::int64_t>(num_sms, cuda::resident_blocks(reinterpret_cast<const void*>(kernel),
-                                                            kPersistentWarps * 32, kPersistentSharedBytes));
-  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kPersistentWarps * 32),
-                         kPersistentSharedBytes, stream, dependent, w13_map, w2_map, params);
+bool launch_frags(ShapeInfo shape, const CUtensorMap& w13_map, const CUtensorMap& w2_map,
+                  const PersistentParams& params, int num_sms, cudaStream_t stream, bool dependent) {
+  bool launched = false;
+  const int rows = shape.box_rows, warps = shape.warps;
+  launch_if<Frags, 32, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  launch_if<Frags, 64, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  launch_if<Frags, 64, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  launch_if<Frags, 128, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  launch_if<Frags, 128, 2>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  return launched;
 }
 
 }  // namespace
 
+std::vector<std::string> persistent_shape_names() {
+  std::vector<std::string> names;
+  for (const ShapeInfo& shape : kShapes) names.push_back(str_cat(shape.box_rows, "x", shape.warps));
+  return names;
+}
+
 bool persistent_path_available(int compute_capability, std::size_t shared_memory_optin) {
 #if FUSEDMOE_CUDA_FUSED_SM90A
-  return compute_capability == 90 && kPersistentSharedBytes <= shared_memory_optin;
+  return compute_capability == 90 &&
+         static_cast<std::size_t>(PersistentShape<1, 32, 8>::kSharedBytes) <= shared_memory_optin;
 #else
   (void)compute_capability;
   (void)shared_memory_optin;
@@ -54,14 +95,23 @@ bool persistent_path_fits(std::int64_t num_tokens, int top_k, int compute_capabi
          persistent_path_available(compute_capability, shared_memory_optin);
 }
 
+// Counters for the smallest box (the most units); larger boxes use a prefix of each array.
 std::int64_t persistent_counter_words(std::int64_t hidden, std::int64_t intermediate_padded) {
-  return persistent_counter_count(2 * intermediate_padded / kPersistentBoxRows, gemm2_groups(hidden));
+  return persistent_counter_count(2 * intermediate_padded / kPersistentMinBoxRows,
+                                  (hidden + kPersistentMinBoxRows - 1) / kPersistentMinBoxRows);
 }
+
+namespace {
+// fp32 words of one phase's partial sums: two slots of every warp of num_sms blocks, for any shape.
+std::int64_t partial_floats(int frags, int num_sms) {
+  return std::int64_t{num_sms} * kLargestRowsTimesWarps * frags * 8 * 2;
+}
+}  // namespace
 
 std::int64_t persistent_scratch_floats(std::int64_t num_tokens, int top_k, std::int64_t hidden, int num_sms) {
   const std::int64_t pairs = std::min<std::int64_t>(num_tokens * top_k, kPersistentMaxPairs);
-  const std::int64_t partials = std::int64_t{num_sms} * kPersistentWarps * 2 * fragments_for(pairs) * 256;
-  return 2 * partials + pairs * gemm2_groups(hidden) * kPersistentBoxRows;
+  const std::int64_t columns = (hidden + 127) / 128 * 128;  // every box's columns, for any shape
+  return 2 * partial_floats(fragments_for(pairs), num_sms) + pairs * columns;
 }
 
 void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream_handle) {
@@ -77,9 +127,14 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
       "[cuda_fused] the persistent path needs compute capability 9.0 and sm_90a code; ", attributes.name,
       " is sm_", attributes.compute_capability);
   const int frags = fragments_for(pairs);
-  const std::int64_t groups1 = 2 * args.intermediate_padded / kPersistentBoxRows;
-  const std::int64_t groups2 = gemm2_groups(args.hidden_size);
-  const std::int64_t partials = std::int64_t{attributes.num_sms} * kPersistentWarps * 2 * frags * 256;
+  FUSEDMOE_CHECK(args.shape >= 0 && args.shape < kShapeCount, "[cuda_fused] no persistent shape ", args.shape);
+  // The requested shape where its accumulators fit this many fragments, else the smallest box.
+  const ShapeInfo shape = shape_fits(kShapes[args.shape], frags) ? kShapes[args.shape] : kShapes[0];
+  const std::int64_t groups1 = 2 * args.intermediate_padded / shape.box_rows;
+  const std::int64_t groups2 = (args.hidden_size + shape.box_rows - 1) / shape.box_rows;
+  const std::int64_t counter_groups1 = 2 * args.intermediate_padded / kPersistentMinBoxRows;
+  const std::int64_t counter_groups2 = (args.hidden_size + kPersistentMinBoxRows - 1) / kPersistentMinBoxRows;
+  const std::int64_t partials = partial_floats(frags, attributes.num_sms);
   unsigned* counters = args.counters;
   const PersistentParams params{
       .topk_ids = args.topk_ids,
@@ -106,30 +161,35 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
       .activation = args.activation,
       .counters = PersistentCounters{
           .gemm1_units = counters,
-          .gemm2_units = counters + kPersistentMaxPairs * groups1,
-          .expert_done = counters + kPersistentMaxPairs * (groups1 + groups2),
-          .columns_done = counters + kPersistentMaxPairs * (groups1 + groups2 + 1),
-          .blocks_exited = counters + kPersistentMaxPairs * (groups1 + groups2 + 1) + groups2}};
-  // Boxes of 32 rows x 64 of one k-panel of one expert's matrix.
-  const CUtensorMap w13_map =
-      cuda::bf16_panels_tensor_map(args.w13, 2 * args.intermediate_padded, args.hidden_padded_k,
-                                   args.num_local_experts, kPersistentBoxRows);
+          .gemm2_units = counters + kPersistentMaxPairs * counter_groups1,
+          .expert_done = counters + kPersistentMaxPairs * (counter_groups1 + counter_groups2),
+          .columns_done = counters + kPersistentMaxPairs * (counter_groups1 + counter_groups2 + 1),
+          .blocks_exited =
+              counters + kPersistentMaxPairs * (counter_groups1 + counter_groups2 + 1) + counter_groups2}};
+  // Boxes of box_rows rows x 64 of one k-panel of one expert's matrix.
+  const CUtensorMap w13_map = cuda::bf16_panels_tensor_map(
+      args.w13, 2 * args.intermediate_padded, args.hidden_padded_k, args.num_local_experts, shape.box_rows);
   const CUtensorMap w2_map = cuda::bf16_panels_tensor_map(
-      args.w2, args.hidden_padded_n, args.intermediate_padded, args.num_local_experts, kPersistentBoxRows);
+      args.w2, args.hidden_padded_n, args.intermediate_padded, args.num_local_experts, shape.box_rows);
+  bool launched = false;
+  const int sms = attributes.num_sms;
+  const bool dependent = args.dependent_launch;
   switch (frags) {
     case 1:
-      launch<1>(w13_map, w2_map, params, attributes.num_sms, stream, args.dependent_launch);
+      launched = launch_frags<1>(shape, w13_map, w2_map, params, sms, stream, dependent);
       break;
     case 2:
-      launch<2>(w13_map, w2_map, params, attributes.num_sms, stream, args.dependent_launch);
+      launched = launch_frags<2>(shape, w13_map, w2_map, params, sms, stream, dependent);
       break;
     case 4:
-      launch<4>(w13_map, w2_map, params, attributes.num_sms, stream, args.dependent_launch);
+      launched = launch_frags<4>(shape, w13_map, w2_map, params, sms, stream, dependent);
       break;
     default:
-      launch<8>(w13_map, w2_map, params, attributes.num_sms, stream, args.dependent_launch);
+      launched = launch_frags<8>(shape, w13_map, w2_map, params, sms, stream, dependent);
       break;
   }
+  FUSEDMOE_CHECK(launched, "[cuda_fused] no persistent kernel for ", frags, " fragments and boxes of ",
+                 shape.box_rows, " rows x ", shape.warps, " warps");
 }
 
 }  // namespace fusedmoe::cuda_fused

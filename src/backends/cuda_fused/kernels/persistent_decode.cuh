@@ -40,22 +40,38 @@
 namespace fusedmoe::cuda_fused {
 
 inline constexpr int kPersistentMaxPairs = 64;  // M * k per call
-inline constexpr int kPersistentWarps = 8;      // pipelines per block
-inline constexpr int kPersistentDepth = 6;      // ring slots per warp
-inline constexpr int kPersistentBoxRows = 32;
-inline constexpr int kPersistentBoxBytes = kPersistentBoxRows * 64 * 2;
-inline constexpr int kPersistentRingBytes = kPersistentWarps * kPersistentDepth * kPersistentBoxBytes;
+inline constexpr int kPersistentMinBoxRows = 32;  // counters are sized for the smallest box
+inline constexpr int kPersistentRingBytes = 192 * 1024;
+inline constexpr int kPersistentMaxWarps = 8;
 
-struct PersistentShared {
-  unsigned long long full[kPersistentWarps][kPersistentDepth];  // one mbarrier per ring slot
+struct PersistentRouting {
   int local_of_pair[kPersistentMaxPairs];     // local expert of each (token, slot) pair, -1 if none here
   int sorted_pairs[kPersistentMaxPairs];      // the local pairs by (expert, pair)
   int active_expert[kPersistentMaxPairs];     // local id of active expert a (ascending)
   int active_begin[kPersistentMaxPairs + 1];  // its pairs: sorted_pairs[begin[a] .. begin[a + 1])
   int num_active;
 };
-// The ring first (1024-byte aligned for the swizzle), then the control block; + alignment slack.
-inline constexpr int kPersistentSharedBytes = kPersistentRingBytes + sizeof(PersistentShared) + 1024;
+
+// A kernel's shape: Frags token fragments (8 pairs each) per expert, boxes of BoxRows weight rows (BoxRows / 32
+// gate/up row groups of w13 or BoxRows output columns of w2) x one k-panel, Warps pipelines per block, each
+// with a ring of kPersistentRingBytes / Warps.
+template <int Frags, int BoxRows, int Warps>
+struct PersistentShape {
+  static constexpr int kFrags = Frags, kBoxRows = BoxRows, kWarps = Warps;
+  static constexpr int kRowFrags = BoxRows / 16;
+  static constexpr int kBoxBytes = BoxRows * 64 * 2;
+  static constexpr int kDepth = kPersistentRingBytes / (Warps * kBoxBytes);
+  static constexpr int kSlotFloats = kRowFrags * Frags * 4 * 32;  // one warp's partial sums of a unit
+  struct Shared {
+    unsigned long long full[Warps][kDepth];  // one mbarrier per ring slot
+    PersistentRouting routing;
+  };
+  // The ring first (1024-byte aligned for the swizzle), then the control block; + alignment slack.
+  static constexpr int kSharedBytes = kPersistentRingBytes + sizeof(Shared) + 1024;
+  static_assert(BoxRows % 32 == 0 && BoxRows <= 256 && Warps <= kPersistentMaxWarps && kDepth >= 2,
+                "a persistent shape: whole row groups, a ring of two slots or more");
+  static_assert(kRowFrags * Frags * 4 <= 64, "accumulators beyond 64 registers spill");
+};
 
 // Counters the kernel leaves at zero (see the file comment): units of GEMM1 [kPersistentMaxPairs * groups1],
 // units of GEMM2 [kPersistentMaxPairs * groups2], expert done [kPersistentMaxPairs], column groups done
@@ -82,15 +98,15 @@ struct PersistentParams {
   const bf16* hidden;  // [M, lda], 4-byte aligned rows
   std::int64_t lda;
   std::int64_t a_columns;  // columns holding data (a multiple of 8); later ones read as zero
-  int groups1;             // 2 I_pad / 32: GEMM1 units per expert
+  int groups1;             // 2 I_pad / BoxRows: GEMM1 units per expert
   int panels1;             // H_k / 64
-  int groups2;             // ceil(H / 32): GEMM2 units per expert
+  int groups2;             // ceil(H / BoxRows): GEMM2 units per expert
   int panels2;             // I_pad / 64
   bf16* intermediate;      // [M * k, ldi]
   std::int64_t ldi;        // I_pad
-  float* partials1;        // [warps of the grid * 2][Frags * 256]: a warp's first and last unit's sums
+  float* partials1;        // [warps of the grid * 2][kSlotFloats]: a warp's first and last unit's sums
   float* partials2;
-  float* pair_rows;  // [M * k, groups2 * 32] fp32: routing weight x GEMM2 per pair
+  float* pair_rows;  // [M * k, groups2 * BoxRows] fp32: routing weight x GEMM2 per pair
   bf16* out;         // [M, hidden_size]
   std::int64_t hidden_size;
   int activation;  // 0 = SiLU, 1 = GELU
@@ -130,7 +146,7 @@ __device__ __forceinline__ unsigned warp_count_in(unsigned* counter) {
 }
 
 // Warp 0 lists the batch's local pairs by (expert, pair) and the active experts in ascending local id.
-__device__ __forceinline__ void persistent_route(const PersistentParams& params, PersistentShared& shared) {
+__device__ __forceinline__ void persistent_route(const PersistentParams& params, PersistentRouting& shared) {
   const int lane = threadIdx.x % 32;
   const int pairs = params.num_tokens * params.top_k;
   int key[2];
@@ -201,9 +217,21 @@ __device__ __forceinline__ std::int64_t range_start(std::int64_t warp, std::int6
   return warp * boxes / warps;
 }
 
-template <int Frags>
+template <class Shape>
 struct PersistentAccumulators {
-  float value[2][Frags][4];  // [gate|up or the two 16-column halves][token fragment][mma register]
+  // [16-row fragment of the box][token fragment][mma register]; in GEMM1 fragments 2q and 2q + 1 are the
+  // gate and up rows of row group q.
+  float value[Shape::kRowFrags][Shape::kFrags][4];
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int h = 0; h < Shape::kRowFrags; ++h) {
+#pragma unroll
+      for (int f = 0; f < Shape::kFrags; ++f) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) value[h][f][r] = 0.0f;
+      }
+    }
+  }
 };
 
 // One of the two GEMMs as seen by a warp: its range of boxes and how a unit is finished.
@@ -226,22 +254,21 @@ __device__ __forceinline__ std::int64_t partial_slot(std::int64_t warp, std::int
 // Called by every lane when this warp's last box of `unit` is multiplied. Returns true when the warp holds
 // the unit's complete sums in `acc` (it did the whole unit, or it arrived last and added every warp's part
 // in warp order); false when another warp finishes it.
-template <int Frags>
-__device__ bool persistent_complete_unit(PersistentAccumulators<Frags>& acc, std::int64_t unit,
+template <class Shape>
+__device__ bool persistent_complete_unit(PersistentAccumulators<Shape>& acc, std::int64_t unit,
                                          const PersistentPhase& phase, std::int64_t warp,
                                          std::int64_t warps) {
   const int lane = threadIdx.x % 32;
   const std::int64_t unit_begin = unit * phase.panels, unit_end = unit_begin + phase.panels;
   if (phase.begin <= unit_begin && phase.end >= unit_end) return true;
-  constexpr int kSlot = Frags * 256;
-  float* mine = phase.partials + partial_slot(warp, unit, phase, warps) * kSlot;
+  float* mine = phase.partials + partial_slot(warp, unit, phase, warps) * Shape::kSlotFloats;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
+  for (int h = 0; h < Shape::kRowFrags; ++h) {
 #pragma unroll
-    for (int f = 0; f < Frags; ++f) {
+    for (int f = 0; f < Shape::kFrags; ++f) {
 #pragma unroll
       for (int r = 0; r < 4; ++r)
-        __stcg(mine + ((half * Frags + f) * 4 + r) * 32 + lane, acc.value[half][f][r]);
+        __stcg(mine + ((h * Shape::kFrags + f) * 4 + r) * 32 + lane, acc.value[h][f][r]);
     }
   }
   const std::int64_t first = range_owner(unit_begin, phase.boxes, warps);
@@ -251,24 +278,17 @@ __device__ bool persistent_complete_unit(PersistentAccumulators<Frags>& acc, std
     contributors += range_start(w, phase.boxes, warps) != range_start(w + 1, phase.boxes, warps);
   if (warp_count_in(&phase.unit_counters[unit]) != contributors - 1) return false;
   __threadfence();
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-#pragma unroll
-    for (int f = 0; f < Frags; ++f) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc.value[half][f][r] = 0.0f;
-    }
-  }
+  acc.zero();
   for (std::int64_t w = first; w <= last; ++w) {
     if (range_start(w, phase.boxes, warps) == range_start(w + 1, phase.boxes, warps)) continue;
-    const float* theirs = phase.partials + partial_slot(w, unit, phase, warps) * kSlot;
+    const float* theirs = phase.partials + partial_slot(w, unit, phase, warps) * Shape::kSlotFloats;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
+    for (int h = 0; h < Shape::kRowFrags; ++h) {
 #pragma unroll
-      for (int f = 0; f < Frags; ++f) {
+      for (int f = 0; f < Shape::kFrags; ++f) {
 #pragma unroll
         for (int r = 0; r < 4; ++r)
-          acc.value[half][f][r] += __ldcg(theirs + ((half * Frags + f) * 4 + r) * 32 + lane);
+          acc.value[h][f][r] += __ldcg(theirs + ((h * Shape::kFrags + f) * 4 + r) * 32 + lane);
       }
     }
   }
@@ -278,21 +298,24 @@ __device__ bool persistent_complete_unit(PersistentAccumulators<Frags>& acc, std
 
 #endif  // sm_90a
 
-template <int Frags>
-__global__ void __launch_bounds__(kPersistentWarps * 32, 1)
+template <class Shape>
+__global__ void __launch_bounds__(Shape::kWarps * 32, 1)
     persistent_decode_kernel(const __grid_constant__ CUtensorMap w13_map,
                              const __grid_constant__ CUtensorMap w2_map, PersistentParams params) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kFrags = Shape::kFrags, kRowFrags = Shape::kRowFrags, kDepth = Shape::kDepth;
+  constexpr int kBoxRows = Shape::kBoxRows, kBoxBytes = Shape::kBoxBytes;
   extern __shared__ __align__(1024) unsigned char shared_bytes[];
   const unsigned ring_base = aligned_shared_base(shared_bytes);
-  PersistentShared& shared = *reinterpret_cast<PersistentShared*>(
+  auto& control = *reinterpret_cast<typename Shape::Shared*>(
       shared_bytes + (ring_base - shared_address(shared_bytes)) + kPersistentRingBytes);
+  PersistentRouting& shared = control.routing;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t4 = lane % 4;
-  const unsigned ring = ring_base + warp * kPersistentDepth * kPersistentBoxBytes;
-  const unsigned full0 = shared_address(&shared.full[warp][0]);
+  const unsigned ring = ring_base + warp * kDepth * kBoxBytes;
+  const unsigned full0 = shared_address(&control.full[warp][0]);
   if (lane == 0) {
-    for (int slot = 0; slot < kPersistentDepth; ++slot) mbarrier_init(full0 + 8 * slot, 1);
+    for (int slot = 0; slot < kDepth; ++slot) mbarrier_init(full0 + 8 * slot, 1);
     mbarrier_init_fence();
     if (warp == 0) {
       tma_prefetch_descriptor(&w13_map);
@@ -313,8 +336,8 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
     return;
   }
 
-  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * kPersistentWarps;
-  const std::int64_t me = static_cast<std::int64_t>(blockIdx.x) * kPersistentWarps + warp;
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * Shape::kWarps;
+  const std::int64_t me = static_cast<std::int64_t>(blockIdx.x) * Shape::kWarps + warp;
   PersistentPhase gemm1, gemm2;  // two named structs, not an array: a runtime index would use local memory
   gemm1.boxes = static_cast<std::int64_t>(active) * params.groups1 * params.panels1;
   gemm1.panels = params.panels1;
@@ -365,20 +388,20 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
   Cursor issue_cursor = count1 > 0 ? start1 : start2;
   int issued = 0;
   auto issue = [&]() {  // lane 0 only: box `issued` into its slot
-    const int slot = issued % kPersistentDepth;
+    const int slot = issued % kDepth;
     const unsigned barrier = full0 + 8 * slot;
-    mbarrier_arrive_expect_bytes(barrier, kPersistentBoxBytes);
-    tma_load_panel(ring + slot * kPersistentBoxBytes, issue_cursor.phase == 0 ? &w13_map : &w2_map,
-                   issue_cursor.group * kPersistentBoxRows, issue_cursor.panel,
+    mbarrier_arrive_expect_bytes(barrier, kBoxBytes);
+    tma_load_panel(ring + slot * kBoxBytes, issue_cursor.phase == 0 ? &w13_map : &w2_map,
+                   issue_cursor.group * kBoxRows, issue_cursor.panel,
                    shared.active_expert[issue_cursor.a], barrier);
     step(issue_cursor, issued);
     ++issued;
   };
   if (lane == 0) {
-    while (issued < total && issued < kPersistentDepth) issue();
+    while (issued < total && issued < kDepth) issue();
   }
 
-  PersistentAccumulators<Frags> acc{};
+  PersistentAccumulators<Shape> acc{};
   int pairs_begin = 0, pairs_count = 0;
   // The B fragments of token fragment f (this lane's token: row g of it) over the 64 columns of k-panel
   // `panel`: [kk][0 / 1] = columns 16 kk + 2 t4 (+ 8). They do not depend on the weights: the next box's first
@@ -416,14 +439,7 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
     const bool unit_starts = j == 0 || j == count1 || panel == 0;
     const bool unit_ends = j + 1 == total || j + 1 == count1 || panel + 1 == panels;
     if (unit_starts) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-#pragma unroll
-        for (int f = 0; f < Frags; ++f) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) acc.value[half][f][r] = 0.0f;
-        }
-      }
+      acc.zero();
       pairs_begin = shared.active_begin[a];
       pairs_count = shared.active_begin[a + 1] - pairs_begin;
       // GEMM2 reads the expert's intermediate rows: all of its GEMM1 units must be done.
@@ -438,29 +454,28 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
       }
     }
     if (!unit_ends) load_b(phase, panel + 1, 0, b_next);  // the same unit's next box
-    const int slot = j % kPersistentDepth;
-    mbarrier_wait(full0 + 8 * slot, static_cast<unsigned>((j / kPersistentDepth) & 1));
-    const unsigned stage = ring + slot * kPersistentBoxBytes;
-    unsigned a_fragment[4][2][4];
+    unsigned b_other[kFrags > 1 ? kFrags - 1 : 1][4][2];
+#pragma unroll
+    for (int f = 1; f < kFrags; ++f) {
+      if (f * 8 < pairs_count) load_b(phase, panel, f, b_other[f - 1]);
+    }
+    const int slot = j % kDepth;
+    mbarrier_wait(full0 + 8 * slot, static_cast<unsigned>((j / kDepth) & 1));
+    const unsigned stage = ring + slot * kBoxBytes;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int row = half * 16 + (lane & 15), chunk = kk * 2 + (lane >> 4);
-        ldmatrix_x4(a_fragment[kk][half], stage + row * 128 + ((chunk ^ (row & 7)) << 4));
-      }
-    }
+      for (int h = 0; h < kRowFrags; ++h) {
+        unsigned a_fragment[4];
+        const int row = h * 16 + (lane & 15), chunk = kk * 2 + (lane >> 4);
+        ldmatrix_x4(a_fragment, stage + row * 128 + ((chunk ^ (row & 7)) << 4));
 #pragma unroll
-    for (int f = 0; f < Frags; ++f) {
-      if (f * 8 >= pairs_count) break;
-      unsigned b_other[4][2];
-      if (f > 0) load_b(phase, panel, f, b_other);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const unsigned b0 = f == 0 ? b_first[kk][0] : b_other[kk][0];
-        const unsigned b1 = f == 0 ? b_first[kk][1] : b_other[kk][1];
-        mma_bf16_16816(acc.value[0][f], a_fragment[kk][0], b0, b1);
-        mma_bf16_16816(acc.value[1][f], a_fragment[kk][1], b0, b1);
+        for (int f = 0; f < kFrags; ++f) {
+          if (f * 8 >= pairs_count) break;
+          const unsigned b0 = f == 0 ? b_first[kk][0] : b_other[f - 1][kk][0];
+          const unsigned b1 = f == 0 ? b_first[kk][1] : b_other[f - 1][kk][1];
+          mma_bf16_16816(acc.value[h][f], a_fragment, b0, b1);
+        }
       }
     }
     __syncwarp();  // every lane's reads of this slot are done: it may be refilled
@@ -473,43 +488,49 @@ __global__ void __launch_bounds__(kPersistentWarps * 32, 1)
     if (!persistent_complete_unit(acc, unit, current, me, warps)) continue;
 
     if (phase == 0) {
-      // act(gate) * up for intermediate columns 16 group .. + 15 of the expert's pairs.
+      // act(gate) * up for the box's intermediate columns (16 per row group) of the expert's pairs.
 #pragma unroll
-      for (int f = 0; f < Frags; ++f) {
+      for (int q = 0; q < kRowFrags / 2; ++q) {
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int n = f * 8 + 2 * t4 + r % 2;
-          if (n >= pairs_count) continue;
-          const int pair = shared.sorted_pairs[pairs_begin + n];
-          const std::int64_t column = 16 * static_cast<std::int64_t>(group) + g + 8 * (r / 2);
-          params.intermediate[static_cast<std::int64_t>(pair) * params.ldi + column] = __float2bfloat16_rn(
-              gated_activation(acc.value[0][f][r], acc.value[1][f][r], params.activation));
-        }
-      }
-      (void)warp_count_in(&params.counters.expert_done[a]);
-    } else {
-      // Routing weight x sum for output columns 32 group .. + 31 of the expert's pairs.
-      const std::int64_t pitch = 32 * static_cast<std::int64_t>(params.groups2);
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-#pragma unroll
-        for (int f = 0; f < Frags; ++f) {
+        for (int f = 0; f < kFrags; ++f) {
 #pragma unroll
           for (int r = 0; r < 4; ++r) {
             const int n = f * 8 + 2 * t4 + r % 2;
             if (n >= pairs_count) continue;
             const int pair = shared.sorted_pairs[pairs_begin + n];
-            const std::int64_t column = 32 * static_cast<std::int64_t>(group) + 16 * half + g + 8 * (r / 2);
+            const std::int64_t column =
+                16 * (static_cast<std::int64_t>(group) * (kBoxRows / 32) + q) + g + 8 * (r / 2);
+            params.intermediate[static_cast<std::int64_t>(pair) * params.ldi + column] = __float2bfloat16_rn(
+                gated_activation(acc.value[2 * q][f][r], acc.value[2 * q + 1][f][r], params.activation));
+          }
+        }
+      }
+      (void)warp_count_in(&params.counters.expert_done[a]);
+    } else {
+      // Routing weight x sum for the box's output columns of the expert's pairs.
+      const std::int64_t pitch = kBoxRows * static_cast<std::int64_t>(params.groups2);
+#pragma unroll
+      for (int h = 0; h < kRowFrags; ++h) {
+#pragma unroll
+        for (int f = 0; f < kFrags; ++f) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int n = f * 8 + 2 * t4 + r % 2;
+            if (n >= pairs_count) continue;
+            const int pair = shared.sorted_pairs[pairs_begin + n];
+            const std::int64_t column =
+                kBoxRows * static_cast<std::int64_t>(group) + 16 * h + g + 8 * (r / 2);
             __stcg(params.pair_rows + static_cast<std::int64_t>(pair) * pitch + column,
-                   params.topk_weights[pair] * acc.value[half][f][r]);
+                   params.topk_weights[pair] * acc.value[h][f][r]);
           }
         }
       }
       if (warp_count_in(&params.counters.columns_done[group]) != static_cast<unsigned>(active) - 1) continue;
       // The last expert of these columns: every token's sum over its slots, in slot order.
       __threadfence();
-      const std::int64_t column = 32 * static_cast<std::int64_t>(group) + lane;
-      if (column < params.hidden_size) {
+      for (int offset = lane; offset < kBoxRows; offset += 32) {
+        const std::int64_t column = kBoxRows * static_cast<std::int64_t>(group) + offset;
+        if (column >= params.hidden_size) break;
         for (int token = 0; token < params.num_tokens; ++token) {
           float sum = 0.0f;
           for (int s = 0; s < params.top_k; ++s) {
