@@ -209,7 +209,8 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       handover_(handover_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(choice_from_env()),
-      persistent_shape_(persistent_shape_from_env()) {
+      persistent_shape_(persistent_shape_from_env()),
+      persistent_lookahead_(env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(0)) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
     for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
@@ -237,6 +238,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
+      persistent_lookahead_(env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(0)),
       persistent_counters_(persistent_counters(config)) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
@@ -371,7 +373,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                .activation = config_.activation == Activation::silu ? 0 : 1,
                                                .counters = persistent_counters_.data_as<std::uint32_t>(),
                                                .dependent_launch = dependent_launch_,
-                                               .shape = persistent_shape_},
+                                               .shape = persistent_shape_,
+                                               .lookahead = persistent_lookahead_},
                               stream);
     return;
   }

@@ -192,6 +192,7 @@ struct PersistentLaunch {
   // Index into persistent_shape_names(): box rows x warps per block (a shape whose accumulators do not fit
   // the batch's token fragments falls back to the first).
   int shape = 0;
+  int lookahead = 0;  // boxes each warp keeps requested (0: its whole ring)
 };
 // "rows x warps" of the persistent kernel's shapes (FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE).
 std::vector<std::string> persistent_shape_names();

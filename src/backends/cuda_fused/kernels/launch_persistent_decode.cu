@@ -159,6 +159,7 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
       .out = static_cast<bf16*>(args.out),
       .hidden_size = args.hidden_size,
       .activation = args.activation,
+      .lookahead = args.lookahead > 0 ? args.lookahead : 1 << 20,
       .counters = PersistentCounters{
           .gemm1_units = counters,
           .gemm2_units = counters + kPersistentMaxPairs * counter_groups1,

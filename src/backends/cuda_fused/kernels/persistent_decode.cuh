@@ -110,6 +110,7 @@ struct PersistentParams {
   bf16* out;         // [M, hidden_size]
   std::int64_t hidden_size;
   int activation;  // 0 = SiLU, 1 = GELU
+  int lookahead;   // boxes a warp keeps requested ahead of the one it multiplies, 1 .. the ring's depth
   PersistentCounters counters;
 };
 
@@ -398,7 +399,7 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
     ++issued;
   };
   if (lane == 0) {
-    while (issued < total && issued < kDepth) issue();
+    while (issued < total && issued < min(kDepth, params.lookahead)) issue();
   }
 
   PersistentAccumulators<Shape> acc{};
@@ -479,7 +480,7 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
       }
     }
     __syncwarp();  // every lane's reads of this slot are done: it may be refilled
-    if (lane == 0 && issued < total) {
+    if (lane == 0 && issued < total && issued <= j + params.lookahead) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
       issue();
     }
