@@ -81,9 +81,11 @@ run cuda_tests env FUSEDMOE_SLOW_TESTS=1 "$tests" --gtest_filter="$cuda_filter" 
 if [ "${SANITIZE:-1}" != 0 ] && [ -n "$sanitizer" ]; then
   small='Cases/CudaFused.*/odd_sizes_*:Cases/CudaFused.*/e256_wg*:Cases/CudaFused.*/expert_map_*:Cases/CudaFused.*/decode_m1_*:Cases/CudaFused.*/stream_odd_sizes_stream:Experts/CudaRouter.*/E60:Cases/CudaLayer.*/deepseek_like'
   small+=':Cases/CudaBatched.*/odd_sizes:Cases/CudaBatched.*/duplicate_ids:Cases/CudaBatchedSlabs.*:CudaFusedWarm.*'
+  small+=':Cases/CudaFusedPersistent.*/odd_sizes:Cases/CudaFusedPersistent.*/all_on_one_expert_k1'
+  small+=':Cases/CudaFusedPersistent.*/duplicate_ids:CudaFusedPersistentCounters.*'
   run memcheck "$sanitizer" --tool memcheck --error-exitcode 1 "$tests" --gtest_filter="$small"
   run racecheck "$sanitizer" --tool racecheck --error-exitcode 1 "$tests" \
-    --gtest_filter='Cases/CudaFused.*/odd_sizes_*:Cases/CudaFused.*/not_a_tile_multiple_wg*:Cases/CudaFused.*/tile_m64_*:Cases/CudaFused.*/stream_odd_sizes_stream:Cases/CudaFused.*/duplicate_ids_stream:Experts/CudaRouter.*/E60:Cases/CudaBatched.*/odd_sizes'
+    --gtest_filter='Cases/CudaFused.*/odd_sizes_*:Cases/CudaFused.*/not_a_tile_multiple_wg*:Cases/CudaFused.*/tile_m64_*:Cases/CudaFused.*/stream_odd_sizes_stream:Cases/CudaFused.*/duplicate_ids_stream:Experts/CudaRouter.*/E60:Cases/CudaBatched.*/odd_sizes:Cases/CudaFusedPersistent.*/odd_sizes:Cases/CudaFusedPersistent.*/duplicate_ids'
 else
   echo "== compute-sanitizer: skipped (${sanitizer:-not found})"
 fi

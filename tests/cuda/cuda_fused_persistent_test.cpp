@@ -93,6 +93,28 @@ TEST_P(CudaFusedPersistent, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFusedPersistent, ::testing::ValuesIn(persistent_cases()),
                          [](const auto& info) { return info.param.label; });
 
+// Every shape (box rows x warps per block) with one, three and six boxes requested ahead per warp: within
+// the reference's tolerance and repeatable (a shape whose accumulators do not fit the batch's token fragments
+// runs the first shape instead).
+TEST(CudaFusedPersistentShapes, EveryShapeAndLookaheadMatchTheReference) {
+  FUSEDMOE_REQUIRE_PERSISTENT();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "persistent");
+  const GpuCase cases[] = {
+      {"qwen3_shaped", 2, 16, 2048, 768, 8},
+      {"all_on_one_expert_k1", 64, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
+      {"odd_sizes_map", 5, 16, 67, 29, 4, Activation::gelu, RoutingPattern::router, true},
+  };
+  for (const std::string& shape : cuda_fused::persistent_shape_names()) {
+    for (const char* ahead : {"1", "3", "6"}) {
+      SCOPED_TRACE("shape " + shape + ", " + ahead + " ahead");
+      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE", shape.c_str());
+      const testing::ScopedEnv lookahead("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD", ahead);
+      for (const GpuCase& c : cases)
+        testing::expect_matches_reference_and_repeats(testing::registered_backend("cuda_fused"), c);
+    }
+  }
+}
+
 // One Experts object through batches of every size and routing in a row: each equals a fresh object's
 // result bit for bit, so no forward leaves a counter behind for the next (a stale unit or column counter
 // would finish a unit early and write wrong sums; a stale expert counter would let GEMM2 read the

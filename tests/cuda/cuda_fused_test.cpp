@@ -582,6 +582,28 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
     EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
   }
   {
+    const testing::ScopedEnv shape("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE", "48x8");
+    try {
+      cuda_fused::CudaFusedExperts experts(config);
+      ADD_FAILURE() << "FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE=48x8 was accepted";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find("expected one of 32x8, 64x8"), std::string::npos)
+          << error.what();
+    }
+  }
+  for (const char* value : {"0", "-1", "two"}) {
+    const testing::ScopedEnv ahead("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD", value);
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument) << value;
+  }
+  for (const char* value : {"auto", "persistent", "stream", "tiled"}) {
+    const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", value);
+    EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
+  {
+    const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "fast");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
+  {
     const testing::ScopedEnv handover("FUSEDMOE_CUDA_FUSED_HANDOVER", "sometimes");
     EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
   }

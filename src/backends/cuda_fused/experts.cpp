@@ -183,6 +183,14 @@ int persistent_shape_from_env() {
       str_cat("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE='", *value, "': expected one of ", listed));
 }
 
+// FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD=<boxes> each warp of the persistent kernel keeps requested ahead of
+// the one it multiplies (tuning runs). Default 1: on the H100 one box per warp (4 MB in flight over the grid)
+// was as fast as or faster than deeper rings at every decode cell measured (qwen3-30b-a3b M=1 50 us against
+// 53 with 6, deepseek-v3 M=8 1.81 ms against 1.96: bench/results/2026-11-28-h100-session11.md).
+int persistent_lookahead_from_env() {
+  return env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(1);
+}
+
 bool persistent_runs_on(const MoeConfig& config) {
   if (!config.device.is_cuda() || !Platform::detect(config.device).cuda.available) return false;
   const cuda::DeviceAttributes& device = cuda::device_attributes(config.device.index);
@@ -210,7 +218,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       warm_bytes_(warm_bytes_from_env()),
       forced_(choice_from_env()),
       persistent_shape_(persistent_shape_from_env()),
-      persistent_lookahead_(env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(0)) {
+      persistent_lookahead_(persistent_lookahead_from_env()) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
     for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
@@ -238,7 +246,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
-      persistent_lookahead_(env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(0)),
+      persistent_lookahead_(persistent_lookahead_from_env()),
       persistent_counters_(persistent_counters(config)) {}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {

@@ -100,10 +100,11 @@ class CudaFusedExperts final : public ExpertsModular {
   std::int64_t warm_bytes_ = 0;
   std::optional<ForwardChoice> forced_;
   std::optional<TuneEntry> tuned_;
-  // FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE: the persistent kernel's box rows x warps (persistent_shape_names()).
+  // FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE: the persistent kernel's box rows x warps
+  // (persistent_shape_names()).
   int persistent_shape_ = 0;
-  // FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD: boxes each warp keeps requested (0: its whole ring).
-  int persistent_lookahead_ = 0;
+  // FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD: boxes each warp keeps requested (default 1; capped by its ring).
+  int persistent_lookahead_ = 1;
   // The persistent path's counters (launch.hpp: PersistentLaunch::counters), zeroed once where the device
   // runs that path; empty elsewhere.
   Tensor persistent_counters_;

@@ -40,8 +40,8 @@ void launch(const CUtensorMap& w13_map, const CUtensorMap& w2_map, const Persist
   // Every block must be resident at once (the GEMM2 warps wait for GEMM1 units of other blocks), and the
   // scratch holds partial sums for num_sms blocks.
   const std::int64_t blocks = std::min<std::int64_t>(
-      num_sms, cuda::resident_blocks(reinterpret_cast<const void*>(kernel), Shape::kWarps * 32,
-                                     Shape::kSharedBytes));
+      num_sms,
+      cuda::resident_blocks(reinterpret_cast<const void*>(kernel), Shape::kWarps * 32, Shape::kSharedBytes));
   cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), dim3(Shape::kWarps * 32),
                          Shape::kSharedBytes, stream, dependent, w13_map, w2_map, params);
 }
@@ -127,7 +127,8 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
       "[cuda_fused] the persistent path needs compute capability 9.0 and sm_90a code; ", attributes.name,
       " is sm_", attributes.compute_capability);
   const int frags = fragments_for(pairs);
-  FUSEDMOE_CHECK(args.shape >= 0 && args.shape < kShapeCount, "[cuda_fused] no persistent shape ", args.shape);
+  FUSEDMOE_CHECK(args.shape >= 0 && args.shape < kShapeCount, "[cuda_fused] no persistent shape ",
+                 args.shape);
   // The requested shape where its accumulators fit this many fragments, else the smallest box.
   const ShapeInfo shape = shape_fits(kShapes[args.shape], frags) ? kShapes[args.shape] : kShapes[0];
   const std::int64_t groups1 = 2 * args.intermediate_padded / shape.box_rows;

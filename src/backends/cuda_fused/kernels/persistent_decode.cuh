@@ -39,7 +39,7 @@
 
 namespace fusedmoe::cuda_fused {
 
-inline constexpr int kPersistentMaxPairs = 64;  // M * k per call
+inline constexpr int kPersistentMaxPairs = 64;    // M * k per call
 inline constexpr int kPersistentMinBoxRows = 32;  // counters are sized for the smallest box
 inline constexpr int kPersistentRingBytes = 192 * 1024;
 inline constexpr int kPersistentMaxWarps = 8;
@@ -52,9 +52,9 @@ struct PersistentRouting {
   int num_active;
 };
 
-// A kernel's shape: Frags token fragments (8 pairs each) per expert, boxes of BoxRows weight rows (BoxRows / 32
-// gate/up row groups of w13 or BoxRows output columns of w2) x one k-panel, Warps pipelines per block, each
-// with a ring of kPersistentRingBytes / Warps.
+// A kernel's shape: Frags token fragments (8 pairs each) per expert, boxes of BoxRows weight rows (BoxRows /
+// 32 gate/up row groups of w13 or BoxRows output columns of w2) x one k-panel, Warps pipelines per block,
+// each with a ring of kPersistentRingBytes / Warps.
 template <int Frags, int BoxRows, int Warps>
 struct PersistentShape {
   static constexpr int kFrags = Frags, kBoxRows = BoxRows, kWarps = Warps;
@@ -393,8 +393,8 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
     const unsigned barrier = full0 + 8 * slot;
     mbarrier_arrive_expect_bytes(barrier, kBoxBytes);
     tma_load_panel(ring + slot * kBoxBytes, issue_cursor.phase == 0 ? &w13_map : &w2_map,
-                   issue_cursor.group * kBoxRows, issue_cursor.panel,
-                   shared.active_expert[issue_cursor.a], barrier);
+                   issue_cursor.group * kBoxRows, issue_cursor.panel, shared.active_expert[issue_cursor.a],
+                   barrier);
     step(issue_cursor, issued);
     ++issued;
   };
@@ -405,8 +405,8 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
   PersistentAccumulators<Shape> acc{};
   int pairs_begin = 0, pairs_count = 0;
   // The B fragments of token fragment f (this lane's token: row g of it) over the 64 columns of k-panel
-  // `panel`: [kk][0 / 1] = columns 16 kk + 2 t4 (+ 8). They do not depend on the weights: the next box's first
-  // fragment is requested while this box is multiplied.
+  // `panel`: [kk][0 / 1] = columns 16 kk + 2 t4 (+ 8). They do not depend on the weights: the next box's
+  // first fragment is requested while this box is multiplied.
   auto load_b = [&](int phase, int panel, int f, unsigned(&b)[4][2]) {
     const int n = f * 8 + g;
 #pragma unroll
@@ -436,7 +436,8 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
   for (int j = 0; j < total; ++j, step(cur, j - 1)) {
     const int phase = cur.phase, a = cur.a, group = cur.group, panel = cur.panel;
     const int panels = phase == 0 ? params.panels1 : params.panels2;
-    const std::int64_t unit = static_cast<std::int64_t>(a) * (phase == 0 ? params.groups1 : params.groups2) + group;
+    const std::int64_t unit =
+        static_cast<std::int64_t>(a) * (phase == 0 ? params.groups1 : params.groups2) + group;
     const bool unit_starts = j == 0 || j == count1 || panel == 0;
     const bool unit_ends = j + 1 == total || j + 1 == count1 || panel + 1 == panels;
     if (unit_starts) {
@@ -480,10 +481,7 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
       }
     }
     __syncwarp();  // every lane's reads of this slot are done: it may be refilled
-    if (lane == 0 && issued < total && issued <= j + params.lookahead) {
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      issue();
-    }
+    if (lane == 0 && issued < total && issued <= j + params.lookahead) issue();
     if (!unit_ends) continue;
     const PersistentPhase current = phase == 0 ? gemm1 : gemm2;
     if (!persistent_complete_unit(acc, unit, current, me, warps)) continue;
