@@ -8,7 +8,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_monolithic/experts.hpp"
 #include "cuda/gpu_case_testing.hpp"
@@ -143,10 +142,9 @@ INSTANTIATE_TEST_SUITE_P(Recipes, CudaMonolithic,
                                   std::to_string(std::get<1>(info.param));
                          });
 
-// Within the limits the forward is route + cuda_fused's persistent kernel (M * k <= 64 on Hopper) or its
-// streaming pair, beyond them route + its tiled path: the outputs equal cuda_fused's on the GPU router's ids,
-// bit for bit (the paths round differently).
-TEST(CudaMonolithicPath, IsCudaFusedPersistentOrStreamingThenItsTiledPath) {
+// Within the limits the forward is route + cuda_fused's streaming pair, beyond them route + its tiled path:
+// the outputs equal cuda_fused's on the GPU router's ids, bit for bit (the two paths round differently).
+TEST(CudaMonolithicPath, IsCudaFusedStreamingPairThenItsTiledPath) {
   FUSEDMOE_REQUIRE_CUDA();
   const RecipeCase c{"path", grouped(RoutingRecipe::sigmoid_grouped_bias, 8, 8, 4, true, 2.5f, true), 64};
   const MoeConfig config = gpu_config(c);
@@ -156,14 +154,9 @@ TEST(CudaMonolithicPath, IsCudaFusedPersistentOrStreamingThenItsTiledPath) {
   const Tensor gpu_bias = testing::to_device(weights.correction_bias);
   testing::BuiltKernel built = testing::build_kernel(monolithic(), config, gpu_weights);
   const testing::ScopedEnv no_tile("FUSEDMOE_CUDA_FUSED_TILE", nullptr);
-  const cuda::DeviceAttributes& device = cuda::device_attributes(0);
-  for (std::int64_t tokens : {std::int64_t{0}, std::int64_t{1}, std::int64_t{8}, std::int64_t{9},
-                              kLowLatencyMaxPairs / 8, kLowLatencyMaxPairs / 8 + 1, std::int64_t{300}}) {
+  for (std::int64_t tokens : {std::int64_t{0}, std::int64_t{1}, kLowLatencyMaxPairs / 8,
+                              kLowLatencyMaxPairs / 8 + 1, std::int64_t{300}}) {
     const bool low_latency = tokens * 8 <= kLowLatencyMaxPairs;
-    // The persistent kernel first, where the device runs it and the batch fits it (M * k <= 64).
-    const bool persistent =
-        tokens > 0 && cuda_fused::persistent_path_fits(tokens, 8, device.compute_capability,
-                                                       device.shared_memory_per_block_optin);
     SCOPED_TRACE("M=" + std::to_string(tokens));
     EXPECT_EQ(cuda_monolithic::takes_low_latency_path(config, tokens), low_latency);
     const Tensor gpu_hidden = testing::to_device(random_hidden(config, tokens, 12));
@@ -171,9 +164,7 @@ TEST(CudaMonolithicPath, IsCudaFusedPersistentOrStreamingThenItsTiledPath) {
     const Tensor got = testing::empty_poisoned(DType::bf16, {tokens, c.hidden});
     built.kernel->forward_monolithic(gpu_hidden, gpu_logits, gpu_bias, *built.weights, got);
 
-    const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", persistent    ? "persistent"
-                                                              : low_latency ? "stream"
-                                                                            : "tiled");
+    const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", low_latency ? "stream" : "tiled");
     testing::BuiltKernel fused =
         testing::build_kernel(testing::registered_backend("cuda_fused"), config, gpu_weights);
     const Tensor ids = Tensor::empty(DType::int32, {tokens, 8}, kGpu);

@@ -18,8 +18,7 @@ bool takes_low_latency_path(const MoeConfig& config, std::int64_t num_tokens) {
 }
 
 CudaMonolithicExperts::CudaMonolithicExperts(const MoeConfig& config)
-    : config_(config),
-      experts_(config, cuda_fused::ForwardChoice{.stream = true, .tile = std::nullopt, .persistent = true}) {}
+    : config_(config), experts_(config, cuda_fused::ForwardChoice{.stream = true, .tile = std::nullopt}) {}
 
 std::size_t CudaMonolithicExperts::workspace_bytes(std::int64_t num_tokens) const {
   const std::int64_t pairs = num_tokens * config_.routing.top_k;
