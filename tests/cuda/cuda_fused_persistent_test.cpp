@@ -3,6 +3,7 @@
 // zero for the next forward.
 #include <gtest/gtest.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,45 @@ std::vector<GpuCase> persistent_cases() {
   return cases;
 }
 
+// As testing::expect_matches_reference_and_repeats (every output written, within bf16 tolerance of fp64, two
+// runs bitwise equal), and every token's row on its own within the tolerance too: a unit's partial sum lost
+// or added twice changes 16-32 columns of one row, which the whole output's norm could hide.
+void expect_rows_match_reference(const GpuCase& c) {
+  SCOPED_TRACE(c.describe());
+  const BackendInfo& backend = testing::registered_backend("cuda_fused");
+  const MoeConfig config = testing::gpu_case_config(c);
+  const MoeWeights weights = random_weights(config, 7);
+  const Tensor hidden = random_hidden(config, c.tokens, 8);
+  const testing::GpuCaseRouting routing = testing::gpu_case_routing(c, config, weights, hidden);
+  const Tensor map = c.expert_map ? testing::odd_experts_not_local(c.experts) : Tensor();
+  testing::BuiltKernel built =
+      testing::build_kernel(backend, config, c.cpu_weights ? weights : testing::weights_on(weights));
+  const Tensor gpu_hidden = testing::to_device(hidden), gpu_ids = testing::to_device(routing.ids);
+  const Tensor gpu_weights = testing::to_device(routing.weights), gpu_map = testing::to_device(map);
+  const Tensor first = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, first);
+  const Tensor out = testing::to_host(first);
+
+  const std::vector<double> reference =
+      fp64_moe_reference(config, weights, hidden, routing.reference_ids, routing.reference_weights, map);
+  const ErrorStats stats = compare_to_reference(out, reference);
+  EXPECT_EQ(stats.non_finite, 0) << "outputs left unwritten (still NaN) or overflowed";
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16)) << "max abs error " << stats.max_abs_error;
+  // A row has fewer elements to average its rounding over: twice the tolerance, still far below what a lost
+  // 32-column part does to a row (~12% of a 2048-wide row, more of a narrow one).
+  for (std::int64_t token = 0; token < c.tokens; ++token) {
+    const std::span<const double> row(reference.data() + token * c.hidden,
+                                      static_cast<std::size_t>(c.hidden));
+    EXPECT_LE(compare_to_reference(out.view().slice_rows(token, token + 1), row).relative_error,
+              2 * tolerance_for(DType::bf16))
+        << "token " << token;
+  }
+
+  const Tensor second = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+  built.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, gpu_map, *built.weights, second);
+  EXPECT_TRUE(testing::bitwise_equal(out, testing::to_host(second))) << "two runs differ";
+}
+
 class CudaFusedPersistent : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(CudaFusedPersistent, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
@@ -87,13 +127,13 @@ TEST_P(CudaFusedPersistent, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
                                                device.shared_memory_per_block_optin))
       << "the case must run on the persistent kernel, not fall back";
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "persistent");
-  testing::expect_matches_reference_and_repeats(testing::registered_backend("cuda_fused"), c);
+  expect_rows_match_reference(c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaFusedPersistent, ::testing::ValuesIn(persistent_cases()),
                          [](const auto& info) { return info.param.label; });
 
-// Every shape (box rows x warps per block) with one, three and six boxes requested ahead per warp: within
+// Every shape (box rows x warps per block) with one and four boxes requested ahead per warp: within
 // the reference's tolerance and repeatable (a shape whose accumulators do not fit the batch's token fragments
 // runs the first shape instead).
 TEST(CudaFusedPersistentShapes, EveryShapeAndLookaheadMatchTheReference) {
@@ -103,14 +143,14 @@ TEST(CudaFusedPersistentShapes, EveryShapeAndLookaheadMatchTheReference) {
       {"qwen3_shaped", 2, 16, 2048, 768, 8},
       {"all_on_one_expert_k1", 64, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
       {"odd_sizes_map", 5, 16, 67, 29, 4, Activation::gelu, RoutingPattern::router, true},
+      {"odd_hidden_two_fragments", 2, 16, 1000, 200, 8},  // 128-row boxes: H no multiple of the box
   };
   for (const std::string& shape : cuda_fused::persistent_shape_names()) {
-    for (const char* ahead : {"1", "3", "6"}) {
+    for (const char* ahead : {"1", "4"}) {
       SCOPED_TRACE("shape " + shape + ", " + ahead + " ahead");
       const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE", shape.c_str());
       const testing::ScopedEnv lookahead("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD", ahead);
-      for (const GpuCase& c : cases)
-        testing::expect_matches_reference_and_repeats(testing::registered_backend("cuda_fused"), c);
+      for (const GpuCase& c : cases) expect_rows_match_reference(c);
     }
   }
 }

@@ -235,6 +235,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
     if (tuned_ && !builtin_choices_run_here(*tuned_, config.device.index)) tuned_.reset();
   }
   persistent_counters_ = persistent_counters(config);
+  persistent_possible_ = persistent_counters_.defined() && may_choose_persistent();
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
@@ -247,7 +248,16 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
       persistent_lookahead_(persistent_lookahead_from_env()),
-      persistent_counters_(persistent_counters(config)) {}
+      persistent_counters_(persistent_counters(config)) {
+  persistent_possible_ = persistent_counters_.defined() && may_choose_persistent();
+}
+
+bool CudaFusedExperts::may_choose_persistent() const {
+  if (forced_) return forced_->persistent;
+  if (!tuned_) return false;
+  return std::any_of(tuned_->buckets.begin(), tuned_->buckets.end(),
+                     [](const TuneBucket& bucket) { return parse_forward_choice(bucket.choice).persistent; });
+}
 
 ForwardChoice CudaFusedExperts::choice_for(std::int64_t num_tokens) const {
   if (forced_) return *forced_;
@@ -269,7 +279,7 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
          WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
          WorkspaceArena::bytes_for(DType::int64,
                                    tile_counter_words(plan.blocks_capacity)) +  // ws tiles' counters
-         (persistent_counters_.defined()
+         (persistent_possible_
               ? WorkspaceArena::bytes_for(DType::fp32, persistent_scratch(problem.num_tokens, problem.top_k,
                                                                           problem.hidden_size))
               : 0);  // the persistent path's partial sums and per-pair rows
@@ -305,7 +315,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   const ForwardChoice choice = choice_for(num_tokens);
-  const bool persistent = choice.persistent && persistent_counters_.defined() &&
+  const bool persistent = choice.persistent && persistent_possible_ &&
                           persistent_path_fits(num_tokens, top_k, device.compute_capability,
                                                device.shared_memory_per_block_optin);
   const bool streaming =
@@ -345,7 +355,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
   float* persistent_scratch_buffer =
-      persistent_counters_.defined()
+      persistent_possible_
           ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()
           : nullptr;
 
@@ -359,6 +369,9 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   }
 
   if (persistent) {
+    FUSEDMOE_ASSERT(
+        persistent_counters_.numel() >= persistent_counter_words(hidden_size, plan.intermediate_padded),
+        "[cuda_fused] the persistent path's counters were sized for another shape");
     launch_persistent_experts(PersistentLaunch{.topk_ids = ids,
                                                .expert_map = map,
                                                .topk_weights = dispatched.topk_weights.data_as<const float>(),
@@ -380,7 +393,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                .out = expert_out.data(),
                                                .activation = config_.activation == Activation::silu ? 0 : 1,
                                                .counters = persistent_counters_.data_as<std::uint32_t>(),
-                                               .dependent_launch = dependent_launch_,
                                                .shape = persistent_shape_,
                                                .lookahead = persistent_lookahead_},
                               stream);

@@ -163,7 +163,7 @@ bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local
 void launch_stream_experts(const StreamLaunch& args, StreamHandle stream);
 
 // The persistent decode path (persistent_decode.cuh, sm_90a): GEMM1 + activation, GEMM2 + routing weight and
-// the sum over top-k in one launch of one block per SM, for M * k <= 64.
+// the sum over top-k in one cooperative launch of one block per SM, for M * k <= 64.
 struct PersistentLaunch {
   const std::int32_t* topk_ids;
   const std::int32_t* expert_map;  // nullptr = identity
@@ -188,11 +188,11 @@ struct PersistentLaunch {
   // persistent_counter_words(...) words, zero before the first forward; every forward leaves them at zero.
   // One forward at a time may use them (forwards on one stream).
   std::uint32_t* counters;
-  bool dependent_launch = false;  // overlap the previous kernel's tail (it waits before reading anything)
   // Index into persistent_shape_names(): box rows x warps per block (a shape whose accumulators do not fit
   // the batch's token fragments falls back to the first).
   int shape = 0;
-  int lookahead = 0;  // boxes each warp keeps requested (0: its whole ring)
+  // Boxes each warp has requested at a time, counting the one it multiplies (0: its whole ring).
+  int lookahead = 0;
 };
 // "rows x warps" of the persistent kernel's shapes (FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE).
 std::vector<std::string> persistent_shape_names();

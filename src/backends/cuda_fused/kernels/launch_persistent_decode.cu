@@ -26,32 +26,54 @@ struct ShapeInfo {
 constexpr ShapeInfo kShapes[] = {{32, 8}, {64, 8}, {64, 4}, {128, 4}, {128, 2}};  // PersistentShapeId order
 constexpr int kShapeCount = sizeof(kShapes) / sizeof(kShapes[0]);
 constexpr int kLargestRowsTimesWarps = 512;
+#if FUSEDMOE_CUDA_FUSED_SM90A
+constexpr bool kBuiltForSm90a = true;
+#else
+constexpr bool kBuiltForSm90a = false;
+#endif
+// Every shape's GEMM2 boxes stay inside w2's converted rows (H rounded up to kWeightNPadding).
+static_assert(kWeightNPadding % 128 == 0, "w2's padded rows must hold whole 128-row boxes");
 
 // Whether the shape's accumulators fit in registers for this many fragments (PersistentShape's assert).
 bool shape_fits(ShapeInfo shape, int frags) {
   return shape.box_rows / 16 * frags * 4 <= 64;
 }
 
+// A cooperative launch: every block is resident at once even when other kernels hold SMs (the GEMM2 warps
+// wait for GEMM1 units of other blocks; an ordinary launch that got only part of the GPU would wait forever).
+// Not a dependent launch: co-residency is what the waits need.
 template <class Shape>
 void launch(const CUtensorMap& w13_map, const CUtensorMap& w2_map, const PersistentParams& params,
-            int num_sms, cudaStream_t stream, bool dependent) {
+            int num_sms, cudaStream_t stream) {
   const auto kernel = persistent_decode_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
-  // Every block must be resident at once (the GEMM2 warps wait for GEMM1 units of other blocks), and the
-  // scratch holds partial sums for num_sms blocks.
+  // The scratch holds partial sums for num_sms blocks.
   const std::int64_t blocks = std::min<std::int64_t>(
       num_sms,
       cuda::resident_blocks(reinterpret_cast<const void*>(kernel), Shape::kWarps * 32, Shape::kSharedBytes));
-  cuda::launch_dependent(kernel, dim3(static_cast<unsigned>(blocks)), dim3(Shape::kWarps * 32),
-                         Shape::kSharedBytes, stream, dependent, w13_map, w2_map, params);
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeCooperative;
+  attribute.val.cooperative = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(blocks));
+  config.blockDim = dim3(Shape::kWarps * 32);
+  config.dynamicSmemBytes = Shape::kSharedBytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, w13_map, w2_map, params);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    cuda::throw_cuda_error(status, "cudaLaunchKernelEx (cooperative)", __FILE__, __LINE__);
+  }
 }
 
 template <int Frags, int BoxRows, int Warps>
 void launch_if(int box_rows, int warps, bool& launched, const CUtensorMap& w13_map, const CUtensorMap& w2_map,
-               const PersistentParams& params, int num_sms, cudaStream_t stream, bool dependent) {
+               const PersistentParams& params, int num_sms, cudaStream_t stream) {
   if constexpr (BoxRows / 16 * Frags * 4 <= 64) {
     if (!launched && box_rows == BoxRows && warps == Warps) {
-      launch<PersistentShape<Frags, BoxRows, Warps>>(w13_map, w2_map, params, num_sms, stream, dependent);
+      launch<PersistentShape<Frags, BoxRows, Warps>>(w13_map, w2_map, params, num_sms, stream);
       launched = true;
     }
   }
@@ -59,14 +81,14 @@ void launch_if(int box_rows, int warps, bool& launched, const CUtensorMap& w13_m
 
 template <int Frags>
 bool launch_frags(ShapeInfo shape, const CUtensorMap& w13_map, const CUtensorMap& w2_map,
-                  const PersistentParams& params, int num_sms, cudaStream_t stream, bool dependent) {
+                  const PersistentParams& params, int num_sms, cudaStream_t stream) {
   bool launched = false;
   const int rows = shape.box_rows, warps = shape.warps;
-  launch_if<Frags, 32, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
-  launch_if<Frags, 64, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
-  launch_if<Frags, 64, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
-  launch_if<Frags, 128, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
-  launch_if<Frags, 128, 2>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream, dependent);
+  launch_if<Frags, 32, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream);
+  launch_if<Frags, 64, 8>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream);
+  launch_if<Frags, 64, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream);
+  launch_if<Frags, 128, 4>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream);
+  launch_if<Frags, 128, 2>(rows, warps, launched, w13_map, w2_map, params, num_sms, stream);
   return launched;
 }
 
@@ -124,8 +146,10 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
   const cuda::DeviceAttributes& attributes = cuda::device_attributes(device);
   FUSEDMOE_CHECK(
       persistent_path_available(attributes.compute_capability, attributes.shared_memory_per_block_optin),
-      "[cuda_fused] the persistent path needs compute capability 9.0 and sm_90a code; ", attributes.name,
-      " is sm_", attributes.compute_capability);
+      "[cuda_fused] the persistent path needs compute capability 9.0, a build with sm_90a code (this build ",
+      kBuiltForSm90a ? "has it" : "has none", ") and ", PersistentShape<1, 32, 8>::kSharedBytes,
+      " bytes of shared memory per block; ", attributes.name, " is sm_", attributes.compute_capability,
+      " with ", attributes.shared_memory_per_block_optin);
   const int frags = fragments_for(pairs);
   FUSEDMOE_CHECK(args.shape >= 0 && args.shape < kShapeCount, "[cuda_fused] no persistent shape ",
                  args.shape);
@@ -175,19 +199,18 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
       args.w2, args.hidden_padded_n, args.intermediate_padded, args.num_local_experts, shape.box_rows);
   bool launched = false;
   const int sms = attributes.num_sms;
-  const bool dependent = args.dependent_launch;
   switch (frags) {
     case 1:
-      launched = launch_frags<1>(shape, w13_map, w2_map, params, sms, stream, dependent);
+      launched = launch_frags<1>(shape, w13_map, w2_map, params, sms, stream);
       break;
     case 2:
-      launched = launch_frags<2>(shape, w13_map, w2_map, params, sms, stream, dependent);
+      launched = launch_frags<2>(shape, w13_map, w2_map, params, sms, stream);
       break;
     case 4:
-      launched = launch_frags<4>(shape, w13_map, w2_map, params, sms, stream, dependent);
+      launched = launch_frags<4>(shape, w13_map, w2_map, params, sms, stream);
       break;
     default:
-      launched = launch_frags<8>(shape, w13_map, w2_map, params, sms, stream, dependent);
+      launched = launch_frags<8>(shape, w13_map, w2_map, params, sms, stream);
       break;
   }
   FUSEDMOE_CHECK(launched, "[cuda_fused] no persistent kernel for ", frags, " fragments and boxes of ",

@@ -21,9 +21,9 @@
 //
 // The counters live in memory the Experts own (zeroed once); every counter is back at zero when the kernel
 // ends (unit and column counters by whoever finished them, expert counters by the last block to exit), so
-// forwards of one Experts object must run in stream order (they do: one stream per forward). Every block is
-// resident at once (one per SM, sized by occupancy), so the waits always end; a wait that lasts seconds
-// traps instead of hanging.
+// forwards of one Experts object must run in stream order. The launch is cooperative (every block resident
+// at once, whatever else runs on the GPU), so the waits always end; a wait that lasts 10 s traps instead of
+// hanging. Results are bitwise repeatable on one device (the split depends on its SM count and the batch).
 #pragma once
 
 #include <cuda.h>
@@ -110,7 +110,9 @@ struct PersistentParams {
   bf16* out;         // [M, hidden_size]
   std::int64_t hidden_size;
   int activation;  // 0 = SiLU, 1 = GELU
-  int lookahead;   // boxes a warp keeps requested ahead of the one it multiplies, 1 .. the ring's depth
+  // Boxes a warp has requested at a time, counting the one it multiplies (1: the next box is requested once
+  // this one is multiplied); capped by the ring's depth.
+  int lookahead;
   PersistentCounters counters;
 };
 
@@ -137,12 +139,16 @@ __device__ __forceinline__ void warp_wait_at_least(const unsigned* counter, unsi
   (void)load_acquire_gpu(counter);
 }
 
-// Every lane's earlier stores, then one atomic increment by lane 0 (release): returns its old value to all.
+// One increment by lane 0 after every lane's earlier stores: the warp barrier orders the other lanes' stores
+// before lane 0's fence, which orders them before the increment (as CUTLASS's GenericBarrier does with a
+// block barrier). Returns the counter's old value to every lane.
 __device__ __forceinline__ unsigned warp_count_in(unsigned* counter) {
-  __threadfence();
   __syncwarp();
   unsigned old = 0;
-  if (threadIdx.x % 32 == 0) old = atomicAdd(counter, 1u);
+  if (threadIdx.x % 32 == 0) {
+    __threadfence();
+    old = atomicAdd(counter, 1u);
+  }
   return __shfl_sync(0xffffffffu, old, 0);
 }
 
