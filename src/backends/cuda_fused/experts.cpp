@@ -368,30 +368,31 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     lda = a_columns = plan.hidden_pitch;
   }
 
+  const SmallBatchLaunch batch{.topk_ids = ids,
+                               .expert_map = map,
+                               .num_experts = static_cast<int>(config_.num_experts),
+                               .num_local_experts = experts,
+                               .num_tokens = num_tokens,
+                               .top_k = top_k,
+                               .hidden = a,
+                               .lda = lda,
+                               .a_columns = a_columns,
+                               .w13 = converted->w13.data(),
+                               .w2 = converted->w2.data(),
+                               .hidden_size = hidden_size,
+                               .hidden_padded_k = converted->hidden_padded_k,
+                               .hidden_padded_n = converted->hidden_padded_n,
+                               .intermediate_padded = plan.intermediate_padded,
+                               .topk_weights = dispatched.topk_weights.data_as<const float>(),
+                               .intermediate = intermediate.data(),
+                               .out = expert_out.data(),
+                               .activation = config_.activation == Activation::silu ? 0 : 1};
   if (persistent) {
     FUSEDMOE_ASSERT(
         persistent_counters_.numel() >= persistent_counter_words(hidden_size, plan.intermediate_padded),
         "[cuda_fused] the persistent path's counters were sized for another shape");
-    launch_persistent_experts(PersistentLaunch{.topk_ids = ids,
-                                               .expert_map = map,
-                                               .topk_weights = dispatched.topk_weights.data_as<const float>(),
-                                               .num_experts = static_cast<int>(config_.num_experts),
-                                               .num_local_experts = experts,
-                                               .num_tokens = num_tokens,
-                                               .top_k = top_k,
-                                               .hidden = a,
-                                               .lda = lda,
-                                               .a_columns = a_columns,
-                                               .w13 = converted->w13.data(),
-                                               .w2 = converted->w2.data(),
-                                               .hidden_size = hidden_size,
-                                               .hidden_padded_k = converted->hidden_padded_k,
-                                               .hidden_padded_n = converted->hidden_padded_n,
-                                               .intermediate_padded = plan.intermediate_padded,
-                                               .intermediate = intermediate.data(),
+    launch_persistent_experts(PersistentLaunch{.batch = batch,
                                                .scratch = persistent_scratch_buffer,
-                                               .out = expert_out.data(),
-                                               .activation = config_.activation == Activation::silu ? 0 : 1,
                                                .counters = persistent_counters_.data_as<std::uint32_t>(),
                                                .shape = persistent_shape_,
                                                .lookahead = persistent_lookahead_},
@@ -399,26 +400,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     return;
   }
   if (streaming) {
-    launch_stream_experts(StreamLaunch{.topk_ids = ids,
-                                       .expert_map = map,
-                                       .num_experts = static_cast<int>(config_.num_experts),
-                                       .num_local_experts = experts,
-                                       .num_tokens = num_tokens,
-                                       .top_k = top_k,
-                                       .hidden = a,
-                                       .lda = lda,
-                                       .a_columns = a_columns,
-                                       .w13 = converted->w13.data(),
-                                       .w2 = converted->w2.data(),
-                                       .hidden_size = hidden_size,
-                                       .hidden_padded_k = converted->hidden_padded_k,
-                                       .hidden_padded_n = converted->hidden_padded_n,
-                                       .intermediate_padded = plan.intermediate_padded,
-                                       .topk_weights = dispatched.topk_weights.data_as<const float>(),
-                                       .intermediate = intermediate.data(),
-                                       .out = expert_out.data(),
-                                       .activation = config_.activation == Activation::silu ? 0 : 1},
-                          stream);
+    launch_stream_experts(batch, stream);
     return;
   }
   if (tile.warp_specialized)

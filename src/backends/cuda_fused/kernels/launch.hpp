@@ -134,9 +134,9 @@ struct ReduceLaunch {
 };
 void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
 
-// The small-M streaming path (stream_small_m.cuh): GEMM1 + activation, then GEMM2 + routing weight + the
-// sum over top-k straight into out [M, H]. No align and no reduce pass.
-struct StreamLaunch {
+// What the two small-M paths (the streaming pair and the persistent kernel) are given: the routing, the rows,
+// the converted weights, and where the intermediate and the output go.
+struct SmallBatchLaunch {
   const std::int32_t* topk_ids;
   const std::int32_t* expert_map;  // nullptr = identity
   int num_experts;
@@ -157,34 +157,19 @@ struct StreamLaunch {
   void* out;           // [M, H] bf16
   int activation;      // 0 = SiLU, 1 = GELU
 };
+
+// The small-M streaming path (stream_small_m.cuh): GEMM1 + activation, then GEMM2 + routing weight + the
+// sum over top-k straight into out [M, H]. No align and no reduce pass.
 // Whether the streaming path's fixed limits (tokens, pairs, local experts, shared memory) admit the call.
 bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local_experts,
                       std::size_t shared_memory_optin);
-void launch_stream_experts(const StreamLaunch& args, StreamHandle stream);
+void launch_stream_experts(const SmallBatchLaunch& args, StreamHandle stream);
 
 // The persistent decode path (persistent_decode.cuh, sm_90a): GEMM1 + activation, GEMM2 + routing weight and
 // the sum over top-k in one cooperative launch of one block per SM, for M * k <= 64.
 struct PersistentLaunch {
-  const std::int32_t* topk_ids;
-  const std::int32_t* expert_map;  // nullptr = identity
-  const float* topk_weights;
-  int num_experts;
-  std::int64_t num_local_experts;
-  std::int64_t num_tokens;
-  int top_k;
-  const void* hidden;  // bf16 [M, lda], 16-byte aligned rows
-  std::int64_t lda;
-  std::int64_t a_columns;  // multiple of 8
-  const void* w13;         // converted [E_local, 2 I_pad, H_k] in k-panels (weight_panels.cuh)
-  const void* w2;          // converted [E_local, H_n, I_pad] in k-panels
-  std::int64_t hidden_size;
-  std::int64_t hidden_padded_k;
-  std::int64_t hidden_padded_n;
-  std::int64_t intermediate_padded;
-  void* intermediate;  // [M * k, I_pad] bf16 scratch
-  float* scratch;      // persistent_scratch_floats(...) fp32 scratch
-  void* out;           // [M, H] bf16
-  int activation;      // 0 = SiLU, 1 = GELU
+  SmallBatchLaunch batch;
+  float* scratch;  // persistent_scratch_floats(...) fp32 scratch
   // persistent_counter_words(...) words, zero before the first forward; every forward leaves them at zero.
   // One forward at a time may use them (forwards on one stream).
   std::uint32_t* counters;

@@ -138,7 +138,7 @@ std::int64_t persistent_scratch_floats(std::int64_t num_tokens, int top_k, std::
 
 void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
-  const std::int64_t pairs = args.num_tokens * args.top_k;
+  const std::int64_t pairs = args.batch.num_tokens * args.batch.top_k;
   FUSEDMOE_CHECK(pairs >= 1 && pairs <= kPersistentMaxPairs, "[cuda_fused] the persistent path takes 1 to ",
                  kPersistentMaxPairs, " (token, slot) pairs per call, not ", pairs);
   int device = 0;
@@ -155,35 +155,36 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
                  args.shape);
   // The requested shape where its accumulators fit this many fragments, else the smallest box.
   const ShapeInfo shape = shape_fits(kShapes[args.shape], frags) ? kShapes[args.shape] : kShapes[0];
-  const std::int64_t groups1 = 2 * args.intermediate_padded / shape.box_rows;
-  const std::int64_t groups2 = (args.hidden_size + shape.box_rows - 1) / shape.box_rows;
-  const std::int64_t counter_groups1 = 2 * args.intermediate_padded / kPersistentMinBoxRows;
-  const std::int64_t counter_groups2 = (args.hidden_size + kPersistentMinBoxRows - 1) / kPersistentMinBoxRows;
+  const std::int64_t groups1 = 2 * args.batch.intermediate_padded / shape.box_rows;
+  const std::int64_t groups2 = (args.batch.hidden_size + shape.box_rows - 1) / shape.box_rows;
+  const std::int64_t counter_groups1 = 2 * args.batch.intermediate_padded / kPersistentMinBoxRows;
+  const std::int64_t counter_groups2 =
+      (args.batch.hidden_size + kPersistentMinBoxRows - 1) / kPersistentMinBoxRows;
   const std::int64_t partials = partial_floats(frags, attributes.num_sms);
   unsigned* counters = args.counters;
   const PersistentParams params{
-      .topk_ids = args.topk_ids,
-      .expert_map = args.expert_map,
-      .topk_weights = args.topk_weights,
-      .num_experts = args.num_experts,
-      .num_local_experts = static_cast<int>(args.num_local_experts),
-      .num_tokens = static_cast<int>(args.num_tokens),
-      .top_k = args.top_k,
-      .hidden = static_cast<const bf16*>(args.hidden),
-      .lda = args.lda,
-      .a_columns = args.a_columns,
+      .topk_ids = args.batch.topk_ids,
+      .expert_map = args.batch.expert_map,
+      .topk_weights = args.batch.topk_weights,
+      .num_experts = args.batch.num_experts,
+      .num_local_experts = static_cast<int>(args.batch.num_local_experts),
+      .num_tokens = static_cast<int>(args.batch.num_tokens),
+      .top_k = args.batch.top_k,
+      .hidden = static_cast<const bf16*>(args.batch.hidden),
+      .lda = args.batch.lda,
+      .a_columns = args.batch.a_columns,
       .groups1 = static_cast<int>(groups1),
-      .panels1 = static_cast<int>(args.hidden_padded_k / 64),
+      .panels1 = static_cast<int>(args.batch.hidden_padded_k / 64),
       .groups2 = static_cast<int>(groups2),
-      .panels2 = static_cast<int>(args.intermediate_padded / 64),
-      .intermediate = static_cast<bf16*>(args.intermediate),
-      .ldi = args.intermediate_padded,
+      .panels2 = static_cast<int>(args.batch.intermediate_padded / 64),
+      .intermediate = static_cast<bf16*>(args.batch.intermediate),
+      .ldi = args.batch.intermediate_padded,
       .partials1 = args.scratch,
       .partials2 = args.scratch + partials,
       .pair_rows = args.scratch + 2 * partials,
-      .out = static_cast<bf16*>(args.out),
-      .hidden_size = args.hidden_size,
-      .activation = args.activation,
+      .out = static_cast<bf16*>(args.batch.out),
+      .hidden_size = args.batch.hidden_size,
+      .activation = args.batch.activation,
       .lookahead = args.lookahead > 0 ? args.lookahead : 1 << 20,
       .counters = PersistentCounters{
           .gemm1_units = counters,
@@ -193,10 +194,12 @@ void launch_persistent_experts(const PersistentLaunch& args, StreamHandle stream
           .blocks_exited =
               counters + kPersistentMaxPairs * (counter_groups1 + counter_groups2 + 1) + counter_groups2}};
   // Boxes of box_rows rows x 64 of one k-panel of one expert's matrix.
-  const CUtensorMap w13_map = cuda::bf16_panels_tensor_map(
-      args.w13, 2 * args.intermediate_padded, args.hidden_padded_k, args.num_local_experts, shape.box_rows);
-  const CUtensorMap w2_map = cuda::bf16_panels_tensor_map(
-      args.w2, args.hidden_padded_n, args.intermediate_padded, args.num_local_experts, shape.box_rows);
+  const CUtensorMap w13_map =
+      cuda::bf16_panels_tensor_map(args.batch.w13, 2 * args.batch.intermediate_padded,
+                                   args.batch.hidden_padded_k, args.batch.num_local_experts, shape.box_rows);
+  const CUtensorMap w2_map =
+      cuda::bf16_panels_tensor_map(args.batch.w2, args.batch.hidden_padded_n, args.batch.intermediate_padded,
+                                   args.batch.num_local_experts, shape.box_rows);
   bool launched = false;
   const int sms = attributes.num_sms;
   switch (frags) {

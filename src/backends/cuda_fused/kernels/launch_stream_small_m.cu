@@ -16,7 +16,7 @@ bool stream_path_fits(std::int64_t num_tokens, int top_k, std::int64_t num_local
          std::max(sizeof(StreamGemm1Shared), sizeof(StreamGemm2Shared)) <= shared_memory_optin;
 }
 
-void launch_stream_experts(const StreamLaunch& args, StreamHandle stream_handle) {
+void launch_stream_experts(const SmallBatchLaunch& args, StreamHandle stream_handle) {
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   const int pairs = static_cast<int>(args.num_tokens * args.top_k);
   const StreamRouting routing{.topk_ids = args.topk_ids,

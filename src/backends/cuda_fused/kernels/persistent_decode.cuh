@@ -31,6 +31,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
@@ -345,21 +346,22 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
 
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * Shape::kWarps;
   const std::int64_t me = static_cast<std::int64_t>(blockIdx.x) * Shape::kWarps + warp;
-  PersistentPhase gemm1, gemm2;  // two named structs, not an array: a runtime index would use local memory
-  gemm1.boxes = static_cast<std::int64_t>(active) * params.groups1 * params.panels1;
-  gemm1.panels = params.panels1;
-  gemm1.groups = params.groups1;
-  gemm1.partials = params.partials1;
-  gemm1.unit_counters = params.counters.gemm1_units;
-  gemm1.begin = range_start(me, gemm1.boxes, warps);
-  gemm1.end = range_start(me + 1, gemm1.boxes, warps);
-  gemm2.boxes = static_cast<std::int64_t>(active) * params.groups2 * params.panels2;
-  gemm2.panels = params.panels2;
-  gemm2.groups = params.groups2;
-  gemm2.partials = params.partials2;
-  gemm2.unit_counters = params.counters.gemm2_units;
-  gemm2.begin = range_start(me, gemm2.boxes, warps);
-  gemm2.end = range_start(me + 1, gemm2.boxes, warps);
+  auto make_phase = [&](int groups, int panels, float* partials, unsigned* unit_counters) {
+    PersistentPhase phase;
+    phase.boxes = static_cast<std::int64_t>(active) * groups * panels;
+    phase.panels = panels;
+    phase.groups = groups;
+    phase.partials = partials;
+    phase.unit_counters = unit_counters;
+    phase.begin = range_start(me, phase.boxes, warps);
+    phase.end = range_start(me + 1, phase.boxes, warps);
+    return phase;
+  };
+  // Two named structs, not an array: a runtime index would put them in local memory.
+  const PersistentPhase gemm1 =
+      make_phase(params.groups1, params.panels1, params.partials1, params.counters.gemm1_units);
+  const PersistentPhase gemm2 =
+      make_phase(params.groups2, params.panels2, params.partials2, params.counters.gemm2_units);
   const int count1 = static_cast<int>(gemm1.end - gemm1.begin);
   const int total = count1 + static_cast<int>(gemm2.end - gemm2.begin);
 
@@ -492,44 +494,40 @@ __global__ void __launch_bounds__(Shape::kWarps * 32, 1)
     const PersistentPhase current = phase == 0 ? gemm1 : gemm2;
     if (!persistent_complete_unit(acc, unit, current, me, warps)) continue;
 
-    if (phase == 0) {
-      // act(gate) * up for the box's intermediate columns (16 per row group) of the expert's pairs.
+    // Calls write(h, f, r, pair, row) for each of this lane's accumulator values that belongs to one of the
+    // expert's pairs: row fragment h (< RowFrags), token fragment f, mma register r, row g + 8 (r / 2) of the
+    // fragment.
+    auto for_each_pair_value = [&](auto row_frags, auto&& write) {
 #pragma unroll
-      for (int q = 0; q < kRowFrags / 2; ++q) {
+      for (int h = 0; h < decltype(row_frags)::value; ++h) {
 #pragma unroll
         for (int f = 0; f < kFrags; ++f) {
 #pragma unroll
           for (int r = 0; r < 4; ++r) {
             const int n = f * 8 + 2 * t4 + r % 2;
-            if (n >= pairs_count) continue;
-            const int pair = shared.sorted_pairs[pairs_begin + n];
-            const std::int64_t column =
-                16 * (static_cast<std::int64_t>(group) * (kBoxRows / 32) + q) + g + 8 * (r / 2);
-            params.intermediate[static_cast<std::int64_t>(pair) * params.ldi + column] = __float2bfloat16_rn(
-                gated_activation(acc.value[2 * q][f][r], acc.value[2 * q + 1][f][r], params.activation));
+            if (n < pairs_count) write(h, f, r, shared.sorted_pairs[pairs_begin + n], g + 8 * (r / 2));
           }
         }
       }
+    };
+    if (phase == 0) {
+      // act(gate) * up for the box's intermediate columns (16 per row group q: fragments 2q and 2q + 1).
+      for_each_pair_value(
+          std::integral_constant<int, kRowFrags / 2>{}, [&](int q, int f, int r, int pair, int row) {
+            const std::int64_t column = 16 * (static_cast<std::int64_t>(group) * (kBoxRows / 32) + q) + row;
+            params.intermediate[static_cast<std::int64_t>(pair) * params.ldi + column] = __float2bfloat16_rn(
+                gated_activation(acc.value[2 * q][f][r], acc.value[2 * q + 1][f][r], params.activation));
+          });
       (void)warp_count_in(&params.counters.expert_done[a]);
     } else {
       // Routing weight x sum for the box's output columns of the expert's pairs.
       const std::int64_t pitch = kBoxRows * static_cast<std::int64_t>(params.groups2);
-#pragma unroll
-      for (int h = 0; h < kRowFrags; ++h) {
-#pragma unroll
-        for (int f = 0; f < kFrags; ++f) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int n = f * 8 + 2 * t4 + r % 2;
-            if (n >= pairs_count) continue;
-            const int pair = shared.sorted_pairs[pairs_begin + n];
-            const std::int64_t column =
-                kBoxRows * static_cast<std::int64_t>(group) + 16 * h + g + 8 * (r / 2);
+      for_each_pair_value(
+          std::integral_constant<int, kRowFrags>{}, [&](int h, int f, int r, int pair, int row) {
+            const std::int64_t column = kBoxRows * static_cast<std::int64_t>(group) + 16 * h + row;
             __stcg(params.pair_rows + static_cast<std::int64_t>(pair) * pitch + column,
                    params.topk_weights[pair] * acc.value[h][f][r]);
-          }
-        }
-      }
+          });
       if (warp_count_in(&params.counters.columns_done[group]) != static_cast<unsigned>(active) - 1) continue;
       // The last expert of these columns: every token's sum over its slots, in slot order.
       __threadfence();
