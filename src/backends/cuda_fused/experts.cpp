@@ -234,8 +234,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
     tuned_ = builtin_tune_entry(tune_key(config));
     if (tuned_ && !builtin_choices_run_here(*tuned_, config.device.index)) tuned_.reset();
   }
-  persistent_counters_ = persistent_counters(config);
-  persistent_possible_ = persistent_counters_.defined() && may_choose_persistent();
+  if (may_choose_persistent()) persistent_counters_ = persistent_counters(config);
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
@@ -247,9 +246,8 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
-      persistent_lookahead_(persistent_lookahead_from_env()),
-      persistent_counters_(persistent_counters(config)) {
-  persistent_possible_ = persistent_counters_.defined() && may_choose_persistent();
+      persistent_lookahead_(persistent_lookahead_from_env()) {
+  if (may_choose_persistent()) persistent_counters_ = persistent_counters(config);
 }
 
 bool CudaFusedExperts::may_choose_persistent() const {
@@ -279,7 +277,7 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
          WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
          WorkspaceArena::bytes_for(DType::int64,
                                    tile_counter_words(plan.blocks_capacity)) +  // ws tiles' counters
-         (persistent_possible_
+         (persistent_counters_.defined()
               ? WorkspaceArena::bytes_for(DType::fp32, persistent_scratch(problem.num_tokens, problem.top_k,
                                                                           problem.hidden_size))
               : 0);  // the persistent path's partial sums and per-pair rows
@@ -315,7 +313,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
       dispatched.expert_map.defined() ? dispatched.expert_map.data_as<const std::int32_t>() : nullptr;
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   const ForwardChoice choice = choice_for(num_tokens);
-  const bool persistent = choice.persistent && persistent_possible_ &&
+  const bool persistent = choice.persistent && persistent_counters_.defined() &&
                           persistent_path_fits(num_tokens, top_k, device.compute_capability,
                                                device.shared_memory_per_block_optin);
   const bool streaming =
@@ -355,7 +353,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
   float* persistent_scratch_buffer =
-      persistent_possible_
+      persistent_counters_.defined()
           ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()
           : nullptr;
 

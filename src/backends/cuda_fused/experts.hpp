@@ -107,12 +107,11 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD: boxes each warp keeps requested (default 1; capped by its ring).
   int persistent_lookahead_ = 1;
   // The persistent path's counters (launch.hpp: PersistentLaunch::counters), zeroed once where the device
-  // runs that path; empty elsewhere. They make forwards that take the persistent path stateful: forwards of
-  // one Experts object must then run in stream order (one stream), as MoeKernel runs them.
+  // runs that path and a forced choice or the tune table names it; empty elsewhere (and then the workspace
+  // holds none of its scratch, up to ~70 MB at 64 pairs on an H100). They make forwards that take the
+  // persistent path stateful: forwards of one Experts object must then run in stream order (one stream), as
+  // MoeKernel runs them.
   Tensor persistent_counters_;
-  // The device runs the persistent path and a forced choice or the tune table names it: only then does the
-  // workspace hold its scratch (up to ~70 MB at 64 pairs on an H100).
-  bool persistent_possible_ = false;
 };
 
 }  // namespace fusedmoe::cuda_fused
