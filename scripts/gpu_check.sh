@@ -80,7 +80,7 @@ run() {  # run <name> <command...>: output to $logs/<name>.log and the terminal
 run cuda_tests env FUSEDMOE_SLOW_TESTS=1 "$tests" --gtest_filter="$cuda_filter" --gtest_color=no
 if [ "${SANITIZE:-1}" != 0 ] && [ -n "$sanitizer" ]; then
   small='Cases/CudaFused.*/odd_sizes_*:Cases/CudaFused.*/e256_wg*:Cases/CudaFused.*/expert_map_*:Cases/CudaFused.*/decode_m1_*:Cases/CudaFused.*/stream_odd_sizes_stream:Experts/CudaRouter.*/E60:Cases/CudaLayer.*/deepseek_like'
-  small+=':Cases/CudaBatched.*/odd_sizes:Cases/CudaBatched.*/duplicate_ids:Cases/CudaBatchedSlabs.*:CudaFusedWarm.*'
+  small+=':Cases/CudaBatched.*/odd_sizes:Cases/CudaBatched.*/duplicate_ids:Cases/CudaBatchedSlabs.*:CudaFusedWarm.*:CudaFusedAlign.*'
   small+=':Cases/CudaFusedPersistent.*/odd_sizes:Cases/CudaFusedPersistent.*/all_on_one_expert_k1'
   small+=':Cases/CudaFusedPersistent.*/duplicate_ids:CudaFusedPersistentCounters.*'
   run memcheck "$sanitizer" --tool memcheck --error-exitcode 1 "$tests" --gtest_filter="$small"

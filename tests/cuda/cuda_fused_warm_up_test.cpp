@@ -86,7 +86,7 @@ TEST(CudaFusedWarmUp, GuessesTheAlignsExpertOfEveryRowBlock) {
       }
       const std::int64_t max_blocks =
           (pairs + std::min<std::int64_t>(c.local_experts, pairs) * (kBlockM - 1) + kBlockM - 1) / kBlockM;
-      Tensor counts = testing::empty_poisoned(DType::int32, {c.local_experts});
+      Tensor counts = testing::empty_poisoned(DType::int32, {c.local_experts + 1});
       Tensor offsets = testing::empty_poisoned(DType::int64, {c.local_experts + 1});
       Tensor sorted_ids = testing::empty_poisoned(DType::int32, {max_blocks * kBlockM});
       Tensor block_expert = testing::empty_poisoned(DType::int32, {max_blocks});

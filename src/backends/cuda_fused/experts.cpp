@@ -146,8 +146,9 @@ CudaFusedExperts::AlignMode align_mode_from_env() {
 }
 
 // Up to this many (token, slot) pairs the automatic align runs in one block (one launch instead of a memset
-// and three; measured on the H100: bench/results/2026-11-27-h100-session4.md).
-constexpr std::int64_t kSingleBlockAlignPairs = 1024;
+// and two; measured on the H100, bench/results/2026-11-28-h100-session12.md: at 2048 and 4096 pairs 1-2%
+// faster than the multi-block align at qwen3/olmoe M=256/512, level at 8192).
+constexpr std::int64_t kSingleBlockAlignPairs = 4096;
 
 // Decode's L2 warm-up (kernels/l2_warm_up.cuh): GEMM1's blocks request about kWarmBytes of the routed
 // experts' first gate/up weights into the L2 while the align runs (about what the idle DRAM delivers in that
@@ -267,7 +268,7 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
   const std::int64_t experts = problem.num_local_experts;
   const Plan plan =
       make_plan(problem.num_tokens, problem.top_k, experts, problem.hidden_size, problem.intermediate_size);
-  return WorkspaceArena::bytes_for(DType::int32, experts) +               // counts, then cursors
+  return WorkspaceArena::bytes_for(DType::int32, experts + 1) +           // counts (cursors), a ticket
          WorkspaceArena::bytes_for(DType::int64, experts + 1) +           // padded offsets
          WorkspaceArena::bytes_for(DType::int32, plan.blocks_capacity) +  // block -> expert
          WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +    // sorted pair ids
@@ -337,7 +338,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                  device.shared_memory_per_block_optin, ". Choose a smaller tile (m16 .. m128)");
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
 
-  auto* counts = workspace.take(DType::int32, {experts}).data_as<std::int32_t>();
+  auto* counts = workspace.take(DType::int32, {experts + 1}).data_as<std::int32_t>();
   auto* offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
   auto* block_expert = workspace.take(DType::int32, {plan.blocks_capacity}).data_as<std::int32_t>();
   auto* sorted_ids = workspace.take(DType::int32, {plan.rows_capacity}).data_as<std::int32_t>();
@@ -401,8 +402,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
     launch_stream_experts(batch, stream);
     return;
   }
-  if (tile.warp_specialized)
-    launch_zero_tile_counters(tile_counters, blocks, stream);  // before the align, see launch.hpp
   launch_align(
       AlignLaunch{.topk_ids = ids,
                   .num_pairs = plan.pairs,
@@ -416,7 +415,9 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .block_expert = block_expert,
                   .max_blocks = blocks,
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
-                                                                       plan.pairs <= kSingleBlockAlignPairs)},
+                                                                       plan.pairs <= kSingleBlockAlignPairs),
+                  .zero_words = tile.warp_specialized ? tile_counters : nullptr,  // see Gemm1Launch
+                  .zero_word_count = tile_counter_words(blocks)},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).

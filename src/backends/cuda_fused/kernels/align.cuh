@@ -1,13 +1,17 @@
 // The align step (vLLM's moe_align_block_size, our own code): per local expert, the (token, slot) pairs
-// routed to it, each expert's run padded to block_m rows, and the expert of every block_m block. Three
-// kernels (or, for small batches, all three steps in one block: align_single_block_kernel), all on the
-// device (no host sync), sized for the worst case:
-//   count:   histogram of local experts (shared-memory bins when they fit, else global atomics);
-//   scan:    one block: padded offsets (64-bit), block -> expert (-1 past the last used block), -1 in the
-//            padding rows, and the counts reset to serve as fill cursors;
-//   scatter: each pair lands at offset[e] + atomicAdd(cursor[e]). The order inside an expert's run varies
-//            between runs, but no result depends on it: every output row is computed on its own.
+// routed to it, each expert's run padded to block_m rows, and the expert of every block_m block. Two kernels
+// after a memset of the counts (or, for small batches, all in one block: align_single_block_kernel), all on
+// the device (no host sync), sized for the worst case:
+//   count + scan: histogram of local experts (shared-memory bins when they fit, else global atomics); the
+//            last block to finish (a ticket) computes the padded offsets (64-bit), block -> expert (-1 past
+//            the last used block), -1 in the padding rows, and resets the counts to serve as fill cursors;
+//   scatter: each block counts its pairs per expert in shared memory, reserves one range per expert with a
+//            single atomic, and writes each pair at offset[e] + its range + its rank. The order inside an
+//            expert's run varies between runs, but no result depends on it: every output row is computed on
+//            its own.
 // Ids outside [0, E) and experts mapped to -1 (or outside [0, E_local)) are skipped: they contribute nothing.
+// The first kernel also zeroes words the GEMMs use (the warp-specialised tiles' counters), which saves the
+// memset launch they needed before.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +32,11 @@ struct AlignParams {
   std::int32_t* sorted_ids;    // [max_rows]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
+  std::uint32_t* ticket;      // one word after the counts: zero on entry, left at zero
+  std::uint64_t* zero_words;  // zeroed by the first kernel (nullptr: none)
+  std::int64_t zero_word_count;
 };
 
-inline constexpr int kAlignThreads = 256;
 inline constexpr int kScanThreads = 1024;
 inline constexpr int kMaxSharedBins = 8192;  // 32 KiB of int bins
 
@@ -39,31 +45,6 @@ __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::i
   if (id < 0 || id >= params.num_experts) return -1;
   const std::int32_t local = params.expert_map != nullptr ? params.expert_map[id] : id;
   return local >= 0 && local < params.num_local_experts ? local : -1;
-}
-
-__global__ void align_count_kernel(AlignParams params, bool shared_bins) {
-  extern __shared__ int bins[];
-  if (shared_bins) {
-    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
-    __syncthreads();
-  }
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       pair < params.num_pairs; pair += stride) {
-    const int local = local_expert_of(params, pair);
-    if (local < 0) continue;
-    if (shared_bins) {
-      atomicAdd(&bins[local], 1);
-    } else {
-      atomicAdd(&params.counts[local], 1);
-    }
-  }
-  if (shared_bins) {
-    __syncthreads();
-    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) {
-      if (bins[e] != 0) atomicAdd(&params.counts[e], bins[e]);
-    }
-  }
 }
 
 // Offsets, block experts and padding from per-expert `counts` (global, or shared in the one-block
@@ -134,8 +115,47 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   }
 }
 
-__global__ void align_scan_kernel(AlignParams params) {
+__device__ __forceinline__ void zero_words(const AlignParams& params) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < params.zero_word_count; i += stride) {
+    params.zero_words[i] = 0;
+  }
+}
+
+// Count, then the scan by the last block to finish. kScanThreads threads per block; shared_bins: [E_local]
+// ints of dynamic shared memory absorb the atomics (kMaxSharedBins).
+__global__ void __launch_bounds__(kScanThreads)
+    align_count_scan_kernel(AlignParams params, bool shared_bins) {
+  extern __shared__ int bins[];
+  __shared__ bool last;
+  zero_words(params);
+  if (shared_bins) {
+    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
+    __syncthreads();
+  }
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       pair < params.num_pairs; pair += stride) {
+    const int local = local_expert_of(params, pair);
+    if (local < 0) continue;
+    atomicAdd(shared_bins ? &bins[local] : &params.counts[local], 1);
+  }
+  if (shared_bins) {
+    __syncthreads();
+    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) {
+      if (bins[e] != 0) atomicAdd(&params.counts[e], bins[e]);
+    }
+  }
+  // The classic last-block pattern: this block's counts are in the L2 before its ticket is.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(params.ticket, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // every other block's counts are visible from here (none were read before)
   align_scan(params, params.counts);
+  if (threadIdx.x == 0) *params.ticket = 0;  // for the next call
 }
 
 // Count, scan and scatter in one block of kScanThreads threads, bins and cursors in shared memory
@@ -146,6 +166,7 @@ inline constexpr std::int64_t kSingleBlockMaxPairs = 8192;
 __global__ void align_single_block_kernel(AlignParams params) {
   cuda::allow_dependent_grids();  // GEMM1 may launch now; it waits for this kernel before reading anything
   extern __shared__ int bins[];
+  zero_words(params);
   for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
   __syncthreads();
   for (std::int64_t pair = threadIdx.x; pair < params.num_pairs; pair += blockDim.x) {
@@ -163,15 +184,45 @@ __global__ void align_single_block_kernel(AlignParams params) {
   }
 }
 
-__global__ void align_scatter_kernel(AlignParams params) {
+// kScatterThreads threads per block, pairs_per_thread (1 .. kScatterMaxPairsPerThread) pairs each.
+// shared_bins ([E_local] ints of dynamic shared memory): one global atomic per block and expert reserves the
+// block's range (at qwen3-30b-a3b M=16384, a global atomic per pair queued ~1000 deep on each expert's
+// cursor); else one per pair. Batches up to kScatterOnePairPerThreadMax pairs take one pair per thread:
+// GEMM1 waits for this kernel, so its latency counts there, not its atomics.
+inline constexpr int kScatterThreads = 256;
+inline constexpr int kScatterMaxPairsPerThread = 8;
+inline constexpr std::int64_t kScatterOnePairPerThreadMax = 65536;
+
+__global__ void __launch_bounds__(kScatterThreads)
+    align_scatter_kernel(AlignParams params, bool shared_bins, int pairs_per_thread) {
   cuda::allow_dependent_grids();  // as in align_single_block_kernel
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t pair = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       pair < params.num_pairs; pair += stride) {
-    const int local = local_expert_of(params, pair);
-    if (local < 0) continue;
-    const std::int64_t row = params.offsets[local] + atomicAdd(&params.counts[local], 1);
-    params.sorted_ids[row] = static_cast<std::int32_t>(pair);
+  extern __shared__ int bins[];   // this block's pairs per expert, then where its range starts in the run
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * kScatterThreads * pairs_per_thread;
+  int local[kScatterMaxPairsPerThread];
+  int rank[kScatterMaxPairsPerThread];
+  if (shared_bins) {
+    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) bins[e] = 0;
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < kScatterMaxPairsPerThread; ++i) {
+    const std::int64_t pair = first + i * kScatterThreads + threadIdx.x;
+    local[i] = i < pairs_per_thread && pair < params.num_pairs ? local_expert_of(params, pair) : -1;
+    rank[i] = 0;
+    if (local[i] >= 0) rank[i] = atomicAdd(shared_bins ? &bins[local[i]] : &params.counts[local[i]], 1);
+  }
+  if (shared_bins) {
+    __syncthreads();
+    for (int e = threadIdx.x; e < params.num_local_experts; e += blockDim.x) {
+      if (bins[e] != 0) bins[e] = atomicAdd(&params.counts[e], bins[e]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < kScatterMaxPairsPerThread; ++i) {
+    if (local[i] < 0) continue;
+    const std::int64_t row = params.offsets[local[i]] + (shared_bins ? bins[local[i]] : 0) + rank[i];
+    params.sorted_ids[row] = static_cast<std::int32_t>(first + i * kScatterThreads + threadIdx.x);
   }
 }
 

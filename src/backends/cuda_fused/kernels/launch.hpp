@@ -20,12 +20,16 @@ struct AlignLaunch {
   int num_experts;
   int num_local_experts;
   int block_m;
-  std::int32_t* counts;        // [E_local] scratch
+  std::int32_t* counts;        // [E_local + 1] scratch (the last word: the count kernels' ticket)
   std::int64_t* offsets;       // [E_local + 1]
   std::int32_t* sorted_ids;    // [max_blocks * block_m]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
   bool single_block;  // all in one launch when the batch is small enough (align.cuh)
+  // Zeroed by the align's first kernel (the warp-specialised tiles' counters: tile_counter_words words),
+  // nullptr for none. GEMM1 reads them only after waiting for the align, GEMM2 after GEMM1's wait.
+  std::uint64_t* zero_words = nullptr;
+  std::int64_t zero_word_count = 0;
 };
 // Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
 // before its wait).
@@ -64,9 +68,9 @@ struct Gemm1Launch {
   bool dependent_launch = false;
   // [tile_counter_words] device words: the two the warp-specialised tiles hand out tiles from (GEMM1's, then
   // GEMM2's; the same pointer goes to launch_gemm2), then row_done's. The caller zeroes them before the
-  // kernel that precedes GEMM1 (launch_zero_tile_counters): GEMM1 reads its word after waiting for that
-  // kernel, GEMM2 after waiting for GEMM1 or, with the hand-over, once GEMM1 let it launch (after GEMM1's
-  // wait). Unused by the other tiles.
+  // kernel that precedes GEMM1 (AlignLaunch::zero_words, or launch_zero_tile_counters): GEMM1 reads its word
+  // after waiting for that kernel, GEMM2 after waiting for GEMM1 or, with the hand-over, once GEMM1 let it
+  // launch (after GEMM1's wait). Unused by the other tiles.
   std::uint64_t* tile_counters = nullptr;
   // Device: the rows the align step used (its offsets[E_local], a multiple of block_m). The warp-specialised
   // tiles hand out no tiles past them; nullptr: every one of max_blocks (they skip blocks without an expert).

@@ -1,4 +1,4 @@
-// Host side of the align step: zero the counts, then count, scan, scatter on the stream.
+// Host side of the align step: one block, or zero the counts, then count + scan and scatter on the stream.
 #include <algorithm>
 
 #include "backends/cuda_common/cuda_check.hpp"
@@ -25,26 +25,28 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
                            .offsets = args.offsets,
                            .sorted_ids = args.sorted_ids,
                            .block_expert = args.block_expert,
-                           .max_blocks = args.max_blocks};
-  if (args.single_block && args.num_pairs <= kSingleBlockMaxPairs &&
-      args.num_local_experts <= kMaxSharedBins) {
-    const std::size_t bins = static_cast<std::size_t>(args.num_local_experts) * sizeof(int);
-    align_single_block_kernel<<<1, kScanThreads, bins, stream>>>(params);
-    FUSEDMOE_CUDA_CHECK_LAUNCH();
-    return;
-  }
-  FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(
-      args.counts, 0, static_cast<std::size_t>(args.num_local_experts) * sizeof(std::int32_t), stream));
+                           .max_blocks = args.max_blocks,
+                           .ticket = reinterpret_cast<std::uint32_t*>(args.counts + args.num_local_experts),
+                           .zero_words = args.zero_words,
+                           .zero_word_count = args.zero_words != nullptr ? args.zero_word_count : 0};
   const bool shared_bins = args.num_local_experts <= kMaxSharedBins;
   const std::size_t bin_bytes =
       shared_bins ? static_cast<std::size_t>(args.num_local_experts) * sizeof(int) : 0;
+  if (args.single_block && args.num_pairs <= kSingleBlockMaxPairs && shared_bins) {
+    align_single_block_kernel<<<1, kScanThreads, bin_bytes, stream>>>(params);
+    FUSEDMOE_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  // The counts and the ticket after them.
+  FUSEDMOE_CUDA_CHECK(cudaMemsetAsync(
+      args.counts, 0, static_cast<std::size_t>(args.num_local_experts + 1) * sizeof(std::int32_t), stream));
   // A few pairs per thread: the shared bins then absorb most of the atomics.
-  const unsigned blocks = grid_for(args.num_pairs, kAlignThreads * 4, 1024);
-  align_count_kernel<<<blocks, kAlignThreads, bin_bytes, stream>>>(params, shared_bins);
+  align_count_scan_kernel<<<grid_for(args.num_pairs, kScanThreads * 4, 1024), kScanThreads, bin_bytes,
+                            stream>>>(params, shared_bins);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
-  align_scan_kernel<<<1, kScanThreads, 0, stream>>>(params);
-  FUSEDMOE_CUDA_CHECK_LAUNCH();
-  align_scatter_kernel<<<grid_for(args.num_pairs, kAlignThreads, 4096), kAlignThreads, 0, stream>>>(params);
+  const int pairs_per_thread = args.num_pairs <= kScatterOnePairPerThreadMax ? 1 : kScatterMaxPairsPerThread;
+  align_scatter_kernel<<<grid_for(args.num_pairs, kScatterThreads * pairs_per_thread, INT32_MAX),
+                         kScatterThreads, bin_bytes, stream>>>(params, shared_bins, pairs_per_thread);
   FUSEDMOE_CUDA_CHECK_LAUNCH();
 }
 

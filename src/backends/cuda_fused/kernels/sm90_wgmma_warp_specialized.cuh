@@ -26,7 +26,7 @@
 
 namespace fusedmoe::cuda_fused {
 
-// The hand-over (see above): `done` [row blocks], zeroed before the align (launch_zero_tile_counters);
+// The hand-over (see above): `done` [row blocks], zeroed by the align (AlignLaunch::zero_words);
 // GEMM1 adds one per consumer warp and tile, GEMM2 waits for `target` (GEMM1's column blocks x its consumer
 // warps). done == nullptr: GEMM2 waits for the whole of GEMM1 (grid_dependency.cuh).
 struct RowBlockSync {
