@@ -230,15 +230,21 @@ struct PersistentAccumulators {
   // [16-row fragment of the box][token fragment][mma register]; in GEMM1 fragments 2q and 2q + 1 are the
   // gate and up rows of row group q.
   float value[Shape::kRowFrags][Shape::kFrags][4];
-  __device__ __forceinline__ void zero() {
+  // Calls visit(value, offset) for every value, where offset is its float in a warp's partial-sum slot
+  // (lane-minor, so a warp's stores and loads of one value are coalesced).
+  template <class Visit>
+  __device__ __forceinline__ void for_each(int lane, Visit&& visit) {
 #pragma unroll
     for (int h = 0; h < Shape::kRowFrags; ++h) {
 #pragma unroll
       for (int f = 0; f < Shape::kFrags; ++f) {
 #pragma unroll
-        for (int r = 0; r < 4; ++r) value[h][f][r] = 0.0f;
+        for (int r = 0; r < 4; ++r) visit(value[h][f][r], ((h * Shape::kFrags + f) * 4 + r) * 32 + lane);
       }
     }
+  }
+  __device__ __forceinline__ void zero() {
+    for_each(0, [](float& v, int) { v = 0.0f; });
   }
 };
 
@@ -270,15 +276,7 @@ __device__ bool persistent_complete_unit(PersistentAccumulators<Shape>& acc, std
   const std::int64_t unit_begin = unit * phase.panels, unit_end = unit_begin + phase.panels;
   if (phase.begin <= unit_begin && phase.end >= unit_end) return true;
   float* mine = phase.partials + partial_slot(warp, unit, phase, warps) * Shape::kSlotFloats;
-#pragma unroll
-  for (int h = 0; h < Shape::kRowFrags; ++h) {
-#pragma unroll
-    for (int f = 0; f < Shape::kFrags; ++f) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-        __stcg(mine + ((h * Shape::kFrags + f) * 4 + r) * 32 + lane, acc.value[h][f][r]);
-    }
-  }
+  acc.for_each(lane, [&](float& v, int offset) { __stcg(mine + offset, v); });
   const std::int64_t first = range_owner(unit_begin, phase.boxes, warps);
   const std::int64_t last = range_owner(unit_end - 1, phase.boxes, warps);
   unsigned contributors = 0;
@@ -290,15 +288,7 @@ __device__ bool persistent_complete_unit(PersistentAccumulators<Shape>& acc, std
   for (std::int64_t w = first; w <= last; ++w) {
     if (range_start(w, phase.boxes, warps) == range_start(w + 1, phase.boxes, warps)) continue;
     const float* theirs = phase.partials + partial_slot(w, unit, phase, warps) * Shape::kSlotFloats;
-#pragma unroll
-    for (int h = 0; h < Shape::kRowFrags; ++h) {
-#pragma unroll
-      for (int f = 0; f < Shape::kFrags; ++f) {
-#pragma unroll
-        for (int r = 0; r < 4; ++r)
-          acc.value[h][f][r] += __ldcg(theirs + ((h * Shape::kFrags + f) * 4 + r) * 32 + lane);
-      }
-    }
+    acc.for_each(lane, [&](float& v, int offset) { v += __ldcg(theirs + offset); });
   }
   if (lane == 0) phase.unit_counters[unit] = 0;  // for the next forward: nobody counts this unit again
   return true;
