@@ -37,7 +37,7 @@ std::vector<FusedCase> fused_cases() {
       {"zero_token_expert", 19, 8, 32, 16, 3, Activation::silu, RoutingPattern::skip_last},
       {"all_on_one_expert", 21, 8, 32, 16, 2, Activation::silu, RoutingPattern::one_hot_expert},
       {"all_on_one_expert_k1", 200, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
-      // 128-row tiles' last row block with 64 rows (its upper consumer warpgroup idles) and with 65.
+      // 128-row tiles' last row block with 64 rows (the second consumer warpgroup's rows all padding) and 65.
       {"tail_64_rows", 192, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
       {"tail_65_rows", 193, 6, 48, 40, 1, Activation::silu, RoutingPattern::one_hot_expert},
       {"expert_map", 29, 10, 40, 24, 3, Activation::silu, RoutingPattern::router, true},
