@@ -106,6 +106,7 @@ struct OneDnnGroupedExperts::SlotBuffers {
   std::uint16_t* gathered = nullptr;      // bf16 [rows, H]: the task's token rows
   float* gate_up = nullptr;               // fp32 [rows, 2I]: GEMM1 output
   std::uint16_t* intermediate = nullptr;  // bf16 [rows, I]: activation output, GEMM2 input
+  float* down = nullptr;                  // fp32 [rows, H]: GEMM2 output of a task run with extra rows
   char* scratchpad = nullptr;             // oneDNN's user-managed scratchpad
 };
 
@@ -123,6 +124,8 @@ struct OneDnnGroupedExperts::Layout {
   std::int64_t block_tokens = 0;  // tokens per block
   std::int64_t pairs = 0;         // (token, slot) pairs per block
   std::int64_t max_rows = 0;      // rows per task
+  std::int64_t slot_rows = 0;     // rows a task's GEMMs run with at most (MatmulCache::rows_for)
+  bool padded_down = false;       // some task's GEMM2 runs with extra rows (into SlotBuffers::down)
   std::int64_t max_tasks = 0;
   int num_slots = 1;
   std::size_t slot_scratchpad = 0;  // user scratchpad bytes per slot
@@ -136,8 +139,7 @@ OneDnnGroupedExperts::OneDnnGroupedExperts(const MoeConfig& config)
       gemm2_(config.intermediate_size, config.hidden_size,
              preferred_weights_desc(config.intermediate_size, config.hidden_size)) {
   try {
-    slot_scratchpad_ =
-        std::max(gemm1_.max_scratchpad_bytes(kMaxRowsPerTask), gemm2_.max_scratchpad_bytes(kMaxRowsPerTask));
+    slot_scratchpad_ = std::max(gemm1_.plan(kMaxRowsPerTask), gemm2_.plan(kMaxRowsPerTask));
   } catch (const dnnl::error& error) {
     rethrow_onednn_error(error, "planning the expert GEMMs");
   }
@@ -153,6 +155,10 @@ OneDnnGroupedExperts::Layout OneDnnGroupedExperts::layout_for(std::int64_t num_t
                                                  std::max<std::int64_t>(num_tokens, 1));
   layout.pairs = layout.block_tokens * top_k;
   layout.max_rows = std::min(kMaxRowsPerTask, layout.pairs);
+  for (std::int64_t rows = 1; rows <= layout.max_rows; ++rows) {
+    layout.slot_rows = std::max({layout.slot_rows, gemm1_.rows_for(rows), gemm2_.rows_for(rows)});
+    layout.padded_down = layout.padded_down || gemm2_.rows_for(rows) > rows;
+  }
   // Each expert with rows gives ceil(rows / max_rows) tasks: at most one partial task per expert.
   layout.max_tasks = std::min(experts, layout.pairs) + layout.pairs / layout.max_rows;
   layout.num_slots = num_slots;
@@ -162,9 +168,10 @@ OneDnnGroupedExperts::Layout OneDnnGroupedExperts::layout_for(std::int64_t num_t
   total += 2 * bytes(DType::int32, layout.pairs);  // sorted pairs, positions
   total += bytes(DType::int64, 3 * layout.max_tasks);
   total += bytes(DType::fp32, layout.pairs * hidden);  // per-(token, slot) expert outputs
-  const std::size_t per_slot = bytes(DType::bf16, layout.max_rows * hidden) +
-                               bytes(DType::fp32, layout.max_rows * 2 * intermediate) +
-                               bytes(DType::bf16, layout.max_rows * intermediate);
+  const std::size_t per_slot = bytes(DType::bf16, layout.slot_rows * hidden) +
+                               bytes(DType::fp32, layout.slot_rows * 2 * intermediate) +
+                               bytes(DType::bf16, layout.slot_rows * intermediate) +
+                               (layout.padded_down ? bytes(DType::fp32, layout.slot_rows * hidden) : 0);
   total += static_cast<std::size_t>(num_slots) * per_slot;
   total += bytes(DType::uint8, static_cast<std::int64_t>(num_slots * layout.slot_scratchpad));
   layout.total = total;
@@ -210,11 +217,16 @@ void OneDnnGroupedExperts::apply(const DispatchedTokens& dispatched, const Exper
     buffers.expert_rows = workspace.take(DType::fp32, {layout.pairs * config_.hidden_size}).data_as<float>();
     for (int slot = 0; slot < slots; ++slot) {
       buffers.slots[slot].gathered =
-          workspace.take(DType::bf16, {layout.max_rows * config_.hidden_size}).data_as<std::uint16_t>();
+          workspace.take(DType::bf16, {layout.slot_rows * config_.hidden_size}).data_as<std::uint16_t>();
       buffers.slots[slot].gate_up =
-          workspace.take(DType::fp32, {layout.max_rows * 2 * config_.intermediate_size}).data_as<float>();
+          workspace.take(DType::fp32, {layout.slot_rows * 2 * config_.intermediate_size}).data_as<float>();
       buffers.slots[slot].intermediate =
-          workspace.take(DType::bf16, {layout.max_rows * config_.intermediate_size}).data_as<std::uint16_t>();
+          workspace.take(DType::bf16, {layout.slot_rows * config_.intermediate_size})
+              .data_as<std::uint16_t>();
+      if (layout.padded_down) {
+        buffers.slots[slot].down =
+            workspace.take(DType::fp32, {layout.slot_rows * config_.hidden_size}).data_as<float>();
+      }
     }
     char* scratchpad =
         workspace.take(DType::uint8, {static_cast<std::int64_t>(slots * layout.slot_scratchpad)})
@@ -352,13 +364,21 @@ void OneDnnGroupedExperts::run_task(const Task& task, const OneDnnGroupedWeights
     const std::int64_t token = begin + buffers.sorted_pairs[task.first + row] / top_k;
     std::memcpy(slot.gathered + row * hidden, source + token * hidden, hidden * sizeof(std::uint16_t));
   }
+  // A GEMM may run with more rows than the task has (MatmulCache::rows_for): zeros, results dropped.
   const CachedMatmul& gemm1 = gemm1_.get(task.rows, gemm_threads, scratchpad_capacity);
+  std::fill(slot.gathered + task.rows * hidden, slot.gathered + gemm1.rows * hidden, std::uint16_t{0});
   execute_matmul(gemm1, gemm1_.weights_desc(), stream, slot.gathered, weights.w13_of(task.expert),
                  slot.gate_up, slot.scratchpad);
   gated_activation(config_.activation, slot.gate_up, slot.intermediate, task.rows, intermediate);
   const CachedMatmul& gemm2 = gemm2_.get(task.rows, gemm_threads, scratchpad_capacity);
+  std::fill(slot.intermediate + task.rows * intermediate, slot.intermediate + gemm2.rows * intermediate,
+            std::uint16_t{0});
+  float* const expert_rows = buffers.expert_rows + task.first * hidden;
+  const bool padded = gemm2.rows > task.rows;  // then its extra rows must not land in the next task's
+  FUSEDMOE_ASSERT(!padded || slot.down != nullptr);
   execute_matmul(gemm2, gemm2_.weights_desc(), stream, slot.intermediate, weights.w2_of(task.expert),
-                 buffers.expert_rows + task.first * hidden, slot.scratchpad);
+                 padded ? slot.down : expert_rows, slot.scratchpad);
+  if (padded) std::copy(slot.down, slot.down + task.rows * hidden, expert_rows);
 }
 
 }  // namespace fusedmoe

@@ -79,14 +79,30 @@ dnnl::matmul::primitive_desc MatmulCache::primitive_desc(std::int64_t m, int num
   return pd;
 }
 
-std::size_t MatmulCache::max_scratchpad_bytes(std::int64_t max_rows) const {
-  // Not monotonic in m (AMX kernels pick their blocking per m), and creating a descriptor is cheap
-  // (no JIT), so ask for every m.
+std::size_t MatmulCache::plan(std::int64_t max_rows) {
+  // Creating a descriptor is cheap (no JIT), so ask for every m: the implementation and the scratchpad
+  // size (not monotonic in m: AMX kernels pick their blocking per m).
+  const std::string reference = primitive_desc(kLayoutProbeRows, 1).impl_info_str();
+  std::vector<std::string> impl(static_cast<std::size_t>(max_rows) + 1);
   std::size_t bytes = 0;
   for (std::int64_t m = 1; m <= max_rows; ++m) {
-    bytes = std::max(bytes, primitive_desc(m, 1).scratchpad_desc().get_size());
+    const dnnl::matmul::primitive_desc pd = primitive_desc(m, 1);
+    impl[m] = pd.impl_info_str();
+    bytes = std::max(bytes, pd.scratchpad_desc().get_size());
+  }
+  padded_rows_.assign(static_cast<std::size_t>(max_rows) + 1, 0);
+  for (std::int64_t m = 1; m <= max_rows; ++m) {
+    std::int64_t rows = m;
+    while (rows < max_rows && impl[rows] != reference) ++rows;
+    padded_rows_[m] = impl[rows] == reference ? rows : m;  // none above agrees: as it is
   }
   return bytes;
+}
+
+std::int64_t MatmulCache::rows_for(std::int64_t m) const {
+  FUSEDMOE_ASSERT(m >= 1 && m < static_cast<std::int64_t>(padded_rows_.size()), "[", kOneDnnGroupedId,
+                  "] matmul of ", m, " rows: planned for 1 .. ", padded_rows_.size() - 1);
+  return padded_rows_[m];
 }
 
 const CachedMatmul& MatmulCache::entry(std::int64_t m, int num_threads) {
@@ -98,6 +114,7 @@ const CachedMatmul& MatmulCache::entry(std::int64_t m, int num_threads) {
   created->dst = pd.dst_desc();
   created->scratchpad = pd.scratchpad_desc();
   created->scratchpad_bytes = pd.scratchpad_desc().get_size();
+  created->rows = m;
   created->num_threads = num_threads;
   created->impl = pd.impl_info_str();
   if (num_threads > 1) {
@@ -118,7 +135,9 @@ const CachedMatmul& MatmulCache::entry(std::int64_t m, int num_threads) {
   return *slot;
 }
 
-const CachedMatmul& MatmulCache::get(std::int64_t m, int num_threads, std::size_t scratchpad_capacity) {
+const CachedMatmul& MatmulCache::get(std::int64_t task_rows, int num_threads,
+                                     std::size_t scratchpad_capacity) {
+  const std::int64_t m = rows_for(task_rows);
   std::lock_guard lock(mutex_);
   const CachedMatmul& single = entry(m, 1);
   FUSEDMOE_ASSERT(single.scratchpad_bytes <= scratchpad_capacity, "[", kOneDnnGroupedId, "] matmul m=", m,

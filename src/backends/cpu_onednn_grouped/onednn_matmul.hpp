@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace fusedmoe {
 
@@ -38,6 +39,7 @@ dnnl::memory::desc preferred_weights_desc(std::int64_t k, std::int64_t n);
 // One matmul primitive of a fixed shape.
 struct CachedMatmul {
   dnnl::matmul primitive;
+  std::int64_t rows = 0;  // rows it computes (>= the task's: MatmulCache::rows_for)
   dnnl::memory::desc src, dst, scratchpad;
   std::size_t scratchpad_bytes = 0;  // user-managed scratchpad
   int num_threads = 1;               // threads the primitive runs with
@@ -52,11 +54,17 @@ class MatmulCache {
  public:
   MatmulCache(std::int64_t k, std::int64_t n, dnnl::memory::desc weights)
       : k_(k), n_(n), weights_(std::move(weights)) {}
-  // Most scratchpad bytes a single-threaded primitive of 1 to max_rows rows needs.
-  std::size_t max_scratchpad_bytes(std::int64_t max_rows) const;
-  // The primitive for `m` rows on `num_threads` threads, or the single-threaded one when the
-  // threaded one could round differently (see get's definition) or needs more than
-  // `scratchpad_capacity` bytes of scratchpad. The single-threaded one must fit.
+  // Plans the row counts 1 .. max_rows: which row count each runs with (rows_for) and the most
+  // scratchpad bytes a single-threaded primitive of any of them needs (returned). Call once, first.
+  std::size_t plan(std::int64_t max_rows);
+  // The rows a task of m rows (1 .. the planned max_rows) runs with: m, or the fewest rows above it for
+  // which oneDNN picks the same implementation as for the 32 rows that chose the weight layout. On AMX CPUs
+  // oneDNN 2.6 takes an AVX512 brgemm for 1 or 2 rows and AMX from 3 on: the two round differently, so a
+  // token's result would depend on how many rows its expert had in the batch. The caller pads the extra rows.
+  std::int64_t rows_for(std::int64_t m) const;
+  // The primitive for `m` rows (it computes rows_for(m) rows) on `num_threads` threads, or the
+  // single-threaded one when the threaded one could round differently (see get's definition) or needs
+  // more than `scratchpad_capacity` bytes of scratchpad. The single-threaded one must fit.
   const CachedMatmul& get(std::int64_t m, int num_threads, std::size_t scratchpad_capacity);
   const dnnl::memory::desc& weights_desc() const { return weights_; }
 
@@ -66,6 +74,7 @@ class MatmulCache {
 
   std::int64_t k_, n_;
   dnnl::memory::desc weights_;
+  std::vector<std::int64_t> padded_rows_;  // [m] for m = 0 .. planned max_rows
   std::mutex mutex_;
   std::map<std::pair<std::int64_t, int>, std::unique_ptr<CachedMatmul>> entries_;
 };
