@@ -93,14 +93,15 @@ CUtensorMap weight_map(const void* weights, std::int64_t rows, std::int64_t dept
   return cuda::bf16_panels_tensor_map(weights, rows, depth, experts, Shape::kBoxRows);
 }
 
-// Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles. Returns false
-// (launching nothing) for a pair tile when no cluster of it fits the device.
-template <class Shape, class Params>
+// Warp-specialised tiles: one block per SM (at most one per tile), each walking the tiles. `extra`: the
+// kernel's arguments after the hand-over (GEMM1: the intermediate's TMA map). Returns false (launching
+// nothing) for a pair tile when no cluster of it fits the device.
+template <class Shape, class Params, class... KernelExtra, class... Extra>
 bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long*, const std::int64_t*,
-                                         std::int64_t, std::int64_t, RowBlockSync),
+                                         std::int64_t, std::int64_t, RowBlockSync, KernelExtra...),
                           const Params& params, const CUtensorMap& weights, std::uint64_t* next_tile,
                           const std::int64_t* used_rows, std::int64_t row_blocks, std::int64_t column_blocks,
-                          RowBlockSync sync, bool dependent, cudaStream_t stream) {
+                          RowBlockSync sync, bool dependent, cudaStream_t stream, const Extra&... extra) {
   FUSEDMOE_CHECK(next_tile != nullptr,
                  "[cuda_fused] the warp-specialised tiles need tile_counters (tile_counter_words)");
   FUSEDMOE_CHECK(row_blocks >= 1 && column_blocks >= 1,
@@ -119,7 +120,7 @@ bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
   cuda::launch_dependent_clusters(
       kernel, dim3(static_cast<unsigned>(clusters * Shape::kClusterM)), Shape::kThreads, Shape::kSharedBytes,
       stream, dependent, static_cast<unsigned>(Shape::kClusterM), params, weights,
-      reinterpret_cast<unsigned long long*>(next_tile), used_rows, row_blocks, column_blocks, sync);
+      reinterpret_cast<unsigned long long*>(next_tile), used_rows, row_blocks, column_blocks, sync, extra...);
   return true;
 }
 
@@ -128,11 +129,15 @@ bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
 template <class Shape>
 void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
+  // The intermediate [max_blocks x block_m sorted rows, I_pad], stored by each consumer warp's 16 rows.
+  const CUtensorMap intermediate_map =
+      cuda::bf16_rows_tensor_map(args.intermediate, args.max_blocks * Shape::kBlockM,
+                                 args.intermediate_padded, args.intermediate_padded, 16);
   const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w13, w13_rows, args.weight_depth, args.num_local_experts), args.tile_counters,
       args.used_rows, args.max_blocks, (w13_rows + Shape::kBlockN - 1) / Shape::kBlockN,
-      RowBlockSync{.done = args.row_done, .target = 0}, args.dependent_launch, stream);
+      RowBlockSync{.done = args.row_done, .target = 0}, args.dependent_launch, stream, intermediate_map);
   if constexpr (Shape::kPair) {
     if (!launched) return run_ws_gemm1<typename Shape::Single>(args, stream);
   }

@@ -1,6 +1,6 @@
 // Hopper's asynchronous pieces for the warp-specialised wgmma GEMMs (sm_90a only): shared-memory mbarriers
-// (phase-parity waits, transaction counts), TMA tile loads that complete on an mbarrier, and per-warpgroup
-// register reallocation (setmaxnreg).
+// (phase-parity waits, transaction counts), TMA tile loads that complete on an mbarrier, TMA tile stores in
+// bulk groups, and per-warpgroup register reallocation (setmaxnreg).
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
@@ -70,6 +70,29 @@ __device__ __forceinline__ void tma_load_panel_multicast(unsigned destination, c
       "h"(cta_mask)
       : "memory");
 }
+// A box of shared memory (in the map's swizzle) to the map's tensor at {column, row} (innermost first);
+// parts of the box outside the tensor are not written. Asynchronous: the issuing thread commits its stores
+// as a bulk group and waits for the group before it reuses the source or tells another block the rows are
+// written.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, unsigned source, int column, int row) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(column), "r"(row), "r"(source)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// Returns once this thread's committed bulk stores are complete: written to global memory and visible to
+// this thread (so a release after it publishes them), their shared-memory sources free.
+__device__ __forceinline__ void bulk_wait_all() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+// Orders this thread's global-memory accesses through the async proxy (TMA) with those through the generic
+// proxy (another block's loads after it acquires this thread's release).
+__device__ __forceinline__ void fence_async_global() {
+  asm volatile("fence.proxy.async.global;\n" ::: "memory");
+}
 __device__ __forceinline__ void tma_prefetch_descriptor(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
 }
@@ -128,9 +151,13 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
 
-// 64-bit shared-memory words the producer hands the consumers (ordered by the mbarriers around them).
+// 64-bit shared-memory words the producer hands the consumers (ordered by the mbarriers around them), and
+// 32-bit stores by address.
 __device__ __forceinline__ void store_shared_s64(unsigned address, long long value) {
   asm volatile("st.shared.s64 [%0], %1;\n" ::"r"(address), "l"(value) : "memory");
+}
+__device__ __forceinline__ void store_shared_b32(unsigned address, unsigned value) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(value) : "memory");
 }
 __device__ __forceinline__ long long load_shared_s64(unsigned address) {
   long long value;

@@ -14,10 +14,14 @@
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
 //     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
 //     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
+//     GEMM1's consumer warps stage their 16 rows of the activation in shared memory and write them by TMA
+//     store (gemm1_epilogue_tma), which overlaps the next tile's main loop (1-2% of the forward at M >=
+//     1024, bench/results/2026-11-28-h100-session14.md); GEMM2's rows scatter to per-slot rows, so its
+//     consumers store them directly.
 // GEMM1 -> GEMM2 hand-over per row block (RowBlockSync): GEMM1 lets GEMM2 launch at once and counts each
-// finished tile per row block; GEMM2 does not wait for GEMM1 as a whole but takes a row block's tiles once
-// all of that row block's GEMM1 tiles are written. GEMM2's blocks take the SMs GEMM1's blocks leave in its
-// tail, instead of the SMs idling until GEMM1's last tile is done.
+// finished tile per row block (once the tile's TMA stores are complete); GEMM2 does not wait for GEMM1 as a
+// whole but takes a row block's tiles once all of that row block's GEMM1 tiles are written. GEMM2's blocks
+// take the SMs GEMM1's blocks leave in its tail, instead of the SMs idling until GEMM1's last tile is done.
 // Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
 #pragma once
 
@@ -53,7 +57,11 @@ struct WarpSpecializedShape {
   static constexpr int kTakeSlots = kPair ? 2 * kStages : 2;
   // Per stage a full and an empty mbarrier and the tile index it starts; the take slots (+ their barriers).
   static constexpr int kControlBytes = (3 * 8 * kStages + 8 * kTakeSlots * (kPair ? 2 : 1) + 127) / 128 * 128;
-  static constexpr int kSharedBytes = kStages * kStageBytes + kControlBytes + 1024;  // + alignment slack
+  // GEMM1's activation tile (kBlockM rows x kBlockN / 2 bf16) on its way out by TMA stores: 16 rows per
+  // consumer warp, in boxes of 64 columns (2 KiB, 128-byte swizzle). GEMM2 (the same shape) leaves it unused.
+  static constexpr int kWarpStagingBytes = 16 * kBlockN, kStagingBytes = 4 * kConsumers * kWarpStagingBytes;
+  static constexpr int kSharedBytes =
+      kStages * kStageBytes + kStagingBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
   static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x N over 128 threads
   static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
@@ -92,14 +100,18 @@ inline constexpr long long kIdleTile = -2, kEndTile = -1;
 // multicasts it to both (the weights cross the L2 once for both); otherwise each loads its own. Both CTAs
 // walk the same stages in step: every consumer warp gives a stage back to both CTAs' empty barriers, so no
 // CTA writes into a stage its partner still reads. The caller synchronises the cluster before exiting.
-template <class Shape, class ARow, class Epilogue>
+//
+// AsyncStores (GEMM1): the epilogue writes its rows with TMA stores that one lane per consumer warp issues
+// and commits. That lane waits for them only after its next tile's main loop (or before exiting), and only
+// then counts the tile's rows in `signal_rows`: the stores overlap the next tile's MMAs.
+template <class Shape, bool AsyncStores, class ARow, class Epilogue>
 __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
     const CUtensorMap* weights, const void* placeholder, unsigned shared, unsigned* signal_rows,
     const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
   constexpr bool kPair = Shape::kPair;
-  const unsigned control = shared + Shape::kStages * Shape::kStageBytes;
+  const unsigned control = shared + Shape::kStages * Shape::kStageBytes + Shape::kStagingBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
   auto empty_barrier = [&](int stage) {
     return control + 8u * static_cast<unsigned>(Shape::kStages + stage);
@@ -293,6 +305,22 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       mbarrier_arrive(empty_barrier(stage));
     }
   };
+  // AsyncStores: the row block of this warp's last stores (-1: none outstanding). Waits for them and counts
+  // their rows (release: the wait makes the TMA's writes visible to this lane, the fences order them before
+  // the count).
+  std::int64_t stored_row_block = -1;
+  auto finish_stores = [&] {
+    if (lane == 0 && stored_row_block >= 0) {
+      bulk_wait_all();
+      if (signal_rows != nullptr) {
+        fence_async_global();
+        __threadfence();
+        atomicAdd(signal_rows + stored_row_block, 1u);
+      }
+    }
+    __syncwarp();  // the staging rows are free again
+    stored_row_block = -1;
+  };
   for (long long tile = tile_at(consumed); tile != kEndTile; tile = tile_at(consumed)) {
     const bool active = tile != kIdleTile;
 #pragma unroll
@@ -312,8 +340,14 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     release((consumed - 1) % Shape::kStages);
     if (!active) continue;
     const BlockCoordinates block{static_cast<int>(tile / columns), static_cast<int>(tile % columns)};
-    epilogue(block, acc, thread);
-    if (signal_rows != nullptr) {  // this warp's rows of the tile are written: count them (release)
+    if constexpr (AsyncStores) {
+      finish_stores();
+      epilogue(block, acc, thread);
+      stored_row_block = block.row_block;
+    } else {
+      epilogue(block, acc, thread);
+    }
+    if (!AsyncStores && signal_rows != nullptr) {  // this warp's rows of the tile are written: count them
       __syncwarp();
       if (lane == 0) {
         __threadfence();
@@ -321,7 +355,56 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       }
     }
   }
+  if constexpr (AsyncStores) finish_stores();
   if (await_rows != nullptr) cuda::wait_for_prior_grids();  // as the producer's, before exiting
+}
+
+// GEMM1's epilogue by TMA: consumer warp w (rows 16 w .. 16 w + 15 of the tile) writes act(gate) * up as
+// bf16 into its staging rows (boxes of 64 columns in the 128-byte swizzle: 16-byte chunk c of row r at
+// c ^ (r % 8), so a store instruction's 8 rows x 4 lanes hit 32 different banks), and lane 0 stores the boxes
+// to the intermediate (`map`: its rows in sorted order, so a warp's rows are one box). Padding rows hold
+// zeros (their A rows were zeros) and are written as such; a warp whose 16 rows are all padding stores
+// nothing. Columns past I_pad (a column block overhanging 2 I_pad) fall outside the map and are dropped.
+// The caller waits for the stores (wgmma_warp_specialized's AsyncStores) before this warp's next call.
+template <class Shape>
+__device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, const CUtensorMap* map,
+                                                   unsigned staging, const float (&acc)[Shape::kAccumulators],
+                                                   std::int64_t row0, std::int64_t n0, int thread) {
+  const int lane = thread % 32, warp = thread / 32;
+  const std::int64_t warp_row0 = row0 + 16 * warp;
+  const bool any_row =
+      __any_sync(0xffffffffu, lane < 16 && params.sorted_ids[warp_row0 + lane] >= 0);  // (warp-uniform)
+  if (!any_row) return;
+  const unsigned warp_staging = staging + static_cast<unsigned>(warp * Shape::kWarpStagingBytes);
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = lane / 4 + 8 * half;
+    const unsigned row_address = warp_staging + static_cast<unsigned>(row * 128 + 4 * (lane & 3));
+#pragma unroll
+    for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+      if ((j & 3) >= 2) continue;
+      // Output column 16 (j / 4) + 8 (j & 3) + 2 (lane & 3) of the tile: box j / 16, chunk 2 ((j / 4) % 4) +
+      // j & 3.
+      const int chunk = 2 * ((j / 4) % 4) + (j & 3);
+      const float v0 =
+          gated_activation(acc[4 * j + 2 * half], acc[4 * (j + 2) + 2 * half], params.activation);
+      const float v1 =
+          gated_activation(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1], params.activation);
+      const __nv_bfloat162 packed = __floats2bfloat162_rn(v0, v1);
+      store_shared_b32(row_address + static_cast<unsigned>((j / 16) * 2048 + ((chunk ^ (row & 7)) << 4)),
+                       *reinterpret_cast<const unsigned*>(&packed));
+    }
+  }
+  fence_async_shared();  // the generic-proxy writes above, before the TMA reads them
+  __syncwarp();
+  if (lane == 0) {
+#pragma unroll
+    for (int box = 0; box < Shape::kBlockN / 128; ++box) {
+      tma_store_2d(map, warp_staging + static_cast<unsigned>(box * 2048), static_cast<int>(n0 / 2 + 64 * box),
+                   static_cast<int>(warp_row0));
+    }
+    bulk_commit_group();
+  }
 }
 
 #endif  // sm_90a
@@ -331,20 +414,24 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm1_warp_specialized_kernel(Gemm1Params params, const __grid_constant__ CUtensorMap w13_map,
                                         unsigned long long* next_tile, const std::int64_t* used_rows,
                                         std::int64_t row_blocks, std::int64_t column_blocks,
-                                        RowBlockSync sync) {
+                                        RowBlockSync sync,
+                                        const __grid_constant__ CUtensorMap intermediate_map) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
-  wgmma_warp_specialized<Shape>(
+  const unsigned base = aligned_shared_base(shared);
+  const unsigned staging = base + Shape::kStages * Shape::kStageBytes;
+  wgmma_warp_specialized<Shape, true>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.a_columns, params.k_tiles,
-      &w13_map, params.w13, aligned_shared_base(shared), sync.done, nullptr, 0,
+      &w13_map, params.w13, base, sync.done, nullptr, 0,
       [&](std::int64_t row) -> const bf16* {
         const std::int32_t pair = params.sorted_ids[row];
         return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
                          : nullptr;
       },
       [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators], int thread) {
-        gemm1_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
-                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
+        gemm1_epilogue_tma<Shape>(params, &intermediate_map, staging, acc,
+                                  static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
+                                  static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
       });
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
@@ -360,7 +447,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                                         RowBlockSync sync) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
-  wgmma_warp_specialized<Shape>(
+  wgmma_warp_specialized<Shape, false>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.lda, params.k_tiles,
       &w2_map, params.w2, aligned_shared_base(shared), nullptr, sync.done, sync.target,
       [&](std::int64_t row) -> const bf16* {

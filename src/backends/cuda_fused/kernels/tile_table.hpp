@@ -70,12 +70,13 @@ inline constexpr std::size_t wgmma_tile_shared_memory(int block_m, int block_n, 
   return static_cast<std::size_t>(block_m + block_n) * 128 * static_cast<std::size_t>(stages) + 1024;
 }
 
-// Warp-specialised wgmma tiles: the same + per stage two mbarriers and a tile index, and the words that hand
-// a taken tile over (single CTAs: two; pairs: 2 x stages, each with an mbarrier).
+// Warp-specialised wgmma tiles: the same + GEMM1's activation tile on its way out by TMA (block_m x
+// block_n / 2 bf16), per stage two mbarriers and a tile index, and the words that hand a taken tile over
+// (single CTAs: two; pairs: 2 x stages, each with an mbarrier).
 inline constexpr std::size_t warp_specialized_shared_memory(int block_m, int block_n, int stages,
                                                             int cluster_m = 1) {
   const int take_words = cluster_m == 2 ? 2 * 2 * stages : 2;
-  return wgmma_tile_shared_memory(block_m, block_n, stages) +
+  return wgmma_tile_shared_memory(block_m, block_n, stages) + static_cast<std::size_t>(block_m * block_n) +
          (static_cast<std::size_t>(3 * 8 * stages + 8 * take_words) + 127) / 128 * 128;
 }
 
