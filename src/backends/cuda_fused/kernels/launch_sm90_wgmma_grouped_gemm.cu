@@ -196,6 +196,11 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
 
 void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
   check_runnable();
+  // The epilogue stores 8 columns (16 bytes) at a time.
+  FUSEDMOE_CHECK(args.pitch % 8 == 0 && reinterpret_cast<std::uintptr_t>(args.out_rows) % 16 == 0,
+                 "[cuda_fused] the wgmma GEMM2 writes 16-byte groups: its output rows need a 16-byte-aligned "
+                 "base and a pitch that is a multiple of 8 (got ",
+                 args.pitch, ")");
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {
     case TileId::wg64_n128:

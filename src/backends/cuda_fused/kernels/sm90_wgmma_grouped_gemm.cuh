@@ -275,28 +275,79 @@ __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
   }
 }
 
+// A 4 x 4 transpose of 32-bit words across the four lanes of a quad (q = lane % 4): lane q's word i becomes
+// lane i's word q. Two exchanges, with lane q ^ 2 (the words whose index differs from q in bit 1) and then
+// with lane q ^ 1 (bit 0). Every lane of the warp must call it.
+__device__ __forceinline__ void quad_transpose(unsigned (&w)[4], int q) {
+  constexpr unsigned kAll = 0xffffffffu;
+  const bool high = (q & 2) != 0, odd = (q & 1) != 0;
+  const unsigned a = __shfl_xor_sync(kAll, high ? w[0] : w[2], 2);
+  const unsigned b = __shfl_xor_sync(kAll, high ? w[1] : w[3], 2);
+  if (high) {
+    w[0] = a;
+    w[1] = b;
+  } else {
+    w[2] = a;
+    w[3] = b;
+  }
+  const unsigned c = __shfl_xor_sync(kAll, odd ? w[0] : w[1], 1);
+  const unsigned d = __shfl_xor_sync(kAll, odd ? w[2] : w[3], 1);
+  if (odd) {
+    w[0] = c;
+    w[2] = d;
+  } else {
+    w[1] = c;
+    w[3] = d;
+  }
+}
+
+// The routing weight times the accumulators, as bf16, into the pair's output row: half h of this thread's
+// rows (row lane / 4 + 8 h of its warp's 16) belongs to pair[h] (-1: a padding row) with weight[h]. A quad of
+// lanes holds 32 consecutive columns of a row (8 per column group j, 2 per lane): transposed across the
+// quad, each lane holds one group's 8 columns and stores them as 16 bytes (a quarter of the stores, whole
+// 32-byte sectors).
+template <class Shape>
+__device__ __forceinline__ void gemm2_store_rows(const Gemm2Params& params,
+                                                 const float (&acc)[Shape::kAccumulators],
+                                                 const std::int32_t (&pair)[2], const float (&weight)[2],
+                                                 std::int64_t n0, int thread) {
+  const int q = thread & 3;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    bf16* out_row =
+        params.out_rows + static_cast<std::int64_t>(pair[half] >= 0 ? pair[half] : 0) * params.ldo;
+#pragma unroll
+    for (int j0 = 0; j0 < Shape::kBlockN / 8; j0 += 4) {
+      unsigned words[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const __nv_bfloat162 packed = __floats2bfloat162_rn(weight[half] * acc[4 * (j0 + i) + 2 * half],
+                                                            weight[half] * acc[4 * (j0 + i) + 2 * half + 1]);
+        words[i] = *reinterpret_cast<const unsigned*>(&packed);
+      }
+      quad_transpose(words, q);  // every lane, padding rows' too
+      // Columns column_out .. + 7 stay inside the row's pitch (H rounded up to 8) whenever column_out < H.
+      const std::int64_t column_out = n0 + 8 * (j0 + q);
+      if (pair[half] >= 0 && column_out < params.out_columns) {
+        *reinterpret_cast<uint4*>(out_row + column_out) = make_uint4(words[0], words[1], words[2], words[3]);
+      }
+    }
+  }
+}
+
 template <class Shape>
 __device__ __forceinline__ void gemm2_epilogue(const Gemm2Params& params,
                                                const float (&acc)[Shape::kAccumulators], std::int64_t row0,
                                                std::int64_t n0, int thread) {
   const int lane = thread % 32, warp = thread / 32;
+  std::int32_t pair[2];
+  float weight[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;
-    const std::int32_t pair = params.sorted_ids[row];
-    if (pair < 0) continue;  // a padding row
-    const float weight = params.topk_weights[pair];
-    bf16* out_row = params.out_rows + static_cast<std::int64_t>(pair) * params.ldo;
-#pragma unroll
-    for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-      const std::int64_t column_out = n0 + j * 8 + 2 * (lane & 3);
-      // column_out + 1 < ldo whenever column_out < H: the pitch is H rounded up to 8.
-      if (column_out < params.out_columns) {
-        *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) =
-            __floats2bfloat162_rn(weight * acc[4 * j + 2 * half], weight * acc[4 * j + 2 * half + 1]);
-      }
-    }
+    pair[half] = params.sorted_ids[row0 + warp * 16 + lane / 4 + half * 8];
+    weight[half] = pair[half] >= 0 ? params.topk_weights[pair[half]] : 0.0f;
   }
+  gemm2_store_rows<Shape>(params, acc, pair, weight, n0, thread);
 }
 
 #endif  // sm_90a
