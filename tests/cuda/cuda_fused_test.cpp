@@ -315,6 +315,31 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   }
 }
 
+// GEMM2's rows in sorted order (TMA stores of 16-row boxes; the reduce finds each pair's row through the
+// align's pair positions) give the bits of the rows written per pair (FUSEDMOE_CUDA_FUSED_SORTED_ROWS=off),
+// on every warp-specialised tile. `odd`: H no multiple of 64 or 256 (the boxes' columns past H are dropped);
+// `many`: both GEMMs take many tiles per block, so a warp's staging is reused tile after tile.
+TEST(CudaFusedTiles, SortedRowsGiveThePerPairBits) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  for (const FusedCase& c :
+       {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"many", 3000, 8, 712, 136, 2}}) {
+    SCOPED_TRACE(c.label);
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+    const SwitchedRuns runs(c, 71);
+    const std::vector<double> reference = runs.reference();
+    for (const char* tile : kWarpSpecializedTiles) {
+      SCOPED_TRACE(tile);
+      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+      const Tensor sorted = runs.run("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "on");
+      const Tensor per_pair = runs.run("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "off");
+      EXPECT_LE(compare_to_reference(sorted, reference).relative_error, tolerance_for(DType::bf16));
+      EXPECT_TRUE(testing::bitwise_equal(sorted, per_pair));
+    }
+  }
+}
+
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
 // Params: path, tokens, tile (FUSEDMOE_CUDA_FUSED_TILE). The warp-specialised tiles put a memset (their tile
@@ -613,6 +638,10 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
   for (const char* value : {"auto", "on", "off"}) {
     const testing::ScopedEnv handover("FUSEDMOE_CUDA_FUSED_HANDOVER", value);
     EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
+  {
+    const testing::ScopedEnv sorted("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "maybe");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
   }
 }
 

@@ -135,6 +135,9 @@ namespace {
 bool wgmma_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_WGMMA", "on", "off");
 }
+bool sorted_rows_disabled_from_env() {
+  return env_switch("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "on", "off");
+}
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
   return static_cast<CudaFusedExperts::Handover>(
@@ -216,6 +219,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
+      sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(choice_from_env()),
       persistent_shape_(persistent_shape_from_env()),
@@ -244,6 +248,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       dependent_launch_(cuda::dependent_launch_requested()),
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
+      sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
@@ -275,7 +280,9 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
          WorkspaceArena::bytes_for(DType::bf16, problem.num_tokens * plan.hidden_pitch) +  // padded hidden
          WorkspaceArena::bytes_for(DType::bf16,
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
-         WorkspaceArena::bytes_for(DType::bf16, plan.pairs * plan.hidden_pitch) +    // weighted rows per pair
+         // weighted rows: per pair, or in sorted order (at most rows_capacity, which is >= pairs)
+         WorkspaceArena::bytes_for(DType::bf16, plan.rows_capacity * plan.hidden_pitch) +
+         WorkspaceArena::bytes_for(DType::int32, plan.pairs) +  // each pair's sorted row
          WorkspaceArena::bytes_for(DType::int64,
                                    tile_counter_words(plan.blocks_capacity)) +  // ws tiles' counters
          (persistent_counters_.defined()
@@ -345,7 +352,9 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const TensorView padded_hidden = workspace.take(DType::bf16, {num_tokens * plan.hidden_pitch});
   const TensorView intermediate =
       workspace.take(DType::bf16, {plan.rows_capacity * plan.intermediate_padded});
-  const TensorView pair_rows = workspace.take(DType::bf16, {plan.pairs * plan.hidden_pitch});
+  // GEMM2's weighted rows: per pair, or (sorted_rows) in sorted order, found by each pair's sorted row.
+  const TensorView weighted_rows = workspace.take(DType::bf16, {plan.rows_capacity * plan.hidden_pitch});
+  auto* pair_positions = workspace.take(DType::int32, {plan.pairs}).data_as<std::int32_t>();
   auto* tile_counters =
       workspace.take(DType::int64, {tile_counter_words(plan.blocks_capacity)}).data_as<std::uint64_t>();
   FUSEDMOE_ASSERT(blocks <= plan.blocks_capacity);
@@ -353,6 +362,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                         (handover_ == Handover::on || (handover_ == Handover::automatic &&
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
+  const bool sorted_rows = tile.warp_specialized && !sorted_rows_disabled_;
+  FUSEDMOE_ASSERT(!sorted_rows || plan.rows_capacity <= INT32_MAX, "[cuda_fused] sorted rows are int32");
   float* persistent_scratch_buffer =
       persistent_counters_.defined()
           ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()
@@ -417,7 +428,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .single_block = align_mode_ == AlignMode::single || (align_mode_ == AlignMode::automatic &&
                                                                        plan.pairs <= kSingleBlockAlignPairs),
                   .zero_words = tile.warp_specialized ? tile_counters : nullptr,  // see Gemm1Launch
-                  .zero_word_count = tile_counter_words(blocks)},
+                  .zero_word_count = tile_counter_words(blocks),
+                  .pair_positions = sorted_rows ? pair_positions : nullptr},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
@@ -467,14 +479,15 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .block_expert = block_expert,
                            .max_blocks = blocks,
                            .topk_weights = dispatched.topk_weights.data_as<const float>(),
-                           .out_rows = pair_rows.data(),
+                           .out_rows = weighted_rows.data(),
                            .pitch = plan.hidden_pitch,
                            .dependent_launch = dependent_launch_,
                            .tile_counters = tile_counters,
                            .used_rows = offsets + experts,
-                           .row_done = row_done},
+                           .row_done = row_done,
+                           .sorted_rows = sorted_rows},
                stream);
-  launch_reduce(ReduceLaunch{.rows = pair_rows.data(),
+  launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,
                              .topk_ids = ids,
                              .expert_map = map,
@@ -484,7 +497,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                              .num_tokens = num_tokens,
                              .hidden = hidden_size,
                              .out = expert_out.data(),
-                             .dependent_launch = dependent_launch_},
+                             .dependent_launch = dependent_launch_,
+                             .pair_positions = sorted_rows ? pair_positions : nullptr},
                 stream);
 }
 

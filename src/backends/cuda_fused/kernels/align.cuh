@@ -35,6 +35,7 @@ struct AlignParams {
   std::uint32_t* ticket;      // one word after the counts: zero on entry, left at zero
   std::uint64_t* zero_words;  // zeroed by the first kernel (nullptr: none)
   std::int64_t zero_word_count;
+  std::int32_t* pair_positions;  // [num_pairs]: each local pair's sorted row (nullptr: not written)
 };
 
 inline constexpr int kScanThreads = 1024;
@@ -181,6 +182,7 @@ __global__ void align_single_block_kernel(AlignParams params) {
     if (local < 0) continue;
     const std::int64_t row = params.offsets[local] + atomicAdd(&bins[local], 1);
     params.sorted_ids[row] = static_cast<std::int32_t>(pair);
+    if (params.pair_positions != nullptr) params.pair_positions[pair] = static_cast<std::int32_t>(row);
   }
 }
 
@@ -222,7 +224,9 @@ __global__ void __launch_bounds__(kScatterThreads)
   for (int i = 0; i < kScatterMaxPairsPerThread; ++i) {
     if (local[i] < 0) continue;
     const std::int64_t row = params.offsets[local[i]] + (shared_bins ? bins[local[i]] : 0) + rank[i];
-    params.sorted_ids[row] = static_cast<std::int32_t>(first + i * kScatterThreads + threadIdx.x);
+    const std::int64_t pair = first + i * kScatterThreads + threadIdx.x;
+    params.sorted_ids[row] = static_cast<std::int32_t>(pair);
+    if (params.pair_positions != nullptr) params.pair_positions[pair] = static_cast<std::int32_t>(row);
   }
 }
 

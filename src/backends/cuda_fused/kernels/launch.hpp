@@ -30,6 +30,9 @@ struct AlignLaunch {
   // nullptr for none. GEMM1 reads them only after waiting for the align, GEMM2 after GEMM1's wait.
   std::uint64_t* zero_words = nullptr;
   std::int64_t zero_word_count = 0;
+  // [num_pairs]: the sorted row of each pair with a local expert (the others are left as they were), for a
+  // GEMM2 that writes its rows in sorted order (Gemm2Launch::sorted_rows); nullptr: not written.
+  std::int32_t* pair_positions = nullptr;
 };
 // Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
 // before its wait).
@@ -84,7 +87,8 @@ struct Gemm1Launch {
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
-// GEMM2 + routing weight: rows [M * k, pitch] bf16.
+// GEMM2 + routing weight: rows [M * k, pitch] bf16 (the pair's row), or with sorted_rows [max_blocks *
+// block_m, pitch] (the sorted row; padding rows get zeros).
 struct Gemm2Launch {
   const TileConfig* tile;
   const void* intermediate;
@@ -106,6 +110,9 @@ struct Gemm2Launch {
   std::uint64_t* tile_counters = nullptr;   // as Gemm1Launch's (the same pointer)
   const std::int64_t* used_rows = nullptr;  // as Gemm1Launch's
   std::uint32_t* row_done = nullptr;        // as Gemm1Launch's (the same pointer, or both nullptr)
+  // Warp-specialised tiles only: rows in sorted order, written by TMA stores (whole 16-row boxes instead of
+  // one scattered row per pair); the reduce then finds each pair's row through AlignLaunch::pair_positions.
+  bool sorted_rows = false;
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 
@@ -124,7 +131,7 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream);
 
 // Sum over top-k in slot order: out [M, H] bf16.
 struct ReduceLaunch {
-  const void* rows;
+  const void* rows;  // the pair's row, or with pair_positions the row pair_positions[pair]
   std::int64_t pitch;
   const std::int32_t* topk_ids;
   const std::int32_t* expert_map;
@@ -134,7 +141,8 @@ struct ReduceLaunch {
   std::int64_t num_tokens;
   std::int64_t hidden;
   void* out;
-  bool dependent_launch = false;  // it waits for its predecessor before reading anything
+  bool dependent_launch = false;                 // it waits for its predecessor before reading anything
+  const std::int32_t* pair_positions = nullptr;  // AlignLaunch::pair_positions (for Gemm2Launch::sorted_rows)
 };
 void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
 

@@ -31,6 +31,7 @@ void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
       .hidden = args.hidden,
       .out = static_cast<__nv_bfloat16*>(args.out),
       .vector_store = args.hidden % 8 == 0 && reinterpret_cast<std::uintptr_t>(args.out) % 16 == 0,
+      .pair_positions = args.pair_positions,
   };
   const std::int64_t threads = args.num_tokens * (args.pitch / 8);
   const std::int64_t blocks = (threads + kThreads - 1) / kThreads;

@@ -88,6 +88,9 @@ void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
 }
 
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
+  FUSEDMOE_CHECK(!args.sorted_rows || args.tile->warp_specialized,
+                 "[cuda_fused] GEMM2's rows in sorted order ", "need a warp-specialised tile, not ",
+                 args.tile->name);
   if (args.tile->wgmma) return launch_wgmma_gemm2(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   switch (args.tile->id) {

@@ -150,11 +150,17 @@ void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const std::int64_t gemm1_columns = (2 * args.intermediate_padded + Shape::kBlockN - 1) / Shape::kBlockN;
   const RowBlockSync sync{.done = args.row_done,
                           .target = static_cast<unsigned>(gemm1_columns * 4 * Shape::kConsumers)};
+  // Sorted rows: the output [max_blocks x block_m sorted rows, H], stored by each consumer warp's 16 rows.
+  const CUtensorMap sorted_map =
+      args.sorted_rows ? cuda::bf16_rows_tensor_map(args.out_rows, args.max_blocks * Shape::kBlockM,
+                                                    args.hidden, args.pitch, 16)
+                       : CUtensorMap{};
   const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
       args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.used_rows, args.max_blocks,
-      (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, sync, args.dependent_launch, stream);
+      (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, sync, args.dependent_launch, stream, sorted_map,
+      args.sorted_rows);
   if constexpr (Shape::kPair) {
     if (!launched) return run_ws_gemm2<typename Shape::Single>(args, stream);
   }

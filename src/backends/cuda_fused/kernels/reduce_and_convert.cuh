@@ -12,21 +12,25 @@
 namespace fusedmoe::cuda_fused {
 
 struct ReduceParams {
-  const __nv_bfloat16* rows;  // [M * k, pitch]: weighted expert outputs per (token, slot)
-  std::int64_t pitch;         // multiple of 8
+  // Weighted expert outputs: [M * k, pitch], the pair's row; or, with pair_positions, the sorted row
+  // pair_positions[pair] (GEMM2's rows in sorted order).
+  const __nv_bfloat16* rows;
+  std::int64_t pitch;  // multiple of 8
   const std::int32_t* topk_ids;
   const std::int32_t* expert_map;  // or nullptr
   int num_experts;
   int num_local_experts;
   int top_k;
   std::int64_t num_tokens;
-  std::int64_t hidden;  // H
-  __nv_bfloat16* out;   // [M, H]
-  bool vector_store;    // H % 8 == 0 and out 16-byte aligned
+  std::int64_t hidden;                 // H
+  __nv_bfloat16* out;                  // [M, H]
+  bool vector_store;                   // H % 8 == 0 and out 16-byte aligned
+  const std::int32_t* pair_positions;  // or nullptr
 };
 
 // out[t, c..c+8) = sum over slots, in slot order, in fp32, of the rows whose expert is local; a token
-// with no local expert gets zeros. One thread per 8 columns of one token.
+// with no local expert gets zeros. One thread per 8 columns of one token. The rows are the pairs' own, or
+// (pair_positions) GEMM2's sorted rows: the same values, so the same bits.
 __global__ void reduce_topk_kernel(ReduceParams params) {
   cuda::wait_for_prior_grids();  // GEMM2 wrote the rows
   const std::int64_t chunks = params.pitch / 8;
@@ -41,11 +45,16 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
   float sum[8] = {};
   for (int slot0 = 0; slot0 < params.top_k; slot0 += kGroup) {
     bool local[kGroup];
+    std::int64_t row[kGroup];
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) {
       local[j] = false;
+      row[j] = 0;
       if (slot0 + j >= params.top_k) continue;
-      const std::int32_t id = params.topk_ids[token * params.top_k + slot0 + j];
+      const std::int64_t pair = token * params.top_k + slot0 + j;
+      // Requested beside the id (no extra round trip); a non-local pair's position is stale, never used.
+      row[j] = params.pair_positions != nullptr ? params.pair_positions[pair] : pair;
+      const std::int32_t id = params.topk_ids[pair];
       if (id < 0 || id >= params.num_experts) continue;
       const std::int32_t expert = params.expert_map != nullptr ? params.expert_map[id] : id;
       local[j] = expert >= 0 && expert < params.num_local_experts;
@@ -54,8 +63,7 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) {
       if (local[j]) {
-        packed[j] = *reinterpret_cast<const uint4*>(
-            params.rows + (token * params.top_k + slot0 + j) * params.pitch + column);
+        packed[j] = *reinterpret_cast<const uint4*>(params.rows + row[j] * params.pitch + column);
       }
     }
 #pragma unroll

@@ -88,6 +88,11 @@ __device__ __forceinline__ void bulk_commit_group() {
 __device__ __forceinline__ void bulk_wait_all() {
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
+// Returns once this thread's committed bulk stores have read their shared-memory sources (they may still be
+// on their way to global memory).
+__device__ __forceinline__ void bulk_wait_all_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
 // Orders this thread's global-memory accesses through the async proxy (TMA) with those through the generic
 // proxy (another block's loads after it acquires this thread's release).
 __device__ __forceinline__ void fence_async_global() {

@@ -101,9 +101,10 @@ inline constexpr long long kIdleTile = -2, kEndTile = -1;
 // walk the same stages in step: every consumer warp gives a stage back to both CTAs' empty barriers, so no
 // CTA writes into a stage its partner still reads. The caller synchronises the cluster before exiting.
 //
-// AsyncStores (GEMM1): the epilogue writes its rows with TMA stores that one lane per consumer warp issues
-// and commits. That lane waits for them only after its next tile's main loop (or before exiting), and only
-// then counts the tile's rows in `signal_rows`: the stores overlap the next tile's MMAs.
+// AsyncStores (GEMM1, and GEMM2 for its sorted rows): the epilogue may write its rows with TMA stores that
+// one lane per consumer warp issues and commits. That lane waits for them only after its next tile's main
+// loop (or before exiting), and only then counts the tile's rows in `signal_rows`: the stores overlap the
+// next tile's MMAs.
 template <class Shape, bool AsyncStores, class ARow, class Epilogue>
 __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
@@ -407,6 +408,62 @@ __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, co
   }
 }
 
+// GEMM2's epilogue in sorted order (Gemm2Launch::sorted_rows): the weighted rows of consumer warp w (rows
+// 16 w .. 16 w + 15 of the tile) go to rows row0 + 16 w .. of `map` by TMA, as GEMM1's do, in two passes of
+// kBlockN / 2 columns through the warp's 16 x kBlockN bytes of staging (lane 0 waits until the first pass's
+// stores have read it). Padding rows get zeros (weight 0); a warp whose rows are all padding stores nothing.
+// Columns past H fall outside the map. The caller waits for the stores before this warp's next call.
+template <class Shape>
+__device__ __forceinline__ void gemm2_epilogue_tma(const Gemm2Params& params, const CUtensorMap* map,
+                                                   unsigned staging, const float (&acc)[Shape::kAccumulators],
+                                                   std::int64_t row0, std::int64_t n0, int thread) {
+  const int lane = thread % 32, warp = thread / 32, q = lane & 3;
+  const std::int64_t warp_row0 = row0 + 16 * warp;
+  float weight[2];
+  bool any_row = false;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const std::int32_t pair = params.sorted_ids[warp_row0 + lane / 4 + 8 * half];
+    weight[half] = pair >= 0 ? params.topk_weights[pair] : 0.0f;
+    any_row = any_row || pair >= 0;
+  }
+  if (!__any_sync(0xffffffffu, any_row)) return;
+  const unsigned warp_staging = staging + static_cast<unsigned>(warp * Shape::kWarpStagingBytes);
+  constexpr int kGroupsPerPass = Shape::kBlockN / 16;  // 8-column groups in kBlockN / 2 columns
+#pragma unroll
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      if (lane == 0) bulk_wait_all_read();
+      __syncwarp();
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = lane / 4 + 8 * half;
+      const unsigned row_address = warp_staging + static_cast<unsigned>(row * 128 + 4 * q);
+#pragma unroll
+      for (int g = 0; g < kGroupsPerPass; ++g) {
+        const int j = pass * kGroupsPerPass + g;  // columns 8 j + 2 q, + 1 of the tile
+        const __nv_bfloat162 packed = __floats2bfloat162_rn(weight[half] * acc[4 * j + 2 * half],
+                                                            weight[half] * acc[4 * j + 2 * half + 1]);
+        // Box g / 8 (64 columns), chunk g % 8.
+        store_shared_b32(row_address + static_cast<unsigned>((g / 8) * 2048 + (((g % 8) ^ (row & 7)) << 4)),
+                         *reinterpret_cast<const unsigned*>(&packed));
+      }
+    }
+    fence_async_shared();
+    __syncwarp();
+    if (lane == 0) {
+#pragma unroll
+      for (int box = 0; box < Shape::kBlockN / 128; ++box) {
+        tma_store_2d(map, warp_staging + static_cast<unsigned>(box * 2048),
+                     static_cast<int>(n0 + pass * (Shape::kBlockN / 2) + 64 * box),
+                     static_cast<int>(warp_row0));
+      }
+      bulk_commit_group();
+    }
+  }
+}
+
 #endif  // sm_90a
 
 template <class Shape>
@@ -444,18 +501,26 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
     wgmma_gemm2_warp_specialized_kernel(Gemm2Params params, const __grid_constant__ CUtensorMap w2_map,
                                         unsigned long long* next_tile, const std::int64_t* used_rows,
                                         std::int64_t row_blocks, std::int64_t column_blocks,
-                                        RowBlockSync sync) {
+                                        RowBlockSync sync, const __grid_constant__ CUtensorMap sorted_map,
+                                        bool sorted_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
-  wgmma_warp_specialized<Shape, false>(
+  const unsigned base = aligned_shared_base(shared);
+  const unsigned staging = base + Shape::kStages * Shape::kStageBytes;
+  wgmma_warp_specialized<Shape, true>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.lda, params.k_tiles,
-      &w2_map, params.w2, aligned_shared_base(shared), nullptr, sync.done, sync.target,
+      &w2_map, params.w2, base, nullptr, sync.done, sync.target,
       [&](std::int64_t row) -> const bf16* {
         return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
       },
       [&](BlockCoordinates block, const float(&acc)[Shape::kAccumulators], int thread) {
-        gemm2_epilogue<Shape>(params, acc, static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
-                              static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
+        const std::int64_t row0 = static_cast<std::int64_t>(block.row_block) * Shape::kBlockM;
+        const std::int64_t n0 = static_cast<std::int64_t>(block.column_block) * Shape::kBlockN;
+        if (sorted_rows) {
+          gemm2_epilogue_tma<Shape>(params, &sorted_map, staging, acc, row0, n0, thread);
+        } else {
+          gemm2_epilogue<Shape>(params, acc, row0, n0, thread);
+        }
       });
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
