@@ -14,10 +14,10 @@
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
 //     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
 //     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
-//     GEMM1's consumer warps stage their 16 rows of the activation in shared memory and write them by TMA
-//     store (gemm1_epilogue_tma), which overlaps the next tile's main loop (1-2% of the forward at M >=
-//     1024, bench/results/2026-11-28-h100-session14.md); GEMM2's rows scatter to per-slot rows, so its
-//     consumers store them directly.
+//     The consumer warps stage their 16 rows of the output in shared memory and write them by TMA store,
+//     which overlaps the next tile's main loop: GEMM1's activation (gemm1_epilogue_tma; 1-2% of the forward
+//     at M >= 1024) and GEMM2's weighted rows in sorted order (gemm2_epilogue_tma; 1-2% at M >= 4096; the
+//     reduce gathers them by pair position), bench/results/2026-11-28-h100-session14.md.
 // GEMM1 -> GEMM2 hand-over per row block (RowBlockSync): GEMM1 lets GEMM2 launch at once and counts each
 // finished tile per row block (once the tile's TMA stores are complete); GEMM2 does not wait for GEMM1 as a
 // whole but takes a row block's tiles once all of that row block's GEMM1 tiles are written. GEMM2's blocks
@@ -57,8 +57,9 @@ struct WarpSpecializedShape {
   static constexpr int kTakeSlots = kPair ? 2 * kStages : 2;
   // Per stage a full and an empty mbarrier and the tile index it starts; the take slots (+ their barriers).
   static constexpr int kControlBytes = (3 * 8 * kStages + 8 * kTakeSlots * (kPair ? 2 : 1) + 127) / 128 * 128;
-  // GEMM1's activation tile (kBlockM rows x kBlockN / 2 bf16) on its way out by TMA stores: 16 rows per
-  // consumer warp, in boxes of 64 columns (2 KiB, 128-byte swizzle). GEMM2 (the same shape) leaves it unused.
+  // The epilogue's rows on their way out by TMA stores: 16 rows per consumer warp, in boxes of 64 columns
+  // (2 KiB, 128-byte swizzle). GEMM1's activation tile (kBlockM x kBlockN / 2 bf16) fits at once; GEMM2's
+  // weighted rows (kBlockN columns) go in two passes.
   static constexpr int kWarpStagingBytes = 16 * kBlockN, kStagingBytes = 4 * kConsumers * kWarpStagingBytes;
   static constexpr int kSharedBytes =
       kStages * kStageBytes + kStagingBytes + kControlBytes + 1024;  // + alignment slack
