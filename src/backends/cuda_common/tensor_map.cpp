@@ -46,6 +46,26 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
   return function;
 }
 
+// Encodes a bf16 map in the 128-byte swizzle (boxes 64 elements wide) whose innermost dimension comes first;
+// the error gives the driver's reason and `describe()` (called only on failure), the tensor.
+template <int kRank, class Describe>
+CUtensorMap encode_bf16_swizzled(const void* base, const cuuint64_t (&sizes)[kRank],
+                                 const cuuint64_t (&strides)[kRank - 1], const cuuint32_t (&box)[kRank],
+                                 const Describe& describe) {
+  cuuint32_t element_strides[kRank];
+  for (int i = 0; i < kRank; ++i) element_strides[i] = 1;
+  CUtensorMap map{};
+  const CUresult result = encode_function()(
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, kRank, const_cast<void*>(base), sizes, strides, box,
+      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (result != CUDA_SUCCESS) {
+    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
+                            ", CUresult ", static_cast<int>(result), ") for ", describe()));
+  }
+  return map;
+}
+
 }  // namespace
 
 CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int64_t depth,
@@ -63,18 +83,9 @@ CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int
                                  static_cast<cuuint64_t>(rows * kPanel * kBytes),
                                  static_cast<cuuint64_t>(rows * depth * kBytes)};
   const cuuint32_t box[4] = {static_cast<cuuint32_t>(kPanel), static_cast<cuuint32_t>(box_rows), 1, 1};
-  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
-  CUtensorMap map{};
-  const CUresult result =
-      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void*>(base), sizes, strides,
-                        box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (result != CUDA_SUCCESS) {
-    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
-                            ", CUresult ", static_cast<int>(result), ") for ", matrices, " x [", rows, ", ",
-                            depth, "] bf16 in k-panels, box ", box_rows, " rows x 64"));
-  }
-  return map;
+  return encode_bf16_swizzled<4>(base, sizes, strides, box, [&] {
+    return str_cat(matrices, " x [", rows, ", ", depth, "] bf16 in k-panels, box ", box_rows, " rows x 64");
+  });
 }
 
 CUtensorMap bf16_rows_tensor_map(const void* base, std::int64_t rows, std::int64_t columns,
@@ -88,18 +99,9 @@ CUtensorMap bf16_rows_tensor_map(const void* base, std::int64_t rows, std::int64
   const cuuint64_t sizes[2] = {static_cast<cuuint64_t>(columns), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(pitch * kBytes)};
   const cuuint32_t box[2] = {static_cast<cuuint32_t>(kBoxColumns), static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  CUtensorMap map{};
-  const CUresult result =
-      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), sizes, strides,
-                        box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (result != CUDA_SUCCESS) {
-    throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
-                            ", CUresult ", static_cast<int>(result), ") for [", rows, ", ", columns,
-                            "] bf16 with pitch ", pitch, ", box ", box_rows, " rows x 64"));
-  }
-  return map;
+  return encode_bf16_swizzled<2>(base, sizes, strides, box, [&] {
+    return str_cat("[", rows, ", ", columns, "] bf16 with pitch ", pitch, ", box ", box_rows, " rows x 64");
+  });
 }
 
 }  // namespace fusedmoe::cuda
