@@ -572,6 +572,11 @@ TEST(CudaFusedBuiltinTune, TablesAreWellFormedAndFound) {
                       .intermediate_size = 768,
                       .top_k = 8};
   EXPECT_TRUE(cuda_fused::builtin_tune_entry(qwen3).has_value());
+  TuneKey h200 = qwen3;
+  h200.device_name = "NVIDIA H200";
+  const std::optional<TuneEntry> h200_entry = cuda_fused::builtin_tune_entry(h200);
+  ASSERT_TRUE(h200_entry.has_value());
+  EXPECT_EQ(h200_entry->key, h200);
   TuneKey other = qwen3;
   other.device_name = "Some Other GPU";
   EXPECT_FALSE(cuda_fused::builtin_tune_entry(other).has_value());

@@ -210,10 +210,210 @@ constexpr const char* kH100Tables = R"json({
  "fusedmoe_tune": 1
 })json";
 
+// NVIDIA H200, CUDA 13, driver 580, 2026-11-28 (session 15; bench/results/2026-11-28-h200-session15/): the
+// same presets and token counts, but not a full tune: per cell, the faster of two candidates in a same-call
+// A/B (two rounds, medians), the H100 table's choice and the heuristic's. The H100's table alone loses up to
+// 11% on this card (deepseek-v3 M=4096 wants the warp-specialised tile, qwen3/olmoe M=64 a streaming one),
+// the heuristic alone up to 14% (mixtral-8x7b M=256).
+constexpr const char* kH200Tables = R"json({
+ "entries": [
+  {
+   "backend": "cuda_fused",
+   "buckets": [
+    {
+     "choice": "m16_n64_k128",
+     "max_tokens": 1,
+     "time_ms": 0.03
+    },
+    {
+     "choice": "m16",
+     "max_tokens": 8,
+     "time_ms": 0.126
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 64,
+     "time_ms": 0.287
+    },
+    {
+     "choice": "wg64_n256_ws",
+     "max_tokens": 256,
+     "time_ms": 0.3135
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 1024,
+     "time_ms": 0.3595
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 4096,
+     "time_ms": 0.71
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 16384,
+     "time_ms": 2.256
+    }
+   ],
+   "device": "NVIDIA H200",
+   "dtype": "bf16",
+   "experts": 128,
+   "hidden": 2048,
+   "intermediate": 768,
+   "top_k": 8
+  },
+  {
+   "backend": "cuda_fused",
+   "buckets": [
+    {
+     "choice": "m16_n32_s8",
+     "max_tokens": 1,
+     "time_ms": 0.035
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 8,
+     "time_ms": 0.142
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 64,
+     "time_ms": 0.199
+    },
+    {
+     "choice": "wg64_n256_ws",
+     "max_tokens": 256,
+     "time_ms": 0.2165
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 1024,
+     "time_ms": 0.3145
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 4096,
+     "time_ms": 0.788
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 16384,
+     "time_ms": 2.8365
+    }
+   ],
+   "device": "NVIDIA H200",
+   "dtype": "bf16",
+   "experts": 64,
+   "hidden": 2048,
+   "intermediate": 1024,
+   "top_k": 8
+  },
+  {
+   "backend": "cuda_fused",
+   "buckets": [
+    {
+     "choice": "m16_n64_k128",
+     "max_tokens": 1,
+     "time_ms": 0.174
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 8,
+     "time_ms": 0.556
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 64,
+     "time_ms": 0.6495
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 256,
+     "time_ms": 0.6995
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
+     "max_tokens": 1024,
+     "time_ms": 1.35
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
+     "max_tokens": 4096,
+     "time_ms": 4.4795
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
+     "max_tokens": 16384,
+     "time_ms": 17.96
+    }
+   ],
+   "device": "NVIDIA H200",
+   "dtype": "bf16",
+   "experts": 8,
+   "hidden": 4096,
+   "intermediate": 14336,
+   "top_k": 2
+  },
+  {
+   "backend": "cuda_fused",
+   "buckets": [
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 1,
+     "time_ms": 0.167
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 8,
+     "time_ms": 1.08
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 64,
+     "time_ms": 4.3845
+    },
+    {
+     "choice": "m16_n128_k128",
+     "max_tokens": 256,
+     "time_ms": 5.099
+    },
+    {
+     "choice": "wg64_n256",
+     "max_tokens": 1024,
+     "time_ms": 5.3105
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 4096,
+     "time_ms": 7.6155
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
+     "max_tokens": 16384,
+     "time_ms": 21.711
+    }
+   ],
+   "device": "NVIDIA H200",
+   "dtype": "bf16",
+   "experts": 256,
+   "hidden": 7168,
+   "intermediate": 2048,
+   "top_k": 8
+  }
+ ],
+ "fusedmoe_tune": 1
+})json";
+
 }  // namespace
 
 const TuneTable& builtin_tune_tables() {
-  static const TuneTable table = TuneTable::parse(kH100Tables, "fusedmoe's built-in tune tables");
+  static const TuneTable table = [] {
+    TuneTable tables = TuneTable::parse(kH100Tables, "fusedmoe's built-in tune tables (H100)");
+    const TuneTable h200 = TuneTable::parse(kH200Tables, "fusedmoe's built-in tune tables (H200)");
+    for (const TuneEntry& entry : h200.entries()) tables.put(entry);
+    return tables;
+  }();
   return table;
 }
 
