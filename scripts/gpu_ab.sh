@@ -9,7 +9,8 @@
 #              repository root)
 #   PRESETS="qwen3-30b-a3b olmoe-1b-7b mixtral-8x7b deepseek-v3"   TOKENS=1024,4096,16384
 #   ROUNDS=2   REPEATS=20   EXTRA= (more `fusedmoe bench` flags; --backend cuda_fused is always passed)
-# Output: one line per result row, "r<round> <label> <bench row>", into out.txt (and stdout).
+# Output: one line per result row, "r<round> <label> <bench row>", into out.txt (and stdout);
+# scripts/ab_summary.py out.txt [baseline label] prints the medians and ratios per preset and M.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_ab.sh out.txt}
 case $out in /*) ;; *) out=$PWD/$out ;; esac

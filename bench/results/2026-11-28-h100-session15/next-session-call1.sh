@@ -14,5 +14,5 @@ grep -E "^\[  FAILED" $OUT/gc/gpu_check/cuda_tests.log | head
 P=.prebuilt
 VARIANTS="base $P/fusedmoe_base; warm $P/fusedmoe_warm; early $P/fusedmoe_early; both $P/fusedmoe" TOKENS=1,8,64,256,1024 ROUNDS=3 timeout 330 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
 echo ab rc $?
-sort -k3,3 -k5,5n -k2,2 $OUT/ab.txt | awk '{print $1,$2,$3,$5,$6}' | paste - - - - - - - - - - - -
+scripts/ab_summary.py $OUT/ab.txt base
 rm -rf $OUT/gc/gpu_check/racecheck.log

@@ -16,6 +16,6 @@ grep -A5 "== summary" $OUT/gpu_check.txt
 grep -E "^\[  FAILED" $OUT/gc/gpu_check/cuda_tests.log | head
 VARIANTS="base $P/fusedmoe_base; tma $P/fusedmoe; gathered $P/fusedmoe FUSEDMOE_CUDA_FUSED_TMA_ROWS=off" TOKENS=1024,4096,16384 ROUNDS=2 timeout 300 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
 echo ab rc $?
-sort -k3,3 -k5,5n -k2,2 $OUT/ab.txt | awk '{print $1,$2,$3,$5,$6}' | paste - - - - - -
+scripts/ab_summary.py $OUT/ab.txt base
 rm -f $OUT/gc/gpu_check/racecheck.log
 mv $P/held/fusedmoe_tests $P/held/fusedmoe $P/ && rmdir $P/held
