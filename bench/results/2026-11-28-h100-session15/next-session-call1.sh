@@ -12,7 +12,7 @@ echo gpu_check rc $?
 grep -A5 "== summary" $OUT/gpu_check.txt
 grep -E "^\[  FAILED" $OUT/gc/gpu_check/cuda_tests.log | head
 P=.prebuilt
-VARIANTS="base $P/fusedmoe_base; warm $P/fusedmoe_warm; early $P/fusedmoe_early; both $P/fusedmoe" TOKENS=1,8,64,256,1024 ROUNDS=3 timeout 330 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
+VARIANTS="base $P/fusedmoe_base; warm $P/fusedmoe_warm; early $P/fusedmoe_early; both $P/fusedmoe" TOKENS=1,8,64,256,1024 ROUNDS=2 timeout 360 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
 echo ab rc $?
 scripts/ab_summary.py $OUT/ab.txt base
 rm -rf $OUT/gc/gpu_check/racecheck.log
