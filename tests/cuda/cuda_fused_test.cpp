@@ -258,11 +258,11 @@ TEST(CudaFusedWarm, SameBitsWithAndWithoutTheL2WarmUp) {
 
 // The GEMM1 -> GEMM2 hand-over of the warp-specialised tiles (GEMM2 takes a row block once GEMM1's tiles of
 // it are written; FUSEDMOE_CUDA_FUSED_HANDOVER=on forces it where `auto` would not) gives the bits of GEMM2
-// waiting for the whole of GEMM1, with and without dependent launches. Two batches in a row on one kernel: a
-// row block read before GEMM1 wrote it would hold the first batch's intermediate, so the second batch's
-// result would differ. `early`: GEMM1 has 8 row blocks of 128-deep tiles on a GPU of 100+ SMs, so GEMM2's
-// blocks start on idle SMs at once and meet row blocks GEMM1 is still computing; `walk`: both GEMMs take many
-// tiles per block (1000 rows per expert).
+// waiting for the whole of GEMM1, with and without dependent launches, GEMM2's A rows by TMA and gathered.
+// Two batches in a row on one kernel: a row block read before GEMM1 wrote it would hold the first batch's
+// intermediate, so the second batch's result would differ. `early`: GEMM1 has 8 row blocks of 128-deep tiles
+// on a GPU of 100+ SMs, so GEMM2's blocks start on idle SMs at once and meet row blocks GEMM1 is still
+// computing; `walk`: both GEMMs take many tiles per block (1000 rows per expert).
 TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
@@ -304,11 +304,15 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
         EXPECT_LE(compare_to_reference(expected[batch], references[batch]).relative_error,
                   tolerance_for(DType::bf16));
       }
-      for (const char* pdl : {"on", "off"}) {
-        SCOPED_TRACE(std::string("PDL ") + pdl);
-        const std::vector<Tensor> got = run_both("on", pdl);
-        for (std::size_t batch = 0; batch < 2; ++batch) {
-          EXPECT_TRUE(testing::bitwise_equal(got[batch], expected[batch]));
+      // GEMM2's A rows by TMA (the default) and gathered: the TMA reads a row block after the acquire.
+      for (const char* tma_rows : {"on", "off"}) {
+        const testing::ScopedEnv scoped_rows("FUSEDMOE_CUDA_FUSED_TMA_ROWS", tma_rows);
+        for (const char* pdl : {"on", "off"}) {
+          SCOPED_TRACE(std::string("PDL ") + pdl + ", TMA rows " + tma_rows);
+          const std::vector<Tensor> got = run_both("on", pdl);
+          for (std::size_t batch = 0; batch < 2; ++batch) {
+            EXPECT_TRUE(testing::bitwise_equal(got[batch], expected[batch]));
+          }
         }
       }
     }
@@ -336,6 +340,32 @@ TEST(CudaFusedTiles, SortedRowsGiveThePerPairBits) {
       const Tensor per_pair = runs.run("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "off");
       EXPECT_LE(compare_to_reference(sorted, reference).relative_error, tolerance_for(DType::bf16));
       EXPECT_TRUE(testing::bitwise_equal(sorted, per_pair));
+    }
+  }
+}
+
+// GEMM2's A rows read as one TMA box per k-tile (its padding rows zeros that GEMM1 now writes too) give the
+// bits of the cp.async gather (FUSEDMOE_CUDA_FUSED_TMA_ROWS=off), on every warp-specialised tile: with the
+// hand-over (`handover`, a few rows per expert: all-padding warps), and many tiles per block (`many`, pairs
+// multicasting). HandoverReadsRowBlocksOnlyOnceWritten checks the hand-over's ordering with both, and the
+// default suite runs the TMA rows against the fp64 reference on every other case.
+TEST(CudaFusedTiles, TmaRowsGiveTheGatheredBits) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  for (const FusedCase& c : {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"handover", 16, 8, 256, 192, 2},
+                             FusedCase{"many", 3000, 8, 712, 136, 2}}) {
+    SCOPED_TRACE(c.label);
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+    const SwitchedRuns runs(c, 73);
+    const std::vector<double> reference = runs.reference();
+    for (const char* tile : kWarpSpecializedTiles) {
+      SCOPED_TRACE(tile);
+      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+      const Tensor tma = runs.run("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "on");
+      const Tensor gathered = runs.run("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "off");
+      EXPECT_LE(compare_to_reference(tma, reference).relative_error, tolerance_for(DType::bf16));
+      EXPECT_TRUE(testing::bitwise_equal(tma, gathered));
     }
   }
 }
@@ -646,6 +676,10 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
   }
   {
     const testing::ScopedEnv sorted("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "maybe");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
+  {
+    const testing::ScopedEnv tma_rows("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "sometimes");
     EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
   }
 }

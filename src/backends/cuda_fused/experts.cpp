@@ -138,6 +138,9 @@ bool wgmma_disabled_from_env() {
 bool sorted_rows_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "on", "off");
 }
+bool tma_rows_disabled_from_env() {
+  return env_switch("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "on", "off");
+}
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
   return static_cast<CudaFusedExperts::Handover>(
@@ -220,6 +223,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
+      tma_rows_disabled_(tma_rows_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(choice_from_env()),
       persistent_shape_(persistent_shape_from_env()),
@@ -249,6 +253,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced
       wgmma_disabled_(wgmma_disabled_from_env()),
       handover_(handover_from_env()),
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
+      tma_rows_disabled_(tma_rows_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(forced),
       persistent_shape_(persistent_shape_from_env()),
@@ -363,7 +368,12 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
   const bool sorted_rows = tile.warp_specialized && !sorted_rows_disabled_;
-  FUSEDMOE_ASSERT(!sorted_rows || plan.rows_capacity <= INT32_MAX, "[cuda_fused] sorted rows are int32");
+  // The warp-specialised GEMM2 reads its A rows by TMA; GEMM1 then writes its all-padding warps' zeros too.
+  const bool tma_rows = tile.warp_specialized && !tma_rows_disabled_;
+  // The warp-specialised tiles address sorted rows by int32 TMA coordinates (GEMM1's stores, GEMM2's A rows
+  // and sorted rows).
+  FUSEDMOE_ASSERT(!tile.warp_specialized || plan.rows_capacity <= INT32_MAX,
+                  "[cuda_fused] sorted rows are int32");
   float* persistent_scratch_buffer =
       persistent_counters_.defined()
           ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()
@@ -466,7 +476,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .tile_counters = tile_counters,
                            .used_rows = offsets + experts,
                            .row_done = row_done,
-                           .warm = warm},
+                           .warm = warm,
+                           .write_padding_warps = tma_rows},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -485,7 +496,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .tile_counters = tile_counters,
                            .used_rows = offsets + experts,
                            .row_done = row_done,
-                           .sorted_rows = sorted_rows},
+                           .sorted_rows = sorted_rows,
+                           .tma_rows = tma_rows},
                stream);
   launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,

@@ -99,6 +99,9 @@ class CudaFusedExperts final : public ExpertsModular {
   // reads it (scattered 16-byte stores) instead of its rows in sorted order by TMA
   // (Gemm2Launch::sorted_rows).
   bool sorted_rows_disabled_ = false;
+  // FUSEDMOE_CUDA_FUSED_TMA_ROWS=off: the warp-specialised GEMM2 gathers its A rows by cp.async instead of
+  // one TMA box per k-tile (Gemm2Launch::tma_rows).
+  bool tma_rows_disabled_ = false;
   // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.

@@ -27,7 +27,8 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .intermediate = static_cast<bf16*>(args.intermediate),
                      .ldi = args.intermediate_padded,
                      .activation = args.activation,
-                     .warm = args.warm};
+                     .warm = args.warm,
+                     .write_padding_warps = args.write_padding_warps};
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {

@@ -84,6 +84,9 @@ struct Gemm1Launch {
   std::uint32_t* row_done = nullptr;
   // mma.sync tiles: the L2 warm-up (see L2WarmUp).
   L2WarmUp warm{};
+  // Warp-specialised tiles: the padding rows of every row block GEMM1 computes are written (zeros), so that
+  // a GEMM2 with tma_rows reads no stale values. Otherwise warps whose 16 rows are all padding store nothing.
+  bool write_padding_warps = false;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -113,6 +116,10 @@ struct Gemm2Launch {
   // Warp-specialised tiles only: rows in sorted order, written by TMA stores (whole 16-row boxes instead of
   // one scattered row per pair); the reduce then finds each pair's row through AlignLaunch::pair_positions.
   bool sorted_rows = false;
+  // Warp-specialised tiles only: the A rows (the intermediate, in sorted order) as one TMA box per k-tile
+  // instead of a cp.async gather. Needs GEMM1 launched with write_padding_warps (else the padding rows GEMM1
+  // skips keep stale values: the same results, but more power drawn).
+  bool tma_rows = false;
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

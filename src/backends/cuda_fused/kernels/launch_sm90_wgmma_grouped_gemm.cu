@@ -155,12 +155,18 @@ void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
       args.sorted_rows ? cuda::bf16_rows_tensor_map(args.out_rows, args.max_blocks * Shape::kBlockM,
                                                     args.hidden, args.pitch, 16)
                        : CUtensorMap{};
+  // The A rows: the intermediate [max_blocks x block_m sorted rows, I_pad], a tile's rows x 64 columns a box.
+  const CUtensorMap a_map =
+      args.tma_rows
+          ? cuda::bf16_rows_tensor_map(args.intermediate, args.max_blocks * Shape::kBlockM,
+                                       args.intermediate_padded, args.intermediate_padded, Shape::kBlockM)
+          : CUtensorMap{};
   const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm2_warp_specialized_kernel<Shape>, gemm2_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w2, args.hidden_padded, args.intermediate_padded, args.num_local_experts),
       args.tile_counters == nullptr ? nullptr : args.tile_counters + 1, args.used_rows, args.max_blocks,
       (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN, sync, args.dependent_launch, stream, sorted_map,
-      args.sorted_rows);
+      args.sorted_rows, a_map, args.tma_rows);
   if constexpr (Shape::kPair) {
     if (!launched) return run_ws_gemm2<typename Shape::Single>(args, stream);
   }

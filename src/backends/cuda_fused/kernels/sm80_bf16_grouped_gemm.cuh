@@ -68,8 +68,9 @@ struct Gemm1Params {
   bool trigger_dependents_early;
   bf16* intermediate;  // [rows, ldi]
   std::int64_t ldi;
-  int activation;  // 0 = SiLU, 1 = GELU (erf)
-  L2WarmUp warm;   // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
+  int activation;            // 0 = SiLU, 1 = GELU (erf)
+  L2WarmUp warm;             // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
+  bool write_padding_warps;  // the warp-specialised TMA epilogue (Gemm1Launch::write_padding_warps)
 };
 
 struct Gemm2Params {

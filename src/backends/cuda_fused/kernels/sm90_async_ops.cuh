@@ -58,6 +58,17 @@ __device__ __forceinline__ void tma_load_panel(unsigned destination, const CUten
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(0), "r"(row0), "r"(panel), "r"(matrix), "r"(barrier)
       : "memory");
 }
+// A box of a 2-D map (innermost first: {column, row}) into this CTA's shared memory at `destination`
+// (1024-byte aligned for the 128-byte swizzle); the mbarrier at `barrier` receives its bytes.
+__device__ __forceinline__ void tma_load_2d(unsigned destination, const CUtensorMap* map, int column, int row,
+                                            unsigned barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+      "%3}], "
+      "[%4];\n" ::"r"(destination),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(column), "r"(row), "r"(barrier)
+      : "memory");
+}
 // The same box written to the same offset of every CTA of the cluster named in `cta_mask` (bit r = rank r);
 // each destination's mbarrier at `barrier`'s offset receives the bytes it got.
 __device__ __forceinline__ void tma_load_panel_multicast(unsigned destination, const CUtensorMap* map,

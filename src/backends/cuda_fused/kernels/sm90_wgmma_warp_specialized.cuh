@@ -5,10 +5,12 @@
 // weights 1.5x over). A producer warpgroup and one or two consumer warpgroups:
 //   - the producer (few registers) fills a ring of kStages shared-memory stages: the weight tile by TMA (one
 //     thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros), the
-//     A rows by cp.async (gathered by sorted id, so they are not a TMA box; every producer thread copies
-//     kChunksA chunks of 16 bytes). A thread signals a stage full once its own copies into it have landed
-//     and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its issue, and all of
-//     a tile's at its end), so the full barrier counts 128 producer arrivals + the TMA thread's expect_tx.
+//     A rows by cp.async (GEMM1's are gathered by sorted id, so they are not a TMA box; every producer
+//     thread copies kChunksA chunks of 16 bytes) or, for GEMM2 (its A rows are the intermediate in sorted
+//     order), as one TMA box with the weights. A thread signals a stage full once its own copies into it
+//     have landed and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its
+//     issue, and all of a tile's at its end; at once with TMA rows), so the full barrier counts 128 producer
+//     arrivals + the TMA thread's expect_tx.
 //     The first stage of a tile carries the tile's index for the consumers; a stage carrying -1 ends the
 //     block;
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
@@ -85,15 +87,18 @@ inline constexpr long long kIdleTile = -2, kEndTile = -1;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-// a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros); epilogue(
-// BlockCoordinates, acc, consumer thread). `next_tile` counts the tiles handed out: zero before the launch
-// (written before the kernel that precedes this one, which this kernel waits for before reading it).
-// `used_rows` (nullptr: all `row_blocks`) bounds the row blocks handed out, so no block spends its tail
-// taking tiles of the unused worst-case blocks one atomic at a time. Waits for the previous kernel before
-// reading anything, except with `await_rows` (GEMM2 of a RowBlockSync): then block_expert, used_rows and
-// next_tile come from kernels before the previous one (complete once it let this grid launch), and a row
-// block's A rows are read once await_rows[row block] reaches `await_target`. `signal_rows` (GEMM1 of a
-// RowBlockSync): lets the next grid launch at once and counts each consumer warp's finished tile there.
+// a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros), gathered by cp.async;
+// or, with `a_rows` (GEMM2: its A rows are the intermediate in sorted order), the tile's A rows as one TMA
+// box of that map, read as they are (their padding rows must hold zeros: stale values change no result but
+// the power drawn, bench/results/2026-11-27-h100-session9.md). epilogue(BlockCoordinates, acc, consumer
+// thread). `next_tile` counts the tiles handed out: zero before the launch (written before the kernel that
+// precedes this one, which this kernel waits for before reading it). `used_rows` (nullptr: all `row_blocks`)
+// bounds the row blocks handed out, so no block spends its tail taking tiles of the unused worst-case blocks
+// one atomic at a time. Waits for the previous kernel before reading anything, except with `await_rows`
+// (GEMM2 of a RowBlockSync): then block_expert, used_rows and next_tile come from kernels before the previous
+// one (complete once it let this grid launch), and a row block's A rows are read once await_rows[row block]
+// reaches `await_target`. `signal_rows` (GEMM1 of a RowBlockSync): lets the next grid launch at once and
+// counts each consumer warp's finished tile there.
 //
 // Pairs (Shape::kPair, launched as clusters of two CTAs): a tile is a pair of row blocks (2p, 2p + 1) x one
 // column block; CTA r computes row block 2p + r. The leader (rank 0) takes the tiles and writes each into its
@@ -110,8 +115,8 @@ template <class Shape, bool AsyncStores, class ARow, class Epilogue>
 __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
-    const CUtensorMap* weights, const void* placeholder, unsigned shared, unsigned* signal_rows,
-    const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
+    const CUtensorMap* weights, const CUtensorMap* a_rows, const void* placeholder, unsigned shared,
+    unsigned* signal_rows, const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
   constexpr bool kPair = Shape::kPair;
   const unsigned control = shared + Shape::kStages * Shape::kStageBytes + Shape::kStagingBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
@@ -131,6 +136,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   }
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(weights);
+    if (a_rows != nullptr) tma_prefetch_descriptor(a_rows);
     for (int stage = 0; stage < Shape::kStages; ++stage) {
       mbarrier_init(full_barrier(stage), 128 + 1);  // the producers' arrivals + the TMA thread's expect_tx
       // Single CTAs: every consumer thread; pairs: one arrival per consumer warp of either CTA.
@@ -166,6 +172,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     auto await_row_block = [&](std::int64_t row_block) {
       if (await_rows != nullptr && expert_of(row_block) >= 0) {
         while (load_acquire_gpu(await_rows + row_block) < await_target) __nanosleep(64);
+        if (a_rows != nullptr) fence_async_global();  // the TMA (async proxy) reads them after the acquire
       }
     };
     // Thread 0 (a pair's leader's) takes the next tile with an expert (or -1 when none is left) for the
@@ -220,7 +227,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       const bf16* a_source[Shape::kChunksA];
 #pragma unroll
       for (int i = 0; i < Shape::kChunksA; ++i) {
-        a_source[i] = expert >= 0 ? a_row(row0 + row_in_pass + 16 * i) : nullptr;
+        a_source[i] = expert >= 0 && a_rows == nullptr ? a_row(row0 + row_in_pass + 16 * i) : nullptr;
       }
       const int n0 = block.column_block * Shape::kBlockN;
       for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++issued) {
@@ -230,13 +237,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         const unsigned stage_b = stage_a + Shape::kStageABytes;
         if (thread == 0) {
           if (k_tile == 0) store_shared_s64(stage_tile(stage), consumer_tile);
+          // With TMA rows the barrier expects the A box's bytes too (its load follows the expectation).
+          const int a_bytes = expert >= 0 && a_rows != nullptr ? Shape::kStageABytes : 0;
           if (multicast) {  // this CTA's half of the box, into both CTAs' stage
-            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
+            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes + a_bytes);
             tma_load_panel_multicast(stage_b + rank * (Shape::kStageBBytes / 2), weights,
                                      n0 + static_cast<int>(rank) * Shape::kBoxRows, k_tile, expert,
                                      full_barrier(stage), (1u << Shape::kClusterM) - 1);
           } else if (expert >= 0) {
-            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes);
+            mbarrier_arrive_expect_bytes(full_barrier(stage), Shape::kStageBBytes + a_bytes);
 #pragma unroll
             for (int box = 0; box < Shape::kClusterM; ++box) {
               tma_load_panel(stage_b + box * (Shape::kStageBBytes / Shape::kClusterM), weights,
@@ -245,16 +254,25 @@ __device__ __forceinline__ void wgmma_warp_specialized(
           } else {
             mbarrier_arrive(full_barrier(stage));  // an idle CTA of a pair: no weights
           }
+          if (a_bytes > 0) {
+            tma_load_2d(stage_a, a_rows, k_tile * Shape::kBlockK, static_cast<int>(row0),
+                        full_barrier(stage));
+          }
         }
-        const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK + column;
+        if (a_rows == nullptr) {
+          const std::int64_t k0 = static_cast<std::int64_t>(k_tile) * Shape::kBlockK + column;
 #pragma unroll
-        for (int i = 0; i < Shape::kChunksA; ++i) {
-          const bool valid = a_source[i] != nullptr && k0 < a_columns;
-          cp_async_16(stage_a + swizzled(row_in_pass + 16 * i), valid ? a_source[i] + k0 : placeholder,
-                      valid);
+          for (int i = 0; i < Shape::kChunksA; ++i) {
+            const bool valid = a_source[i] != nullptr && k0 < a_columns;
+            cp_async_16(stage_a + swizzled(row_in_pass + 16 * i), valid ? a_source[i] + k0 : placeholder,
+                        valid);
+          }
         }
-        cp_async_commit();
-        if (issued - Shape::kSignalLag >= signalled) {  // this thread's copies of stage issued - lag landed
+        cp_async_commit();  // (an empty group with TMA rows)
+        if (a_rows != nullptr) {
+          signal_through(issued);  // no copies of this thread's: the barrier waits for the TMA's bytes alone
+        } else if (issued - Shape::kSignalLag >=
+                   signalled) {  // this thread's copies of stage issued - lag landed
           cp_async_wait<Shape::kSignalLag>();
           fence_async_shared();
           signal_through(issued - Shape::kSignalLag);
@@ -366,8 +384,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(
 // c ^ (r % 8), so a store instruction's 8 rows x 4 lanes hit 32 different banks), and lane 0 stores the boxes
 // to the intermediate (`map`: its rows in sorted order, so a warp's rows are one box). Padding rows hold
 // zeros (their A rows were zeros) and are written as such; a warp whose 16 rows are all padding stores
-// nothing. Columns past I_pad (a column block overhanging 2 I_pad) fall outside the map and are dropped.
-// The caller waits for the stores (wgmma_warp_specialized's AsyncStores) before this warp's next call.
+// nothing, unless params.write_padding_warps (GEMM2 reads whole row blocks by TMA). Columns past I_pad (a
+// column block overhanging 2 I_pad) fall outside the map and are dropped. The caller waits for the stores
+// (wgmma_warp_specialized's AsyncStores) before this warp's next call.
 template <class Shape>
 __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, const CUtensorMap* map,
                                                    unsigned staging, const float (&acc)[Shape::kAccumulators],
@@ -376,7 +395,7 @@ __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, co
   const std::int64_t warp_row0 = row0 + 16 * warp;
   const bool any_row =
       __any_sync(0xffffffffu, lane < 16 && params.sorted_ids[warp_row0 + lane] >= 0);  // (warp-uniform)
-  if (!any_row) return;
+  if (!any_row && !params.write_padding_warps) return;
   const unsigned warp_staging = staging + static_cast<unsigned>(warp * Shape::kWarpStagingBytes);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -480,7 +499,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
   const unsigned staging = base + Shape::kStages * Shape::kStageBytes;
   wgmma_warp_specialized<Shape, true>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.a_columns, params.k_tiles,
-      &w13_map, params.w13, base, sync.done, nullptr, 0,
+      &w13_map, nullptr, params.w13, base, sync.done, nullptr, 0,
       [&](std::int64_t row) -> const bf16* {
         const std::int32_t pair = params.sorted_ids[row];
         return pair >= 0 ? params.hidden + static_cast<std::int64_t>(pair / params.top_k) * params.lda
@@ -503,14 +522,15 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                                         unsigned long long* next_tile, const std::int64_t* used_rows,
                                         std::int64_t row_blocks, std::int64_t column_blocks,
                                         RowBlockSync sync, const __grid_constant__ CUtensorMap sorted_map,
-                                        bool sorted_rows) {
+                                        bool sorted_rows, const __grid_constant__ CUtensorMap a_map,
+                                        bool tma_a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(1024) unsigned char shared[];
   const unsigned base = aligned_shared_base(shared);
   const unsigned staging = base + Shape::kStages * Shape::kStageBytes;
   wgmma_warp_specialized<Shape, true>(
       params.block_expert, next_tile, used_rows, row_blocks, column_blocks, params.lda, params.k_tiles,
-      &w2_map, params.w2, base, nullptr, sync.done, sync.target,
+      &w2_map, tma_a ? &a_map : nullptr, params.w2, base, nullptr, sync.done, sync.target,
       [&](std::int64_t row) -> const bf16* {
         return params.sorted_ids[row] >= 0 ? params.intermediate + row * params.lda : nullptr;
       },
