@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <tuple>
 #include <utility>
 
@@ -319,6 +320,27 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   }
 }
 
+// On every warp-specialised tile, forced: the forward with `variable` on is within bf16's tolerance of the
+// fp64 reference and gives the bits of the forward with it off.
+void expect_switch_keeps_the_bits(std::initializer_list<FusedCase> cases, std::uint64_t seed,
+                                  const char* variable) {
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  for (const FusedCase& c : cases) {
+    SCOPED_TRACE(c.label);
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+    const SwitchedRuns runs(c, seed);
+    const std::vector<double> reference = runs.reference();
+    for (const char* tile : kWarpSpecializedTiles) {
+      SCOPED_TRACE(tile);
+      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+      const Tensor on = runs.run(variable, "on");
+      const Tensor off = runs.run(variable, "off");
+      EXPECT_LE(compare_to_reference(on, reference).relative_error, tolerance_for(DType::bf16));
+      EXPECT_TRUE(testing::bitwise_equal(on, off));
+    }
+  }
+}
+
 // GEMM2's rows in sorted order (TMA stores of 16-row boxes; the reduce finds each pair's row through the
 // align's pair positions) give the bits of the rows written per pair (FUSEDMOE_CUDA_FUSED_SORTED_ROWS=off),
 // on every warp-specialised tile. `odd`: H no multiple of 64 or 256 (the boxes' columns past H are dropped);
@@ -326,22 +348,9 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
 TEST(CudaFusedTiles, SortedRowsGiveThePerPairBits) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
-  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
-  for (const FusedCase& c :
-       {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"many", 3000, 8, 712, 136, 2}}) {
-    SCOPED_TRACE(c.label);
-    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
-    const SwitchedRuns runs(c, 71);
-    const std::vector<double> reference = runs.reference();
-    for (const char* tile : kWarpSpecializedTiles) {
-      SCOPED_TRACE(tile);
-      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
-      const Tensor sorted = runs.run("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "on");
-      const Tensor per_pair = runs.run("FUSEDMOE_CUDA_FUSED_SORTED_ROWS", "off");
-      EXPECT_LE(compare_to_reference(sorted, reference).relative_error, tolerance_for(DType::bf16));
-      EXPECT_TRUE(testing::bitwise_equal(sorted, per_pair));
-    }
-  }
+  expect_switch_keeps_the_bits(
+      {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"many", 3000, 8, 712, 136, 2}}, 71,
+      "FUSEDMOE_CUDA_FUSED_SORTED_ROWS");
 }
 
 // GEMM2's A rows read as one TMA box per k-tile (its padding rows zeros that GEMM1 now writes too) give the
@@ -352,22 +361,10 @@ TEST(CudaFusedTiles, SortedRowsGiveThePerPairBits) {
 TEST(CudaFusedTiles, TmaRowsGiveTheGatheredBits) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
-  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
-  for (const FusedCase& c : {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"handover", 16, 8, 256, 192, 2},
-                             FusedCase{"many", 3000, 8, 712, 136, 2}}) {
-    SCOPED_TRACE(c.label);
-    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
-    const SwitchedRuns runs(c, 73);
-    const std::vector<double> reference = runs.reference();
-    for (const char* tile : kWarpSpecializedTiles) {
-      SCOPED_TRACE(tile);
-      const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
-      const Tensor tma = runs.run("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "on");
-      const Tensor gathered = runs.run("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "off");
-      EXPECT_LE(compare_to_reference(tma, reference).relative_error, tolerance_for(DType::bf16));
-      EXPECT_TRUE(testing::bitwise_equal(tma, gathered));
-    }
-  }
+  expect_switch_keeps_the_bits(
+      {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"handover", 16, 8, 256, 192, 2},
+       FusedCase{"many", 3000, 8, 712, 136, 2}},
+      73, "FUSEDMOE_CUDA_FUSED_TMA_ROWS");
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
