@@ -16,7 +16,12 @@ for b in 15 31 47 79 143 255; do V="$V; p$b $P/fusedmoe_probe FUSEDMOE_PROBE=$b"
 PRESETS=qwen3-30b-a3b VARIANTS="$V" TOKENS=4096,16384 ROUNDS=1 timeout 120 scripts/gpu_ab.sh $OUT/probe.txt > /dev/null 2>&1
 echo probe rc $?
 scripts/ab_summary.py $OUT/probe.txt base
-# (2) gpu_check runs $P/fusedmoe_tests and $P/fusedmoe: the gather's binaries there for it.
+# (2) the gather's own test first, alone and bounded (a wrong byte count would hang, not fail), then
+# gpu_check on the gather's binaries (it runs $P/fusedmoe_tests and $P/fusedmoe).
+timeout 90 $P/tests_gather --gtest_filter='CudaFusedTiles.TmaGather*' > $OUT/gather_test.txt 2>&1
+gather_rc=$?
+echo gather test rc $gather_rc; tail -3 $OUT/gather_test.txt
+[ $gather_rc -eq 0 ] || { echo "gather failed or hung: skipping its gpu_check and A/B"; exit 0; }
 mkdir -p $P/held && mv $P/fusedmoe_tests $P/fusedmoe $P/held/
 cp $P/tests_gather $P/fusedmoe_tests && cp $P/fusedmoe_gather $P/fusedmoe && chmod +x $P/fusedmoe_tests $P/fusedmoe
 CPU_TESTS=0 PREBUILT=$P timeout 220 scripts/gpu_check.sh $OUT/gc > $OUT/gpu_check.txt 2>&1
