@@ -8,7 +8,7 @@ scripts/unpack_prebuilt.sh .prebuilt
 P=.prebuilt
 export LD_LIBRARY_PATH=$PWD/$P:/usr/local/cuda/lib64
 nvidia-smi --query-gpu=name --format=csv,noheader
-VARIANTS="table $P/fusedmoe; ws $P/fusedmoe FUSEDMOE_CUDA_FUSED_TILE=wg128_n256_ws; ws64 $P/fusedmoe FUSEDMOE_CUDA_FUSED_TILE=wg64_n256_ws" PRESETS=deepseek-v3 TOKENS=1024,4096 ROUNDS=3 timeout 150 scripts/gpu_ab.sh $OUT/tiles.txt > /dev/null 2>&1
+VARIANTS="table $P/fusedmoe; ws $P/fusedmoe FUSEDMOE_CUDA_FUSED_TILE=wg128_n256_ws; ws64 $P/fusedmoe FUSEDMOE_CUDA_FUSED_TILE=wg64_n256_ws" PRESETS=deepseek-v3 TOKENS=1024,4096 ROUNDS=2 timeout 150 scripts/gpu_ab.sh $OUT/tiles.txt > /dev/null 2>&1
 echo tiles rc $?
 scripts/ab_summary.py $OUT/tiles.txt table
 PREBUILT=$P timeout 420 scripts/gpu_bench.sh $OUT/bench > $OUT/bench.txt 2>&1
