@@ -34,9 +34,9 @@ void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
       .pair_positions = args.pair_positions,
   };
   const std::int64_t threads = args.num_tokens * (args.pitch / 8);
-  const std::int64_t blocks = (threads + kThreads - 1) / kThreads;
+  const std::int64_t blocks = (threads + kReduceThreads - 1) / kReduceThreads;
   FUSEDMOE_CHECK(blocks <= INT32_MAX, "[cuda_fused] reduce over ", threads, " chunks exceeds one launch");
-  cuda::launch_dependent(reduce_topk_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
+  cuda::launch_dependent(reduce_topk_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kReduceThreads), 0,
                          static_cast<cudaStream_t>(stream_handle), args.dependent_launch, params);
 }
 

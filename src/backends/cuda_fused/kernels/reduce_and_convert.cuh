@@ -28,10 +28,18 @@ struct ReduceParams {
   const std::int32_t* pair_positions;  // or nullptr
 };
 
+// Threads per block of the reduce, and the blocks per SM its registers must allow: the reduce is bound by
+// the bytes it has in flight (8 rows of 16 bytes per thread). With a flag and a 64-bit row per slot it took
+// 82 registers, 2 blocks per SM, and read at 65% of the DRAM's peak; one pointer per slot fits 4 blocks
+// (75%): qwen3 M=16384 193 -> 167 us, deepseek-v3 668 -> 561 us (H200,
+// bench/results/2026-11-28-h200-session17.md).
+inline constexpr int kReduceThreads = 256, kReduceBlocksPerSm = 4;
+
 // out[t, c..c+8) = sum over slots, in slot order, in fp32, of the rows whose expert is local; a token
 // with no local expert gets zeros. One thread per 8 columns of one token. The rows are the pairs' own, or
 // (pair_positions) GEMM2's sorted rows: the same values, so the same bits.
-__global__ void reduce_topk_kernel(ReduceParams params) {
+__global__ void __launch_bounds__(kReduceThreads, kReduceBlocksPerSm)
+    reduce_topk_kernel(ReduceParams params) {
   cuda::wait_for_prior_grids();  // GEMM2 wrote the rows
   const std::int64_t chunks = params.pitch / 8;
   const std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -44,31 +52,27 @@ __global__ void reduce_topk_kernel(ReduceParams params) {
   constexpr int kGroup = 8;
   float sum[8] = {};
   for (int slot0 = 0; slot0 < params.top_k; slot0 += kGroup) {
-    bool local[kGroup];
-    std::int64_t row[kGroup];
+    const uint4* source[kGroup];  // nullptr: no such slot, or a non-local expert's
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) {
-      local[j] = false;
-      row[j] = 0;
+      source[j] = nullptr;
       if (slot0 + j >= params.top_k) continue;
       const std::int64_t pair = token * params.top_k + slot0 + j;
       // Requested beside the id (no extra round trip); a non-local pair's position is stale, never used.
-      row[j] = params.pair_positions != nullptr ? params.pair_positions[pair] : pair;
+      const std::int64_t row = params.pair_positions != nullptr ? params.pair_positions[pair] : pair;
       const std::int32_t id = params.topk_ids[pair];
       if (id < 0 || id >= params.num_experts) continue;
       const std::int32_t expert = params.expert_map != nullptr ? params.expert_map[id] : id;
-      local[j] = expert >= 0 && expert < params.num_local_experts;
-    }
-    uint4 packed[kGroup];
-#pragma unroll
-    for (int j = 0; j < kGroup; ++j) {
-      if (local[j]) {
-        packed[j] = *reinterpret_cast<const uint4*>(params.rows + row[j] * params.pitch + column);
+      if (expert >= 0 && expert < params.num_local_experts) {
+        source[j] = reinterpret_cast<const uint4*>(params.rows + row * params.pitch + column);
       }
     }
+    // A missing row adds +0, which changes no bit: the sum starts at +0 and is never -0.
+    uint4 packed[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) packed[j] = source[j] != nullptr ? *source[j] : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) {
-      if (!local[j]) continue;
       const auto* values = reinterpret_cast<const __nv_bfloat162*>(&packed[j]);
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
