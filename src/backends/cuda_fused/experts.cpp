@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_fused/builtin_tune_tables.hpp"
@@ -216,7 +217,8 @@ Tensor persistent_counters(const MoeConfig& config) {
 
 }  // namespace
 
-CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
+CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, std::optional<ForwardChoice> forced,
+                                   SwitchesFromEnvironment)
     : config_(config),
       align_mode_(align_mode_from_env()),
       dependent_launch_(cuda::dependent_launch_requested()),
@@ -225,9 +227,12 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       tma_rows_disabled_(tma_rows_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
-      forced_(choice_from_env()),
+      forced_(std::move(forced)),
       persistent_shape_(persistent_shape_from_env()),
-      persistent_lookahead_(persistent_lookahead_from_env()) {
+      persistent_lookahead_(persistent_lookahead_from_env()) {}
+
+CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
+    : CudaFusedExperts(config, choice_from_env(), SwitchesFromEnvironment{}) {
   if (!forced_ && env_string("FUSEDMOE_TUNE_FILE")) tuned_ = tuned_entry_from_env(tune_key(config));
   if (tuned_) {
     for (const TuneBucket& bucket : tuned_->buckets) {  // fail early, naming the file
@@ -247,17 +252,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config)
 }
 
 CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, ForwardChoice forced)
-    : config_(config),
-      align_mode_(align_mode_from_env()),
-      dependent_launch_(cuda::dependent_launch_requested()),
-      wgmma_disabled_(wgmma_disabled_from_env()),
-      handover_(handover_from_env()),
-      sorted_rows_disabled_(sorted_rows_disabled_from_env()),
-      tma_rows_disabled_(tma_rows_disabled_from_env()),
-      warm_bytes_(warm_bytes_from_env()),
-      forced_(forced),
-      persistent_shape_(persistent_shape_from_env()),
-      persistent_lookahead_(persistent_lookahead_from_env()) {
+    : CudaFusedExperts(config, std::optional<ForwardChoice>(forced), SwitchesFromEnvironment{}) {
   if (may_choose_persistent()) persistent_counters_ = persistent_counters(config);
 }
 

@@ -81,6 +81,10 @@ class CudaFusedExperts final : public ExpertsModular {
              WorkspaceArena& workspace, const ExecContext& context) override;
 
  private:
+  // Both public constructors delegate here: every environment switch is read in one place.
+  struct SwitchesFromEnvironment {};
+  CudaFusedExperts(const MoeConfig& config, std::optional<ForwardChoice> forced, SwitchesFromEnvironment);
+
   ForwardChoice choice_for(std::int64_t num_tokens) const;
   bool may_choose_persistent() const;
   // fp32 words of the persistent path's scratch for a call of num_tokens tokens.
