@@ -5,7 +5,7 @@
 # lagged signal, stage s is signalled only once the producer issues s + 2, which waits for the consumers to
 # release s - 2, just before they wait for s. The patch: cp.async.mbarrier.arrive.noinc per producer thread
 # and stage, the consumers fencing (fence.proxy.async) before their wgmma; FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off
-# restores the lag. (1) its bit test alone, bounded (a wrong arrival count hangs), (2) gpu_check on the
+# restores the lag (=unfenced: no consumer fence, a measurement of its cost only). (1) its bit test alone, bounded (a wrong arrival count hangs), (2) gpu_check on the
 # patch's binaries, (3) A/B main / patch / patch with the switch off on every preset at M = 1024-16384.
 # .prebuilt: fusedmoe / fusedmoe_tests = main (e2977d0); fusedmoe3 / fusedmoe_tests3 = main + the patch.
 set -u
@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name --format=csv,noheader
 timeout 90 $P/fusedmoe_tests3 --gtest_filter='CudaFusedTiles.AsyncSignal*' > $OUT/test.txt 2>&1
 rc=$?; echo async-signal bit test rc $rc; grep -E "^\[  (PASSED|FAILED)|Failure" $OUT/test.txt | head
 [ $rc -eq 0 ] || { echo "failed or hung: no gpu_check, no A/B"; exit 0; }
-VARIANTS="main $P/fusedmoe; async $P/fusedmoe3; lagged $P/fusedmoe3 FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off" TOKENS=1024,4096,16384 ROUNDS=2 timeout 220 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
+VARIANTS="main $P/fusedmoe; async $P/fusedmoe3; lagged $P/fusedmoe3 FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off; unfenced $P/fusedmoe3 FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=unfenced" TOKENS=1024,4096,16384 ROUNDS=2 timeout 280 scripts/gpu_ab.sh $OUT/ab.txt > /dev/null 2>&1
 echo ab rc $?
 scripts/ab_summary.py $OUT/ab.txt main
 mkdir -p $P/held && mv $P/fusedmoe_tests $P/fusedmoe $P/held/
