@@ -13,26 +13,10 @@ cd "$(dirname "$0")/.." || exit 2
 out=${1:-build/gpu/profile}
 preset=${PRESET:-qwen3-30b-a3b}
 tokens=${TOKENS:-1}
-cli=build/gpu/bin/fusedmoe
-if [ -n "${PREBUILT:-}" ]; then
-  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
-  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  cli=$PREBUILT/fusedmoe
-fi
 metrics=${METRICS:-gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size}
 clocks=none
 [ "${CLOCKS:-}" = base ] && clocks=base
-mkdir -p "$out"
-ncu=$(command -v ncu || true)
-for candidate in /usr/local/cuda/bin/ncu /usr/local/cuda-13*/bin/ncu; do
-  if [ -z "$ncu" ] && [ -x "$candidate" ]; then ncu=$candidate; fi
-done
-[ -n "$ncu" ] || { echo "gpu_profile: ncu (Nsight Compute) not found" >&2; exit 2; }
-if [ ! -x "$cli" ]; then
-  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
-    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
-  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
-fi
+. scripts/ncu_cli_setup.sh gpu_profile
 # Only fusedmoe's own kernels (their mangled names carry the namespace), not the floor probes (cuBLAS, copies).
 # --repeats 1: the checked run, the warm-up and one timed replay are profiled, each kernel on its own.
 "$ncu" --clock-control "$clocks" --kernel-name-base mangled --kernel-name regex:fusedmoe \

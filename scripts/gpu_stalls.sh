@@ -14,23 +14,7 @@ out=${1:-build/gpu/stalls}
 kernel=${KERNEL:-gemm1_warp}
 preset=${PRESET:-qwen3-30b-a3b}
 tokens=${TOKENS:-16384}
-cli=build/gpu/bin/fusedmoe
-if [ -n "${PREBUILT:-}" ]; then
-  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
-  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  cli=$PREBUILT/fusedmoe
-fi
-mkdir -p "$out"
-ncu=$(command -v ncu || true)
-for candidate in /usr/local/cuda/bin/ncu /usr/local/cuda-1*/bin/ncu; do
-  if [ -z "$ncu" ] && [ -x "$candidate" ]; then ncu=$candidate; fi
-done
-[ -n "$ncu" ] || { echo "gpu_stalls: ncu (Nsight Compute) not found" >&2; exit 2; }
-if [ ! -x "$cli" ]; then
-  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
-    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
-  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
-fi
+. scripts/ncu_cli_setup.sh gpu_stalls
 name=$(printf %s "$kernel" | tr -c 'A-Za-z0-9_' '_')
 # --launch-skip 2: past the checked run's launch of the kernel, into the timed forwards.
 "$ncu" --clock-control none --section SourceCounters --section WarpStateStats --kernel-name "regex:$kernel" \
