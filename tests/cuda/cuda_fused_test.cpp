@@ -367,6 +367,23 @@ TEST(CudaFusedTiles, TmaRowsGiveTheGatheredBits) {
       73, "FUSEDMOE_CUDA_FUSED_TMA_ROWS");
 }
 
+// The producers' cp.async copies signalled as they land (cp.async.mbarrier.arrive.noinc, the consumers
+// fencing them for the wgmma) give the bits of the copies signalled two stages later
+// (FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off): GEMM1's gathered rows always, GEMM2's with its TMA rows off.
+// `many`: many tiles per block, so the ring turns over across tiles.
+TEST(CudaFusedTiles, AsyncSignalKeepsTheBits) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  for (const char* tma_rows : {"on", "off"}) {
+    SCOPED_TRACE(std::string("TMA rows ") + tma_rows);
+    const testing::ScopedEnv scoped_rows("FUSEDMOE_CUDA_FUSED_TMA_ROWS", tma_rows);
+    expect_switch_keeps_the_bits(
+        {FusedCase{"odd", 300, 24, 200, 72, 5}, FusedCase{"handover", 16, 8, 256, 192, 2},
+         FusedCase{"many", 3000, 8, 712, 136, 2}},
+        89, "FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL");
+  }
+}
+
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
 // Params: path, tokens, tile (FUSEDMOE_CUDA_FUSED_TILE). The warp-specialised tiles put a memset (their tile

@@ -142,6 +142,9 @@ bool sorted_rows_disabled_from_env() {
 bool tma_rows_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "on", "off");
 }
+bool async_signal_disabled_from_env() {
+  return env_switch("FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL", "on", "off");
+}
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
   return static_cast<CudaFusedExperts::Handover>(
@@ -226,6 +229,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, std::optional<Forwar
       handover_(handover_from_env()),
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       tma_rows_disabled_(tma_rows_disabled_from_env()),
+      async_signal_disabled_(async_signal_disabled_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(std::move(forced)),
       persistent_shape_(persistent_shape_from_env()),
@@ -472,7 +476,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .used_rows = offsets + experts,
                            .row_done = row_done,
                            .warm = warm,
-                           .write_padding_warps = tma_rows},
+                           .write_padding_warps = tma_rows,
+                           .async_signal = !async_signal_disabled_},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &tile,
                            .intermediate = intermediate.data(),
@@ -492,7 +497,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .used_rows = offsets + experts,
                            .row_done = row_done,
                            .sorted_rows = sorted_rows,
-                           .tma_rows = tma_rows},
+                           .tma_rows = tma_rows,
+                           .async_signal = !async_signal_disabled_},
                stream);
   launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,

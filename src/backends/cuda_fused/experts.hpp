@@ -106,6 +106,9 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_TMA_ROWS=off: the warp-specialised GEMM2 gathers its A rows by cp.async instead of
   // one TMA box per k-tile (Gemm2Launch::tma_rows).
   bool tma_rows_disabled_ = false;
+  // FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off: the warp-specialised producers signal their cp.async copies
+  // kSignalLag stages after issuing them instead of as they land (Gemm1Launch::async_signal).
+  bool async_signal_disabled_ = false;
   // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.

@@ -28,7 +28,8 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .ldi = args.intermediate_padded,
                      .activation = args.activation,
                      .warm = args.warm,
-                     .write_padding_warps = args.write_padding_warps};
+                     .write_padding_warps = args.write_padding_warps,
+                     .async_signal = args.async_signal};
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
@@ -45,7 +46,8 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
                      .trigger_dependents_early = false,
                      .out_rows = static_cast<bf16*>(args.out_rows),
                      .ldo = args.pitch,
-                     .out_columns = args.hidden};
+                     .out_columns = args.hidden,
+                     .async_signal = args.async_signal};
 }
 
 // Row blocks on x (up to 2^31 - 1), column blocks on y (up to 65535).

@@ -87,6 +87,12 @@ struct Gemm1Launch {
   // Warp-specialised tiles: the padding rows of every row block GEMM1 computes are written (zeros), so that
   // a GEMM2 with tma_rows reads no stale values. Otherwise warps whose 16 rows are all padding store nothing.
   bool write_padding_warps = false;
+  // Warp-specialised tiles, A rows by cp.async: each producer thread's copies of a stage arrive on its full
+  // barrier when they land (cp.async.mbarrier.arrive.noinc) and the consumers fence them for the wgmma,
+  // instead of the thread waiting for them two stages later (which tied the signal to the consumers'
+  // release of an earlier stage; measured 0.5-4.5% of the forward at M >= 1024 on an H200,
+  // bench/results/2026-11-28-h200-session18.md). false: the lagged signal.
+  bool async_signal = true;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -120,6 +126,7 @@ struct Gemm2Launch {
   // instead of a cp.async gather. Needs GEMM1 launched with write_padding_warps (else the padding rows GEMM1
   // skips keep stale values: the same results, but more power drawn).
   bool tma_rows = false;
+  bool async_signal = true;  // as Gemm1Launch's (with tma_rows, GEMM2's A rows are not copied by cp.async)
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

@@ -71,6 +71,7 @@ struct Gemm1Params {
   int activation;            // 0 = SiLU, 1 = GELU (erf)
   L2WarmUp warm;             // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
   bool write_padding_warps;  // the warp-specialised TMA epilogue (Gemm1Launch::write_padding_warps)
+  bool async_signal;         // Gemm1Launch::async_signal
 };
 
 struct Gemm2Params {
@@ -89,6 +90,7 @@ struct Gemm2Params {
   bf16* out_rows;  // [M * k, ldo]
   std::int64_t ldo;
   std::int64_t out_columns;  // H
+  bool async_signal;         // Gemm2Launch::async_signal
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -101,6 +103,15 @@ __device__ __forceinline__ unsigned shared_address(const void* pointer) {
 __device__ __forceinline__ void cp_async_16(unsigned destination, const void* source, bool valid) {
   const int bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(destination), "l"(source), "r"(bytes));
+}
+// The mbarrier at `barrier` receives one arrival (counted in its init count) once every cp.async this thread
+// issued before has landed; the thread does not wait.
+__device__ __forceinline__ void cp_async_arrive_noinc(unsigned barrier) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(barrier) : "memory");
+}
+// Returns once every cp.async this thread issued has landed, committed to a group or not.
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
 }
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");

@@ -7,10 +7,12 @@
 //     thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros), the
 //     A rows by cp.async (GEMM1's are gathered by sorted id, so they are not a TMA box; every producer
 //     thread copies kChunksA chunks of 16 bytes) or, for GEMM2 (its A rows are the intermediate in sorted
-//     order), as one TMA box with the weights. A thread signals a stage full once its own copies into it
-//     have landed and are fenced for the async proxy (cp.async.wait_group kSignalLag stages behind its
-//     issue, and all of a tile's at its end; at once with TMA rows), so the full barrier counts 128 producer
-//     arrivals + the TMA thread's expect_tx.
+//     order), as one TMA box with the weights. Each producer thread's copies into a stage arrive on its
+//     full barrier as they land (cp.async.mbarrier.arrive.noinc; the consumers fence them for the async
+//     proxy before their wgmma), so the full barrier counts 128 producer arrivals + the TMA thread's
+//     expect_tx. With Gemm1Launch::async_signal off, a thread instead waits for its copies kSignalLag
+//     stages after issuing them (and all of a tile's at its end), fences them and arrives itself; with
+//     TMA rows it arrives at once.
 //     The first stage of a tile carries the tile's index for the consumers; a stage carrying -1 ends the
 //     block;
 //   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
@@ -116,7 +118,10 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     const std::int32_t* block_expert, unsigned long long* next_tile, const std::int64_t* used_rows,
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
     const CUtensorMap* weights, const CUtensorMap* a_rows, const void* placeholder, unsigned shared,
-    unsigned* signal_rows, const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue) {
+    unsigned* signal_rows, const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue,
+    bool async_signal) {
+  // The A rows by cp.async, signalled as they land (Gemm1Launch::async_signal).
+  const bool copies_signal = a_rows == nullptr && async_signal;
   constexpr bool kPair = Shape::kPair;
   const unsigned control = shared + Shape::kStages * Shape::kStageBytes + Shape::kStagingBytes;
   auto full_barrier = [&](int stage) { return control + 8u * static_cast<unsigned>(stage); };
@@ -267,6 +272,11 @@ __device__ __forceinline__ void wgmma_warp_specialized(
             cp_async_16(stage_a + swizzled(row_in_pass + 16 * i), valid ? a_source[i] + k0 : placeholder,
                         valid);
           }
+          if (copies_signal) {
+            cp_async_arrive_noinc(full_barrier(stage));
+            ++signalled;
+            continue;  // no groups to commit or wait for
+          }
         }
         cp_async_commit();  // (an empty group with TMA rows)
         if (a_rows != nullptr) {
@@ -281,13 +291,18 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       // The tile's last stages: signalled now, not after the next tile's first ones (taking a tile and
       // reading its rows' ids costs a few dependent global round trips the consumers would wait through:
       // measured 2-5% of the forward at M >= 1024, bench/results/2026-11-27-h100-session6.md).
+      if (copies_signal) continue;
       cp_async_wait<0>();
       fence_async_shared();
       signal_through(issued - 1);
     }
-    cp_async_wait<0>();
-    fence_async_shared();
-    signal_through(issued - 1);
+    if (copies_signal) {
+      cp_async_wait_all();  // no copies outstanding when the producer exits (none are committed to groups)
+    } else {
+      cp_async_wait<0>();
+      fence_async_shared();
+      signal_through(issued - 1);
+    }
     // The end: a stage that carries no data and the tile index -1.
     const int stage = issued % Shape::kStages;
     mbarrier_wait(empty_barrier(stage), ((issued / Shape::kStages) & 1) ^ 1);
@@ -349,6 +364,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       const int stage = consumed % Shape::kStages;
       if (k_tile > 0) mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
       if (active) {
+        // The producers' cp.async wrote this stage through the generic proxy; the wgmma reads it through the
+        // async proxy (their own fence, with the lagged signal, came before their arrival).
+        if (copies_signal) fence_async_shared();
         const unsigned stage_a = shared + stage * Shape::kStageBytes;
         const std::uint64_t a_descriptor = smem_descriptor(stage_a + consumer * 64 * Shape::kRowBytes);
         wgmma_k_tile<Shape>(acc, a_descriptor, smem_descriptor(stage_a + Shape::kStageABytes));
@@ -509,7 +527,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
         gemm1_epilogue_tma<Shape>(params, &intermediate_map, staging, acc,
                                   static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
                                   static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
-      });
+      },
+      params.async_signal);
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
@@ -542,7 +561,8 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
         } else {
           gemm2_epilogue<Shape>(params, acc, row0, n0, thread);
         }
-      });
+      },
+      params.async_signal);
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
