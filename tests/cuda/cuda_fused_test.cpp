@@ -696,6 +696,10 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
     const testing::ScopedEnv tma_rows("FUSEDMOE_CUDA_FUSED_TMA_ROWS", "sometimes");
     EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
   }
+  {
+    const testing::ScopedEnv async_signal("FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL", "unfenced");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
 }
 
 TEST(CudaFusedSupports, StatesWhatItCannotDo) {
