@@ -18,20 +18,9 @@ out=${1:-build/gpu/bench}
 presets=${PRESETS:-qwen3-30b-a3b mixtral-8x7b deepseek-v3 olmoe-1b-7b}
 tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
 paths=${PATHS:-auto}
-cli=build/gpu/bin/fusedmoe
 # The PyTorch peer's script, from this tree (a prebuilt CLI remembers the tree it was built in).
 export FUSEDMOE_PEERS_DIR=${FUSEDMOE_PEERS_DIR:-$PWD/bench/peers}
-if [ -n "${PREBUILT:-}" ]; then
-  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
-  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  cli=$PREBUILT/fusedmoe
-fi
-mkdir -p "$out"
-if [ ! -x "$cli" ]; then
-  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
-    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
-  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
-fi
+. scripts/cli_setup.sh
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | tee "$out/card.txt"
 if [ -n "${PREBUILT:-}" ] && [ -f "$PREBUILT/commit.txt" ]; then
   echo "binary: $(cat "$PREBUILT/commit.txt")" | tee -a "$out/card.txt"  # this tree's HEAD may be another

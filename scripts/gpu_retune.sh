@@ -15,18 +15,7 @@ out=${1:-build/gpu/retune}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 presets=${PRESETS:-qwen3-30b-a3b olmoe-1b-7b mixtral-8x7b deepseek-v3}
 tokens=${TOKENS:-1,8,64,256,1024,4096,16384}
-cli=build/gpu/bin/fusedmoe
-if [ -n "${PREBUILT:-}" ]; then
-  scripts/unpack_prebuilt.sh "$PREBUILT" || exit 2
-  export LD_LIBRARY_PATH=$PWD/$PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  cli=$PREBUILT/fusedmoe
-fi
-mkdir -p "$out"
-if [ ! -x "$cli" ]; then
-  cmake -S . -B build/gpu -DCMAKE_BUILD_TYPE=Release -DFUSEDMOE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-90a}" \
-    -DFUSEDMOE_BUILD_TESTS=OFF >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 2; }
-  cmake --build build/gpu -j "$(nproc)" --target fusedmoe_cli >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 2; }
-fi
+. scripts/cli_setup.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
 rm -f "$out/tune.json"
 for preset in $presets; do
