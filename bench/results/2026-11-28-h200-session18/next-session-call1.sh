@@ -7,11 +7,7 @@
 # .prebuilt: fusedmoe / fusedmoe_tests = main (see commit.txt); fusedmoe5 / fusedmoe_tests5 = main + the patch.
 set -u
 cd "$(dirname "$0")/.."
-scripts/unpack_prebuilt.sh .prebuilt >/dev/null
-P=.prebuilt
-chmod +x $P/fusedmoe5 $P/fusedmoe_tests5
-export LD_LIBRARY_PATH=$PWD/$P:/usr/local/cuda/lib64
-nvidia-smi --query-gpu=name --format=csv,noheader; cat $P/commit.txt
+. scripts/prebuilt_env.sh
 timeout 150 $P/fusedmoe_tests5 --gtest_filter='CudaFusedTiles.Gemm2Splits*:CudaFusedSwitches.*:CudaFusedTiles.Handover*' > $OUT/test.txt 2>&1
 rc=$?; echo split tests rc $rc; grep -E "^\[  (PASSED|FAILED)|Failure" $OUT/test.txt | head
 [ $rc -eq 0 ] || { echo "failed or hung: no A/B"; exit 0; }

@@ -6,11 +6,7 @@
 # faster at qwen3/olmoe and 1.5% slower at mixtral M=1024 (session 18 section 7).
 set -u
 cd "$(dirname "$0")/.."
-scripts/unpack_prebuilt.sh .prebuilt >/dev/null
-P=.prebuilt
-chmod +x $P/fusedmoe6 $P/fusedmoe_tests6
-export LD_LIBRARY_PATH=$PWD/$P:/usr/local/cuda/lib64
-nvidia-smi --query-gpu=name --format=csv,noheader; cat $P/commit.txt
+. scripts/prebuilt_env.sh
 timeout 120 $P/fusedmoe_tests6 --gtest_filter='CudaFusedTiles.SkippedIdleHalves*:CudaFusedSwitches.*' > $OUT/test.txt 2>&1
 rc=$?; echo skip tests rc $rc; grep -E "^\[  (PASSED|FAILED)|Failure" $OUT/test.txt | head
 [ $rc -eq 0 ] || exit 0
