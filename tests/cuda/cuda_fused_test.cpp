@@ -139,19 +139,30 @@ struct SwitchedRuns {
 // forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg64ws`, `wg128ws`:
 // the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA; `wg64n128ws`:
 // one consumer warpgroup, 128 columns; `wg128pair`: wg128ws in clusters of two CTAs on consecutive row
-// blocks that multicast the weight tile when both rows are one expert's).
+// blocks that multicast the weight tile when both rows are one expert's); GEMM1 and GEMM2 on two tiles
+// (`wg128split`: wg128_n256_ws then its pair form; `m16split`: two 16-row streaming tiles).
 const char* forced_tile(const std::string& variant) {
   static const std::pair<const char*, const char*> kTiles[] = {
-      {"wg64", "wg64_n128"},        {"wg128", "wg128_n256"},        {"wg64ws", "wg64_n256_ws"},
-      {"wg128ws", "wg128_n256_ws"}, {"wg64n128ws", "wg64_n128_ws"}, {"wg128pair", "wg128_n256_ws_pair"}};
+      {"wg64", "wg64_n128"},
+      {"wg128", "wg128_n256"},
+      {"wg64ws", "wg64_n256_ws"},
+      {"wg128ws", "wg128_n256_ws"},
+      {"wg64n128ws", "wg64_n128_ws"},
+      {"wg128pair", "wg128_n256_ws_pair"},
+      {"wg128split", "wg128_n256_ws/wg128_n256_ws_pair"},
+      {"m16split", "m16_n64_k128/m16_n128_k128"}};
   for (const auto& [name, tile] : kTiles) {
     if (variant == name) return tile;
   }
   return "auto";
 }
 
-const char* const kWarpSpecializedTiles[] = {"wg64_n256_ws", "wg128_n256_ws", "wg64_n128_ws",
-                                             "wg128_n256_ws_pair"};
+const char* const kWarpSpecializedTiles[] = {"wg64_n256_ws",
+                                             "wg128_n256_ws",
+                                             "wg64_n128_ws",
+                                             "wg128_n256_ws_pair",
+                                             "wg128_n256_ws/wg128_n256_ws_pair",
+                                             "wg128_n256_ws_pair/wg128_n256_ws"};
 
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
@@ -171,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, CudaFused,
     ::testing::Combine(::testing::ValuesIn(fused_cases()),
                        ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws",
-                                         "wg64n128ws", "wg128pair")),
+                                         "wg64n128ws", "wg128pair", "wg128split", "m16split")),
     [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
@@ -470,6 +481,15 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
       EXPECT_LE(compare_to_reference(got, reference).relative_error, tolerance_for(DType::bf16));
     }
   }
+  // So do the two-tile choices `fusedmoe tune` times here (10 rows per expert: the 16-row pairs).
+  int splits = 0;
+  for (const std::string& choice : cuda_fused::tune_candidates(runs.config, c.tokens)) {
+    if (choice.find('/') == std::string::npos) continue;
+    SCOPED_TRACE(choice);
+    EXPECT_TRUE(testing::bitwise_equal(run("FUSEDMOE_CUDA_FUSED_TILE", choice.c_str()), m16));
+    ++splits;
+  }
+  EXPECT_GT(splits, 0);
   const Tensor streamed = run("FUSEDMOE_CUDA_FUSED_PATH", "stream");
   EXPECT_LE(compare_to_reference(streamed, reference).relative_error, tolerance_for(DType::bf16));
   // Dependent launches (on by default on Hopper) change when the kernels start, never what they compute; nor
@@ -590,6 +610,29 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
       EXPECT_FALSE(cuda_fused::tile_available(tile, 86, kSm86Shared)) << tile.name;
       EXPECT_TRUE(cuda_fused::tile_available(tile, 80, 163 * 1024)) << tile.name;  // A100
     }
+  }
+}
+
+// A choice of two tiles ("<GEMM1 tile>/<GEMM2 tile>") parses where both have the same rows and are both
+// warp-specialised or both not (GEMM2 reads GEMM1's row blocks), and is refused with the reason otherwise.
+TEST(CudaFusedChoices, SplitChoiceNeedsTwoTilesOfTheSameKindAndRows) {
+  const cuda_fused::ForwardChoice split = cuda_fused::parse_forward_choice("m16/m16_n128_k128");
+  EXPECT_EQ(split.tile, cuda_fused::TileId::m16);
+  EXPECT_EQ(split.gemm2_tile, cuda_fused::TileId::m16_n128_k128);
+  EXPECT_FALSE(split.stream);
+  EXPECT_FALSE(split.persistent);
+  EXPECT_EQ(cuda_fused::parse_forward_choice("wg128_n256_ws/wg128_n256_ws_pair").gemm2_tile,
+            cuda_fused::TileId::wg128_n256_ws_pair);
+  EXPECT_FALSE(cuda_fused::parse_forward_choice("m16").gemm2_tile.has_value());
+  for (const char* bad : {"wg64_n256_ws/wg128_n256_ws", "wg128_n256/wg128_n256_ws", "m16/m32", "m16/", "/m16",
+                          "m16/m16_n32_s8/m16", "stream/m16", "m16/persistent"}) {
+    EXPECT_THROW((void)cuda_fused::parse_forward_choice(bad), InvalidArgument) << bad;
+  }
+  try {
+    (void)cuda_fused::parse_forward_choice("wg128_n256/wg128_n256_ws");
+    ADD_FAILURE() << "a warp-specialised GEMM2 after a one-tile GEMM1 was accepted";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("same rows"), std::string::npos) << error.what();
   }
 }
 

@@ -214,16 +214,19 @@ constexpr const char* kH100Tables = R"json({
 // `fusedmoe tune` over the four presets at M = 1 .. 16384 on main with the producers' async signal. Against
 // session 15's table (per cell the faster of the H100 table's and the heuristic's choice) in a same-call A/B:
 // level or faster in every cell whose choice changed (mixtral-8x7b M=256 2.9%, deepseek-v3 M=256 1.6%, qwen3
-// M=256 0.8%); cells with the same choice moved by up to 3% (compute-bound clocks).
+// M=256 0.8%); cells with the same choice moved by up to 3% (compute-bound clocks). Session 19 (2026-11-28-
+// h200-session19/ calls 6-7): M=1 of qwen3-30b-a3b, olmoe-1b-7b and mixtral-8x7b on two tiles (GEMM1/GEMM2),
+// the fastest two-tile choice in both of two tune runs, then in a same-call A/B of 3 rounds against this
+// table's one-tile choice 1.5%, 2.0% and 3.3% faster (deepseek-v3 M=1 kept: its two-tile choices were level).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
    "backend": "cuda_fused",
    "buckets": [
     {
-     "choice": "m16_n64_k128",
+     "choice": "m16/m16_n64_k128",
      "max_tokens": 1,
-     "time_ms": 0.0305
+     "time_ms": 0.0295
     },
     {
      "choice": "m16",
@@ -267,9 +270,9 @@ constexpr const char* kH200Tables = R"json({
    "backend": "cuda_fused",
    "buckets": [
     {
-     "choice": "m16_n64_s8",
+     "choice": "m16_n128_k128/m16_n32_s8",
      "max_tokens": 1,
-     "time_ms": 0.0346
+     "time_ms": 0.0342
     },
     {
      "choice": "m32",
@@ -313,9 +316,9 @@ constexpr const char* kH200Tables = R"json({
    "backend": "cuda_fused",
    "buckets": [
     {
-     "choice": "m16_n64_k128",
+     "choice": "m16/m16_n64_k128",
      "max_tokens": 1,
-     "time_ms": 0.1758
+     "time_ms": 0.1706
     },
     {
      "choice": "m32",

@@ -54,8 +54,26 @@ ForwardChoice parse_forward_choice(std::string_view name) {
   if (name == "persistent") return ForwardChoice{.stream = false, .tile = std::nullopt, .persistent = true};
   if (const std::optional<TileId> tile = tile_id_from_name(name))
     return ForwardChoice{.stream = false, .tile = tile};
-  throw InvalidArgument(str_cat("[cuda_fused] unknown forward choice '", name,
-                                "': expected persistent, stream or a tile: ", tile_names()));
+  if (const std::size_t slash = name.find('/'); slash != std::string_view::npos) {
+    const std::optional<TileId> gemm1 = tile_id_from_name(name.substr(0, slash));
+    const std::optional<TileId> gemm2 = tile_id_from_name(name.substr(slash + 1));
+    FUSEDMOE_CHECK(gemm1 && gemm2, "[cuda_fused] forward choice '", name,
+                   "': expected <GEMM1 tile>/<GEMM2 tile>, each one of ", tile_names());
+    const TileConfig& first = tile_config(*gemm1);
+    const TileConfig& second = tile_config(*gemm2);
+    // GEMM2 reads GEMM1's intermediate by GEMM1's row blocks; the warp-specialised GEMM2 takes each one as
+    // GEMM1 finishes it (the hand-over) and lays its rows out in GEMM1's sorted order.
+    FUSEDMOE_CHECK(first.block_m == second.block_m && first.warp_specialized == second.warp_specialized,
+                   "[cuda_fused] forward choice '", name,
+                   "': the two tiles must have the same rows and both be warp-specialised (*_ws*) or both "
+                   "not; got ",
+                   first.block_m, " rows", first.warp_specialized ? " (ws)" : "", " and ", second.block_m,
+                   " rows", second.warp_specialized ? " (ws)" : "");
+    return ForwardChoice{.stream = false, .tile = gemm1, .gemm2_tile = gemm2};
+  }
+  throw InvalidArgument(
+      str_cat("[cuda_fused] unknown forward choice '", name,
+              "': expected persistent, stream, a tile or <GEMM1 tile>/<GEMM2 tile>: ", tile_names()));
 }
 
 namespace {
@@ -71,10 +89,15 @@ std::optional<ForwardChoice> choice_from_env() {
   ForwardChoice choice;
   bool forced = false;
   if (tile && *tile != "auto") {
-    const std::optional<TileId> id = tile_id_from_name(*tile);
-    FUSEDMOE_CHECK(id.has_value(), "FUSEDMOE_CUDA_FUSED_TILE='", *tile, "': expected a tile (", tile_names(),
-                   ") or auto");
-    choice.tile = id;
+    try {
+      const ForwardChoice parsed = parse_forward_choice(*tile);
+      FUSEDMOE_CHECK(parsed.tile.has_value(), "not a tile");
+      choice.tile = parsed.tile;
+      choice.gemm2_tile = parsed.gemm2_tile;
+    } catch (const InvalidArgument& error) {
+      throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_TILE='", *tile, "': expected a tile (", tile_names(),
+                                    "), <GEMM1 tile>/<GEMM2 tile> or auto (", error.what(), ")"));
+    }
     forced = true;
   }
   if (path && *path != "auto") {
@@ -101,9 +124,11 @@ bool builtin_choices_run_here(const TuneEntry& entry, int device_index) {
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   for (const TuneBucket& bucket : entry.buckets) {
     const ForwardChoice choice = parse_forward_choice(bucket.choice);
-    if (choice.tile && !tile_available(tile_config(*choice.tile), device.compute_capability,
-                                       device.shared_memory_per_block_optin)) {
-      return false;
+    for (const std::optional<TileId>& tile : {choice.tile, choice.gemm2_tile}) {
+      if (tile && !tile_available(tile_config(*tile), device.compute_capability,
+                                  device.shared_memory_per_block_optin)) {
+        return false;
+      }
     }
   }
   return true;
@@ -125,6 +150,20 @@ std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t n
   for (const TileConfig& tile : kTileConfigs) {
     if (tile_available(tile, device.compute_capability, device.shared_memory_per_block_optin)) {
       names.emplace_back(to_string(tile.id));
+    }
+  }
+  // Decode (one 16-row block per routed expert): GEMM2 streams half of GEMM1's bytes, K = I deep, and may
+  // prefer another 16-row tile than GEMM1.
+  const std::int64_t experts = std::max<std::int64_t>(config.num_local_experts(), 1);
+  if ((num_tokens * config.routing.top_k + experts - 1) / experts <= kStreamingMaxRowsPerExpert) {
+    for (const TileConfig& gemm1 : kTileConfigs) {
+      for (const TileConfig& gemm2 : kTileConfigs) {
+        if (gemm1.id != gemm2.id && gemm1.block_m == 16 && gemm2.block_m == 16 &&
+            tile_available(gemm1, device.compute_capability, device.shared_memory_per_block_optin) &&
+            tile_available(gemm2, device.compute_capability, device.shared_memory_per_block_optin)) {
+          names.emplace_back(str_cat(to_string(gemm1.id), "/", to_string(gemm2.id)));
+        }
+      }
     }
   }
   return names;
@@ -348,6 +387,11 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                  " bytes of shared memory per block; ", device.name, " allows ",
                  device.shared_memory_per_block_optin, ". Choose a smaller tile (m16 .. m128)");
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
+  const TileConfig& gemm2_tile = choice.tile && choice.gemm2_tile ? tile_config(*choice.gemm2_tile) : tile;
+  FUSEDMOE_CHECK(tile_available(gemm2_tile, device.compute_capability, device.shared_memory_per_block_optin),
+                 "[cuda_fused] GEMM2's tile ", to_string(gemm2_tile.id), " does not run on ", device.name);
+  FUSEDMOE_ASSERT(gemm2_tile.block_m == tile.block_m && gemm2_tile.warp_specialized == tile.warp_specialized,
+                  "[cuda_fused] GEMM2's tile must have GEMM1's rows (parse_forward_choice checks it)");
 
   auto* counts = workspace.take(DType::int32, {experts + 1}).data_as<std::int32_t>();
   auto* offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
@@ -479,7 +523,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .write_padding_warps = tma_rows,
                            .async_signal = !async_signal_disabled_},
                stream);
-  launch_gemm2(Gemm2Launch{.tile = &tile,
+  launch_gemm2(Gemm2Launch{.tile = &gemm2_tile,
                            .intermediate = intermediate.data(),
                            .intermediate_padded = plan.intermediate_padded,
                            .w2 = converted->w2.data(),
@@ -498,7 +542,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .row_done = row_done,
                            .sorted_rows = sorted_rows,
                            .tma_rows = tma_rows,
-                           .async_signal = !async_signal_disabled_},
+                           .async_signal = !async_signal_disabled_,
+                           .gemm1_tile = &tile},
                stream);
   launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,

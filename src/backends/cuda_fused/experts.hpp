@@ -41,13 +41,15 @@ Support supports(const MoeConfig& config, const Platform& platform, ActivationFo
 // the table. In order: a forced choice (the constructor's, else
 // FUSEDMOE_CUDA_FUSED_PATH=persistent|stream|tiled and FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the
 // bucket of a `fusedmoe tune` table (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in
-// heuristic (tiled, tile by M bucket). Choices are named "persistent", "stream" or a tile
-// (to_string(TileId)). A call beyond the persistent path's limits takes the streaming pair if that was
-// chosen too and fits, else the tiled path; one beyond the streaming pair's takes the tiled path.
+// heuristic (tiled, tile by M bucket). Choices are named "persistent", "stream", a tile (to_string(TileId)),
+// or "<GEMM1 tile>/<GEMM2 tile>": two warp-specialised tiles with the same rows (GEMM2 then runs on its own
+// column width). A call beyond the persistent path's limits takes the streaming pair if that was chosen too
+// and fits, else the tiled path; one beyond the streaming pair's takes the tiled path.
 struct ForwardChoice {
   bool stream = false;
   std::optional<TileId> tile;  // nullopt: heuristic
   bool persistent = false;
+  std::optional<TileId> gemm2_tile = std::nullopt;  // nullopt: GEMM2 runs on `tile` too
 };
 // Parses one choice name; throws InvalidArgument listing the names.
 ForwardChoice parse_forward_choice(std::string_view name);

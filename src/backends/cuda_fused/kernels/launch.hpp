@@ -127,6 +127,9 @@ struct Gemm2Launch {
   // skips keep stale values: the same results, but more power drawn).
   bool tma_rows = false;
   bool async_signal = true;  // as Gemm1Launch's (with tma_rows, GEMM2's A rows are not copied by cp.async)
+  // The tile GEMM1 ran on, where it differs from `tile` (warp-specialised, the same rows; nullptr: `tile`):
+  // the hand-over counts its column blocks.
+  const TileConfig* gemm1_tile = nullptr;
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

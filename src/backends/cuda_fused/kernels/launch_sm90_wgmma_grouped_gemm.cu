@@ -146,8 +146,13 @@ void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
 
 template <class Shape>
 void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  // Every consumer warp of each of GEMM1's column blocks (the same tile shape) counts once per row block.
-  const std::int64_t gemm1_columns = (2 * args.intermediate_padded + Shape::kBlockN - 1) / Shape::kBlockN;
+  // Every consumer warp of each of GEMM1's column blocks counts once per row block (GEMM1's tile has GEMM2's
+  // rows and consumers; its columns may differ: Gemm2Launch::gemm1_tile).
+  const int gemm1_block_n = args.gemm1_tile != nullptr ? args.gemm1_tile->block_n : Shape::kBlockN;
+  FUSEDMOE_CHECK(args.gemm1_tile == nullptr ||
+                     (args.gemm1_tile->block_m == Shape::kBlockM && args.gemm1_tile->warp_specialized),
+                 "[cuda_fused] GEMM2's warp-specialised tile needs GEMM1's to be one with the same rows");
+  const std::int64_t gemm1_columns = (2 * args.intermediate_padded + gemm1_block_n - 1) / gemm1_block_n;
   const RowBlockSync sync{.done = args.row_done,
                           .target = static_cast<unsigned>(gemm1_columns * 4 * Shape::kConsumers)};
   // Sorted rows: the output [max_blocks x block_m sorted rows, H], stored by each consumer warp's 16 rows.
