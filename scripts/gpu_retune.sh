@@ -8,7 +8,8 @@
 # Usage: scripts/gpu_retune.sh [out-dir]          (default build/gpu/retune)
 #   PRESETS="qwen3-30b-a3b olmoe-1b-7b mixtral-8x7b deepseek-v3"   TOKENS=1,8,64,256,1024,4096,16384
 #   ROUNDS=2 (the A/B's rounds)   PREBUILT=.prebuilt (a packed CLI, else build/gpu/bin/fusedmoe, built if missing)
-# Writes $out/tune.json, $out/tune-<preset>.txt (every candidate's time), $out/ab.txt, $out/builtin.json.
+# Writes $out/tune.json, $out/tune-<preset>.txt (every candidate's time), $out/summary.txt
+# (scripts/tune_summary.py), $out/ab.txt, $out/builtin.json.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 out=${1:-build/gpu/retune}
@@ -24,6 +25,8 @@ for preset in $presets; do
     >"$out/tune-$preset.txt" 2>&1 || { tail -5 "$out/tune-$preset.txt"; exit 2; }
   echo "tuned $preset in $(($(date +%s) - start)) s"
 done
+# Per cell: the built-in table's choice, the fastest one-tile and two-tile choice (times of this run).
+python3 scripts/tune_summary.py "$out"/tune-*.txt | tee "$out/summary.txt"
 PRESETS="$presets" TOKENS="$tokens" ROUNDS=${ROUNDS:-2} \
   VARIANTS="builtin $cli; tuned $cli FUSEDMOE_TUNE_FILE=$out/tune.json" scripts/gpu_ab.sh "$out/ab.txt" >/dev/null || exit 2
 scripts/ab_summary.py "$out/ab.txt" builtin
