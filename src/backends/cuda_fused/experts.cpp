@@ -389,7 +389,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const std::int64_t blocks = max_blocks(plan, experts, tile.block_m);
   const TileConfig& gemm2_tile = choice.tile && choice.gemm2_tile ? tile_config(*choice.gemm2_tile) : tile;
   FUSEDMOE_CHECK(tile_available(gemm2_tile, device.compute_capability, device.shared_memory_per_block_optin),
-                 "[cuda_fused] GEMM2's tile ", to_string(gemm2_tile.id), " does not run on ", device.name);
+                 "[cuda_fused] GEMM2's tile ", to_string(gemm2_tile.id), " does not run on ", device.name,
+                 ": choose a GEMM2 tile this device runs (", to_string(tile.id), " alone, for one)");
   FUSEDMOE_ASSERT(gemm2_tile.block_m == tile.block_m && gemm2_tile.warp_specialized == tile.warp_specialized,
                   "[cuda_fused] GEMM2's tile must have GEMM1's rows (parse_forward_choice checks it)");
 

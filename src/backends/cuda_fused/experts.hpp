@@ -42,9 +42,10 @@ Support supports(const MoeConfig& config, const Platform& platform, ActivationFo
 // FUSEDMOE_CUDA_FUSED_PATH=persistent|stream|tiled and FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the
 // bucket of a `fusedmoe tune` table (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in
 // heuristic (tiled, tile by M bucket). Choices are named "persistent", "stream", a tile (to_string(TileId)),
-// or "<GEMM1 tile>/<GEMM2 tile>": two warp-specialised tiles with the same rows (GEMM2 then runs on its own
-// column width). A call beyond the persistent path's limits takes the streaming pair if that was chosen too
-// and fits, else the tiled path; one beyond the streaming pair's takes the tiled path.
+// or "<GEMM1 tile>/<GEMM2 tile>": two tiles with the same rows, both warp-specialised or both not (GEMM2
+// then runs on its own tile over GEMM1's row blocks; the bits do not change). A call beyond the persistent
+// path's limits takes the streaming pair if that was chosen too and fits, else the tiled path; one beyond the
+// streaming pair's takes the tiled path.
 struct ForwardChoice {
   bool stream = false;
   std::optional<TileId> tile;  // nullopt: heuristic
