@@ -2,7 +2,7 @@
 # Session 20's first call (prepared in session 19; ~4 minutes, any Hopper card): two-tile choices beyond
 # decode. Session 19 landed "<GEMM1 tile>/<GEMM2 tile>" and tune's 16-row pairs (M=1 1.5-3.3% faster on the
 # H200). fusedmoe9 = main + tune timing every pair of tiles with the same rows and kind at every M
-# (bench/results/2026-11-28-h200-session19/tune-all-pairs-untested.patch): does any pair beat the table at
+# (bench/results/2026-11-28-h200-session19/tune-all-pairs-untested.patch, against forward_choice.cpp): does any pair beat the table at
 # M = 64 .. 16384? scripts/tune_summary.py prints the table's choice, the best one-tile and the best pair.
 set -u
 cd "$(dirname "$0")/.."
