@@ -4,7 +4,10 @@
 # second consumer on blocks whose rows 64-127 are padding (the skip) gained only ~1%. fusedmoe12 /
 # fusedmoe_tests12 = main + split-idle-half-untested.patch: the skip (session 18's v2, rebased) and, new, the
 # split (both consumers on rows 0-63, half the columns each; SplitHalfShape). The switch is
-# FUSEDMOE_CUDA_FUSED_SKIP_IDLE_HALF=on|off|gemm1|split|split1 (the patch's default: on).
+# FUSEDMOE_CUDA_FUSED_SKIP_IDLE_HALF=on|off|gemm1|split|split1 (split1: split GEMM1, skip GEMM2; the
+# patch's default: on). A helper reviewed the patch (no bug found; its points are fixed: split1 skips GEMM2,
+# the skip is off by default in the launch structs so cuda_batched keeps its path, the test has a mixed case;
+# ptxas reports no wgmma serialisation).
 # (1) bit tests, bounded (a consumer that disagrees with the producer hangs), (2) ncu per GEMM at qwen3 and
 # deepseek M=4096: off / on / split / wg64_n256_ws, (3) A/B main / off / on / split / split1.
 set -u
