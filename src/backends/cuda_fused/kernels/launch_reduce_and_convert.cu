@@ -33,9 +33,16 @@ void launch_reduce(const ReduceLaunch& args, StreamHandle stream_handle) {
       .vector_store = args.hidden % 8 == 0 && reinterpret_cast<std::uintptr_t>(args.out) % 16 == 0,
       .pair_positions = args.pair_positions,
   };
-  const std::int64_t threads = args.num_tokens * (args.pitch / 8);
-  const std::int64_t blocks = (threads + kReduceThreads - 1) / kReduceThreads;
-  FUSEDMOE_CHECK(blocks <= INT32_MAX, "[cuda_fused] reduce over ", threads, " chunks exceeds one launch");
+  // Row indices are int32 in the kernel: pairs and sorted rows both stay below 2^31 (cuda_fused checks M * k,
+  // the sorted rows' TMA coordinates are int32 too).
+  FUSEDMOE_CHECK(args.num_tokens * args.top_k <= INT32_MAX, "[cuda_fused] reduce over ",
+                 args.num_tokens * args.top_k, " pairs: expected at most 2^31 - 1");
+  // Persistent blocks: no more than the SMs hold at once (each walks the items with a grid stride).
+  const std::int64_t items = args.num_tokens * (args.pitch / 8);
+  const std::int64_t resident =
+      cuda::resident_blocks(reinterpret_cast<const void*>(reduce_topk_kernel), kReduceThreads, 0);
+  const std::int64_t blocks = std::clamp<std::int64_t>((items + kReduceThreads - 1) / kReduceThreads, 1,
+                                                       std::max<std::int64_t>(resident, 1));
   cuda::launch_dependent(reduce_topk_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kReduceThreads), 0,
                          static_cast<cudaStream_t>(stream_handle), args.dependent_launch, params);
 }
