@@ -264,8 +264,8 @@ void bench(const BenchOptions& options) {
         const Tensor hidden = random_hidden(config, tokens, options.seed + 1);
         const Tensor ids = Tensor::empty(DType::int32, {tokens, top_k});
         const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, top_k});
-        make_routing(tokens, config.num_experts, top_k, options.routing == "skewed", options.seed + tokens,
-                     ids, routing_weights);
+        make_routing(tokens, config.num_experts, top_k, routing_pattern_from_name(options.routing),
+                     options.seed + tokens, ids, routing_weights);
         Tensor logits;
         if (monolithic) {
           // Logits that put those ids on top; the reference and the byte count then use the CPU router's
@@ -404,9 +404,12 @@ void add_bench_command(CLI::App& app) {
       "Backends to time (repeatable; default: the oracle's choice; batched-format ones behind "
       "local_batched)");
   command
-      ->add_option("--routing", options->routing,
-                   "uniform, or skewed (every token's first choice is expert 0)")
-      ->check(CLI::IsMember({"uniform", "skewed"}))
+      ->add_option(
+          "--routing", options->routing,
+          "uniform; skewed (every token's first choice is expert 0); or balanced (token t, slot j -> "
+          "expert (t*k + j) mod E: equal rows per expert, no padding where M*k/E is a multiple of the "
+          "tile's rows). The PyTorch peers always route uniformly")
+      ->check(CLI::IsMember({"uniform", "skewed", "balanced"}))
       ->capture_default_str();
   command->add_option("--dtype", options->dtype, "Weight and activation dtype")->capture_default_str();
   command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")

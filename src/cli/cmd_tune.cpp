@@ -95,8 +95,8 @@ void tune(const TuneOptions& options) {
     const Tensor hidden = random_hidden(config, count, options.seed + 1);
     const Tensor ids = Tensor::empty(DType::int32, {count, top_k});
     const Tensor routing_weights = Tensor::empty(DType::fp32, {count, top_k});
-    make_routing(count, config.num_experts, top_k, false, options.seed + static_cast<std::uint64_t>(count),
-                 ids, routing_weights);
+    make_routing(count, config.num_experts, top_k, RoutingPattern::uniform,
+                 options.seed + static_cast<std::uint64_t>(count), ids, routing_weights);
     auto on_device = [&](const Tensor& host) {
       Tensor copy = Tensor::empty(host.dtype(), host.shape(), device);
       copy_tensor(host, copy);

@@ -5,14 +5,22 @@
 #include <utility>
 #include <vector>
 
+#include "core/check.hpp"
 #include "core/random.hpp"
 
 namespace fusedmoe::cli {
 
-// Top-k ids and weights, uniform over distinct experts (fixed seed); `skewed` sends every token's first
-// choice to expert 0 (a hot expert).
-void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool skewed, std::uint64_t seed,
-                  const Tensor& ids, const Tensor& weights) {
+RoutingPattern routing_pattern_from_name(const std::string& name) {
+  if (name == "uniform") return RoutingPattern::uniform;
+  if (name == "skewed") return RoutingPattern::skewed;
+  if (name == "balanced") return RoutingPattern::balanced;
+  throw InvalidArgument(str_cat("routing '", name, "': expected uniform, skewed or balanced"));
+}
+
+void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, RoutingPattern pattern,
+                  std::uint64_t seed, const Tensor& ids, const Tensor& weights) {
+  FUSEDMOE_CHECK(top_k >= 1 && top_k <= experts, "routing: top_k ", top_k,
+                 " must be in [1, experts = ", experts, "]");
   std::uint64_t state = mix64(seed + 0x5eed);
   std::vector<std::int32_t> pool(static_cast<std::size_t>(experts));
   for (std::int64_t token = 0; token < tokens; ++token) {
@@ -20,11 +28,18 @@ void make_routing(std::int64_t tokens, std::int64_t experts, int top_k, bool ske
     float sum = 0.0f;
     for (int slot = 0; slot < top_k; ++slot) {
       state = mix64(state);
-      std::int64_t pick =
-          slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
-      if (skewed && slot == 0) pick = 0;
-      std::swap(pool[slot], pool[pick]);
-      ids.data_as<std::int32_t>()[token * top_k + slot] = pool[slot];
+      std::int32_t id = 0;
+      if (pattern == RoutingPattern::balanced) {
+        // k consecutive residues mod E: distinct because k <= E.
+        id = static_cast<std::int32_t>((token * top_k + slot) % experts);
+      } else {
+        std::int64_t pick =
+            slot + static_cast<std::int64_t>(state % static_cast<std::uint64_t>(experts - slot));
+        if (pattern == RoutingPattern::skewed && slot == 0) pick = 0;
+        std::swap(pool[slot], pool[pick]);
+        id = pool[slot];
+      }
+      ids.data_as<std::int32_t>()[token * top_k + slot] = id;
       const float weight = 0.05f + static_cast<float>((state >> 20) % 1000) / 1000.0f;
       weights.data_as<float>()[token * top_k + slot] = weight;
       sum += weight;
