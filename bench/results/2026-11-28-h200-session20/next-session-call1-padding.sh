@@ -12,6 +12,10 @@ bench() { $P/fusedmoe bench --device cuda:0 --backend cuda_fused --repeats 20 "$
 for round in 1 2 3; do
   bench --preset qwen3-30b-a3b --routing balanced --tokens 2048,2064,4032,4096,4112,4160,6144 | sed "s/^/r$round balanced /"
   bench --preset qwen3-30b-a3b --tokens 2048,4096 | sed "s/^/r$round uniform /"
+  # The same rows on other tiles: the pair (weights multicast to both row blocks of one expert: at balanced
+  # M=4096 every pair is one expert's two blocks) and the 64-row tile (M=4112: a fifth block of one row).
+  FUSEDMOE_CUDA_FUSED_TILE=wg128_n256_ws_pair bench --preset qwen3-30b-a3b --routing balanced --tokens 4096,4112 | sed "s/^/r$round balanced-pair /"
+  FUSEDMOE_CUDA_FUSED_TILE=wg64_n256_ws bench --preset qwen3-30b-a3b --routing balanced --tokens 4096,4112 | sed "s/^/r$round balanced-wg64 /"
   bench --preset deepseek-v3 --routing balanced --tokens 4096,4128,8192,8224 | sed "s/^/r$round balanced /"
   bench --preset deepseek-v3 --tokens 4096,8192 | sed "s/^/r$round uniform /"
   bench --preset olmoe-1b-7b --routing balanced --tokens 1024,1032,4096,4104 | sed "s/^/r$round balanced /"
@@ -27,10 +31,10 @@ for line in open(sys.argv[1]):
     w = line.split()
     # r<round> <routing> <preset> cuda_fused <M> <ms> ... <ratio to floor> passed
     cells[(w[2], w[1], int(w[4]))].append((float(w[5]), w[-2]))
-print(f"{'preset':14} {'routing':9} {'M':>6} {'ms (median)':>12} {'min-max':>17} floor-ratio")
+print(f"{'preset':14} {'routing':14} {'M':>6} {'ms (median)':>12} {'min-max':>17} floor-ratio")
 for key in sorted(cells):
     times = [t for t, _ in cells[key]]
-    print(f"{key[0]:14} {key[1]:9} {key[2]:>6} {statistics.median(times):12.3f} {min(times):8.3f}-{max(times):.3f} {cells[key][0][1]}")
+    print(f"{key[0]:14} {key[1]:14} {key[2]:>6} {statistics.median(times):12.3f} {min(times):8.3f}-{max(times):.3f} {cells[key][0][1]}")
 PY
 for m in 4096 4112; do
   echo "== ncu qwen3 balanced M=$m"
