@@ -1,7 +1,7 @@
-// `fusedmoe tune`: times every candidate configuration of cuda_fused (the streaming path and each tile of
-// the table) for a model shape at each token count on this GPU, checks each against fp64 first, and merges
-// the fastest per token bucket into a JSON table (src/oracle/tuning.hpp) that later runs load through
-// FUSEDMOE_TUNE_FILE.
+// `fusedmoe tune`: times every candidate configuration of cuda_fused (the persistent and streaming paths
+// where they apply, each tile of the table, and two-tile pairs: tune_candidates in forward_choice.hpp) for a
+// model shape at each token count on this GPU, checks each against fp64 first, and merges the fastest per
+// token bucket into a JSON table (src/oracle/tuning.hpp) that later runs load through FUSEDMOE_TUNE_FILE.
 #include <algorithm>
 #include <fstream>
 #include <iomanip>

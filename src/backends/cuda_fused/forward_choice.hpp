@@ -19,7 +19,8 @@ namespace fusedmoe::cuda_fused {
 // M * k <= 512, E_local <= 1024, ~190 KiB of shared memory) or align + tiled GEMMs + reduce with one tile of
 // the table. In order: a forced choice (the constructor's, else
 // FUSEDMOE_CUDA_FUSED_PATH=persistent|stream|tiled and FUSEDMOE_CUDA_FUSED_TILE=<tile name>), else the
-// bucket of a `fusedmoe tune` table (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in
+// bucket of a `fusedmoe tune` table (FUSEDMOE_TUNE_FILE) for this device and shape, else the built-in tune
+// table for this device and shape (builtin_tune_tables.cpp; FUSEDMOE_TUNE_BUILTIN=off skips it), else the
 // heuristic (tiled, tile by M bucket). Choices are named "persistent", "stream", a tile (to_string(TileId)),
 // or "<GEMM1 tile>/<GEMM2 tile>": two tiles with the same rows, both warp-specialised or both not (GEMM2
 // then runs on its own tile over GEMM1's row blocks; the bits do not change). A call beyond the persistent
