@@ -112,10 +112,10 @@ int persistent_shape_from_env() {
       str_cat("FUSEDMOE_CUDA_FUSED_PERSISTENT_SHAPE='", *value, "': expected one of ", listed));
 }
 
-// FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD=<boxes> each warp of the persistent kernel keeps requested ahead of
-// the one it multiplies (tuning runs). Default 1: on the H100 one box per warp (4 MB in flight over the grid)
-// was as fast as or faster than deeper rings at every decode cell measured (qwen3-30b-a3b M=1 50 us against
-// 53 with 6, deepseek-v3 M=8 1.81 ms against 1.96: bench/results/2026-11-28-h100-session11.md).
+// FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD=<boxes> each warp of the persistent kernel keeps requested at a time,
+// counting the one it multiplies (tuning runs). Default 1: on the H100 one box per warp (4 MB in flight over
+// the grid) was as fast as or faster than deeper rings at every decode cell measured (qwen3-30b-a3b M=1 50 us
+// against 53 with 6, deepseek-v3 M=8 1.81 ms against 1.96: bench/results/2026-11-28-h100-session11.md).
 int persistent_lookahead_from_env() {
   return env_positive_int("FUSEDMOE_CUDA_FUSED_PERSISTENT_AHEAD").value_or(1);
 }
