@@ -23,6 +23,7 @@
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
 #include "cli/routing_inputs.hpp"
+#include "cli/validators.hpp"
 #include "core/check.hpp"
 #include "core/env.hpp"
 #include "core/random.hpp"
@@ -398,7 +399,8 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--tokens", options->tokens, "Token counts (repeatable or comma-separated)")
       ->delimiter(',')
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(0));
   command->add_option(
       "--backend", options->backends,
       "Backends to time (repeatable; default: the oracle's choice; batched-format ones behind "
@@ -413,8 +415,10 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--dtype", options->dtype, "Weight and activation dtype")->capture_default_str();
   command->add_option("--repeats", options->repeats, "Timed runs per row (median reported)")
-      ->capture_default_str();
-  command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)");
+      ->capture_default_str()
+      ->check(at_least(1));
+  command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)")
+      ->check(at_least(0));
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
   command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs (CPU)");
   command->add_option("--device", options->device, "cpu or cuda:N")->capture_default_str();

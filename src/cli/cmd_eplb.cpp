@@ -13,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "cli/validators.hpp"
 #include "core/check.hpp"
 #include "core/random.hpp"
 #include "parallel/eplb/eplb_policy.hpp"
@@ -280,30 +281,30 @@ void add_eplb_command(CLI::App& app) {
       ->add_option(
           "--physical-experts", options->physical_experts,
           "Physical experts P (replicas over all ranks; default 80 when simulating, required with --load)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--groups", options->groups, "Expert groups G (default 8 when simulating, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command->add_option("--nodes", options->nodes, "Nodes N (default 2 when simulating, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   command
       ->add_option("--ranks", options->ranks, "Expert-parallel ranks R (default 8 when simulating, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   const std::vector<CLI::Option*> simulation_options{
       command->add_option("--experts", options->experts, "Logical experts E of the simulated model")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
+          ->check(at_least(1)),
       command->add_option("--layers", options->layers, "Simulated MoE layers")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
+          ->check(at_least(1)),
       command->add_option("--tokens,-m", options->tokens, "Tokens in the simulated trace, per layer")
           ->capture_default_str()
-          ->check(CLI::NonNegativeNumber),
+          ->check(at_least(0)),
       command->add_option("--topk", options->top_k, "Experts per token k")
           ->capture_default_str()
-          ->check(CLI::PositiveNumber),
+          ->check(at_least(1)),
       command->add_option("--skew", options->skew, "Zipf exponent of expert popularity (0: uniform)")
           ->capture_default_str()
-          ->check(CLI::NonNegativeNumber),
+          ->check(at_least_real(0.0)),
       command->add_option("--seed", options->seed, "Seed of the simulated trace")->capture_default_str()};
   for (CLI::Option* option : simulation_options) load->excludes(option);
   command->add_flag("--json", options->json, "One JSON object per layer and line instead of a table");

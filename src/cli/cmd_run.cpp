@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
+#include "cli/validators.hpp"
 #include "core/check.hpp"
 #include "fusedmoe/hf.hpp"
 #include "fusedmoe/layer.hpp"
@@ -178,7 +179,8 @@ void add_run_command(CLI::App& app) {
   command->add_option("--backend", options->backend,
                       "Force a backend id (else FUSEDMOE_BACKEND, else the oracle)");
   command->add_option("--repeats", options->repeats, "Timed repetitions after one warm-up")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(0));
   command->add_option("--checkpoint", options->checkpoint,
                       "Hugging Face checkpoint directory (config.json + safetensors)");
   command->add_option("--layer", options->layer, "Decoder layer of --checkpoint whose MoE block runs");

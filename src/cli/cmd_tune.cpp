@@ -16,6 +16,7 @@
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
 #include "cli/routing_inputs.hpp"
+#include "cli/validators.hpp"
 #include "core/check.hpp"
 #include "core/env.hpp"
 #include "fusedmoe/fusedmoe.hpp"
@@ -187,12 +188,14 @@ void add_tune_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--tokens", options->tokens, "Token counts: the upper ends of the buckets")
       ->delimiter(',')
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(1));
   command->add_option(
       "--output", options->output,
       "Tune table to create or update (default: FUSEDMOE_TUNE_FILE, else fusedmoe-tune.json)");
   command->add_option("--repeats", options->repeats, "Timed runs per candidate (median)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(1));
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
   command->add_flag("--json", options->json, "One JSON object per line and candidate");
   command->callback([options] { tune(*options); });

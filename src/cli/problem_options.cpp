@@ -1,6 +1,7 @@
 #include "cli/problem_options.hpp"
 
 #include "cli/presets.hpp"
+#include "cli/validators.hpp"
 #include "core/check.hpp"
 
 namespace fusedmoe::cli {
@@ -9,15 +10,12 @@ void ProblemOptions::add_to(CLI::App& app) {
   std::string preset_names;
   for (const Preset& entry : presets()) append_joined(preset_names, ", ", entry.name);
   app.add_option("--preset", preset, "Model shape: " + preset_names)->capture_default_str();
-  app.add_option("--tokens,-m", tokens, "Tokens (M) in the batch")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--hidden", hidden, "Hidden size H (overrides the preset)")->check(CLI::PositiveNumber);
+  app.add_option("--tokens,-m", tokens, "Tokens (M) in the batch")->capture_default_str()->check(at_least(0));
+  app.add_option("--hidden", hidden, "Hidden size H (overrides the preset)")->check(at_least(1));
   app.add_option("--intermediate", intermediate, "Expert intermediate size I (overrides the preset)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--experts", experts, "Number of experts E (overrides the preset)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--topk", top_k, "Experts per token k (overrides the preset)")->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  app.add_option("--experts", experts, "Number of experts E (overrides the preset)")->check(at_least(1));
+  app.add_option("--topk", top_k, "Experts per token k (overrides the preset)")->check(at_least(1));
   app.add_option("--routing", routing,
                  "Routing recipe: softmax_topk, softmax_topk_renorm, topk_softmax, softmax_grouped, "
                  "sigmoid_grouped_bias, llama4_top1_sigmoid");
@@ -41,12 +39,12 @@ void ProblemOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--batched-capacity", batched_capacity,
                  "Batched format: rows per expert slab, the tokens of one chunk (0: 256)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option(
          "--ep-rank-capacity", batched_rank_capacity,
          "all2all_batched: (token, slot) pairs a rank sends another per chunk; pairs past it are dropped "
          "and counted (0: enough never to drop)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
