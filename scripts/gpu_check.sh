@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds fusedmoe with CUDA for this machine's GPU and runs everything CUDA: the CUDA tests (the
 # M*k*H > 2^31 one included), compute-sanitizer memcheck and racecheck on small cases, the CPU suite of
-# the same build, and `fusedmoe backends / check --device cuda`. Ends with a short summary; exits non-zero
+# the same build, and `fusedmoe backends / check / run --device cuda`. Ends with a short summary; exits non-zero
 # when anything failed.
 #
 # Needs: CUDA 13 (nvcc), CMake >= 3.25, a C++20 compiler, GoogleTest, CLI11, nlohmann-json. No network.
@@ -95,6 +95,7 @@ fi
 run backends "$cli" backends --device cuda --preset qwen3-30b-a3b
 run check_small "$cli" check --device cuda --tokens 33 --experts 8 --topk 3 --hidden 96 --intermediate 40
 run check_qwen3 "$cli" check --device cuda --preset qwen3-30b-a3b --tokens 64
+run run_cuda "$cli" run --device cuda:0 --preset qwen3-30b-a3b --tokens 64
 
 echo
 echo "== summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true))"
@@ -115,6 +116,7 @@ for name in memcheck racecheck; do
   [ -f "$logs/$name.log" ] && echo "$name: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs/$name.log" | tail -1)"
 done
 grep -hE 'passed$|PASS|FAIL' "$logs"/check_*.log 2>/dev/null | sed 's/^/check: /'
+grep -h 'checksum' "$logs"/run_cuda.log 2>/dev/null | sed 's/^/run --device cuda:0: /'
 if ((${#failed[@]})); then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -11,6 +11,7 @@
 #include "check/fp64_reference.hpp"
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_tensors.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "core/check.hpp"
@@ -28,22 +29,6 @@ struct CheckOptions {
   ProblemOptions problem;
   std::vector<std::string> backends;  // empty: every supported one
 };
-
-// `tensor` on `device`: itself when it is there already, else a copy (how check feeds a CUDA layer).
-Tensor copy_to(const Tensor& tensor, Device device) {
-  if (!tensor.defined() || tensor.device() == device) return tensor;
-  Tensor copy = Tensor::empty(tensor.dtype(), tensor.shape(), device);
-  copy_tensor(tensor, copy);
-  return copy;
-}
-
-// The expert weights on the layer's device (router and shared gates stay on the CPU, as set_weights wants).
-MoeWeights weights_on(MoeWeights weights, Device device) {
-  for (Tensor* tensor : {&weights.w13, &weights.w2, &weights.shared_w13, &weights.shared_w2}) {
-    *tensor = copy_to(*tensor, device);
-  }
-  return weights;
-}
 
 bool same(const TensorView& a, const TensorView& b) {
   return a.nbytes() == b.nbytes() &&
@@ -72,9 +57,7 @@ int local_rank(int world_rank) {
 class TimedPrepareFinalize final : public PrepareFinalizeModular {
  public:
   TimedPrepareFinalize(std::unique_ptr<PrepareFinalizeModular> inner, Device device)
-      : inner_(std::move(inner)),
-        probe_(Tensor::zeros(DType::uint8, {1}, device)),
-        host_probe_(Tensor::empty(DType::uint8, {1})) {}
+      : inner_(std::move(inner)), wait_(device) {}
   std::string_view name() const override { return inner_->name(); }
   ActivationFormat format() const override { return inner_->format(); }
   ExpertsProblem problem(std::int64_t num_tokens, const MoeConfig& config) const override {
@@ -91,30 +74,28 @@ class TimedPrepareFinalize final : public PrepareFinalizeModular {
   DispatchedTokens prepare(const TensorView& hidden, const TensorView& topk_ids,
                            const TensorView& topk_weights, const TensorView& expert_map,
                            WorkspaceArena& workspace, const ExecContext& context) override {
-    wait(context);
+    wait_(context);
     const auto start = std::chrono::steady_clock::now();
     DispatchedTokens dispatched =
         inner_->prepare(hidden, topk_ids, topk_weights, expert_map, workspace, context);
-    wait(context);
+    wait_(context);
     dispatch_ms +=
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return dispatched;
   }
   void finalize(const DispatchedTokens& dispatched, const TensorView& expert_out, WeightAndReduce policy,
                 const TensorView& out, WorkspaceArena& workspace, const ExecContext& context) override {
-    wait(context);
+    wait_(context);
     const auto start = std::chrono::steady_clock::now();
     inner_->finalize(dispatched, expert_out, policy, out, workspace, context);
-    wait(context);
+    wait_(context);
     combine_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
   double dispatch_ms = 0.0, combine_ms = 0.0;
 
  private:
-  // A one-byte copy to the host waits for the stream.
-  void wait(const ExecContext& context) { copy_tensor(probe_, host_probe_, context); }
   std::unique_ptr<PrepareFinalizeModular> inner_;
-  Tensor probe_, host_probe_;
+  DeviceWait wait_;
 };
 
 // Median wall time of `body` over `repeats` runs after a warm-up (body waits for the device itself).

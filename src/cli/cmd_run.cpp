@@ -8,6 +8,7 @@
 
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_tensors.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "cli/validators.hpp"
@@ -78,6 +79,9 @@ void run(const RunOptions& options) {
   int rank = 0, ranks = 1;
   if (options.problem.ep > 1) {
     FUSEDMOE_CHECK(options.output.empty(), "[run] --output is single-rank only; drop --ep or --output");
+    FUSEDMOE_CHECK(!config.device.is_cuda(), "[run] --ep ", options.problem.ep,
+                   " runs on CPUs over MPI; for GPUs over NCCL run `mpirun -np ", options.problem.ep,
+                   " fusedmoe check --ep ", options.problem.ep, " --device cuda`");
     layer_options.communicator = make_mpi_world_communicator();
     ranks = layer_options.communicator->size();
     rank = layer_options.communicator->rank();
@@ -94,8 +98,10 @@ void run(const RunOptions& options) {
     weights.w13 = gather_experts(weights.w13, mine);
     weights.w2 = gather_experts(weights.w2, mine);
   }
+  // On a GPU the layer takes its expert weights, inputs and outputs there; the results come back for the
+  // checksum and --output.
   FusedMoeLayer layer(config, layer_options);
-  layer.set_weights(std::move(weights));
+  layer.set_weights(weights_on(std::move(weights), config.device));
   layer.finalize_weights();
   Tensor hidden = !options.input.empty()
                       ? read_hidden_states(options.input, config)
@@ -105,17 +111,21 @@ void run(const RunOptions& options) {
     hidden = Tensor::copy_of(hidden.view().slice_rows(all * rank / ranks, all * (rank + 1) / ranks));
   }
   const std::int64_t tokens = hidden.size(0);
-  const Tensor topk_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
-  const Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
-  const RoutingOutputs routing{topk_ids, topk_weights};
-  const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+  const Device device = config.device;
+  const Tensor device_hidden = copy_to(hidden, device);
+  const Tensor device_ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k}, device);
+  const Tensor device_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k}, device);
+  const RoutingOutputs routing{device_ids, device_weights};
+  const Tensor device_out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size}, device);
   const ExecContext context{.num_threads = options.problem.threads};
+  const DeviceWait wait(device);
   layer.reserve(tokens);
 
   std::vector<double> times_ms;
   for (int repeat = 0; repeat <= options.repeats; ++repeat) {  // the first run warms up
     const auto start = std::chrono::steady_clock::now();
-    layer.forward(hidden, out, context, routing);
+    layer.forward(device_hidden, device_out, context, routing);
+    wait(context);
     const auto stop = std::chrono::steady_clock::now();
     if (repeat > 0 || options.repeats == 0) {
       times_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
@@ -131,6 +141,9 @@ void run(const RunOptions& options) {
     source += str_cat(", expert parallel over ", ranks, " ranks (", to_string(config.parallel.dispatch),
                       "), rank 0's tokens");
   }
+  const Tensor out = copy_to(device_out, Device::cpu());
+  const Tensor topk_ids = copy_to(device_ids, Device::cpu());
+  const Tensor topk_weights = copy_to(device_weights, Device::cpu());
   const Checksum sums = checksum(out);
   const std::string& backend = layer.selection().backend->id;
   if (!options.output.empty()) {

@@ -19,8 +19,8 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--routing", routing,
                  "Routing recipe: softmax_topk, softmax_topk_renorm, topk_softmax, softmax_grouped, "
                  "sigmoid_grouped_bias, llama4_top1_sigmoid");
-  app.add_option("--groups", num_groups, "Expert groups (grouped recipes)");
-  app.add_option("--topk-group", topk_group, "Groups kept per token (grouped recipes)");
+  app.add_option("--groups", num_groups, "Expert groups (grouped recipes)")->check(at_least(1));
+  app.add_option("--topk-group", topk_group, "Groups kept per token (grouped recipes)")->check(at_least(1));
   app.add_option("--routed-scaling", routed_scaling, "Routed scaling factor");
   app.add_option("--dtype", dtype, "Activation dtype: bf16, fp16, fp32")->capture_default_str();
   app.add_option("--weight-dtype", weight_dtype, "Weight dtype (default: --dtype)");
@@ -36,6 +36,7 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")
       ->capture_default_str();
   app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather, all2all or all2all_batched")
+      ->check(CLI::IsMember({"allgather", "all2all", "all2all_batched"}))
       ->capture_default_str();
   app.add_option("--batched-capacity", batched_capacity,
                  "Batched format: rows per expert slab, the tokens of one chunk (0: 256)")
@@ -46,6 +47,7 @@ void ProblemOptions::add_to(CLI::App& app) {
          "and counted (0: enough never to drop)")
       ->check(at_least(0));
   app.add_option("--placement", placement, "Expert placement over ranks: linear or round_robin")
+      ->check(CLI::IsMember({"linear", "round_robin"}))
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all available cores)")
@@ -75,7 +77,9 @@ MoeConfig ProblemOptions::config() const {
   if (num_groups) config.routing.num_groups = *num_groups;
   if (topk_group) config.routing.topk_group = *topk_group;
   if (routed_scaling) config.routing.routed_scaling_factor = *routed_scaling;
-  if (config.routing.num_groups > config.num_experts || config.num_experts % config.routing.num_groups != 0) {
+  if (config.routing.num_groups >= 1 && config.num_experts >= 1 &&
+      (config.routing.num_groups > config.num_experts ||
+       config.num_experts % config.routing.num_groups != 0)) {
     // A preset's grouping that no longer fits an overridden expert count falls back to one group.
     if (!num_groups) config.routing.num_groups = config.routing.topk_group = 1;
   }
