@@ -8,6 +8,8 @@
 set -u
 cd "$(dirname "$0")/.."
 . scripts/prebuilt_env.sh
+# First, session 20's fix: `fusedmoe run --device cuda:0` (it refused its host weights before).
+$P/fusedmoe run --device cuda:0 --preset qwen3-30b-a3b --tokens 64 2>&1 | tail -3
 bench() { $P/fusedmoe bench --device cuda:0 --backend cuda_fused --repeats 20 "$@" 2>&1 | grep -E '^\S+\s+cuda_fused\s'; }
 for round in 1 2 3; do
   bench --preset qwen3-30b-a3b --routing balanced --tokens 2048,2064,4032,4096,4112,4160,6144 | sed "s/^/r$round balanced /"
