@@ -20,6 +20,7 @@
 #include "fusedmoe/communicator.hpp"
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/layer.hpp"
+#include "fusedmoe/oracle.hpp"
 #include "parallel/expert_map.hpp"
 
 namespace fusedmoe::cli {
@@ -287,7 +288,20 @@ void check_expert_parallel(const CheckOptions& options) {
   if (failed > 0) exit_status() = 1;
 }
 
+// --backend names only registered backends: a typo is an error, not "no backend supports this".
+void require_known_backends(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    if (find_backend(id) != nullptr) continue;
+    std::string known;
+    for (DeviceKind kind : {DeviceKind::cpu, DeviceKind::cuda}) {
+      for (const BackendInfo* backend : backends_for(kind)) append_joined(known, ", ", backend->id);
+    }
+    throw InvalidArgument(str_cat("[check] unknown backend '", id, "': expected one of ", known));
+  }
+}
+
 void check(CheckOptions& options, CLI::App& command) {
+  require_known_backends(options.backends);
   if (options.problem.ep > 1 || command.count("--ep-mode") > 0) {
     check_expert_parallel(options);
     return;
