@@ -217,9 +217,8 @@ void check_expert_parallel(const CheckOptions& options) {
     // latter's dispatch + combine (slowest rank, medians of 20 runs).
     double single_ms = 0.0, parallel_ms = 0.0, dispatch_ms = 0.0, combine_ms = 0.0;
     if (device.is_cuda()) {
-      const Tensor probe = Tensor::empty(DType::uint8, {1});
-      const Tensor sync_device = Tensor::zeros(DType::uint8, {1}, device);
-      const auto synchronize = [&] { copy_tensor(sync_device, probe, context); };
+      const DeviceWait wait(device);
+      const auto synchronize = [&] { wait(context); };
       constexpr int kRepeats = 20;
       single_ms = median_ms(kRepeats, [&] {
         reference.forward(device_hidden, device_expected, context);

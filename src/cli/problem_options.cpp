@@ -51,7 +51,8 @@ void ProblemOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all available cores)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(0));
   app.add_flag("--json", json, "One JSON object per line instead of a table");
 }
 

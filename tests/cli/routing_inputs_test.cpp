@@ -77,6 +77,17 @@ TEST(BenchRouting, UniformAndSkewedPickDistinctExperts) {
   for (const std::int64_t count : counts(draw(300, 64, 8, RoutingPattern::uniform), 64)) EXPECT_LT(count, 80);
 }
 
+// bench and tune compare runs across sessions: the uniform draw of a seed must never change.
+TEST(BenchRouting, UniformDrawIsPinned) {
+  const Drawn drawn = draw(2, 128, 8, RoutingPattern::uniform);
+  const std::vector<std::int32_t> ids(drawn.ids.data_as<std::int32_t>(),
+                                      drawn.ids.data_as<std::int32_t>() + 16);
+  EXPECT_EQ(ids,
+            (std::vector<std::int32_t>{0, 14, 17, 41, 21, 107, 86, 121, 59, 29, 46, 102, 101, 96, 66, 87}));
+  const float expected_weights[] = {0.123645f, 0.100083f, 0.191827f, 0.0786072f};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(drawn.weights.data_as<float>()[i], expected_weights[i], 2e-6f) << i;
+}
+
 TEST(BenchRouting, NamesAreCheckedAndTopKBounded) {
   EXPECT_EQ(routing_pattern_from_name("balanced"), RoutingPattern::balanced);
   EXPECT_EQ(routing_pattern_from_name("uniform"), RoutingPattern::uniform);

@@ -66,6 +66,10 @@ std::vector<FusedCase> fused_cases() {
       {"topk9_map", 23, 32, 64, 40, 9, Activation::silu, RoutingPattern::router, true},
       {"topk16", 11, 24, 48, 32, 16},
       {"topk17_map", 6, 40, 72, 24, 17, Activation::silu, RoutingPattern::router, true},
+      // More (token, 8-column) items than the persistent reduce's resident threads (132 SMs x 3 x 256 on an
+      // H100/H200): threads walk several items, and with k = 9 the second slot group prefetches the next
+      // item's first; H % 8 != 0 takes the scalar stores.
+      {"reduce_stride_topk9", 800, 32, 1030, 32, 9, Activation::silu, RoutingPattern::router, true},
   };
   // Randomised shapes (a fixed seed: the same cases every run).
   std::uint64_t state = 2024;
