@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 . scripts/prebuilt_env.sh
 # First, session 20's fix: `fusedmoe run --device cuda:0` (it refused its host weights before).
 $P/fusedmoe run --device cuda:0 --preset qwen3-30b-a3b --tokens 64 2>&1 | tail -3
+# And session 20's new reduce case (threads walking several items with k = 9), not run yet.
+timeout 120 $P/fusedmoe_tests --gtest_filter='*reduce_stride*' 2>&1 | grep -E "^\[  (PASSED|FAILED)|Failure" | head -5
 bench() { $P/fusedmoe bench --device cuda:0 --backend cuda_fused --repeats 20 "$@" 2>&1 | grep -E '^\S+\s+cuda_fused\s'; }
 for round in 1 2 3; do
   bench --preset qwen3-30b-a3b --routing balanced --tokens 2048,2064,4032,4096,4112,4160,6144 | sed "s/^/r$round balanced /"
