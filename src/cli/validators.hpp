@@ -20,7 +20,7 @@ CLI::Validator at_least_of(Number minimum, const std::string& kind) {
         }
         return {};
       },
-      "NUMBER>=" + bound, "at_least");
+      ">=" + bound, "at_least");
 }
 
 inline CLI::Validator at_least(long long minimum) {
