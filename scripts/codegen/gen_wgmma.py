@@ -3,7 +3,7 @@
 cuda_fused's Hopper tiles use (the accumulator operand lists are too long to write by hand).
 Usage: python3 scripts/codegen/gen_wgmma.py > src/backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"""
 
-SHAPES = [128, 256]  # N of wgmma.m64nNk16
+SHAPES = [128, 192, 256]  # N of wgmma.m64nNk16
 
 
 def wrapper(n: int) -> str:

@@ -143,8 +143,9 @@ struct SwitchedRuns {
 // forced (`wg64`: one warpgroup, 128 columns; `wg128`: two warpgroups, 256 columns; `wg64ws`, `wg128ws`:
 // the persistent warp-specialised tiles with one and two consumer warpgroups, weights by TMA; `wg64n128ws`:
 // one consumer warpgroup, 128 columns; `wg128pair`: wg128ws in clusters of two CTAs on consecutive row
-// blocks that multicast the weight tile when both rows are one expert's); GEMM1 and GEMM2 on two tiles
-// (`wg128split`: wg128_n256_ws then its pair form; `m16split`: two 16-row streaming tiles).
+// blocks that multicast the weight tile when both rows are one expert's; `wg192ws`: three consumer
+// warpgroups on 192 x 192); GEMM1 and GEMM2 on two tiles (`wg128split`: wg128_n256_ws then its pair form;
+// `m16split`: two 16-row streaming tiles).
 const char* forced_tile(const std::string& variant) {
   static const std::pair<const char*, const char*> kTiles[] = {
       {"wg64", "wg64_n128"},
@@ -154,6 +155,7 @@ const char* forced_tile(const std::string& variant) {
       {"wg64n128ws", "wg64_n128_ws"},
       {"wg128pair", "wg128_n256_ws_pair"},
       {"wg128split", "wg128_n256_ws/wg128_n256_ws_pair"},
+      {"wg192ws", "wg192_n192_ws"},
       {"m16split", "m16_n64_k128/m16_n128_k128"}};
   for (const auto& [name, tile] : kTiles) {
     if (variant == name) return tile;
@@ -166,7 +168,8 @@ const char* const kWarpSpecializedTiles[] = {"wg64_n256_ws",
                                              "wg64_n128_ws",
                                              "wg128_n256_ws_pair",
                                              "wg128_n256_ws/wg128_n256_ws_pair",
-                                             "wg128_n256_ws_pair/wg128_n256_ws"};
+                                             "wg128_n256_ws_pair/wg128_n256_ws",
+                                             "wg192_n192_ws"};
 
 class CudaFused : public ::testing::TestWithParam<std::tuple<FusedCase, const char*>> {};
 
@@ -186,7 +189,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, CudaFused,
     ::testing::Combine(::testing::ValuesIn(fused_cases()),
                        ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws",
-                                         "wg64n128ws", "wg128pair", "wg128split", "m16split")),
+                                         "wg64n128ws", "wg128pair", "wg128split", "wg192ws", "m16split")),
     [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
@@ -460,7 +463,8 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("tiled", 2000, "auto"), std::make_tuple("tiled", 2000, "wg64_n256_ws"),
                       std::make_tuple("tiled", 2000, "wg128_n256_ws"),
                       std::make_tuple("tiled", 77, "wg64_n128_ws"),
-                      std::make_tuple("tiled", 2000, "wg128_n256_ws_pair")));
+                      std::make_tuple("tiled", 2000, "wg128_n256_ws_pair"),
+                      std::make_tuple("tiled", 2000, "wg192_n192_ws")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
@@ -601,6 +605,12 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
   EXPECT_EQ(qwen3(512, kH100Shared, true), TileId::wg64_n256_ws);   // 32
   EXPECT_EQ(qwen3(512, kH100Shared, false), TileId::m32);
   EXPECT_EQ(qwen3(1024, kH100Shared, true), TileId::wg64_n256_ws);   // 64
+  EXPECT_EQ(qwen3(1536, kH100Shared, true), TileId::wg64_n256_ws);   // 96
+  EXPECT_EQ(qwen3(1552, kH100Shared, true), TileId::wg128_n256_ws);  // 97
+  EXPECT_EQ(qwen3(2032, kH100Shared, true), TileId::wg128_n256_ws);  // 127
+  EXPECT_EQ(qwen3(2048, kH100Shared, true), TileId::wg192_n192_ws);  // 128: one 192-row block per expert
+  EXPECT_EQ(qwen3(2816, kH100Shared, true), TileId::wg192_n192_ws);  // 176
+  EXPECT_EQ(qwen3(2832, kH100Shared, true), TileId::wg128_n256_ws);  // 177
   EXPECT_EQ(qwen3(4096, kH100Shared, true), TileId::wg128_n256_ws);  // 256
   // Without the shared memory for the streaming tiles (sm_86: 99 KiB), nor wgmma: the mma.sync chain.
   EXPECT_EQ(qwen3(8, kSm86Shared, false), TileId::m16);

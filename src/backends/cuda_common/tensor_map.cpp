@@ -46,19 +46,21 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
   return function;
 }
 
-// Encodes a bf16 map in the 128-byte swizzle (boxes 64 elements wide) whose innermost dimension comes first;
-// the error gives the driver's reason and `describe()` (called only on failure), the tensor.
+// Encodes a bf16 map whose innermost dimension comes first, in the swizzle of its box's row bytes (boxes 64
+// elements wide: 128-byte swizzle; 32 wide: 64-byte); the error gives the driver's reason and `describe()`
+// (called only on failure), the tensor.
 template <int kRank, class Describe>
 CUtensorMap encode_bf16_swizzled(const void* base, const cuuint64_t (&sizes)[kRank],
                                  const cuuint64_t (&strides)[kRank - 1], const cuuint32_t (&box)[kRank],
                                  const Describe& describe) {
+  const CUtensorMapSwizzle swizzle = box[0] == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
   cuuint32_t element_strides[kRank];
   for (int i = 0; i < kRank; ++i) element_strides[i] = 1;
   CUtensorMap map{};
-  const CUresult result = encode_function()(
-      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, kRank, const_cast<void*>(base), sizes, strides, box,
-      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult result =
+      encode_function()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, kRank, const_cast<void*>(base), sizes,
+                        strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
     throw CudaError(str_cat("[cuda] cuTensorMapEncodeTiled failed (", driver_error_name(result),
                             ", CUresult ", static_cast<int>(result), ") for ", describe()));
@@ -89,18 +91,22 @@ CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int
 }
 
 CUtensorMap bf16_rows_tensor_map(const void* base, std::int64_t rows, std::int64_t columns,
-                                 std::int64_t pitch, int box_rows) {
-  constexpr std::int64_t kBytes = 2, kBoxColumns = 64;  // a 128-byte-swizzled box is 64 bf16 wide
+                                 std::int64_t pitch, int box_rows, int box_columns) {
+  constexpr std::int64_t kBytes = 2;
   FUSEDMOE_CHECK(box_rows >= 1 && box_rows <= 256, "[cuda] a TMA box has 1 to 256 rows, not ", box_rows);
+  FUSEDMOE_CHECK(box_columns == 64 || box_columns == 32,
+                 "[cuda] a swizzled row box is 64 (128-byte swizzle) or 32 (64-byte) bf16 wide, not ",
+                 box_columns);
   FUSEDMOE_CHECK(rows >= 1 && columns >= 1 && pitch >= columns && pitch % 8 == 0, "[cuda] tensor map of [",
                  rows, ", ", columns, "] bf16 with pitch ", pitch,
                  ": needs a row and a column, and a pitch of at least the columns that is a multiple of 8");
   FUSEDMOE_CHECK(reinterpret_cast<std::uintptr_t>(base) % 16 == 0, "[cuda] TMA needs a 16-byte-aligned base");
   const cuuint64_t sizes[2] = {static_cast<cuuint64_t>(columns), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(pitch * kBytes)};
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(kBoxColumns), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_columns), static_cast<cuuint32_t>(box_rows)};
   return encode_bf16_swizzled<2>(base, sizes, strides, box, [&] {
-    return str_cat("[", rows, ", ", columns, "] bf16 with pitch ", pitch, ", box ", box_rows, " rows x 64");
+    return str_cat("[", rows, ", ", columns, "] bf16 with pitch ", pitch, ", box ", box_rows, " rows x ",
+                   box_columns);
   });
 }
 

@@ -17,9 +17,10 @@ CUtensorMap bf16_panels_tensor_map(const void* base, std::int64_t rows, std::int
                                    std::int64_t matrices, int box_rows);
 
 // A row-major bf16 matrix [rows, columns] with `pitch` elements between rows (a multiple of 8), written or
-// read in boxes of box_rows x 64 columns in the 128-byte swizzle. Box parts past the last row or column are
-// not stored (and read as zeros). Throws CudaError when the driver refuses the map, saying which.
+// read in boxes of box_rows x box_columns: 64 columns in the 128-byte swizzle, or 32 in the 64-byte one.
+// Box parts past the last row or column are not stored (and read as zeros). Throws CudaError when the
+// driver refuses the map, saying which.
 CUtensorMap bf16_rows_tensor_map(const void* base, std::int64_t rows, std::int64_t columns,
-                                 std::int64_t pitch, int box_rows);
+                                 std::int64_t pitch, int box_rows, int box_columns = 64);
 
 }  // namespace fusedmoe::cuda

@@ -218,6 +218,12 @@ constexpr const char* kH100Tables = R"json({
 // h200-session19/ calls 6-7): M=1 of qwen3-30b-a3b, olmoe-1b-7b and mixtral-8x7b on two tiles (GEMM1/GEMM2),
 // the fastest two-tile choice in both of two tune runs, then in a same-call A/B of 3 rounds against this
 // table's one-tile choice 1.5%, 2.0% and 3.3% faster (deepseek-v3 M=1 kept: its two-tile choices were level).
+// Session 21 (2026-11-28-h200-session21.md): wg192_n192_ws where an expert's rows (uniform routing) mostly
+// fit one 192-row block but not one 128-row block, 128-176 rows per expert: olmoe-1b-7b M = 1024-1408 and
+// deepseek-v3 M = 4096-5632. Same-call A/B against wg128_n256_ws, 3 rounds: olmoe M = 1024 / 1200 / 1408
+// 7% / 19% / 16% faster, deepseek M = 4096 / 4800 / 5632 5% / 21% / 12.5%; at 124 rows per expert (olmoe
+// M=992, deepseek M=3968) 1.1-1.4% slower, hence the buckets' lower bounds (the buckets without a time were
+// not tuned at their size).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -291,8 +297,16 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
+     "max_tokens": 1023
+    },
+    {
+     "choice": "wg192_n192_ws",
      "max_tokens": 1024,
-     "time_ms": 0.3131
+     "time_ms": 0.287
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 1408
     },
     {
      "choice": "wg128_n256_ws",
@@ -388,8 +402,16 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
+     "max_tokens": 4095
+    },
+    {
+     "choice": "wg192_n192_ws",
      "max_tokens": 4096,
-     "time_ms": 7.5733
+     "time_ms": 6.896
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 5632
     },
     {
      "choice": "wg128_n256_ws_pair",

@@ -38,11 +38,15 @@ using Ws64N256 = WarpSpecializedShape<1, 5>;
 using Ws128N256 = WarpSpecializedShape<2, 4>;
 using Ws64N128 = WarpSpecializedShape<1, 8, 128>;
 using Ws128N256Pair = WarpSpecializedShape<2, 4, 256, 2>;
+// Three consumers on 192 x 192: four stages leave room for 8 staged epilogue rows per warp (three stages with
+// 16 were 0.3-20% slower, bench/results/2026-11-28-h200-session21.md).
+using Ws192N192 = WarpSpecializedShape<3, 4, 192, 1, 8>;
 
 static_assert(matches<Ws64N256>(TileId::wg64_n256_ws, true) &&
                   matches<Ws128N256>(TileId::wg128_n256_ws, true) &&
                   matches<Ws64N128>(TileId::wg64_n128_ws, true) &&
-                  matches<Ws128N256Pair>(TileId::wg128_n256_ws_pair, true),
+                  matches<Ws128N256Pair>(TileId::wg128_n256_ws_pair, true) &&
+                  matches<Ws192N192>(TileId::wg192_n192_ws, true),
               "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
@@ -129,10 +133,10 @@ bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
 template <class Shape>
 void run_ws_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
-  // The intermediate [max_blocks x block_m sorted rows, I_pad], stored by each consumer warp's 16 rows.
-  const CUtensorMap intermediate_map =
-      cuda::bf16_rows_tensor_map(args.intermediate, args.max_blocks * Shape::kBlockM,
-                                 args.intermediate_padded, args.intermediate_padded, 16);
+  // The intermediate [max_blocks x block_m sorted rows, I_pad], stored by each consumer warp's staged rows.
+  const CUtensorMap intermediate_map = cuda::bf16_rows_tensor_map(
+      args.intermediate, args.max_blocks * Shape::kBlockM, args.intermediate_padded, args.intermediate_padded,
+      Shape::kStagingRows, Shape::kEpilogueBoxColumns);
   const bool launched = run_warp_specialized<Shape>(
       wgmma_gemm1_warp_specialized_kernel<Shape>, gemm1_params(args, Shape::kBlockK),
       weight_map<Shape>(args.w13, w13_rows, args.weight_depth, args.num_local_experts), args.tile_counters,
@@ -155,11 +159,13 @@ void run_ws_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const std::int64_t gemm1_columns = (2 * args.intermediate_padded + gemm1_block_n - 1) / gemm1_block_n;
   const RowBlockSync sync{.done = args.row_done,
                           .target = static_cast<unsigned>(gemm1_columns * 4 * Shape::kConsumers)};
-  // Sorted rows: the output [max_blocks x block_m sorted rows, H], stored by each consumer warp's 16 rows.
+  // Sorted rows: the output [max_blocks x block_m sorted rows, H], stored by each consumer warp's staged
+  // rows.
   const CUtensorMap sorted_map =
-      args.sorted_rows ? cuda::bf16_rows_tensor_map(args.out_rows, args.max_blocks * Shape::kBlockM,
-                                                    args.hidden, args.pitch, 16)
-                       : CUtensorMap{};
+      args.sorted_rows
+          ? cuda::bf16_rows_tensor_map(args.out_rows, args.max_blocks * Shape::kBlockM, args.hidden,
+                                       args.pitch, Shape::kStagingRows, Shape::kEpilogueBoxColumns)
+          : CUtensorMap{};
   // The A rows: the intermediate [max_blocks x block_m sorted rows, I_pad], a tile's rows x 64 columns a box.
   const CUtensorMap a_map =
       args.tma_rows
@@ -206,6 +212,8 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm1<Ws64N128>(args, stream);
     case TileId::wg128_n256_ws_pair:
       return run_ws_gemm1<Ws128N256Pair>(args, stream);
+    case TileId::wg192_n192_ws:
+      return run_ws_gemm1<Ws192N192>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }
@@ -236,6 +244,8 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
       return run_ws_gemm2<Ws64N128>(args, stream);
     case TileId::wg128_n256_ws_pair:
       return run_ws_gemm2<Ws128N256Pair>(args, stream);
+    case TileId::wg192_n192_ws:
+      return run_ws_gemm2<Ws192N192>(args, stream);
     default:
       throw InternalError("[cuda_fused] an mma.sync tile reached the wgmma launcher");
   }

@@ -98,6 +98,8 @@ __device__ __forceinline__ void wgmma_tile(float (&acc)[Shape::kAccumulators], s
                                            std::uint64_t b) {
   if constexpr (Shape::kBlockN == 128) {
     wgmma_m64n128k16(acc, a, b);
+  } else if constexpr (Shape::kBlockN == 192) {
+    wgmma_m64n192k16(acc, a, b);
   } else {
     wgmma_m64n256k16(acc, a, b);
   }

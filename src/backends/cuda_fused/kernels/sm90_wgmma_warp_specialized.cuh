@@ -42,14 +42,14 @@ struct RowBlockSync {
   unsigned target = 0;
 };
 
-template <int Consumers, int Stages, int BlockN = 256, int ClusterM = 1>
+template <int Consumers, int Stages, int BlockN = 256, int ClusterM = 1, int StagingRows = 16>
 struct WarpSpecializedShape {
   static constexpr int kConsumers = Consumers;  // warpgroups of 64 rows
   static constexpr int kBlockM = 64 * kConsumers, kBlockN = BlockN, kBlockK = 64, kStages = Stages;
   // CTAs per cluster, each on its own row block of one column block (a "pair": ClusterM = 2).
   static constexpr int kClusterM = ClusterM;
   static constexpr bool kPair = kClusterM == 2;
-  using Single = WarpSpecializedShape<Consumers, Stages, BlockN, 1>;  // the same tile without clusters
+  using Single = WarpSpecializedShape<Consumers, Stages, BlockN, 1, StagingRows>;  // without clusters
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kRowBytes = 128;
   static constexpr int kStageABytes = kBlockM * kRowBytes, kStageBBytes = kBlockN * kRowBytes;
@@ -61,26 +61,49 @@ struct WarpSpecializedShape {
   static constexpr int kTakeSlots = kPair ? 2 * kStages : 2;
   // Per stage a full and an empty mbarrier and the tile index it starts; the take slots (+ their barriers).
   static constexpr int kControlBytes = (3 * 8 * kStages + 8 * kTakeSlots * (kPair ? 2 : 1) + 127) / 128 * 128;
-  // The epilogue's rows on their way out by TMA stores: 16 rows per consumer warp, in boxes of 64 columns
-  // (2 KiB, 128-byte swizzle). GEMM1's activation tile (kBlockM x kBlockN / 2 bf16) fits at once; GEMM2's
-  // weighted rows (kBlockN columns) go in two passes.
-  static constexpr int kWarpStagingBytes = 16 * kBlockN, kStagingBytes = 4 * kConsumers * kWarpStagingBytes;
+  // The epilogue's rows on their way out by TMA stores: kStagingRows rows per consumer warp at a time (its 16
+  // rows at once, or in two halves of 8 where the stages leave too little shared memory), in boxes of
+  // kEpilogueBoxColumns columns: 64 (128-byte rows, 128-byte swizzle) where they divide the tile's output
+  // columns, else 32 (64-byte rows, 64-byte swizzle: a 192-column tile writes 96). GEMM1's activation
+  // (kBlockN / 2 columns) fits at once; GEMM2's weighted rows (kBlockN columns) go in two passes.
+  static constexpr int kStagingRows = StagingRows;
+  static constexpr int kEpilogueBoxColumns = (kBlockN / 2) % 64 == 0 ? 64 : 32;
+  static constexpr int kEpilogueBoxBytes = kStagingRows * kEpilogueBoxColumns * 2;
+  static constexpr int kWarpStagingBytes = kStagingRows * kBlockN;
+  static constexpr int kStagingBytes = 4 * kConsumers * kWarpStagingBytes;
   static constexpr int kSharedBytes =
       kStages * kStageBytes + kStagingBytes + kControlBytes + 1024;  // + alignment slack
   static constexpr int kChunksA = kBlockM * 8 / 128;  // 16-byte A chunks per producer thread and stage
   static constexpr int kAccumulators = kBlockN / 2;   // fp32 per consumer thread: 64 x N over 128 threads
-  static constexpr int kSignalLag = 2;                // stages a producer thread's cp.async run ahead
-  // Two consumers need more than the 168 registers 384 threads get evenly: the producers give theirs back
-  // (128 x 56 + 256 x 224 <= 64 Ki). One consumer (256 threads) has enough without it.
-  static constexpr bool kReallocateRegisters = kConsumers == 2;
-  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
-  static_assert(kConsumers == 1 || kConsumers == 2, "instantiated: one or two consumer warpgroups");
-  static_assert(kBlockN == 128 || kBlockN == 256, "wgmma.m64n128k16 or m64n256k16; a TMA box holds 256 rows");
+  static constexpr int kSignalLag = kStages >= 4 ? 2 : 1;  // stages a producer thread's cp.async run ahead
+  // Two or three consumers need more than the registers their threads get evenly: the producers give theirs
+  // back (128 x 56 + 256 x 224 or 384 x 152 <= 64 Ki). One consumer (256 threads) has enough without it.
+  static constexpr bool kReallocateRegisters = kConsumers >= 2;
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = kConsumers == 3 ? 152 : 224;
+  static_assert(kConsumers >= 1 && kConsumers <= 3, "one to three consumer warpgroups");
+  static_assert(kBlockN == 128 || kBlockN == 192 || kBlockN == 256,
+                "wgmma.m64n128k16, m64n192k16 or m64n256k16; a TMA box holds at most 256 rows");
   static_assert(kClusterM == 1 || kClusterM == 2, "single CTAs or pairs");
+  static_assert(kStagingRows == 8 || kStagingRows == 16,
+                "a consumer warp stages its 16 rows at once or by 8");
+  static_assert(kSharedBytes <= 227 * 1024, "more shared memory than an sm_90 block may opt in to");
   // A consumer holds two stages (the k-tile in flight and the one before it until wgmma_wait<1>), and a
   // producer thread signals a stage kSignalLag issues later: fewer stages would deadlock.
   static_assert(kSignalLag + 2 <= kStages, "the ring must outlast the consumers' hold and the signal lag");
 };
+
+// Byte offset in a consumer warp's staging of output column `column` (even; of the columns staged at once)
+// in staged row `row`: box column / kEpilogueBoxColumns, its 16-byte chunk moved by the box's swizzle (the
+// 128-byte swizzle: chunk c of row r at c ^ (r % 8); the 64-byte one: c ^ (r / 2 % 4)), so that a store
+// instruction's 8 rows x 4 lanes hit 32 different banks.
+template <class Shape>
+__host__ __device__ constexpr unsigned staging_offset(int row, int column) {
+  constexpr int kBoxColumns = Shape::kEpilogueBoxColumns, kBoxRowBytes = 2 * kBoxColumns;
+  const int box = column / kBoxColumns, chunk = column % kBoxColumns / 8;
+  const int moved = kBoxColumns == 64 ? chunk ^ (row & 7) : chunk ^ ((row >> 1) & 3);
+  return static_cast<unsigned>(box * Shape::kEpilogueBoxBytes + row * kBoxRowBytes + (moved << 4) +
+                               2 * (column % 8));
+}
 
 // What the consumers learn from a tile's first stage: the row-major tile index (row block x columns +
 // column block), kIdleTile (a pair's CTA whose row block has no expert: it keeps the pace, computes nothing),
@@ -397,14 +420,38 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   if (await_rows != nullptr) cuda::wait_for_prior_grids();  // as the producer's, before exiting
 }
 
+// A consumer warp's staged rows out by TMA (lane 0 issues and commits them): the kStagingRows rows x
+// kBlockN / 2 columns in the warp's staging, to `map` rows from `row`, columns from `column` (boxes of
+// kEpilogueBoxColumns; box parts past the map's rows or columns are not written).
+template <class Shape>
+__device__ __forceinline__ void store_staged_rows(const CUtensorMap* map, unsigned warp_staging,
+                                                  std::int64_t column, std::int64_t row, int lane) {
+  fence_async_shared();  // the generic-proxy writes to the staging, before the TMA reads them
+  __syncwarp();
+  if (lane == 0) {
+#pragma unroll
+    for (int box = 0; box < Shape::kBlockN / 2 / Shape::kEpilogueBoxColumns; ++box) {
+      tma_store_2d(map, warp_staging + static_cast<unsigned>(box * Shape::kEpilogueBoxBytes),
+                   static_cast<int>(column + box * Shape::kEpilogueBoxColumns), static_cast<int>(row));
+    }
+    bulk_commit_group();
+  }
+}
+
+// Before a consumer warp writes its staging again: lane 0 waits until the TMA has read the last stores.
+__device__ __forceinline__ void await_staging_read(int lane) {
+  if (lane == 0) bulk_wait_all_read();
+  __syncwarp();
+}
+
 // GEMM1's epilogue by TMA: consumer warp w (rows 16 w .. 16 w + 15 of the tile) writes act(gate) * up as
-// bf16 into its staging rows (boxes of 64 columns in the 128-byte swizzle: 16-byte chunk c of row r at
-// c ^ (r % 8), so a store instruction's 8 rows x 4 lanes hit 32 different banks), and lane 0 stores the boxes
-// to the intermediate (`map`: its rows in sorted order, so a warp's rows are one box). Padding rows hold
-// zeros (their A rows were zeros) and are written as such; a warp whose 16 rows are all padding stores
-// nothing, unless params.write_padding_warps (GEMM2 reads whole row blocks by TMA). Columns past I_pad (a
-// column block overhanging 2 I_pad) fall outside the map and are dropped. The caller waits for the stores
-// (wgmma_warp_specialized's AsyncStores) before this warp's next call.
+// bf16 into its staging rows (staging_offset: the boxes' swizzle), and lane 0 stores them to the intermediate
+// (`map`: its rows in sorted order, so a warp's rows are one box of rows), all 16 rows at once or
+// (kStagingRows 8) rows 0-7, then 8-15. Padding rows hold zeros (their A rows were zeros) and are written as
+// such; a warp whose 16 rows are all padding stores nothing, unless params.write_padding_warps (GEMM2 reads
+// whole row blocks by TMA). Columns past I_pad (a column block overhanging 2 I_pad) fall outside the map and
+// are dropped. The caller waits for the stores (wgmma_warp_specialized's AsyncStores) before this warp's next
+// call.
 template <class Shape>
 __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, const CUtensorMap* map,
                                                    unsigned staging, const float (&acc)[Shape::kAccumulators],
@@ -417,40 +464,34 @@ __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, co
   const unsigned warp_staging = staging + static_cast<unsigned>(warp * Shape::kWarpStagingBytes);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int row = lane / 4 + 8 * half;
-    const unsigned row_address = warp_staging + static_cast<unsigned>(row * 128 + 4 * (lane & 3));
+    if (Shape::kStagingRows == 8 && half == 1) await_staging_read(lane);
+    const int row = (lane / 4 + 8 * half) % Shape::kStagingRows;  // in the staging
 #pragma unroll
     for (int j = 0; j < Shape::kBlockN / 8; ++j) {
       if ((j & 3) >= 2) continue;
-      // Output column 16 (j / 4) + 8 (j & 3) + 2 (lane & 3) of the tile: box j / 16, chunk 2 ((j / 4) % 4) +
-      // j & 3.
-      const int chunk = 2 * ((j / 4) % 4) + (j & 3);
+      // Gate group j (columns 8 j .. of the tile) and its up group j + 2 make output column
+      // 16 (j / 4) + 8 (j & 3) + 2 (lane & 3).
       const float v0 =
           gated_activation(acc[4 * j + 2 * half], acc[4 * (j + 2) + 2 * half], params.activation);
       const float v1 =
           gated_activation(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1], params.activation);
       const __nv_bfloat162 packed = __floats2bfloat162_rn(v0, v1);
-      store_shared_b32(row_address + static_cast<unsigned>((j / 16) * 2048 + ((chunk ^ (row & 7)) << 4)),
+      store_shared_b32(warp_staging + staging_offset<Shape>(row, 16 * (j / 4) + 8 * (j & 3) + 2 * (lane & 3)),
                        *reinterpret_cast<const unsigned*>(&packed));
     }
-  }
-  fence_async_shared();  // the generic-proxy writes above, before the TMA reads them
-  __syncwarp();
-  if (lane == 0) {
-#pragma unroll
-    for (int box = 0; box < Shape::kBlockN / 128; ++box) {
-      tma_store_2d(map, warp_staging + static_cast<unsigned>(box * 2048), static_cast<int>(n0 / 2 + 64 * box),
-                   static_cast<int>(warp_row0));
+    if (Shape::kStagingRows == 8 || half == 1) {
+      store_staged_rows<Shape>(map, warp_staging, n0 / 2,
+                               warp_row0 + (Shape::kStagingRows == 8 ? 8 * half : 0), lane);
     }
-    bulk_commit_group();
   }
 }
 
 // GEMM2's epilogue in sorted order (Gemm2Launch::sorted_rows): the weighted rows of consumer warp w (rows
 // 16 w .. 16 w + 15 of the tile) go to rows row0 + 16 w .. of `map` by TMA, as GEMM1's do, in two passes of
-// kBlockN / 2 columns through the warp's 16 x kBlockN bytes of staging (lane 0 waits until the first pass's
-// stores have read it). Padding rows get zeros (weight 0); a warp whose rows are all padding stores nothing.
-// Columns past H fall outside the map. The caller waits for the stores before this warp's next call.
+// kBlockN / 2 columns (each all 16 rows at once or by 8, as GEMM1's) through the warp's staging (lane 0 waits
+// until the previous stores have read it). Padding rows get zeros (weight 0); a warp whose rows are all
+// padding stores nothing. Columns past H fall outside the map. The caller waits for the stores before this
+// warp's next call.
 template <class Shape>
 __device__ __forceinline__ void gemm2_epilogue_tma(const Gemm2Params& params, const CUtensorMap* map,
                                                    unsigned staging, const float (&acc)[Shape::kAccumulators],
@@ -470,34 +511,22 @@ __device__ __forceinline__ void gemm2_epilogue_tma(const Gemm2Params& params, co
   constexpr int kGroupsPerPass = Shape::kBlockN / 16;  // 8-column groups in kBlockN / 2 columns
 #pragma unroll
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      if (lane == 0) bulk_wait_all_read();
-      __syncwarp();
-    }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int row = lane / 4 + 8 * half;
-      const unsigned row_address = warp_staging + static_cast<unsigned>(row * 128 + 4 * q);
+      if (pass + half > 0 && (Shape::kStagingRows == 8 || half == 0)) await_staging_read(lane);
+      const int row = (lane / 4 + 8 * half) % Shape::kStagingRows;  // in the staging
 #pragma unroll
       for (int g = 0; g < kGroupsPerPass; ++g) {
         const int j = pass * kGroupsPerPass + g;  // columns 8 j + 2 q, + 1 of the tile
         const __nv_bfloat162 packed = __floats2bfloat162_rn(weight[half] * acc[4 * j + 2 * half],
                                                             weight[half] * acc[4 * j + 2 * half + 1]);
-        // Box g / 8 (64 columns), chunk g % 8.
-        store_shared_b32(row_address + static_cast<unsigned>((g / 8) * 2048 + (((g % 8) ^ (row & 7)) << 4)),
+        store_shared_b32(warp_staging + staging_offset<Shape>(row, 8 * g + 2 * q),
                          *reinterpret_cast<const unsigned*>(&packed));
       }
-    }
-    fence_async_shared();
-    __syncwarp();
-    if (lane == 0) {
-#pragma unroll
-      for (int box = 0; box < Shape::kBlockN / 128; ++box) {
-        tma_store_2d(map, warp_staging + static_cast<unsigned>(box * 2048),
-                     static_cast<int>(n0 + pass * (Shape::kBlockN / 2) + 64 * box),
-                     static_cast<int>(warp_row0));
+      if (Shape::kStagingRows == 8 || half == 1) {
+        store_staged_rows<Shape>(map, warp_staging, n0 + pass * (Shape::kBlockN / 2),
+                                 warp_row0 + (Shape::kStagingRows == 8 ? 8 * half : 0), lane);
       }
-      bulk_commit_group();
     }
   }
 }

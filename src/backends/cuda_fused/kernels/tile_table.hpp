@@ -32,7 +32,8 @@ enum class TileId {
   wg64_n256_ws,
   wg128_n256_ws,
   wg64_n128_ws,
-  wg128_n256_ws_pair
+  wg128_n256_ws_pair,
+  wg192_n192_ws
 };
 
 // One block computes block_m sorted rows x block_n weight rows (GEMM1: block_n / 2 intermediate columns,
@@ -73,10 +74,12 @@ inline constexpr std::size_t wgmma_tile_shared_memory(int block_m, int block_n, 
 // Warp-specialised wgmma tiles: the same + GEMM1's activation tile on its way out by TMA (block_m x
 // block_n / 2 bf16), per stage two mbarriers and a tile index, and the words that hand a taken tile over
 // (single CTAs: two; pairs: 2 x stages, each with an mbarrier).
+// The epilogue's staging: 16 rows per consumer warp (block_m x block_n bytes), or 8 (half of it).
 inline constexpr std::size_t warp_specialized_shared_memory(int block_m, int block_n, int stages,
-                                                            int cluster_m = 1) {
+                                                            int cluster_m = 1, int staging_rows = 16) {
   const int take_words = cluster_m == 2 ? 2 * 2 * stages : 2;
-  return wgmma_tile_shared_memory(block_m, block_n, stages) + static_cast<std::size_t>(block_m * block_n) +
+  return wgmma_tile_shared_memory(block_m, block_n, stages) +
+         static_cast<std::size_t>(block_m * block_n * staging_rows / 16) +
          (static_cast<std::size_t>(3 * 8 * stages + 8 * take_words) + 127) / 128 * 128;
 }
 
@@ -112,6 +115,12 @@ inline constexpr TileConfig kTileConfigs[] = {
     // L2 once for both (the prefill GEMMs were bound by L2 throughput, 72-80% in ncu).
     {TileId::wg128_n256_ws_pair, 128, 256, 64, 12, 1, 4, warp_specialized_shared_memory(128, 256, 4, 2),
      "wgmma_m128_n256_k64_s4_warp_specialized_pair", true, false, true, 2},
+    // Three consumer warpgroups on 192 rows x 192 columns (8 staged epilogue rows per warp, for 4 stages):
+    // one row block for experts of 129-192 rows, where 128-row tiles need two, the second mostly padding. A
+    // tile costs about what it loads into shared memory, padding rows' weights included (bench/results/
+    // 2026-11-28-h200-session21.md).
+    {TileId::wg192_n192_ws, 192, 192, 64, 16, 1, 4, warp_specialized_shared_memory(192, 192, 4, 1, 8),
+     "wgmma_m192_n192_k64_s4_warp_specialized", true, false, true},
 };
 
 // The M buckets: average rows per local expert (ceil(M * k / E_local)) -> tile.
@@ -140,7 +149,7 @@ inline constexpr TileBucket kTileBuckets[] = {
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 
-inline constexpr int kLargestBlockM = 128;  // sizes the workspace for any tile
+inline constexpr int kLargestBlockM = 192;  // sizes the workspace for any tile
 inline constexpr int kSmallestBlockM = 16;  // sizes the per-block expert ids for any tile
 inline constexpr int kWeightKPadding = 64;  // converted weights' depth is padded to this (>= any block_k)
 inline constexpr int kWeightNPadding =
