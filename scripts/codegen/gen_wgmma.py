@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes src/backends/cuda_fused/kernels/sm90_wgmma_ops.cuh: one inline-asm wrapper per wgmma shape that
 cuda_fused's Hopper tiles use (the accumulator operand lists are too long to write by hand).
-Usage: python3 scripts/codegen/gen_wgmma.py > src/backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"""
+Usage: python3 scripts/codegen/gen_wgmma.py > src/backends/cuda_fused/kernels/sm90_wgmma_ops.cuh
+       clang-format -i src/backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"""
 
 SHAPES = [128, 192, 256]  # N of wgmma.m64nNk16
 
