@@ -38,6 +38,7 @@ struct TuneOptions {
   int repeats = 10;
   std::uint64_t seed = 0;
   bool json = false;
+  bool exact = false;  // only the listed token counts (no regime ends added)
 };
 
 #if FUSEDMOE_WITH_CUDA
@@ -75,6 +76,10 @@ void tune(const TuneOptions& options) {
   if (std::ifstream(output).good()) table = TuneTable::load(output);
   table.save(output);
 
+  // Between the listed counts, also the last M of each tile regime (tune_token_counts), unless --exact.
+  const std::vector<std::int64_t> listed = tokens;
+  if (!options.exact) tokens = cuda_fused::tune_token_counts(config, tokens);
+
   const MoeWeights weights = random_weights(config, options.seed);
   const std::shared_ptr<const ExpertWeights> converted =
       backend->convert_weights(weights.w13, weights.w2, config);
@@ -91,6 +96,16 @@ void tune(const TuneOptions& options) {
     std::cout << "tuning cuda_fused for " << options.preset << " (" << config.describe() << ") on "
               << platform.cuda.name << "; CUDA-graph replays, L2 flushed, median of " << options.repeats
               << "\n";
+    std::string added;
+    for (std::int64_t count : tokens) {
+      if (!std::binary_search(listed.begin(), listed.end(), count))
+        append_joined(added, ", ", std::to_string(count));
+    }
+    if (!added.empty()) {
+      std::cout << "also M = " << added
+                << ": where a tile regime of the heuristic ends (buckets end there too; --exact: only the "
+                   "listed counts)\n";
+    }
   }
   for (std::int64_t count : tokens) {
     const Tensor hidden = random_hidden(config, count, options.seed + 1);
@@ -198,6 +213,10 @@ void add_tune_command(CLI::App& app) {
       ->check(at_least(1));
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
   command->add_flag("--json", options->json, "One JSON object per line and candidate");
+  command->add_flag(
+      "--exact", options->exact,
+      "Only the listed token counts (default: also the last M of each tile regime between them, "
+      "so that no bucket spans two)");
   command->callback([options] { tune(*options); });
 }
 

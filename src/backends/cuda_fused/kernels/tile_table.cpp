@@ -114,10 +114,11 @@ const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t row
   static constexpr TileId kTwoGroups[] = {TileId::wg128_n256_ws, TileId::wg128_n128, TileId::wg64_n128};
   static constexpr TileId kThreeGroups[] = {TileId::wg192_n192_ws, TileId::wg128_n256_ws, TileId::wg128_n128,
                                             TileId::wg64_n128};
-  const std::span<const TileId> candidates = rows_per_expert > 176   ? std::span<const TileId>(kTwoGroups)
-                                             : rows_per_expert > 127 ? std::span<const TileId>(kThreeGroups)
-                                             : rows_per_expert > 96  ? std::span<const TileId>(kTwoGroups)
-                                                                     : std::span<const TileId>(kOneGroup);
+  const std::span<const TileId> candidates =
+      rows_per_expert > kThreeGroupsMaxRowsPerExpert    ? std::span<const TileId>(kTwoGroups)
+      : rows_per_expert >= kThreeGroupsMinRowsPerExpert ? std::span<const TileId>(kThreeGroups)
+      : rows_per_expert > kOneGroupMaxRowsPerExpert     ? std::span<const TileId>(kTwoGroups)
+                                                        : std::span<const TileId>(kOneGroup);
   for (TileId id : candidates) {
     const TileConfig& tile = tile_config(id);
     const std::int64_t row_blocks = active_experts * ((rows_per_expert + tile.block_m - 1) / tile.block_m);
