@@ -219,11 +219,11 @@ constexpr const char* kH100Tables = R"json({
 // the fastest two-tile choice in both of two tune runs, then in a same-call A/B of 3 rounds against this
 // table's one-tile choice 1.5%, 2.0% and 3.3% faster (deepseek-v3 M=1 kept: its two-tile choices were level).
 // Session 21 (2026-11-28-h200-session21.md): wg192_n192_ws where an expert's rows (uniform routing) mostly
-// fit one 192-row block but not one 128-row block, 128-176 rows per expert: olmoe-1b-7b M = 1024-1408 and
-// deepseek-v3 M = 4096-5632. Same-call A/B against wg128_n256_ws, 3 rounds: olmoe M = 1024 / 1200 / 1408
-// 7% / 19% / 16% faster, deepseek M = 4096 / 4800 / 5632 5% / 21% / 12.5%; at 124 rows per expert (olmoe
-// M=992, deepseek M=3968) 1.1-1.4% slower, hence the buckets' lower bounds (the buckets without a time were
-// not tuned at their size).
+// fit one 192-row block but not one 128-row block, 128-176 rows per expert: olmoe-1b-7b M = 1024-1408,
+// deepseek-v3 M = 4096-5632, qwen3-30b-a3b M = 2048-2816 and mixtral-8x7b M = 512-704. Same-call A/B against
+// wg128_n256_ws, 3 rounds, at 128 / 150 / 176 rows: olmoe 7% / 19% / 16% faster, deepseek 5% / 21% / 12.5%,
+// qwen3 6% / 20% / 16%, mixtral level / 7% / 8.6%; at 124 rows (olmoe M=992, deepseek M=3968) 1.1-1.4% slower,
+// at 192 rows 1.4-4.6% slower, hence the bounds (the buckets without a time were not tuned at their size).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -253,6 +253,14 @@ constexpr const char* kH200Tables = R"json({
      "choice": "wg128_n256_ws",
      "max_tokens": 1024,
      "time_ms": 0.3587
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 2047
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 2816
     },
     {
      "choice": "wg128_n256_ws",
@@ -348,6 +356,14 @@ constexpr const char* kH200Tables = R"json({
      "choice": "wg128_n256",
      "max_tokens": 256,
      "time_ms": 0.7085
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 511
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 704
     },
     {
      "choice": "wg128_n256_ws",

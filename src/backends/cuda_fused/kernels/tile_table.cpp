@@ -105,8 +105,8 @@ namespace {
 // every mma.sync tile there, by 1.3-2x at 256+ rows). Up to 96 rows per expert the warp-specialised tile with
 // one consumer warpgroup (64 rows), beyond it the one with two (128 rows), except at 128-176 rows per expert,
 // where most experts' rows fit one block of the three-warpgroup tile (192 rows) but not one of 128 rows
-// (5-21% faster at olmoe-1b-7b M = 1024-1408 and deepseek-v3 M = 4096-5632 on an H200, 1.1-1.4% slower at 124
-// rows); down the list when a grid would leave SMs idle. nullptr: mma.sync tiles.
+// (on an H200 up to 21% faster there on all four bench presets, 1.1-1.4% slower at 124 rows, 1.4-4.6% at
+// 192); down the list when a grid would leave SMs idle. nullptr: mma.sync tiles.
 const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                     std::int64_t active_experts) {
   if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;
