@@ -76,7 +76,7 @@ void tune(const TuneOptions& options) {
   if (std::ifstream(output).good()) table = TuneTable::load(output);
   table.save(output);
 
-  // Between the listed counts, also the last M of each tile regime (tune_token_counts), unless --exact.
+  // Below the largest listed count, also the last M of each tile regime (tune_token_counts), unless --exact.
   const std::vector<std::int64_t> listed = tokens;
   if (!options.exact) tokens = cuda_fused::tune_token_counts(config, tokens);
 
@@ -215,7 +215,7 @@ void add_tune_command(CLI::App& app) {
   command->add_flag("--json", options->json, "One JSON object per line and candidate");
   command->add_flag(
       "--exact", options->exact,
-      "Only the listed token counts (default: also the last M of each tile regime between them, "
+      "Only the listed token counts (default: also the last M of each tile regime below the largest, "
       "so that no bucket spans two)");
   command->callback([options] { tune(*options); });
 }

@@ -628,19 +628,20 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
 }
 
 // `fusedmoe tune` ends a bucket where each tile regime ends (no device needed): olmoe-1b-7b (E 64, k 8) has
-// M/8 rows per expert, so 16 / 96 / 127 / 176 rows end at M = 128 / 768 / 1016 / 1408; only those between the
-// listed counts are added, and the list comes back ascending and distinct.
+// M/8 rows per expert, so 16 / 96 / 127 / 176 rows end at M = 128 / 768 / 1016 / 1408; those below the
+// largest listed count are added (the first bucket serves the M below it too), ascending and distinct.
 TEST(CudaFusedTuneTokens, BucketsEndWhereTileRegimesEnd) {
   MoeConfig olmoe = testing::make_config(64, 8, 2048, 1024);
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1, 8, 64, 256, 1024, 4096, 16384}),
             (std::vector<std::int64_t>{1, 8, 64, 128, 256, 768, 1016, 1024, 1408, 4096, 16384}));
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1000, 1100}),
-            (std::vector<std::int64_t>{1000, 1016, 1100}));
-  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1016}), (std::vector<std::int64_t>{1016}));
+            (std::vector<std::int64_t>{128, 768, 1000, 1016, 1100}));
+  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1016}), (std::vector<std::int64_t>{128, 768, 1016}));
+  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {100}), (std::vector<std::int64_t>{100}));
   // deepseek-v3's routed experts (E 256, k 8): M/32 rows per expert.
   MoeConfig deepseek = testing::make_config(256, 8, 7168, 2048);
   EXPECT_EQ(cuda_fused::tune_token_counts(deepseek, {1024, 16384}),
-            (std::vector<std::int64_t>{1024, 3072, 4064, 5632, 16384}));
+            (std::vector<std::int64_t>{512, 1024, 3072, 4064, 5632, 16384}));
 }
 
 // A choice of two tiles ("<GEMM1 tile>/<GEMM2 tile>") parses where both have the same rows and are both

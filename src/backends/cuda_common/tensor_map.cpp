@@ -53,6 +53,7 @@ template <int kRank, class Describe>
 CUtensorMap encode_bf16_swizzled(const void* base, const cuuint64_t (&sizes)[kRank],
                                  const cuuint64_t (&strides)[kRank - 1], const cuuint32_t (&box)[kRank],
                                  const Describe& describe) {
+  FUSEDMOE_CHECK(box[0] == 64 || box[0] == 32, "[cuda] a swizzled bf16 box is 64 or 32 wide, not ", box[0]);
   const CUtensorMapSwizzle swizzle = box[0] == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
   cuuint32_t element_strides[kRank];
   for (int i = 0; i < kRank; ++i) element_strides[i] = 1;

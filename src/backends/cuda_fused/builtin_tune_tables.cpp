@@ -219,11 +219,12 @@ constexpr const char* kH100Tables = R"json({
 // the fastest two-tile choice in both of two tune runs, then in a same-call A/B of 3 rounds against this
 // table's one-tile choice 1.5%, 2.0% and 3.3% faster (deepseek-v3 M=1 kept: its two-tile choices were level).
 // Session 21 (2026-11-28-h200-session21.md): wg192_n192_ws where an expert's rows (uniform routing) mostly
-// fit one 192-row block but not one 128-row block, 128-176 rows per expert: olmoe-1b-7b M = 1024-1408,
-// deepseek-v3 M = 4096-5632, qwen3-30b-a3b M = 2048-2816 and mixtral-8x7b M = 512-704. Same-call A/B against
-// wg128_n256_ws, 3 rounds, at 128 / 150 / 176 rows: olmoe 7% / 19% / 16% faster, deepseek 5% / 21% / 12.5%,
-// qwen3 6% / 20% / 16%, mixtral level / 7% / 8.6%; at 124 rows (olmoe M=992, deepseek M=3968) 1.1-1.4% slower,
-// at 192 rows 1.4-4.6% slower, hence the bounds (the buckets without a time were not tuned at their size).
+// fit one 192-row block but not one 128-row block, 128-176 rows per expert: olmoe-1b-7b M = 1017-1408,
+// deepseek-v3 M = 4065-5632, qwen3-30b-a3b M = 2033-2816 and mixtral-8x7b M = 509-704 (the heuristic's
+// regime). Same-call A/B against wg128_n256_ws, 3 rounds, at 128 / 150 / 176 rows: olmoe 7% / 19% / 16%
+// faster, deepseek 5% / 21% / 12.5%, qwen3 6% / 20% / 16%, mixtral level / 7% / 8.6%; at 124 rows (olmoe
+// M=992, deepseek M=3968) 1.1-1.4% slower, at 192 rows 1.4-4.6% slower, hence the bounds (the buckets without
+// a time were not tuned at their size).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -256,7 +257,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 2047
+     "max_tokens": 2032
     },
     {
      "choice": "wg192_n192_ws",
@@ -305,7 +306,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 1023
+     "max_tokens": 1016
     },
     {
      "choice": "wg192_n192_ws",
@@ -359,7 +360,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 511
+     "max_tokens": 508
     },
     {
      "choice": "wg192_n192_ws",
@@ -418,7 +419,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 4095
+     "max_tokens": 4064
     },
     {
      "choice": "wg192_n192_ws",

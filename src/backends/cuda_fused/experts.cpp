@@ -35,8 +35,8 @@ Plan make_plan(std::int64_t num_tokens, std::int64_t top_k, std::int64_t num_loc
   plan.hidden_pitch = round_up(hidden, 8);
   plan.intermediate_padded = round_up(intermediate, kWeightKPadding);
   // Every tile's rows fit: a tile of block_m rows uses max_blocks * block_m < pairs + experts * (block_m - 1)
-  // + block_m rows (not always a multiple of the largest block_m rounded up: 129 rows are 256 in blocks of
-  // 128, 192 in blocks of 192).
+  // + block_m rows. round_up(pairs + experts * 191, 192) already holds that for every block_m of the table
+  // (16-192), but only by an argument about multiples of 64; one more block of the largest makes it obvious.
   const std::int64_t padding = std::min(num_local_experts, plan.pairs) * (kLargestBlockM - 1);
   plan.rows_capacity = round_up(plan.pairs + padding, kLargestBlockM) + kLargestBlockM;
   plan.blocks_capacity = plan.rows_capacity / kSmallestBlockM;

@@ -134,12 +134,12 @@ std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t n
 
 std::vector<std::int64_t> tune_token_counts(const MoeConfig& config, std::vector<std::int64_t> tokens) {
   if (tokens.empty()) return tokens;
-  const std::int64_t first = tokens.front(), last = tokens.back();
+  const std::int64_t last = tokens.back();
   const std::int64_t experts = std::max<std::int64_t>(config.num_local_experts(), 1);
   const std::int64_t top_k = std::max(config.routing.top_k, 1);
   for (const std::int64_t rows : kRegimeLastRowsPerExpert) {
     const std::int64_t regime_end = rows * experts / top_k;  // the largest M with ceil(M k / E) <= rows
-    if (regime_end > first && regime_end < last) tokens.push_back(regime_end);
+    if (regime_end >= 1 && regime_end < last) tokens.push_back(regime_end);
   }
   std::sort(tokens.begin(), tokens.end());
   tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());

@@ -37,10 +37,10 @@ ForwardChoice parse_forward_choice(std::string_view name);
 // The choices `fusedmoe tune` should time for M tokens on this config and device ("stream" only where its
 // limits admit M).
 std::vector<std::string> tune_candidates(const MoeConfig& config, std::int64_t num_tokens);
-// The token counts `fusedmoe tune` measures for `tokens` (ascending, distinct): those, and between the
-// smallest and the largest the last M of each tile regime (kRegimeLastRowsPerExpert: M * k <= rows * E_local
-// for uniform routing), ascending. A bucket then never spans two regimes: a 192-row tile that wins at 128
-// rows per expert is not chosen for 100 because the bucket below ended further down.
+// The token counts `fusedmoe tune` measures for `tokens` (ascending, distinct): those, and below the largest
+// the last M of each tile regime (kRegimeLastRowsPerExpert: M * k <= rows * E_local for uniform routing; the
+// first bucket serves every M below its own too), ascending. A bucket then never spans two regimes: a 192-row
+// tile that wins at 128 rows per expert is not chosen for 100 because the bucket below ended further down.
 std::vector<std::int64_t> tune_token_counts(const MoeConfig& config, std::vector<std::int64_t> tokens);
 
 // The choice FUSEDMOE_CUDA_FUSED_PATH / FUSEDMOE_CUDA_FUSED_TILE force, nullopt when neither forces anything;

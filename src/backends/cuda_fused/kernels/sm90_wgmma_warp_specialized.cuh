@@ -2,10 +2,10 @@
 // grouped raster (grouped_tile) one after another from a device counter (so tiles start in raster order as
 // blocks free up, like the hardware's dispatch of one-tile blocks: the tiles that share A rows or a weight
 // slice run at the same time and meet in the L2; a static round-robin drifted apart and read deepseek-v3's
-// weights 1.5x over). A producer warpgroup and one or two consumer warpgroups:
+// weights 1.5x over). A producer warpgroup and one to three consumer warpgroups:
 //   - the producer (few registers) fills a ring of kStages shared-memory stages: the weight tile by TMA (one
-//     thread; 256 rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros), the
-//     A rows by cp.async (GEMM1's are gathered by sorted id, so they are not a TMA box; every producer
+//     thread; kBlockN rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros),
+//     the A rows by cp.async (GEMM1's are gathered by sorted id, so they are not a TMA box; every producer
 //     thread copies kChunksA chunks of 16 bytes) or, for GEMM2 (its A rows are the intermediate in sorted
 //     order), as one TMA box with the weights. Each producer thread's copies into a stage arrive on its
 //     full barrier as they land (cp.async.mbarrier.arrive.noinc; the consumers fence them for the async
@@ -15,13 +15,14 @@
 //     TMA rows it arrives at once.
 //     The first stage of a tile carries the tile's index for the consumers; a stage carrying -1 ends the
 //     block;
-//   - each consumer (64 rows, 128 fp32 accumulators per thread) waits for a full stage, issues
-//     wgmma.m64n256k16 x 4 over it, and gives the stage back once that wgmma group retired. After a tile's
-//     last k-tile the consumers write the epilogue while the producer already loads the next tile's stages.
-//     The consumer warps stage their 16 rows of the output in shared memory and write them by TMA store,
-//     which overlaps the next tile's main loop: GEMM1's activation (gemm1_epilogue_tma; 1-2% of the forward
-//     at M >= 1024) and GEMM2's weighted rows in sorted order (gemm2_epilogue_tma; 1-2% at M >= 4096; the
-//     reduce gathers them by pair position), bench/results/2026-11-28-h100-session14.md.
+//   - each consumer (64 rows, kBlockN / 2 fp32 accumulators per thread) waits for a full stage, issues
+//     wgmma.m64nNk16 x 4 over it (N = kBlockN), and gives the stage back once that wgmma group retired. After
+//     a tile's last k-tile the consumers write the epilogue while the producer already loads the next tile's
+//     stages. The consumer warps stage their 16 rows of the output in shared memory (all at once, or 8 at a
+//     time where the stages leave less room: kStagingRows) and write them by TMA store, which overlaps the
+//     next tile's main loop: GEMM1's activation (gemm1_epilogue_tma; 1-2% of the forward at M >= 1024) and
+//     GEMM2's weighted rows in sorted order (gemm2_epilogue_tma; 1-2% at M >= 4096; the reduce gathers them
+//     by pair position), bench/results/2026-11-28-h100-session14.md.
 // GEMM1 -> GEMM2 hand-over per row block (RowBlockSync): GEMM1 lets GEMM2 launch at once and counts each
 // finished tile per row block (once the tile's TMA stores are complete); GEMM2 does not wait for GEMM1 as a
 // whole but takes a row block's tiles once all of that row block's GEMM1 tiles are written. GEMM2's blocks
