@@ -48,6 +48,10 @@ static_assert(matches<Ws64N256>(TileId::wg64_n256_ws, true) &&
                   matches<Ws128N256Pair>(TileId::wg128_n256_ws_pair, true) &&
                   matches<Ws192N192>(TileId::wg192_n192_ws, true),
               "tile_table.hpp's table and the instantiated warp-specialised shapes must agree");
+static_assert(
+    staging_layout_ok<Ws64N256>() && staging_layout_ok<Ws128N256>() && staging_layout_ok<Ws64N128>() &&
+        staging_layout_ok<Ws128N256Pair>() && staging_layout_ok<Ws192N192>(),
+    "a warp-specialised shape's epilogue staging breaks the TMA swizzle, its alignment or its banks");
 
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.

@@ -106,6 +106,51 @@ __host__ __device__ constexpr unsigned staging_offset(int row, int column) {
                                2 * (column % 8));
 }
 
+// Compile-time checks of a shape's staging (static_assert'ed for every instantiated shape): each warp's
+// staging starts on a swizzle period of its boxes (1024 bytes for the 128-byte swizzle, 512 for the 64-byte
+// one) from the 1024-aligned stages' end; staging_offset is the TMA's swizzle of the box's plain row-major
+// address (16-byte chunk c of the 128-byte line l moves to c ^ (l % 8) or, 64-byte, c ^ (l % 4) within its
+// line pair), covers the warp's staging exactly once, and a store instruction's 8 rows x 4 lanes hit 32
+// different banks.
+template <class Shape>
+constexpr bool staging_layout_ok() {
+  constexpr int kBoxColumns = Shape::kEpilogueBoxColumns, kBoxRowBytes = 2 * kBoxColumns;
+  constexpr int kPeriod = kBoxColumns == 64 ? 1024 : 512;
+  if ((Shape::kStages * Shape::kStageBytes) % 1024 != 0 || Shape::kWarpStagingBytes % kPeriod != 0 ||
+      Shape::kEpilogueBoxBytes % kPeriod != 0) {
+    return false;
+  }
+  constexpr int kColumns = Shape::kBlockN / 2, kWords = Shape::kWarpStagingBytes / 4;
+  bool seen[kWords] = {};
+  for (int row = 0; row < Shape::kStagingRows; ++row) {
+    for (int column = 0; column < kColumns; column += 2) {
+      const int box = column / kBoxColumns, chunk = column % kBoxColumns / 8;
+      const int plain = box * Shape::kEpilogueBoxBytes + row * kBoxRowBytes + chunk * 16;
+      const int line = plain / 128, moved = kBoxColumns == 64 ? chunk ^ (line % 8) : chunk ^ (line % 4);
+      const int swizzled = plain - chunk * 16 + moved * 16 + 2 * (column % 8);
+      const unsigned offset = staging_offset<Shape>(row, column);
+      if (offset != static_cast<unsigned>(swizzled) || offset % 4 != 0 || offset / 4 >= kWords ||
+          seen[offset / 4]) {
+        return false;
+      }
+      seen[offset / 4] = true;
+    }
+  }
+  for (int word = 0; word < kWords; ++word) {
+    if (!seen[word]) return false;
+  }
+  // A store instruction: lane l writes row l / 4 (of 8), columns 2 (l % 4) + 8 g of one 8-column group g.
+  for (int group = 0; group < kColumns / 8; ++group) {
+    unsigned banks = 0;
+    for (int lane = 0; lane < 32; ++lane) {
+      banks |=
+          1u << (staging_offset<Shape>(lane / 4 % Shape::kStagingRows, 8 * group + 2 * (lane % 4)) / 4 % 32);
+    }
+    if (banks != 0xffffffffu) return false;
+  }
+  return true;
+}
+
 // What the consumers learn from a tile's first stage: the row-major tile index (row block x columns +
 // column block), kIdleTile (a pair's CTA whose row block has no expert: it keeps the pace, computes nothing),
 // or kEndTile.
