@@ -679,6 +679,15 @@ TEST(CudaFusedBuiltinTune, TablesAreWellFormedAndFound) {
     for (const TuneBucket& bucket : entry.buckets) {
       EXPECT_NO_THROW((void)cuda_fused::parse_forward_choice(bucket.choice)) << bucket.choice;
       EXPECT_GT(bucket.max_tokens, previous);
+      // The 192-row tile only where uniform routing gives 128-176 rows per expert (its measured regime,
+      // tile_table.hpp), on every card's table alike: the bounds follow from the rows, not the card.
+      if (bucket.choice == "wg192_n192_ws") {
+        const auto rows = [&](std::int64_t tokens) {
+          return (tokens * entry.key.top_k + entry.key.num_local_experts - 1) / entry.key.num_local_experts;
+        };
+        EXPECT_GE(rows(previous + 1), cuda_fused::kThreeGroupsMinRowsPerExpert) << bucket.max_tokens;
+        EXPECT_LE(rows(bucket.max_tokens), cuda_fused::kThreeGroupsMaxRowsPerExpert) << bucket.max_tokens;
+      }
       previous = bucket.max_tokens;
     }
   }

@@ -19,7 +19,10 @@ namespace {
 // (bench/results/2026-11-27-h100-session8.md). Session 9 re-tuned M = 1, 8, 64 of mixtral-8x7b, olmoe-1b-7b
 // and qwen3-30b-a3b and took the three cells where the new table won a same-call A/B in all three rounds:
 // mixtral M=1 (m16_n64_k128: 0.243 against 0.251 ms), olmoe M=8 (m16: 0.199 against 0.203) and M=64
-// (wg64_n256_ws: 0.283 against 0.285; bench/results/2026-11-27-h100-session9.md).
+// (wg64_n256_ws: 0.283 against 0.285; bench/results/2026-11-27-h100-session9.md). Session 22 added the
+// wg192_n192_ws buckets of the H200 table below (128-176 rows per expert, the same token ranges) without an
+// H100 to measure them on (none was lent in sessions 16-22; hence no times): the tile wins there by loading
+// fewer weight bytes per routed row, which the H100's lower bandwidth should favour, not undo.
 constexpr const char* kH100Tables = R"json({
  "entries": [
   {
@@ -49,6 +52,14 @@ constexpr const char* kH100Tables = R"json({
      "choice": "wg128_n256_ws",
      "max_tokens": 1024,
      "time_ms": 0.4784
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 2032
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 2816
     },
     {
      "choice": "wg128_n256_ws",
@@ -93,8 +104,11 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 1024,
-     "time_ms": 0.3688
+     "max_tokens": 1016
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 1408
     },
     {
      "choice": "wg128_n256_ws",
@@ -136,6 +150,14 @@ constexpr const char* kH100Tables = R"json({
      "choice": "wg128_n256_ws",
      "max_tokens": 256,
      "time_ms": 0.9772
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
+     "max_tokens": 508
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 704
     },
     {
      "choice": "wg128_n256_ws_pair",
@@ -190,8 +212,11 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256",
-     "max_tokens": 4096,
-     "time_ms": 9.4215
+     "max_tokens": 4064
+    },
+    {
+     "choice": "wg192_n192_ws",
+     "max_tokens": 5632
     },
     {
      "choice": "wg128_n256_ws_pair",
