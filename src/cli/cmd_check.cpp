@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
-#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
 #include "cli/device_tensors.hpp"
+#include "cli/ep_communicator.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "core/check.hpp"
@@ -43,14 +43,6 @@ double max_over_ranks(Communicator& communicator, double value) {
   double worst = 0.0;
   for (std::int64_t bits : all) worst = std::max(worst, std::bit_cast<double>(bits));
   return worst;
-}
-
-// The rank among the processes of this node (Open MPI, MPICH, Slurm), else the world rank.
-int local_rank(int world_rank) {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
-    if (const char* value = std::getenv(name)) return std::atoi(value);
-  }
-  return world_rank;
 }
 
 // Times the dispatch (prepare) and combine (finalize) of an expert-parallel PrepareFinalize, waiting for the
@@ -126,11 +118,8 @@ void check_expert_parallel(const CheckOptions& options) {
                  " MPI ranks: run `mpirun -np ", ep, " fusedmoe check --ep ", ep, " ...`");
   const int rank = world->rank();
   MoeConfig parallel = options.problem.parallel_config(rank);
-  std::shared_ptr<Communicator> communicator = world;
-  if (parallel.device.is_cuda()) {
-    if (options.problem.device == "cuda") parallel.device.index = local_rank(rank);
-    communicator = make_nccl_communicator(*world, parallel.device.index);
-  }
+  const std::shared_ptr<Communicator> communicator =
+      make_ep_communicator(world, parallel.device, options.problem.device);
   const Device device = parallel.device;
   // The single-rank reference runs the same backend, so it gets the local dispatch of the same format.
   MoeConfig single = options.problem.config();

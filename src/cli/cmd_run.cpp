@@ -9,10 +9,12 @@
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
 #include "cli/device_tensors.hpp"
+#include "cli/ep_communicator.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "cli/validators.hpp"
 #include "core/check.hpp"
+#include "fusedmoe/communicator.hpp"
 #include "fusedmoe/hf.hpp"
 #include "fusedmoe/layer.hpp"
 #include "fusedmoe/safetensors.hpp"
@@ -79,15 +81,13 @@ void run(const RunOptions& options) {
   int rank = 0, ranks = 1;
   if (options.problem.ep > 1) {
     FUSEDMOE_CHECK(options.output.empty(), "[run] --output is single-rank only; drop --ep or --output");
-    FUSEDMOE_CHECK(!config.device.is_cuda(), "[run] --ep ", options.problem.ep,
-                   " runs on CPUs over MPI; for GPUs over NCCL run `mpirun -np ", options.problem.ep,
-                   " fusedmoe check --ep ", options.problem.ep, " --device cuda`");
-    layer_options.communicator = make_mpi_world_communicator();
-    ranks = layer_options.communicator->size();
-    rank = layer_options.communicator->rank();
+    const std::shared_ptr<Communicator> world = make_mpi_world_communicator();
+    ranks = world->size();
+    rank = world->rank();
     FUSEDMOE_CHECK(ranks == options.problem.ep, "[run] --ep ", options.problem.ep, " but this job has ",
                    ranks, " MPI ranks: run `mpirun -np ", options.problem.ep, " fusedmoe run --ep ",
                    options.problem.ep, " ...`");
+    layer_options.communicator = make_ep_communicator(world, config.device, options.problem.device);
     config.parallel.ep_size = ranks;
     config.parallel.ep_rank = rank;
     config.parallel.dispatch = parse_dispatch_mode(options.problem.ep_mode);
