@@ -145,9 +145,7 @@ struct SwitchedRuns {
 // one consumer warpgroup, 128 columns; `wg128pair`: wg128ws in clusters of two CTAs on consecutive row
 // blocks that multicast the weight tile when both rows are one expert's; `wg192ws`: three consumer
 // warpgroups on 192 x 192); GEMM1 and GEMM2 on two tiles (`wg128split`: wg128_n256_ws then its pair form;
-// `m16split`: two 16-row streaming tiles); and tiled with GEMM2 summing each token's slots itself
-// (`tokensum`: FUSEDMOE_CUDA_FUSED_TOKEN_SUM=on, up to 64 tokens; larger cases run the usual GEMM2 and
-// reduce).
+// `m16split`: two 16-row streaming tiles).
 const char* forced_tile(const std::string& variant) {
   static const std::pair<const char*, const char*> kTiles[] = {
       {"wg64", "wg64_n128"},
@@ -184,7 +182,6 @@ TEST_P(CudaFused, MatchesFp64ReferenceAndIsBitwiseRepeatable) {
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", variant == "stream" ? "stream" : "tiled");
   const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", variant == "align1" ? "single" : "multi");
   const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", forced_tile(variant));
-  const testing::ScopedEnv token_sum("FUSEDMOE_CUDA_FUSED_TOKEN_SUM", variant == "tokensum" ? "on" : "off");
   testing::expect_matches_reference_and_repeats(cuda_fused(), c);
 }
 
@@ -192,8 +189,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, CudaFused,
     ::testing::Combine(::testing::ValuesIn(fused_cases()),
                        ::testing::Values("stream", "tiled", "align1", "wg64", "wg128", "wg64ws", "wg128ws",
-                                         "wg64n128ws", "wg128pair", "wg128split", "wg192ws", "m16split",
-                                         "tokensum")),
+                                         "wg64n128ws", "wg128pair", "wg128split", "wg192ws", "m16split")),
     [](const auto& info) { return std::get<0>(info.param).label + "_" + std::get<1>(info.param); });
 
 // Every tile of the table (M from 1 to 3000 on one model) gives the same rows for the same tokens: a
@@ -408,20 +404,16 @@ TEST(CudaFusedTiles, AsyncSignalKeepsTheBits) {
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
 // capture mode fails on any allocation or synchronisation), and replays equal the eager run.
-// Params: path ("tokensum": tiled with FUSEDMOE_CUDA_FUSED_TOKEN_SUM=on), tokens, tile
-// (FUSEDMOE_CUDA_FUSED_TILE). The warp-specialised tiles put a memset (their tile counters) and a tensor-map
-// kernel parameter into the graph: a replay that did not re-zero the counters would hand out no tiles and
-// leave the poisoned output.
+// Params: path, tokens, tile (FUSEDMOE_CUDA_FUSED_TILE). The warp-specialised tiles put a memset (their tile
+// counters) and a tensor-map kernel parameter into the graph: a replay that did not re-zero the counters
+// would hand out no tiles and leave the poisoned output.
 class CudaFusedGraph : public ::testing::TestWithParam<std::tuple<const char*, std::int64_t, const char*>> {};
 
 TEST_P(CudaFusedGraph, CaptureAndReplayEqualEager) {
   FUSEDMOE_REQUIRE_CUDA();
   const std::string tile = std::get<2>(GetParam());
   if (tile.starts_with("wg")) FUSEDMOE_REQUIRE_WGMMA();
-  const std::string path = std::get<0>(GetParam());
-  const testing::ScopedEnv scoped_path("FUSEDMOE_CUDA_FUSED_PATH",
-                                       path == "tokensum" ? "tiled" : path.c_str());
-  const testing::ScopedEnv token_sum("FUSEDMOE_CUDA_FUSED_TOKEN_SUM", path == "tokensum" ? "on" : "off");
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", std::get<0>(GetParam()));
   const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile.c_str());
   const FusedCase c{"graph", std::get<1>(GetParam()), 16, 96, 64, 4};
   const MoeConfig config = gpu_config(c);
@@ -472,8 +464,7 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("tiled", 2000, "wg128_n256_ws"),
                       std::make_tuple("tiled", 77, "wg64_n128_ws"),
                       std::make_tuple("tiled", 2000, "wg128_n256_ws_pair"),
-                      std::make_tuple("tiled", 2000, "wg192_n192_ws"), std::make_tuple("tokensum", 1, "auto"),
-                      std::make_tuple("tokensum", 50, "auto")));
+                      std::make_tuple("tiled", 2000, "wg192_n192_ws")));
 
 // Every tile of the table, forced (FUSEDMOE_CUDA_FUSED_TILE), gives the same bits and passes fp64; a tune
 // table (FUSEDMOE_TUNE_FILE) that names the streaming path for small M makes the Experts run it.
@@ -790,10 +781,6 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
   }
   {
     const testing::ScopedEnv async_signal("FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL", "unfenced");
-    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
-  }
-  {
-    const testing::ScopedEnv token_sum("FUSEDMOE_CUDA_FUSED_TOKEN_SUM", "yes");
     EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
   }
 }

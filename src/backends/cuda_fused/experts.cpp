@@ -66,12 +66,6 @@ bool tma_rows_disabled_from_env() {
 bool async_signal_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL", "on", "off");
 }
-bool token_sum_from_env() {
-  return env_switch("FUSEDMOE_CUDA_FUSED_TOKEN_SUM", "off", "on");
-}
-// The token-summed GEMM2's batches: its grid has a block per token and 16 columns, each streaming all of the
-// token's slots' weights, so a weight row used by several tokens is read once per token.
-constexpr std::int64_t kTokenSumMaxTokens = 64;
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
   return static_cast<CudaFusedExperts::Handover>(
@@ -157,7 +151,6 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, std::optional<Forwar
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       tma_rows_disabled_(tma_rows_disabled_from_env()),
       async_signal_disabled_(async_signal_disabled_from_env()),
-      token_sum_(token_sum_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(std::move(forced)),
       persistent_shape_(persistent_shape_from_env()),
@@ -287,9 +280,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
   const bool sorted_rows = tile.warp_specialized && !sorted_rows_disabled_;
-  const bool token_sum =
-      token_sum_ && !tile.wgmma && num_tokens <= kTokenSumMaxTokens &&
-      token_sum_gemm2_fits(top_k, plan.intermediate_padded, device.shared_memory_per_block_optin);
   // The warp-specialised GEMM2 reads its A rows by TMA; GEMM1 then writes its all-padding warps' zeros too.
   const bool tma_rows = tile.warp_specialized && !tma_rows_disabled_;
   // The warp-specialised tiles address sorted rows by int32 TMA coordinates (GEMM1's stores, GEMM2's A rows
@@ -361,7 +351,7 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                                        plan.pairs <= kSingleBlockAlignPairs),
                   .zero_words = tile.warp_specialized ? tile_counters : nullptr,  // see Gemm1Launch
                   .zero_word_count = tile_counter_words(blocks),
-                  .pair_positions = sorted_rows || token_sum ? pair_positions : nullptr},
+                  .pair_positions = sorted_rows ? pair_positions : nullptr},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
@@ -402,25 +392,6 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .write_padding_warps = tma_rows,
                            .async_signal = !async_signal_disabled_},
                stream);
-  if (token_sum) {
-    launch_token_sum_gemm2(TokenSumLaunch{.topk_ids = ids,
-                                          .expert_map = map,
-                                          .pair_positions = pair_positions,
-                                          .topk_weights = dispatched.topk_weights.data_as<const float>(),
-                                          .num_experts = static_cast<int>(config_.num_experts),
-                                          .num_local_experts = static_cast<int>(experts),
-                                          .top_k = top_k,
-                                          .num_tokens = num_tokens,
-                                          .intermediate = intermediate.data(),
-                                          .intermediate_padded = plan.intermediate_padded,
-                                          .w2 = converted->w2.data(),
-                                          .hidden_padded = converted->hidden_padded_n,
-                                          .hidden = hidden_size,
-                                          .out = expert_out.data(),
-                                          .dependent_launch = dependent_launch_},
-                           stream);
-    return;
-  }
   launch_gemm2(Gemm2Launch{.tile = &gemm2_tile,
                            .intermediate = intermediate.data(),
                            .intermediate_padded = plan.intermediate_padded,

@@ -90,9 +90,6 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off: the warp-specialised producers signal their cp.async copies
   // kSignalLag stages after issuing them instead of as they land (Gemm1Launch::async_signal).
   bool async_signal_disabled_ = false;
-  // FUSEDMOE_CUDA_FUSED_TOKEN_SUM=on: at up to kTokenSumMaxTokens tokens on an mma.sync tile, GEMM2 and the
-  // reduce in one launch that sums each token's slots itself (launch_token_sum_gemm2). Opt-in while measured.
-  bool token_sum_ = false;
   // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.

@@ -163,31 +163,6 @@ struct ReduceLaunch {
 };
 void launch_reduce(const ReduceLaunch& args, StreamHandle stream);
 
-// Decode's token-summed GEMM2 (token_sum_gemm2.cuh): per token, its local slots' intermediate rows (found
-// by the align step's pair positions) times w2, weighted and summed over the slots in slot order in fp32,
-// written as the final output rows [M, H]: GEMM2 and the reduce in one launch.
-struct TokenSumLaunch {
-  const std::int32_t* topk_ids;
-  const std::int32_t* expert_map;  // nullptr = identity
-  const std::int32_t* pair_positions;
-  const float* topk_weights;
-  int num_experts;
-  int num_local_experts;
-  int top_k;
-  std::int64_t num_tokens;
-  const void* intermediate;  // GEMM1's rows in sorted order, [rows, intermediate_padded]
-  std::int64_t intermediate_padded;
-  const void* w2;              // converted [E_local, hidden_padded, intermediate_padded] in k-panels
-  std::int64_t hidden_padded;  // w2's padded rows
-  std::int64_t hidden;
-  void* out;  // bf16 [M, hidden]
-  bool dependent_launch = false;
-};
-// Whether the token-summed GEMM2's shared memory (its weight ring and the token's top_k intermediate rows)
-// fits the device's per-block limit.
-bool token_sum_gemm2_fits(int top_k, std::int64_t intermediate_padded, std::size_t shared_memory_optin);
-void launch_token_sum_gemm2(const TokenSumLaunch& args, StreamHandle stream);
-
 // What the two small-M paths (the streaming pair and the persistent kernel) are given: the routing, the rows,
 // the converted weights, and where the intermediate and the output go.
 struct SmallBatchLaunch {
