@@ -49,7 +49,7 @@ const DeviceAttributes& device_attributes(int device_index);
 void synchronize(cudaStream_t stream);
 
 // Lets `kernel` launch with `bytes` of dynamic shared memory on the current device (beyond 48 KiB a
-// kernel must opt in); done once per (kernel, device, size).
+// kernel must opt in); the limit set per (kernel, device) only grows, so any size allowed once stays allowed.
 void allow_dynamic_shared_memory(const void* kernel, int bytes);
 
 // FUSEDMOE_CUDA_PDL: false when `off` (A/B runs), true when unset or `on`; throws InvalidArgument otherwise.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
-#include <set>
 #include <tuple>
 
 #include "backends/cuda_common/cuda_check.hpp"
@@ -67,13 +66,16 @@ void synchronize(cudaStream_t stream) {
 void allow_dynamic_shared_memory(const void* kernel, int bytes) {
   if (bytes <= 48 * 1024) return;
   static std::mutex mutex;
-  static std::set<std::tuple<const void*, int, int>> done;
+  // The attribute is a limit: only ever raised, so a kernel launched with several sizes keeps the largest
+  // (setting each size as it comes would let a smaller one undo a larger one that is cached as done).
+  static std::map<std::pair<const void*, int>, int> allowed;
   int device = 0;
   FUSEDMOE_CUDA_CHECK(cudaGetDevice(&device));
   std::lock_guard lock(mutex);
-  if (done.contains({kernel, device, bytes})) return;
+  int& limit = allowed[{kernel, device}];
+  if (bytes <= limit) return;
   FUSEDMOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  done.insert({kernel, device, bytes});
+  limit = bytes;
 }
 
 bool dependent_launch_requested() {
