@@ -32,7 +32,8 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_flag("--shared-gate", shared_gate, "Scale the shared experts by sigmoid(x . gate) (Qwen2-MoE)");
   app.add_option("--dispatch", dispatch, "Dispatch: local (standard format) or local_batched")
       ->capture_default_str();
-  app.add_option("--device", device, "cpu or cuda:N")->capture_default_str();
+  app.add_option("--device", device, "cpu, cuda:N, or cuda (with --ep: each rank the GPU of its local rank)")
+      ->capture_default_str();
   app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")
       ->capture_default_str();
   app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather, all2all or all2all_batched")

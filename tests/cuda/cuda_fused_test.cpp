@@ -687,6 +687,7 @@ TEST(CudaFusedBuiltinTune, TablesAreWellFormedAndFound) {
         };
         EXPECT_GE(rows(previous + 1), cuda_fused::kThreeGroupsMinRowsPerExpert) << bucket.max_tokens;
         EXPECT_LE(rows(bucket.max_tokens), cuda_fused::kThreeGroupsMaxRowsPerExpert) << bucket.max_tokens;
+        EXPECT_NE(&bucket, &entry.buckets.back()) << "the last bucket also serves every larger M";
       }
       previous = bucket.max_tokens;
     }

@@ -22,7 +22,9 @@ namespace {
 // (wg64_n256_ws: 0.283 against 0.285; bench/results/2026-11-27-h100-session9.md). Session 22 added the
 // wg192_n192_ws buckets of the H200 table below (128-176 rows per expert, the same token ranges) without an
 // H100 to measure them on (none was lent in sessions 16-22; hence no times): the tile wins there by loading
-// fewer weight bytes per routed row, which the H100's lower bandwidth should favour, not undo.
+// fewer weight bytes per routed row, which the H100's lower bandwidth should favour, not undo. Two measured
+// cells at 128 rows per expert changed with them (olmoe-1b-7b M=1024: wg128_n256_ws, 0.3688 ms; deepseek-v3
+// M=4096: wg128_n256, 9.4215 ms); on the H200 wg192_n192_ws was 7% and 5% faster there.
 constexpr const char* kH100Tables = R"json({
  "entries": [
   {
