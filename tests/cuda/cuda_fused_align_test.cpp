@@ -1,8 +1,9 @@
 // cuda_fused's align step (backends/cuda_fused/kernels/align.cuh) on its own, both ways (one block; count +
 // scan by the last block to finish, then the block-aggregated scatter), against a host model: every local
 // pair lands in its expert's run exactly once, runs are padded to block_m with -1, block_expert names each
-// used block's expert and -1 past them, the ticket after the counts is left at zero for the next call, and
-// the words handed over for zeroing are zero. The forward tests see the align only through results; a lost or
+// used block's expert and -1 past them, each block's run (raster.hpp) is its expert's blocks (or itself,
+// without an expert), the ticket after the counts is left at zero for the next call, and the words handed
+// over for zeroing are zero. The forward tests see the align only through results; a lost or
 // doubled pair in an odd block would often cancel out there.
 #include <gtest/gtest.h>
 
@@ -79,34 +80,46 @@ void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
   Tensor offsets = testing::empty_poisoned(DType::int64, {c.local_experts + 1});
   Tensor sorted_ids = testing::empty_poisoned(DType::int32, {max_blocks * c.block_m});
   Tensor block_expert = testing::empty_poisoned(DType::int32, {max_blocks});
+  Tensor block_runs = testing::empty_poisoned(DType::int32, {4 * max_blocks});  // cuda_fused::BlockRun
   constexpr std::int64_t kZeroWords = 1000;
   Tensor zero_words = testing::empty_poisoned(DType::int64, {kZeroWords});
   for (int call = 0; call < 2; ++call) {  // the second call finds the first one's ticket and counts
     SCOPED_TRACE("call " + std::to_string(call));
     testing::poison(sorted_ids);
     testing::poison(block_expert);
+    testing::poison(block_runs);
     testing::poison(zero_words);
     cuda_fused::launch_align(
-        cuda_fused::AlignLaunch{.topk_ids = device_ids.data_as<const std::int32_t>(),
-                                .num_pairs = c.pairs,
-                                .expert_map = c.map ? map.data_as<const std::int32_t>() : nullptr,
-                                .num_experts = c.experts,
-                                .num_local_experts = c.local_experts,
-                                .block_m = c.block_m,
-                                .counts = counts.data_as<std::int32_t>(),
-                                .offsets = offsets.data_as<std::int64_t>(),
-                                .sorted_ids = sorted_ids.data_as<std::int32_t>(),
-                                .block_expert = block_expert.data_as<std::int32_t>(),
-                                .max_blocks = max_blocks,
-                                .single_block = single_block,
-                                .zero_words = zero_words.data_as<std::uint64_t>(),
-                                .zero_word_count = kZeroWords},
+        cuda_fused::AlignLaunch{
+            .topk_ids = device_ids.data_as<const std::int32_t>(),
+            .num_pairs = c.pairs,
+            .expert_map = c.map ? map.data_as<const std::int32_t>() : nullptr,
+            .num_experts = c.experts,
+            .num_local_experts = c.local_experts,
+            .block_m = c.block_m,
+            .counts = counts.data_as<std::int32_t>(),
+            .offsets = offsets.data_as<std::int64_t>(),
+            .sorted_ids = sorted_ids.data_as<std::int32_t>(),
+            .block_expert = block_expert.data_as<std::int32_t>(),
+            .max_blocks = max_blocks,
+            .single_block = single_block,
+            .zero_words = zero_words.data_as<std::uint64_t>(),
+            .zero_word_count = kZeroWords,
+            .block_runs = reinterpret_cast<cuda_fused::BlockRun*>(block_runs.data_as<std::int32_t>())},
         nullptr);
     testing::check_cuda(cudaDeviceSynchronize(), "align");
 
     const auto got_offsets = host_values<std::int64_t>(offsets);
     const auto got_sorted = host_values<std::int32_t>(sorted_ids);
     const auto got_blocks = host_values<std::int32_t>(block_expert);
+    const auto got_runs = host_values<std::int32_t>(block_runs);  // first, end, expert, 0 per block
+    auto expect_run = [&](std::int64_t block, std::int64_t first, std::int64_t end, int expert) {
+      const auto at = static_cast<std::size_t>(4 * block);
+      ASSERT_EQ(got_runs[at], first) << "block " << block << "'s run's first block";
+      ASSERT_EQ(got_runs[at + 1], end) << "block " << block << "'s run's end";
+      ASSERT_EQ(got_runs[at + 2], expert) << "block " << block << "'s run's expert";
+      ASSERT_EQ(got_runs[at + 3], 0) << "block " << block << "'s run's unused word";
+    };
     const auto got_counts = host_values<std::int32_t>(counts);
     EXPECT_EQ(got_counts.back(), 0) << "the ticket after the counts must be left at zero";
     const auto got_zero = host_values<std::int64_t>(zero_words);
@@ -127,12 +140,14 @@ void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
       }
       for (std::int64_t block = row / c.block_m; block < (row + padded) / c.block_m; ++block) {
         ASSERT_EQ(got_blocks[static_cast<std::size_t>(block)], e) << "block " << block;
+        expect_run(block, row / c.block_m, (row + padded) / c.block_m, e);
       }
       row += padded;
     }
     ASSERT_EQ(got_offsets.back(), row);
     for (std::int64_t block = row / c.block_m; block < max_blocks; ++block) {
       ASSERT_EQ(got_blocks[static_cast<std::size_t>(block)], -1) << "unused block " << block;
+      expect_run(block, block, block + 1, -1);
     }
   }
 }

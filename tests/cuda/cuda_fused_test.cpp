@@ -341,7 +341,8 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
 // On every warp-specialised tile, forced: the forward with `variable` on is within bf16's tolerance of the
 // fp64 reference and gives the bits of the forward with it off.
 void expect_switch_keeps_the_bits(std::initializer_list<FusedCase> cases, std::uint64_t seed,
-                                  const char* variable) {
+                                  const char* variable, const char* first = "on",
+                                  const char* second = "off") {
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
   for (const FusedCase& c : cases) {
     SCOPED_TRACE(c.label);
@@ -351,8 +352,8 @@ void expect_switch_keeps_the_bits(std::initializer_list<FusedCase> cases, std::u
     for (const char* tile : kWarpSpecializedTiles) {
       SCOPED_TRACE(tile);
       const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
-      const Tensor on = runs.run(variable, "on");
-      const Tensor off = runs.run(variable, "off");
+      const Tensor on = runs.run(variable, first);
+      const Tensor off = runs.run(variable, second);
       EXPECT_LE(compare_to_reference(on, reference).relative_error, tolerance_for(DType::bf16));
       EXPECT_TRUE(testing::bitwise_equal(on, off));
     }
@@ -400,6 +401,19 @@ TEST(CudaFusedTiles, AsyncSignalKeepsTheBits) {
          FusedCase{"many", 3000, 8, 712, 136, 2}},
         89, "FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL");
   }
+}
+
+// Tiles taken in expert groups (kernels/raster.hpp) give the bits of the fixed groups of 8 row blocks
+// (FUSEDMOE_CUDA_FUSED_RASTER=fixed): the order changes which CTA computes a tile, never what it computes.
+// `many`: ~6 row blocks per expert, so every fixed group straddles experts; `long_runs`: ~14 row blocks per
+// expert, groups of more than 8.
+TEST(CudaFusedTiles, ExpertRasterKeepsTheBits) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  expect_switch_keeps_the_bits(
+      {FusedCase{"handover", 16, 8, 256, 192, 2}, FusedCase{"many", 3000, 8, 712, 136, 2},
+       FusedCase{"long_runs", 2600, 3, 520, 264, 2}},
+      97, "FUSEDMOE_CUDA_FUSED_RASTER", "experts", "fixed");
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global

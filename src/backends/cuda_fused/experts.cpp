@@ -66,6 +66,9 @@ bool tma_rows_disabled_from_env() {
 bool async_signal_disabled_from_env() {
   return env_switch("FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL", "on", "off");
 }
+bool fixed_raster_from_env() {
+  return env_choice("FUSEDMOE_CUDA_FUSED_RASTER", {"experts", "fixed"}) == 1;
+}
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
   return static_cast<CudaFusedExperts::Handover>(
@@ -80,6 +83,8 @@ CudaFusedExperts::AlignMode align_mode_from_env() {
 // and two; measured on the H100, bench/results/2026-11-28-h100-session12.md: at 2048 and 4096 pairs 1-2%
 // faster than the multi-block align at qwen3/olmoe M=256/512, level at 8192).
 constexpr std::int64_t kSingleBlockAlignPairs = 4096;
+
+constexpr std::int64_t kBlockRunWords = sizeof(BlockRun) / sizeof(std::int32_t);
 
 // Decode's L2 warm-up (kernels/l2_warm_up.cuh): GEMM1's blocks request about kWarmBytes of the routed
 // experts' first gate/up weights into the L2 while the align runs (about what the idle DRAM delivers in that
@@ -151,6 +156,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, std::optional<Forwar
       sorted_rows_disabled_(sorted_rows_disabled_from_env()),
       tma_rows_disabled_(tma_rows_disabled_from_env()),
       async_signal_disabled_(async_signal_disabled_from_env()),
+      fixed_raster_(fixed_raster_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(std::move(forced)),
       persistent_shape_(persistent_shape_from_env()),
@@ -187,7 +193,8 @@ std::size_t CudaFusedExperts::workspace_bytes(const ExpertsProblem& problem) con
   return WorkspaceArena::bytes_for(DType::int32, experts + 1) +           // counts (cursors), a ticket
          WorkspaceArena::bytes_for(DType::int64, experts + 1) +           // padded offsets
          WorkspaceArena::bytes_for(DType::int32, plan.blocks_capacity) +  // block -> expert
-         WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +    // sorted pair ids
+         WorkspaceArena::bytes_for(DType::int32, kBlockRunWords * plan.blocks_capacity) +  // block -> run
+         WorkspaceArena::bytes_for(DType::int32, plan.rows_capacity) +                     // sorted pair ids
          WorkspaceArena::bytes_for(DType::bf16, problem.num_tokens * plan.hidden_pitch) +  // padded hidden
          WorkspaceArena::bytes_for(DType::bf16,
                                    plan.rows_capacity * plan.intermediate_padded) +  // intermediate
@@ -265,6 +272,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   auto* counts = workspace.take(DType::int32, {experts + 1}).data_as<std::int32_t>();
   auto* offsets = workspace.take(DType::int64, {experts + 1}).data_as<std::int64_t>();
   auto* block_expert = workspace.take(DType::int32, {plan.blocks_capacity}).data_as<std::int32_t>();
+  auto* block_runs = reinterpret_cast<BlockRun*>(
+      workspace.take(DType::int32, {kBlockRunWords * plan.blocks_capacity}).data_as<std::int32_t>());
   auto* sorted_ids = workspace.take(DType::int32, {plan.rows_capacity}).data_as<std::int32_t>();
   const TensorView padded_hidden = workspace.take(DType::bf16, {num_tokens * plan.hidden_pitch});
   const TensorView intermediate =
@@ -280,6 +289,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                        (plan.pairs + experts - 1) / experts <= tile.block_m));
   auto* row_done = handover ? reinterpret_cast<std::uint32_t*>(tile_counters + 2) : nullptr;
   const bool sorted_rows = tile.warp_specialized && !sorted_rows_disabled_;
+  // The warp-specialised tiles take their tiles in expert groups (kernels/raster.hpp).
+  BlockRun* const expert_raster = tile.warp_specialized && !fixed_raster_ ? block_runs : nullptr;
   // The warp-specialised GEMM2 reads its A rows by TMA; GEMM1 then writes its all-padding warps' zeros too.
   const bool tma_rows = tile.warp_specialized && !tma_rows_disabled_;
   // The warp-specialised tiles address sorted rows by int32 TMA coordinates (GEMM1's stores, GEMM2's A rows
@@ -351,7 +362,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                                                                        plan.pairs <= kSingleBlockAlignPairs),
                   .zero_words = tile.warp_specialized ? tile_counters : nullptr,  // see Gemm1Launch
                   .zero_word_count = tile_counter_words(blocks),
-                  .pair_positions = sorted_rows ? pair_positions : nullptr},
+                  .pair_positions = sorted_rows ? pair_positions : nullptr,
+                  .block_runs = expert_raster},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).
@@ -390,7 +402,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .row_done = row_done,
                            .warm = warm,
                            .write_padding_warps = tma_rows,
-                           .async_signal = !async_signal_disabled_},
+                           .async_signal = !async_signal_disabled_,
+                           .block_runs = expert_raster},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &gemm2_tile,
                            .intermediate = intermediate.data(),
@@ -412,7 +425,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .sorted_rows = sorted_rows,
                            .tma_rows = tma_rows,
                            .async_signal = !async_signal_disabled_,
-                           .gemm1_tile = &tile},
+                           .gemm1_tile = &tile,
+                           .block_runs = expert_raster},
                stream);
   launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,

@@ -90,6 +90,9 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_ASYNC_SIGNAL=off: the warp-specialised producers signal their cp.async copies
   // kSignalLag stages after issuing them instead of as they land (Gemm1Launch::async_signal).
   bool async_signal_disabled_ = false;
+  // FUSEDMOE_CUDA_FUSED_RASTER=fixed: the warp-specialised tiles take their tiles in fixed groups of row
+  // blocks instead of expert groups (kernels/raster.hpp).
+  bool fixed_raster_ = false;
   // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
+#include "backends/cuda_fused/kernels/raster.hpp"
 
 namespace fusedmoe::cuda_fused {
 
@@ -36,6 +37,7 @@ struct AlignParams {
   std::uint64_t* zero_words;  // zeroed by the first kernel (nullptr: none)
   std::int64_t zero_word_count;
   std::int32_t* pair_positions;  // [num_pairs]: each local pair's sorted row (nullptr: not written)
+  BlockRun* block_runs;          // [max_blocks]: each block's run of its expert's blocks (nullptr: none)
 };
 
 inline constexpr int kScanThreads = 1024;
@@ -103,6 +105,14 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
       expert = low;
     }
     params.block_expert[block] = expert;
+    if (params.block_runs != nullptr) {
+      const bool used = expert >= 0;
+      params.block_runs[block] =
+          BlockRun{.first = static_cast<std::int32_t>(used ? params.offsets[expert] / block_m : block),
+                   .end = static_cast<std::int32_t>(used ? params.offsets[expert + 1] / block_m : block + 1),
+                   .expert = expert,
+                   .unused = 0};
+    }
   }
   // Padding rows: one warp per expert, its lanes on consecutive rows (coalesced stores; a thread per expert
   // writing up to block_m - 1 rows in a row held the one-block align 13 us at qwen3-30b-a3b M=64 under ncu).

@@ -29,7 +29,8 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .activation = args.activation,
                      .warm = args.warm,
                      .write_padding_warps = args.write_padding_warps,
-                     .async_signal = args.async_signal};
+                     .async_signal = args.async_signal,
+                     .raster = Raster{.block_runs = args.block_runs}};
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
@@ -47,7 +48,8 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
                      .out_rows = static_cast<bf16*>(args.out_rows),
                      .ldo = args.pitch,
                      .out_columns = args.hidden,
-                     .async_signal = args.async_signal};
+                     .async_signal = args.async_signal,
+                     .raster = Raster{.block_runs = args.block_runs}};
 }
 
 // Row blocks on x (up to 2^31 - 1), column blocks on y (up to 65535).

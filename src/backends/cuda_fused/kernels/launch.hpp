@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda_fused/kernels/raster.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "fusedmoe/device.hpp"
 
@@ -33,6 +34,9 @@ struct AlignLaunch {
   // [num_pairs]: the sorted row of each pair with a local expert (the others are left as they were), for a
   // GEMM2 that writes its rows in sorted order (Gemm2Launch::sorted_rows); nullptr: not written.
   std::int32_t* pair_positions = nullptr;
+  // [max_blocks]: each block's run of its expert's blocks (raster.hpp), for the warp-specialised tiles'
+  // expert raster (Gemm1Launch::block_runs); nullptr: not written.
+  BlockRun* block_runs = nullptr;
 };
 // Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
 // before its wait).
@@ -93,6 +97,10 @@ struct Gemm1Launch {
   // release of an earlier stage; measured 0.5-4.5% of the forward at M >= 1024 on an H200,
   // bench/results/2026-11-28-h200-session18.md). false: the lagged signal.
   bool async_signal = true;
+  // Warp-specialised tiles: the align's block runs (AlignLaunch::block_runs): tiles are taken in expert
+  // groups (raster.hpp: each expert's weights cross the DRAM once per group); nullptr: fixed groups of
+  // kRasterRows row blocks. Same bits either way.
+  const BlockRun* block_runs = nullptr;
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -130,6 +138,7 @@ struct Gemm2Launch {
   // The tile GEMM1 ran on, where it differs from `tile` (warp-specialised, the same rows; nullptr: `tile`):
   // the hand-over counts its column blocks.
   const TileConfig* gemm1_tile = nullptr;
+  const BlockRun* block_runs = nullptr;  // as Gemm1Launch's
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

@@ -125,9 +125,15 @@ bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
   if (resident == 0) return false;
   const std::int64_t tiles = (row_blocks + Shape::kClusterM - 1) / Shape::kClusterM * column_blocks;
   const std::int64_t clusters = std::min(tiles, resident);
+  Params launched = params;
+  if (launched.raster.block_runs != nullptr) {  // the expert groups' size for this GEMM's depth and width
+    launched.raster.group_rows =
+        raster_group_rows(Shape::kBlockM, std::int64_t{params.k_tiles} * Shape::kBlockK * 2, column_blocks,
+                          static_cast<int>(resident * Shape::kClusterM), Shape::kClusterM);
+  }
   cuda::launch_dependent_clusters(
       kernel, dim3(static_cast<unsigned>(clusters * Shape::kClusterM)), Shape::kThreads, Shape::kSharedBytes,
-      stream, dependent, static_cast<unsigned>(Shape::kClusterM), params, weights,
+      stream, dependent, static_cast<unsigned>(Shape::kClusterM), launched, weights,
       reinterpret_cast<unsigned long long*>(next_tile), used_rows, row_blocks, column_blocks, sync, extra...);
   return true;
 }

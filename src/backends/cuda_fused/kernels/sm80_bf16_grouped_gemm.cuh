@@ -14,6 +14,7 @@
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
 #include "backends/cuda_fused/kernels/l2_warm_up.cuh"
 #include "backends/cuda_fused/kernels/launch.hpp"
+#include "backends/cuda_fused/kernels/raster.hpp"
 #include "backends/cuda_fused/kernels/weight_panels.cuh"
 
 namespace fusedmoe::cuda_fused {
@@ -72,6 +73,7 @@ struct Gemm1Params {
   L2WarmUp warm;             // decode's L2 warm-up before the wait (l2_warm_up.cuh); panels == 0: none
   bool write_padding_warps;  // the warp-specialised TMA epilogue (Gemm1Launch::write_padding_warps)
   bool async_signal;         // Gemm1Launch::async_signal
+  Raster raster;             // the warp-specialised tiles' order (raster.hpp)
 };
 
 struct Gemm2Params {
@@ -91,6 +93,7 @@ struct Gemm2Params {
   std::int64_t ldo;
   std::int64_t out_columns;  // H
   bool async_signal;         // Gemm2Launch::async_signal
+  Raster raster;             // as Gemm1Params'
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

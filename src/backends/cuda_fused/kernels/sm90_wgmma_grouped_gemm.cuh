@@ -14,6 +14,7 @@
 // the epilogues are those of the mma.sync kernels.
 #pragma once
 
+#include "backends/cuda_fused/kernels/raster.hpp"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
 #include "backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"
 
@@ -72,25 +73,10 @@ __device__ __forceinline__ void fence_accumulators(float (&acc)[N]) {
 // Which (row block, column block) this block computes. The hardware starts blocks in launch order (x
 // fastest); taken plainly, every column block would sweep all row blocks, so the gathered A rows (and
 // GEMM2's whole intermediate) would stream from DRAM once per column block at prefill sizes. Instead
-// consecutive blocks cover all column blocks of kRasterRows row blocks before moving on (Triton's
-// GROUP_SIZE_M): a group's A rows and its experts' weight slices stay in the L2.
-inline constexpr int kRasterRows = 8;
-struct BlockCoordinates {
-  int row_block;
-  int column_block;
-};
-// Tile `tile` (launch order) of a rows x columns grid of tiles in that raster.
-__device__ __forceinline__ BlockCoordinates grouped_tile(std::int64_t tile, std::int64_t rows,
-                                                         std::int64_t columns) {
-  const std::int64_t per_group = kRasterRows * columns;
-  const std::int64_t group = tile / per_group, within = tile % per_group;
-  const std::int64_t first_row = group * kRasterRows;
-  const std::int64_t group_rows = rows - first_row < kRasterRows ? rows - first_row : kRasterRows;
-  return BlockCoordinates{static_cast<int>(first_row + within % group_rows),
-                          static_cast<int>(within / group_rows)};
-}
+// consecutive blocks cover all column blocks of kRasterRows row blocks before moving on (raster.hpp).
 __device__ __forceinline__ BlockCoordinates grouped_block_coordinates() {
-  return grouped_tile(static_cast<std::int64_t>(blockIdx.y) * gridDim.x + blockIdx.x, gridDim.x, gridDim.y);
+  return grouped_tile<std::int64_t>(static_cast<std::int64_t>(blockIdx.y) * gridDim.x + blockIdx.x, gridDim.x,
+                                    gridDim.y);
 }
 
 template <class Shape>

@@ -1,8 +1,9 @@
 // Warp-specialised, persistent variants of the wgmma GEMMs (sm_90a): one block per SM takes tiles of the
-// grouped raster (grouped_tile) one after another from a device counter (so tiles start in raster order as
-// blocks free up, like the hardware's dispatch of one-tile blocks: the tiles that share A rows or a weight
-// slice run at the same time and meet in the L2; a static round-robin drifted apart and read deepseek-v3's
-// weights 1.5x over). A producer warpgroup and one to three consumer warpgroups:
+// grouped raster (raster.hpp: expert groups, or fixed groups of row blocks) one after another from a device
+// counter (so tiles start in raster order as blocks free up, like the hardware's dispatch of one-tile blocks:
+// the tiles that share A rows or a weight slice run at the same time and meet in the L2; a static
+// round-robin drifted apart and read deepseek-v3's weights 1.5x over). A producer warpgroup and one to three
+// consumer warpgroups:
 //   - the producer (few registers) fills a ring of kStages shared-memory stages: the weight tile by TMA (one
 //     thread; kBlockN rows x 64 columns in the 128-byte swizzle, rows past the expert's end read as zeros),
 //     the A rows by cp.async (GEMM1's are gathered by sorted id, so they are not a TMA box; every producer
@@ -158,6 +159,12 @@ inline constexpr long long kIdleTile = -2, kEndTile = -1;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
+// One 16-byte load of a row block's run (raster.hpp).
+__device__ __forceinline__ BlockRun load_block_run(const BlockRun* run) {
+  const int4 words = *reinterpret_cast<const int4*>(run);
+  return BlockRun{words.x, words.y, words.z, words.w};
+}
+
 // a_row(row) -> the sorted row's A source (row start, nullptr = a padding row: zeros), gathered by cp.async;
 // or, with `a_rows` (GEMM2: its A rows are the intermediate in sorted order), the tile's A rows as one TMA
 // box of that map, read as they are (their padding rows must hold zeros: stale values change no result but
@@ -169,7 +176,8 @@ inline constexpr long long kIdleTile = -2, kEndTile = -1;
 // (GEMM2 of a RowBlockSync): then block_expert, used_rows and next_tile come from kernels before the previous
 // one (complete once it let this grid launch), and a row block's A rows are read once await_rows[row block]
 // reaches `await_target`. `signal_rows` (GEMM1 of a RowBlockSync): lets the next grid launch at once and
-// counts each consumer warp's finished tile there.
+// counts each consumer warp's finished tile there. `raster`: the order of the tiles (raster.hpp; its block
+// runs come from the align, as block_expert does).
 //
 // Pairs (Shape::kPair, launched as clusters of two CTAs): a tile is a pair of row blocks (2p, 2p + 1) x one
 // column block; CTA r computes row block 2p + r. The leader (rank 0) takes the tiles and writes each into its
@@ -188,7 +196,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     std::int64_t row_blocks, std::int64_t columns, std::int64_t a_columns, int k_tiles,
     const CUtensorMap* weights, const CUtensorMap* a_rows, const void* placeholder, unsigned shared,
     unsigned* signal_rows, const unsigned* await_rows, unsigned await_target, ARow a_row, Epilogue epilogue,
-    bool async_signal) {
+    bool async_signal, Raster raster) {
   // The A rows by cp.async, signalled as they land (Gemm1Launch::async_signal).
   const bool copies_signal = a_rows == nullptr && async_signal;
   constexpr bool kPair = Shape::kPair;
@@ -235,6 +243,30 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   const std::int64_t tiles = tile_rows * columns;
   // The expert of row block r (-1: none, or past the used ones).
   auto expert_of = [&](std::int64_t row_block) { return row_block < rows ? block_expert[row_block] : -1; };
+  // Tile `tile`'s row block (or pair) and column block in the raster (raster.hpp); `expert`: with the expert
+  // raster, the expert of its row block (of a pair's first), else unknown (-1).
+  // (In 32 bits where the tiles fit: the taking thread's divisions are on the way to each tile's first
+  // loads.)
+  const bool narrow = tiles <= 0x7fffffff;
+  auto raster_tile = [&](std::int64_t tile, int& expert) -> BlockCoordinates {
+    expert = -1;
+    if (raster.block_runs == nullptr) {
+      return narrow ? grouped_tile<int>(static_cast<int>(tile), static_cast<int>(tile_rows),
+                                        static_cast<int>(columns))
+                    : grouped_tile(tile, tile_rows, columns);
+    }
+    const std::int64_t row = narrow ? static_cast<int>(tile) / static_cast<int>(columns) : tile / columns;
+    const BlockRun run = load_block_run(raster.block_runs + (row << (kPair ? 1 : 0)));
+    const BlockCoordinates at =
+        narrow ? expert_grouped_tile<int>(static_cast<int>(tile), static_cast<int>(tile_rows),
+                                          static_cast<int>(columns), run, kPair ? 1 : 0, raster.group_rows)
+               : expert_grouped_tile(tile, tile_rows, columns, run, kPair ? 1 : 0, raster.group_rows);
+    if ((static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) >= run.first &&
+        (static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) < run.end) {
+      expert = run.expert;
+    }
+    return at;
+  };
 
   if (threadIdx.x < 128) {  // the producer warpgroup
     if constexpr (Shape::kReallocateRegisters) warpgroup_release_registers<Shape::kProducerRegisters>();
@@ -249,8 +281,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         if (a_rows != nullptr) fence_async_global();  // the TMA (async proxy) reads them after the acquire
       }
     };
-    // Thread 0 (a pair's leader's) takes the next tile with an expert (or -1 when none is left) for the
-    // whole warpgroup (and the partner's).
+    // Thread 0 (a pair's leader's) takes the next tile with an expert for the whole warpgroup (and the
+    // partner's): its coordinates packed (row block or pair << 32 | column block; the warpgroup and the
+    // partner need not find them again), or -1 when none is left.
     auto take_tile = [&](int taken) {
       const int slot = taken % Shape::kTakeSlots;
       if (thread == 0 && rank == 0) {
@@ -258,11 +291,14 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         for (;;) {
           const unsigned long long tile = atomicAdd(next_tile, 1ull);
           if (tile >= static_cast<unsigned long long>(tiles)) break;
-          const int row_block = grouped_tile(static_cast<std::int64_t>(tile), tile_rows, columns).row_block;
-          const bool has_expert = kPair ? expert_of(2 * row_block) >= 0 || expert_of(2 * row_block + 1) >= 0
-                                        : block_expert[row_block] >= 0;
+          int run_expert;
+          const BlockCoordinates at = raster_tile(static_cast<std::int64_t>(tile), run_expert);
+          const int row_block = at.row_block;
+          const bool has_expert = run_expert >= 0 ||  // the expert raster knows it without another load
+                                  (kPair ? expert_of(2 * row_block) >= 0 || expert_of(2 * row_block + 1) >= 0
+                                         : block_expert[row_block] >= 0);
           if (has_expert) {
-            tile_taken = static_cast<long long>(tile);
+            tile_taken = static_cast<long long>(row_block) << 32 | at.column_block;
             await_row_block(kPair ? 2 * row_block : row_block);  // a partner awaits its own row block
             break;
           }
@@ -275,9 +311,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
       } else if (kPair && thread == 0) {  // the partner: the leader's word, and its own acquire of the rows
         mbarrier_wait_cluster(take_barrier(slot), (taken / Shape::kTakeSlots) & 1);
         const long long tile_taken = load_shared_s64(take_slot(slot));
-        if (tile_taken >= 0) {
-          await_row_block(2 * grouped_tile(tile_taken, tile_rows, columns).row_block + 1);
-        }
+        if (tile_taken >= 0) await_row_block(2 * (tile_taken >> 32) + 1);
       }
       named_barrier_sync<1, 128>();
       return static_cast<std::int64_t>(load_shared_s64(take_slot(slot)));
@@ -290,7 +324,7 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     for (int taken = 0;; ++taken) {
       const std::int64_t tile = take_tile(taken);
       if (tile < 0) break;
-      const BlockCoordinates block = grouped_tile(tile, tile_rows, columns);
+      const BlockCoordinates block{static_cast<int>(tile >> 32), static_cast<int>(tile & 0xffffffff)};
       // This CTA's row block and expert; a pair multicasts where both row blocks have the same expert.
       const std::int64_t row_block = kPair ? 2 * static_cast<std::int64_t>(block.row_block) + rank
                                            : static_cast<std::int64_t>(block.row_block);
@@ -603,7 +637,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
                                   static_cast<std::int64_t>(block.row_block) * Shape::kBlockM,
                                   static_cast<std::int64_t>(block.column_block) * Shape::kBlockN, thread);
       },
-      params.async_signal);
+      params.async_signal, params.raster);
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
@@ -637,7 +671,7 @@ __global__ void __launch_bounds__(Shape::kThreads, 1)
           gemm2_epilogue<Shape>(params, acc, row0, n0, thread);
         }
       },
-      params.async_signal);
+      params.async_signal, params.raster);
   if constexpr (Shape::kPair) cluster_sync();
 #elif defined(__CUDA_ARCH__)
   __trap();  // no wgmma in this device code: never write nothing silently (hosts check first)
