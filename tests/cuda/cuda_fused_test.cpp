@@ -406,7 +406,8 @@ TEST(CudaFusedTiles, AsyncSignalKeepsTheBits) {
 // Tiles taken in expert groups (kernels/raster.hpp) give the bits of the fixed groups of 8 row blocks
 // (FUSEDMOE_CUDA_FUSED_RASTER=fixed): the order changes which CTA computes a tile, never what it computes.
 // `many`: ~6 row blocks per expert, so every fixed group straddles experts; `long_runs`: ~14 row blocks per
-// expert, groups of more than 8.
+// expert, groups of more than 8, and with FUSEDMOE_CUDA_FUSED_RASTER_ROWS 1 and 3 runs split into chunks
+// (at the presets' sizes only mixtral-8x7b M=16384 splits its runs).
 TEST(CudaFusedTiles, ExpertRasterKeepsTheBits) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
@@ -414,6 +415,12 @@ TEST(CudaFusedTiles, ExpertRasterKeepsTheBits) {
       {FusedCase{"handover", 16, 8, 256, 192, 2}, FusedCase{"many", 3000, 8, 712, 136, 2},
        FusedCase{"long_runs", 2600, 3, 520, 264, 2}},
       97, "FUSEDMOE_CUDA_FUSED_RASTER", "experts", "fixed");
+  for (const char* rows : {"1", "3"}) {
+    SCOPED_TRACE(std::string("FUSEDMOE_CUDA_FUSED_RASTER_ROWS=") + rows);
+    const testing::ScopedEnv scoped_rows("FUSEDMOE_CUDA_FUSED_RASTER_ROWS", rows);
+    expect_switch_keeps_the_bits({FusedCase{"long_runs", 2600, 3, 520, 264, 2}}, 98,
+                                 "FUSEDMOE_CUDA_FUSED_RASTER", "experts", "fixed");
+  }
 }
 
 // apply() allocates nothing and never waits for the host: the forward captures into a CUDA graph (global
@@ -746,6 +753,27 @@ TEST(CudaFusedSwitches, BadValuesAreRejected) {
   }
   for (const char* value : {"auto", "single", "multi"}) {
     const testing::ScopedEnv align("FUSEDMOE_CUDA_FUSED_ALIGN", value);
+    EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
+  }
+  {
+    const testing::ScopedEnv rows("FUSEDMOE_CUDA_FUSED_RASTER_ROWS", "65");
+    try {
+      cuda_fused::CudaFusedExperts experts(config);
+      ADD_FAILURE() << "FUSEDMOE_CUDA_FUSED_RASTER_ROWS=65 was accepted";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find("expected 1 .. 64"), std::string::npos) << error.what();
+    }
+  }
+  for (const char* value : {"0", "-3", "many"}) {
+    const testing::ScopedEnv rows("FUSEDMOE_CUDA_FUSED_RASTER_ROWS", value);
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument) << value;
+  }
+  {
+    const testing::ScopedEnv raster("FUSEDMOE_CUDA_FUSED_RASTER", "rows");
+    EXPECT_THROW(cuda_fused::CudaFusedExperts{config}, InvalidArgument);
+  }
+  for (const char* value : {"experts", "fixed"}) {
+    const testing::ScopedEnv raster("FUSEDMOE_CUDA_FUSED_RASTER", value);
     EXPECT_NO_THROW(cuda_fused::CudaFusedExperts{config}) << value;
   }
   {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "backends/cuda_common/cuda_check.hpp"
@@ -68,6 +69,16 @@ bool async_signal_disabled_from_env() {
 }
 bool fixed_raster_from_env() {
   return env_choice("FUSEDMOE_CUDA_FUSED_RASTER", {"experts", "fixed"}) == 1;
+}
+// FUSEDMOE_CUDA_FUSED_RASTER_ROWS=<tile rows>: the expert groups' most rows instead of raster_group_rows's
+// (tests split runs into chunks with it; 0 when unset).
+int raster_rows_from_env() {
+  const std::optional<int> rows = env_positive_int("FUSEDMOE_CUDA_FUSED_RASTER_ROWS");
+  if (rows && *rows > kRasterMaxGroupRows) {
+    throw InvalidArgument(str_cat("FUSEDMOE_CUDA_FUSED_RASTER_ROWS=", *rows, ": expected 1 .. ",
+                                  kRasterMaxGroupRows, " tile rows"));
+  }
+  return rows.value_or(0);
 }
 // The enums' orders are the values' orders (the first is the default).
 CudaFusedExperts::Handover handover_from_env() {
@@ -157,6 +168,7 @@ CudaFusedExperts::CudaFusedExperts(const MoeConfig& config, std::optional<Forwar
       tma_rows_disabled_(tma_rows_disabled_from_env()),
       async_signal_disabled_(async_signal_disabled_from_env()),
       fixed_raster_(fixed_raster_from_env()),
+      raster_rows_(raster_rows_from_env()),
       warm_bytes_(warm_bytes_from_env()),
       forced_(std::move(forced)),
       persistent_shape_(persistent_shape_from_env()),
@@ -403,7 +415,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .warm = warm,
                            .write_padding_warps = tma_rows,
                            .async_signal = !async_signal_disabled_,
-                           .block_runs = expert_raster},
+                           .block_runs = expert_raster,
+                           .raster_rows = raster_rows_},
                stream);
   launch_gemm2(Gemm2Launch{.tile = &gemm2_tile,
                            .intermediate = intermediate.data(),
@@ -426,7 +439,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                            .tma_rows = tma_rows,
                            .async_signal = !async_signal_disabled_,
                            .gemm1_tile = &tile,
-                           .block_runs = expert_raster},
+                           .block_runs = expert_raster,
+                           .raster_rows = raster_rows_},
                stream);
   launch_reduce(ReduceLaunch{.rows = weighted_rows.data(),
                              .pitch = plan.hidden_pitch,

@@ -93,6 +93,8 @@ class CudaFusedExperts final : public ExpertsModular {
   // FUSEDMOE_CUDA_FUSED_RASTER=fixed: the warp-specialised tiles take their tiles in fixed groups of row
   // blocks instead of expert groups (kernels/raster.hpp).
   bool fixed_raster_ = false;
+  // FUSEDMOE_CUDA_FUSED_RASTER_ROWS: the expert groups' most tile rows (0: raster_group_rows decides).
+  int raster_rows_ = 0;
   // The L2 warm-up's budget of GEMM1's first weights while a decode batch's align runs, 0 for none
   // (kernels/l2_warm_up.cuh; on by default on Hopper for the mma.sync tiles, up to kWarmMaxPairs pairs):
   // FUSEDMOE_CUDA_FUSED_WARM=off, FUSEDMOE_CUDA_FUSED_WARM_MIB.

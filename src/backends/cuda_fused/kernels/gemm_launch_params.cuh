@@ -30,7 +30,7 @@ inline Gemm1Params gemm1_params(const Gemm1Launch& args, int block_k) {
                      .warm = args.warm,
                      .write_padding_warps = args.write_padding_warps,
                      .async_signal = args.async_signal,
-                     .raster = Raster{.block_runs = args.block_runs}};
+                     .raster = Raster{.block_runs = args.block_runs, .group_rows = args.raster_rows}};
 }
 
 inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
@@ -49,7 +49,7 @@ inline Gemm2Params gemm2_params(const Gemm2Launch& args, int block_k) {
                      .ldo = args.pitch,
                      .out_columns = args.hidden,
                      .async_signal = args.async_signal,
-                     .raster = Raster{.block_runs = args.block_runs}};
+                     .raster = Raster{.block_runs = args.block_runs, .group_rows = args.raster_rows}};
 }
 
 // Row blocks on x (up to 2^31 - 1), column blocks on y (up to 65535).

@@ -101,6 +101,7 @@ struct Gemm1Launch {
   // groups (raster.hpp: each expert's weights cross the DRAM once per group); nullptr: fixed groups of
   // kRasterRows row blocks. Same bits either way.
   const BlockRun* block_runs = nullptr;
+  int raster_rows = 0;  // > 0: the expert groups' most tile rows (else raster_group_rows's)
 };
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream);
 
@@ -139,6 +140,7 @@ struct Gemm2Launch {
   // the hand-over counts its column blocks.
   const TileConfig* gemm1_tile = nullptr;
   const BlockRun* block_runs = nullptr;  // as Gemm1Launch's
+  int raster_rows = 0;                   // as Gemm1Launch's
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 

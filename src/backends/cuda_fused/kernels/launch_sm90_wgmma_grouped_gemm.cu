@@ -126,7 +126,8 @@ bool run_warp_specialized(void (*kernel)(Params, CUtensorMap, unsigned long long
   const std::int64_t tiles = (row_blocks + Shape::kClusterM - 1) / Shape::kClusterM * column_blocks;
   const std::int64_t clusters = std::min(tiles, resident);
   Params launched = params;
-  if (launched.raster.block_runs != nullptr) {  // the expert groups' size for this GEMM's depth and width
+  // The expert groups' size for this GEMM's depth and width, unless the launch named one (group_rows > 0).
+  if (launched.raster.block_runs != nullptr && launched.raster.group_rows <= 0) {
     launched.raster.group_rows =
         raster_group_rows(Shape::kBlockM, std::int64_t{params.k_tiles} * Shape::kBlockK * 2, column_blocks,
                           static_cast<int>(resident * Shape::kClusterM), Shape::kClusterM);

@@ -7,7 +7,8 @@
 //     M=4096 and deepseek-v3 M=16384 1.7x (ncu, bench/results/2026-11-28-h200-session23.md).
 //   - Expert groups (expert_grouped_tile): a group is one expert's run of row blocks (from the align,
 //     BlockRun), split into near-equal chunks where the run is longer than `group_rows`, so each expert's
-//     weights cross the DRAM once per chunk; raster_group_rows bounds a group's A rows by what the L2 holds.
+//     weights cross the DRAM once per chunk (raster_group_rows: enough rows for ~24 MiB of A rows, two waves
+//     of tiles or 8 row blocks, whichever is most; at most kRasterMaxGroupRows).
 // Plain C++ (host and device), so the host tests can check that both orders visit every tile once.
 #pragma once
 
@@ -30,7 +31,8 @@ struct BlockCoordinates {
 };
 
 // Tile `tile` (launch order) of a rows x columns grid of tiles in fixed groups of kRasterRows rows. Index:
-// std::int64_t, or int where rows * columns fits (a kernel's divisions are then much cheaper).
+// std::int64_t, or int where rows * columns and kRasterRows * columns fit (a kernel's divisions are then
+// much cheaper; the kernels' column blocks are a few thousand at most).
 template <class Index = std::int64_t>
 FUSEDMOE_RASTER_FN BlockCoordinates grouped_tile(Index tile, Index rows, Index columns) {
   const Index per_group = kRasterRows * columns;
@@ -51,10 +53,10 @@ struct alignas(16) BlockRun {
 };
 
 // The expert raster of a launch: block_runs [row blocks] (nullptr: fixed groups) and the most tile rows of
-// a group (raster_group_rows).
+// a group (0: the launcher sets raster_group_rows's).
 struct Raster {
   const BlockRun* block_runs = nullptr;
-  int group_rows = kRasterRows;
+  int group_rows = 0;
 };
 
 // Tile `tile` of a rows x columns grid in expert groups. Tile rows are row blocks, or pairs of them
@@ -95,16 +97,19 @@ FUSEDMOE_RASTER_FN BlockCoordinates expert_grouped_tile(Index tile, Index rows, 
 // the other operand take the rest of the H100's and H200's 50 MiB).
 inline constexpr std::int64_t kRasterABytes = std::int64_t{24} << 20;
 
-// Most tile rows of an expert group: as many as keep the group's A rows (block_m rows of a_row_bytes per row
-// block) within kRasterABytes, or as many as two waves of tiles cover (then the A rows are reused at once);
-// never fewer than the fixed groups' kRasterRows row blocks. tile_ctas: CTAs per tile (2 for pairs).
+// Most tile rows of an expert group, the most of: the rows whose A rows (block_m rows of a_row_bytes per row
+// block) fill kRasterABytes; the rows two waves of tiles cover (their tiles run at once, so the A rows are
+// reused at once even beyond the L2 bound); the fixed groups' kRasterRows row blocks. At most
+// kRasterMaxGroupRows. tile_ctas: CTAs per tile (2 for pairs).
+inline constexpr int kRasterMaxGroupRows = 64;
 inline int raster_group_rows(std::int64_t block_m, std::int64_t a_row_bytes, std::int64_t columns,
                              int num_sms, int tile_ctas) {
   const std::int64_t by_l2 = kRasterABytes / std::max<std::int64_t>(1, block_m * a_row_bytes * tile_ctas);
   const std::int64_t tiles_per_wave = std::max(1, num_sms / std::max(1, tile_ctas));
   const std::int64_t by_waves = (2 * tiles_per_wave + columns - 1) / std::max<std::int64_t>(1, columns);
   const std::int64_t fixed = kRasterRows / std::max(1, tile_ctas);
-  return static_cast<int>(std::clamp<std::int64_t>(std::max({by_l2, by_waves, fixed}), 1, 64));
+  return static_cast<int>(
+      std::clamp<std::int64_t>(std::max({by_l2, by_waves, fixed}), 1, kRasterMaxGroupRows));
 }
 
 }  // namespace fusedmoe::cuda_fused
