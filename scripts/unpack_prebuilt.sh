@@ -8,6 +8,6 @@ for packed in "$folder"/*.gz; do
   [ -e "$packed" ] || continue
   gunzip -f "$packed"
 done
-for program in fusedmoe fusedmoe_tests fusedmoe_base; do
+for program in fusedmoe fusedmoe_tests fusedmoe_base fusedmoe_probe; do
   if [ -f "$folder/$program" ]; then chmod +x "$folder/$program"; fi
 done

@@ -11,6 +11,7 @@
 
 #include "backends/cuda_fused/builtin_tune_tables.hpp"
 #include "backends/cuda_fused/experts.hpp"
+#include "backends/cuda_fused/kernels/launch.hpp"
 #include "backends/cuda_fused/kernels/tile_table.hpp"
 #include "cuda/gpu_case_testing.hpp"
 #include "cuda/tile_testing.hpp"
@@ -335,6 +336,61 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
         }
       }
     }
+  }
+}
+
+// A multi-wave mma.sync GEMM1 lets GEMM2 launch early where GEMM2's grid fills every SM slot
+// (gemm2_fills_a_wave): GEMM2's blocks then start during GEMM1's last wave. Two batches in a row on one
+// kernel: a GEMM2 that read the intermediate before GEMM1 wrote it would see the first batch's. The same
+// bits as without dependent launches, and fp64 passes.
+TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase c{"multi_wave", 128, 64, 1024, 512, 8};
+  const MoeConfig config = gpu_config(c);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
+  // 1024 pairs over 64 experts: at most 124 row blocks of 16, so GEMM2 launches 124 x 16 blocks of m16.
+  auto fills = [](cuda_fused::TileId tile, std::int64_t max_blocks, std::int64_t hidden_size) {
+    cuda_fused::Gemm2Launch launch{};
+    launch.tile = &cuda_fused::tile_config(tile);
+    launch.max_blocks = max_blocks;
+    launch.hidden = hidden_size;
+    return cuda_fused::gemm2_fills_a_wave(launch);
+  };
+  EXPECT_TRUE(fills(cuda_fused::TileId::m16, 124, c.hidden));
+  EXPECT_FALSE(fills(cuda_fused::TileId::m16, 1, 64));
+  EXPECT_FALSE(fills(cuda_fused::TileId::wg64_n128, 1 << 16, c.hidden));  // wgmma tiles: never
+
+  const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
+  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", "m16");
+  const MoeWeights weights = random_weights(config, 71);
+  std::vector<Tensor> hidden, ids, routing_weights;
+  std::vector<std::vector<double>> references;
+  for (std::uint64_t batch = 0; batch < 2; ++batch) {
+    const Tensor h = random_hidden(config, c.tokens, 72 + 10 * batch);
+    const testing::Routing routing =
+        testing::make_routing(config, c.tokens, RoutingPattern::router, 73 + 10 * batch, weights, h);
+    hidden.push_back(testing::to_device(h));
+    ids.push_back(testing::to_device(routing.ids));
+    routing_weights.push_back(testing::to_device(routing.weights));
+    references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
+  }
+  auto run_both = [&](const char* pdl) {
+    const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    std::vector<Tensor> outs;
+    for (std::size_t batch = 0; batch < 2; ++batch) {
+      const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+      built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
+      outs.push_back(testing::to_host(out));
+    }
+    return outs;
+  };
+  const std::vector<Tensor> early = run_both("on"), serial = run_both("off");
+  for (std::size_t batch = 0; batch < 2; ++batch) {
+    SCOPED_TRACE(batch);
+    EXPECT_LE(compare_to_reference(early[batch], references[batch]).relative_error,
+              tolerance_for(DType::bf16));
+    EXPECT_TRUE(testing::bitwise_equal(early[batch], serial[batch]));
   }
 }
 

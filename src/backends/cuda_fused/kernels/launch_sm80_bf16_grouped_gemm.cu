@@ -6,6 +6,8 @@
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
 #include "core/check.hpp"
 
+#include <type_traits>
+
 namespace fusedmoe::cuda_fused {
 
 namespace {
@@ -32,32 +34,62 @@ static_assert(matches<ShapeM16>(kTileConfigs[0]) && matches<ShapeM32>(kTileConfi
                   matches<ShapeM16N64K128>(kTileConfigs[6]) && matches<ShapeM16N128K128>(kTileConfigs[7]),
               "tile_table.hpp's table and the instantiated shapes must agree");
 
-// Launches one GEMM; it lets its successor launch early only when the whole grid is resident at once (one
-// wave; cuda_common/kernels/grid_dependency.cuh says why).
+// Calls f(std::type_identity<Shape>{}) with the instantiated shape of an mma.sync tile.
+template <class F>
+decltype(auto) with_shape(TileId id, F&& f) {
+  switch (id) {
+    case TileId::m16:
+      return f(std::type_identity<ShapeM16>{});
+    case TileId::m32:
+      return f(std::type_identity<ShapeM32>{});
+    case TileId::m64:
+      return f(std::type_identity<ShapeM64>{});
+    case TileId::m128:
+      return f(std::type_identity<ShapeM128>{});
+    case TileId::m16_n32_s8:
+      return f(std::type_identity<ShapeM16N32S8>{});
+    case TileId::m16_n64_s8:
+      return f(std::type_identity<ShapeM16N64S8>{});
+    case TileId::m16_n64_k128:
+      return f(std::type_identity<ShapeM16N64K128>{});
+    case TileId::m16_n128_k128:
+      return f(std::type_identity<ShapeM16N128K128>{});
+    default:
+      throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
+  }
+}
+
+// Launches one GEMM; it lets its successor launch early when the whole grid is resident at once (one wave)
+// or when `successor_fills_a_wave` (cuda_common/kernels/grid_dependency.cuh says why).
 template <class Shape, class Params>
 void launch_gemm(void (*kernel)(Params), dim3 grid, Params params, bool dependent_launch,
-                 cudaStream_t stream) {
+                 bool successor_fills_a_wave, cudaStream_t stream) {
   const auto* function = reinterpret_cast<const void*>(kernel);
   cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
   params.trigger_dependents_early =
-      dependent_launch && cuda::grid_fits_one_wave(function, static_cast<std::int64_t>(grid.x) * grid.y,
-                                                   Shape::kThreads, Shape::kSharedBytes);
+      dependent_launch && (successor_fills_a_wave ||
+                           cuda::grid_fits_one_wave(function, static_cast<std::int64_t>(grid.x) * grid.y,
+                                                    Shape::kThreads, Shape::kSharedBytes));
   cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, dependent_launch,
                          params);
 }
 
 template <class Shape>
+dim3 gemm2_grid(const Gemm2Launch& args) {
+  return gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
+}
+
+template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  launch_gemm<Shape>(gemm1_gate_up_kernel<Shape>,
-                     gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
-                     gemm1_params(args, Shape::kBlockK), args.dependent_launch, stream);
+  launch_gemm<Shape>(
+      gemm1_gate_up_kernel<Shape>, gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
+      gemm1_params(args, Shape::kBlockK), args.dependent_launch, args.successor_fills_a_wave, stream);
 }
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  launch_gemm<Shape>(gemm2_down_kernel<Shape>,
-                     gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN),
-                     gemm2_params(args, Shape::kBlockK), args.dependent_launch, stream);
+  launch_gemm<Shape>(gemm2_down_kernel<Shape>, gemm2_grid<Shape>(args), gemm2_params(args, Shape::kBlockK),
+                     args.dependent_launch, false, stream);
 }
 
 }  // namespace
@@ -65,26 +97,7 @@ void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
 void launch_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   if (args.tile->wgmma) return launch_wgmma_gemm1(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
-  switch (args.tile->id) {
-    case TileId::m16:
-      return run_gemm1<ShapeM16>(args, stream);
-    case TileId::m32:
-      return run_gemm1<ShapeM32>(args, stream);
-    case TileId::m64:
-      return run_gemm1<ShapeM64>(args, stream);
-    case TileId::m128:
-      return run_gemm1<ShapeM128>(args, stream);
-    case TileId::m16_n32_s8:
-      return run_gemm1<ShapeM16N32S8>(args, stream);
-    case TileId::m16_n64_s8:
-      return run_gemm1<ShapeM16N64S8>(args, stream);
-    case TileId::m16_n64_k128:
-      return run_gemm1<ShapeM16N64K128>(args, stream);
-    case TileId::m16_n128_k128:
-      return run_gemm1<ShapeM16N128K128>(args, stream);
-    default:
-      throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
-  }
+  with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) { run_gemm1<Shape>(args, stream); });
 }
 
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
@@ -93,26 +106,18 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
                  args.tile->name);
   if (args.tile->wgmma) return launch_wgmma_gemm2(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
-  switch (args.tile->id) {
-    case TileId::m16:
-      return run_gemm2<ShapeM16>(args, stream);
-    case TileId::m32:
-      return run_gemm2<ShapeM32>(args, stream);
-    case TileId::m64:
-      return run_gemm2<ShapeM64>(args, stream);
-    case TileId::m128:
-      return run_gemm2<ShapeM128>(args, stream);
-    case TileId::m16_n32_s8:
-      return run_gemm2<ShapeM16N32S8>(args, stream);
-    case TileId::m16_n64_s8:
-      return run_gemm2<ShapeM16N64S8>(args, stream);
-    case TileId::m16_n64_k128:
-      return run_gemm2<ShapeM16N64K128>(args, stream);
-    case TileId::m16_n128_k128:
-      return run_gemm2<ShapeM16N128K128>(args, stream);
-    default:
-      throw InternalError("[cuda_fused] a wgmma tile reached the mma.sync launcher");
-  }
+  with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) { run_gemm2<Shape>(args, stream); });
+}
+
+bool gemm2_fills_a_wave(const Gemm2Launch& args) {
+  if (args.tile->wgmma) return false;
+  return with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) {
+    const auto* function = reinterpret_cast<const void*>(gemm2_down_kernel<Shape>);
+    cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
+    const dim3 grid = gemm2_grid<Shape>(args);
+    return static_cast<std::int64_t>(grid.x) * grid.y >=
+           cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes);
+  });
 }
 
 }  // namespace fusedmoe::cuda_fused
