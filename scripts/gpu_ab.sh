@@ -2,6 +2,10 @@
 # Same-call A/B timing of cuda_fused variants on a GPU: rounds of `fusedmoe bench`, each round running every
 # variant once per preset in turn (alternating, so drift between calls and clock changes hit all variants
 # alike). Compute-bound cells move 4-6% between GPU calls: compare only rows of one run of this script.
+# Compute-bound cells also move within a call: after each process's pause the card runs above its sustained
+# power for some tens of replays, then throttles under the power cap, so a median of 20 replays lands
+# anywhere between the two (H200 mixtral-8x7b M=4096: 4.10-4.78 ms; bench/results/2026-11-28-h200-session24.md
+# section 3). REPEATS=200 settles every row at the sustained state (4.78-4.80 ms): use it for prefill cells.
 #
 # Usage: VARIANTS='base .prebuilt/fusedmoe_base; pair .prebuilt/fusedmoe FUSEDMOE_CUDA_FUSED_TILE=x' \
 #        PREBUILT=.prebuilt scripts/gpu_ab.sh out.txt
