@@ -342,7 +342,8 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
 // A multi-wave mma.sync GEMM1 lets GEMM2 launch early where GEMM2's grid fills every SM slot
 // (gemm2_fills_a_wave): GEMM2's blocks then start during GEMM1's last wave. Two batches in a row on one
 // kernel: a GEMM2 that read the intermediate before GEMM1 wrote it would see the first batch's. The same
-// bits as without dependent launches, and fp64 passes.
+// bits as without dependent launches, and fp64 passes. (The forward's own choice is not observable here;
+// the host checks pin the rule at this case's sizes.)
 TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
   FUSEDMOE_REQUIRE_CUDA();
   const FusedCase c{"multi_wave", 128, 64, 1024, 512, 8};
@@ -359,6 +360,15 @@ TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
   EXPECT_TRUE(fills(cuda_fused::TileId::m16, 124, c.hidden));
   EXPECT_FALSE(fills(cuda_fused::TileId::m16, 1, 64));
   EXPECT_FALSE(fills(cuda_fused::TileId::wg64_n128, 1 << 16, c.hidden));  // wgmma tiles: never
+  // GEMM1's grid (124 x 1024 / 64 blocks) needs several waves, so only a full GEMM2 lets it trigger early.
+  cuda_fused::Gemm1Launch gemm1{};
+  gemm1.tile = &cuda_fused::tile_config(cuda_fused::TileId::m16);
+  gemm1.max_blocks = 124;
+  gemm1.intermediate_padded = c.intermediate;
+  gemm1.dependent_launch = true;
+  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
+  gemm1.successor_fills_a_wave = true;
+  EXPECT_TRUE(cuda_fused::gemm1_triggers_early(gemm1));
 
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
   const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", "m16");

@@ -13,12 +13,13 @@
 // their first weight stages while GEMM1 streams, and the reduce's blocks are resident when GEMM2 ends. A
 // multi-wave GEMM1 triggers only where GEMM2's grid fills every SM slot: GEMM2's first blocks then request
 // their weights in the slots GEMM1's last wave frees, where the DRAM would idle (H200: qwen3-30b-a3b M=8
-// 1.6%, olmoe-1b-7b M=8/64 0.7%/1.0% faster). A GEMM2 grid smaller than a wave lands on the SMs that GEMM1
+// 0.8%, olmoe-1b-7b M=8/64 1.4%/1.0% faster). A GEMM2 grid smaller than a wave lands on the SMs that GEMM1
 // frees first, several blocks to an SM while others get none, instead of spread over all of them when it
-// launches onto an idle GPU: mixtral-8x7b M=1/8 (GEMM2 128/512 blocks) 2.3%/3.2% slower on the H200, 7% on
-// the H100 in session 4 (bench/results/2026-11-28-h200-session24.md). The reduce lets its successor launch
-// when it exits. launch_dependent() is an ordinary launch unless the caller asks for
-// overlap (FUSEDMOE_CUDA_PDL, read by the Experts) and kernel_waits_for_prior_grids(): compute
+// launches onto an idle GPU: mixtral-8x7b M=1/8 (GEMM2 grids of 128/576 blocks against 264/792 slots)
+// 2.3%/3.2% slower on the H200, 7% on the H100 in session 4 (bench/results/2026-11-28-h200-session24.md).
+// A multi-wave GEMM2 lets the reduce launch only when it exits (letting it in early gained nothing). The
+// reduce lets its successor launch when it exits. launch_dependent() is an ordinary launch unless the caller
+// asks for overlap (FUSEDMOE_CUDA_PDL, read by the Experts) and kernel_waits_for_prior_grids(): compute
 // capability 9.0+ and the kernel compiled for it (code JIT-compiled from compute_80 PTX, e.g. an 80-only
 // build on an H100, has neither instruction).
 #pragma once

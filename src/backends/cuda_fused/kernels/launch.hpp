@@ -73,8 +73,9 @@ struct Gemm1Launch {
   // Overlap the previous kernel's tail (cuda_common/kernels/grid_dependency.cuh): GEMM1 waits for it before
   // reading anything, so any predecessor is fine.
   bool dependent_launch = false;
-  // mma.sync tiles, with dependent_launch: GEMM2's grid fills every SM slot (gemm2_fills_a_wave), so GEMM1
-  // lets it launch early even where GEMM1's own grid needs several waves (grid_dependency.cuh says why).
+  // mma.sync tiles, with dependent_launch: GEMM2's grid fills every SM slot (the caller sets it from
+  // gemm2_fills_a_wave), so GEMM1 lets it launch early even where GEMM1's own grid needs several waves
+  // (gemm1_triggers_early; grid_dependency.cuh says why).
   bool successor_fills_a_wave = false;
   // [tile_counter_words] device words: the two the warp-specialised tiles hand out tiles from (GEMM1's, then
   // GEMM2's; the same pointer goes to launch_gemm2), then row_done's. The caller zeroes them before the
@@ -147,8 +148,12 @@ struct Gemm2Launch {
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
 // mma.sync tiles: whether launch_gemm2's grid has at least as many blocks as the device holds at once (false
-// for wgmma tiles).
+// for wgmma tiles). It counts launched blocks, those of row blocks the align leaves unused (they exit at
+// once) included: an over-count where experts have few rows or are not local.
 bool gemm2_fills_a_wave(const Gemm2Launch& args);
+// mma.sync tiles: whether launch_gemm1 lets GEMM2 launch early (dependent_launch, and GEMM1's grid is one
+// wave or successor_fills_a_wave; false for wgmma tiles).
+bool gemm1_triggers_early(const Gemm1Launch& args);
 
 // 64-bit words of the warp-specialised tiles' counters: the two tile counters, then one 32-bit row_done
 // word per row block (Gemm1Launch::row_done).

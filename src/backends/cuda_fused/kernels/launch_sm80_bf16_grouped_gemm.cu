@@ -59,19 +59,29 @@ decltype(auto) with_shape(TileId id, F&& f) {
   }
 }
 
-// Launches one GEMM; it lets its successor launch early when the whole grid is resident at once (one wave)
-// or when `successor_fills_a_wave` (cuda_common/kernels/grid_dependency.cuh says why).
+// Whether a grid of `kernel` is resident at once (one wave); opts the kernel into its shared memory first.
 template <class Shape, class Params>
-void launch_gemm(void (*kernel)(Params), dim3 grid, Params params, bool dependent_launch,
-                 bool successor_fills_a_wave, cudaStream_t stream) {
+bool fits_one_wave(void (*kernel)(Params), dim3 grid) {
   const auto* function = reinterpret_cast<const void*>(kernel);
   cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
-  params.trigger_dependents_early =
-      dependent_launch && (successor_fills_a_wave ||
-                           cuda::grid_fits_one_wave(function, static_cast<std::int64_t>(grid.x) * grid.y,
-                                                    Shape::kThreads, Shape::kSharedBytes));
+  return cuda::grid_fits_one_wave(function, static_cast<std::int64_t>(grid.x) * grid.y, Shape::kThreads,
+                                  Shape::kSharedBytes);
+}
+
+// Launches one GEMM; `trigger_early`: it lets its successor launch once every block has passed its wait
+// (cuda_common/kernels/grid_dependency.cuh says when).
+template <class Shape, class Params>
+void launch_gemm(void (*kernel)(Params), dim3 grid, Params params, bool dependent_launch, bool trigger_early,
+                 cudaStream_t stream) {
+  cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
+  params.trigger_dependents_early = dependent_launch && trigger_early;
   cuda::launch_dependent(kernel, grid, Shape::kThreads, Shape::kSharedBytes, stream, dependent_launch,
                          params);
+}
+
+template <class Shape>
+dim3 gemm1_grid(const Gemm1Launch& args) {
+  return gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN);
 }
 
 template <class Shape>
@@ -79,17 +89,28 @@ dim3 gemm2_grid(const Gemm2Launch& args) {
   return gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
 }
 
+// GEMM1 lets GEMM2 in early when its own grid is one wave, or when GEMM2's fills one (the caller's
+// Gemm1Launch::successor_fills_a_wave).
 template <class Shape>
-void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  launch_gemm<Shape>(
-      gemm1_gate_up_kernel<Shape>, gemm_grid(args.max_blocks, 2 * args.intermediate_padded / Shape::kBlockN),
-      gemm1_params(args, Shape::kBlockK), args.dependent_launch, args.successor_fills_a_wave, stream);
+bool gemm1_triggers_early_on(const Gemm1Launch& args) {
+  return args.dependent_launch &&
+         (args.successor_fills_a_wave ||
+          fits_one_wave<Shape>(gemm1_gate_up_kernel<Shape>, gemm1_grid<Shape>(args)));
 }
 
 template <class Shape>
+void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
+  launch_gemm<Shape>(gemm1_gate_up_kernel<Shape>, gemm1_grid<Shape>(args), gemm1_params(args, Shape::kBlockK),
+                     args.dependent_launch, gemm1_triggers_early_on<Shape>(args), stream);
+}
+
+// GEMM2 lets the reduce in early only when its own grid is one wave.
+template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  launch_gemm<Shape>(gemm2_down_kernel<Shape>, gemm2_grid<Shape>(args), gemm2_params(args, Shape::kBlockK),
-                     args.dependent_launch, false, stream);
+  const dim3 grid = gemm2_grid<Shape>(args);
+  launch_gemm<Shape>(gemm2_down_kernel<Shape>, grid, gemm2_params(args, Shape::kBlockK),
+                     args.dependent_launch,
+                     args.dependent_launch && fits_one_wave<Shape>(gemm2_down_kernel<Shape>, grid), stream);
 }
 
 }  // namespace
@@ -107,6 +128,13 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
   if (args.tile->wgmma) return launch_wgmma_gemm2(args, stream_handle);
   const auto stream = static_cast<cudaStream_t>(stream_handle);
   with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) { run_gemm2<Shape>(args, stream); });
+}
+
+bool gemm1_triggers_early(const Gemm1Launch& args) {
+  if (args.tile->wgmma) return false;
+  return with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) {
+    return gemm1_triggers_early_on<Shape>(args);
+  });
 }
 
 bool gemm2_fills_a_wave(const Gemm2Launch& args) {

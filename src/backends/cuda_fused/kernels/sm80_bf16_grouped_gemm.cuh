@@ -64,8 +64,9 @@ struct Gemm1Params {
   const std::int32_t* block_expert;  // [blocks]: local expert, or -1 (unused block)
   int top_k;
   int k_tiles;
-  // Let GEMM2 launch as soon as every block has passed its wait (grid_dependency.cuh): only when the whole
-  // grid is resident at once, so GEMM2's blocks take SM slots GEMM1 leaves free and never delay its blocks.
+  // Let GEMM2 launch as soon as every block has passed its wait (grid_dependency.cuh): when the whole grid is
+  // resident at once, or GEMM2's grid fills every SM slot (gemm1_triggers_early). Either way GEMM2's blocks
+  // take only slots GEMM1 leaves free: it launches once all of GEMM1's blocks have started.
   bool trigger_dependents_early;
   bf16* intermediate;  // [rows, ldi]
   std::int64_t ldi;
