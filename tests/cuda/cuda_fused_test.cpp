@@ -133,6 +133,41 @@ struct SwitchedRuns {
   Tensor gpu_hidden, gpu_ids, gpu_weights;
 };
 
+// Two batches of one case on the same weights (seed), with their fp64 references. run() forwards both in a
+// row through one freshly built kernel, under the caller's switches: a kernel that read a workspace before
+// the current batch wrote it would give the second batch the first batch's values.
+struct TwoBatches {
+  TwoBatches(const FusedCase& c, std::uint64_t seed)
+      : c(c), config(gpu_config(c)), weights(random_weights(config, seed)) {
+    for (std::uint64_t batch = 0; batch < 2; ++batch) {
+      const Tensor h = random_hidden(config, c.tokens, seed + 1 + 10 * batch);
+      const testing::Routing routing =
+          testing::make_routing(config, c.tokens, RoutingPattern::router, seed + 2 + 10 * batch, weights, h);
+      hidden.push_back(testing::to_device(h));
+      ids.push_back(testing::to_device(routing.ids));
+      routing_weights.push_back(testing::to_device(routing.weights));
+      references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
+    }
+  }
+
+  std::vector<Tensor> run() const {
+    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
+    std::vector<Tensor> outs;
+    for (std::size_t batch = 0; batch < 2; ++batch) {
+      const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
+      built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
+      outs.push_back(testing::to_host(out));
+    }
+    return outs;
+  }
+
+  FusedCase c;
+  MoeConfig config;
+  MoeWeights weights;
+  std::vector<Tensor> hidden, ids, routing_weights;
+  std::vector<std::vector<double>> references;
+};
+
 #define FUSEDMOE_REQUIRE_WGMMA()                                                                      \
   do {                                                                                                \
     if (!wgmma_available()) GTEST_SKIP() << "no wgmma: needs compute capability 9.0 and sm_90a code"; \
@@ -290,38 +325,19 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   for (const FusedCase& c :
        {FusedCase{"early", 16, 8, 8192, 512, 2}, FusedCase{"walk", 4000, 8, 712, 512, 2}}) {
     SCOPED_TRACE(c.label);
-    const MoeConfig config = gpu_config(c);
-    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-    const MoeWeights weights = random_weights(config, 61);
-    std::vector<Tensor> hidden, ids, routing_weights;
-    std::vector<std::vector<double>> references;
-    for (std::uint64_t batch = 0; batch < 2; ++batch) {
-      const Tensor h = random_hidden(config, c.tokens, 62 + 10 * batch);
-      const testing::Routing routing =
-          testing::make_routing(config, c.tokens, RoutingPattern::router, 63 + 10 * batch, weights, h);
-      hidden.push_back(testing::to_device(h));
-      ids.push_back(testing::to_device(routing.ids));
-      routing_weights.push_back(testing::to_device(routing.weights));
-      references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
-    }
+    FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+    const TwoBatches batches(c, 61);
     auto run_both = [&](const char* handover, const char* pdl) {
       const testing::ScopedEnv scoped_handover("FUSEDMOE_CUDA_FUSED_HANDOVER", handover);
       const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
-      testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
-      std::vector<Tensor> outs;
-      for (std::size_t batch = 0; batch < 2; ++batch) {
-        const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-        built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
-        outs.push_back(testing::to_host(out));
-      }
-      return outs;
+      return batches.run();
     };
     for (const char* tile : kWarpSpecializedTiles) {
       SCOPED_TRACE(tile);
       const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
       const std::vector<Tensor> expected = run_both("off", "on");
       for (std::size_t batch = 0; batch < 2; ++batch) {
-        EXPECT_LE(compare_to_reference(expected[batch], references[batch]).relative_error,
+        EXPECT_LE(compare_to_reference(expected[batch], batches.references[batch]).relative_error,
                   tolerance_for(DType::bf16));
       }
       // GEMM2's A rows by TMA (the default) and gathered: the TMA reads a row block after the acquire.
@@ -372,33 +388,15 @@ TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
 
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
   const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", "m16");
-  const MoeWeights weights = random_weights(config, 71);
-  std::vector<Tensor> hidden, ids, routing_weights;
-  std::vector<std::vector<double>> references;
-  for (std::uint64_t batch = 0; batch < 2; ++batch) {
-    const Tensor h = random_hidden(config, c.tokens, 72 + 10 * batch);
-    const testing::Routing routing =
-        testing::make_routing(config, c.tokens, RoutingPattern::router, 73 + 10 * batch, weights, h);
-    hidden.push_back(testing::to_device(h));
-    ids.push_back(testing::to_device(routing.ids));
-    routing_weights.push_back(testing::to_device(routing.weights));
-    references.push_back(fp64_moe_reference(config, weights, h, routing.ids, routing.weights));
-  }
+  const TwoBatches batches(c, 71);
   auto run_both = [&](const char* pdl) {
     const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
-    testing::BuiltKernel built = testing::build_kernel(cuda_fused(), config, testing::weights_on(weights));
-    std::vector<Tensor> outs;
-    for (std::size_t batch = 0; batch < 2; ++batch) {
-      const Tensor out = testing::empty_poisoned(DType::bf16, {c.tokens, c.hidden});
-      built.kernel->forward(hidden[batch], ids[batch], routing_weights[batch], {}, *built.weights, out);
-      outs.push_back(testing::to_host(out));
-    }
-    return outs;
+    return batches.run();
   };
   const std::vector<Tensor> early = run_both("on"), serial = run_both("off");
   for (std::size_t batch = 0; batch < 2; ++batch) {
     SCOPED_TRACE(batch);
-    EXPECT_LE(compare_to_reference(early[batch], references[batch]).relative_error,
+    EXPECT_LE(compare_to_reference(early[batch], batches.references[batch]).relative_error,
               tolerance_for(DType::bf16));
     EXPECT_TRUE(testing::bitwise_equal(early[batch], serial[batch]));
   }
