@@ -109,8 +109,7 @@ template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
   const dim3 grid = gemm2_grid<Shape>(args);
   launch_gemm<Shape>(gemm2_down_kernel<Shape>, grid, gemm2_params(args, Shape::kBlockK),
-                     args.dependent_launch,
-                     args.dependent_launch && fits_one_wave<Shape>(gemm2_down_kernel<Shape>, grid), stream);
+                     args.dependent_launch, fits_one_wave<Shape>(gemm2_down_kernel<Shape>, grid), stream);
 }
 
 }  // namespace
