@@ -9,6 +9,8 @@
 # Usage: scripts/gpu_retune.sh [out-dir]          (default build/gpu/retune)
 #   PRESETS="qwen3-30b-a3b olmoe-1b-7b mixtral-8x7b deepseek-v3"   TOKENS=1,8,64,256,1024,4096,16384
 #   ROUNDS=2 (the A/B's rounds)   PREBUILT=.prebuilt (a packed CLI, else build/gpu/bin/fusedmoe, built if missing)
+#   REPEATS: replays per candidate in tune and per row in the A/B (tune's default 10, the A/B's 20); 200
+#            measures compute-bound cells in the sustained, power-capped state (scripts/gpu_ab.sh says why)
 # Writes $out/tune.json, $out/tune-<preset>.txt (every candidate's time), $out/summary.txt
 # (scripts/tune_summary.py), $out/ab.txt, $out/builtin.json.
 set -uo pipefail
@@ -23,6 +25,7 @@ rm -f "$out/tune.json"
 for preset in $presets; do
   start=$(date +%s)
   "$cli" tune --device cuda:0 --preset "$preset" --tokens "$tokens" --output "$out/tune.json" --json \
+    ${REPEATS:+--repeats "$REPEATS"} \
     >"$out/tune-$preset.txt" 2>&1 || { tail -5 "$out/tune-$preset.txt"; exit 2; }
   echo "tuned $preset in $(($(date +%s) - start)) s"
 done
