@@ -355,40 +355,12 @@ TEST(CudaFusedTiles, HandoverReadsRowBlocksOnlyOnceWritten) {
   }
 }
 
-// A multi-wave mma.sync GEMM1 lets GEMM2 launch early where GEMM2's grid fills every SM slot
-// (gemm2_fills_a_wave): GEMM2's blocks then start during GEMM1's last wave. Two batches in a row on one
-// kernel: a GEMM2 that read the intermediate before GEMM1 wrote it would see the first batch's. The same
-// bits as without dependent launches, and fp64 passes. (The forward's own choice is not observable here;
-// the host checks pin the rule at this case's sizes.)
-TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
-  FUSEDMOE_REQUIRE_CUDA();
-  const FusedCase c{"multi_wave", 128, 64, 1024, 512, 8};
-  const MoeConfig config = gpu_config(c);
-  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), config);
-  // 1024 pairs over 64 experts: at most 124 row blocks of 16, so GEMM2 launches 124 x 16 blocks of m16.
-  auto fills = [](cuda_fused::TileId tile, std::int64_t max_blocks, std::int64_t hidden_size) {
-    cuda_fused::Gemm2Launch launch{};
-    launch.tile = &cuda_fused::tile_config(tile);
-    launch.max_blocks = max_blocks;
-    launch.hidden = hidden_size;
-    return cuda_fused::gemm2_fills_a_wave(launch);
-  };
-  EXPECT_TRUE(fills(cuda_fused::TileId::m16, 124, c.hidden));
-  EXPECT_FALSE(fills(cuda_fused::TileId::m16, 1, 64));
-  EXPECT_FALSE(fills(cuda_fused::TileId::wg64_n128, 1 << 16, c.hidden));  // wgmma tiles: never
-  // GEMM1's grid (124 x 1024 / 64 blocks) needs several waves, so only a full GEMM2 lets it trigger early.
-  cuda_fused::Gemm1Launch gemm1{};
-  gemm1.tile = &cuda_fused::tile_config(cuda_fused::TileId::m16);
-  gemm1.max_blocks = 124;
-  gemm1.intermediate_padded = c.intermediate;
-  gemm1.dependent_launch = true;
-  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
-  gemm1.successor_fills_a_wave = true;
-  EXPECT_TRUE(cuda_fused::gemm1_triggers_early(gemm1));
-
+// Two batches in a row on one kernel with `tile` forced, dependent launches on and off: a GEMM2 that read the
+// intermediate before GEMM1 wrote it would see the first batch's. The same bits either way, and fp64 passes.
+void expect_early_gemm2_keeps_the_bits(const FusedCase& c, const char* tile, std::uint64_t seed) {
   const testing::ScopedEnv path("FUSEDMOE_CUDA_FUSED_PATH", "tiled");
-  const testing::ScopedEnv tile("FUSEDMOE_CUDA_FUSED_TILE", "m16");
-  const TwoBatches batches(c, 71);
+  const testing::ScopedEnv forced("FUSEDMOE_CUDA_FUSED_TILE", tile);
+  const TwoBatches batches(c, seed);
   auto run_both = [&](const char* pdl) {
     const testing::ScopedEnv scoped_pdl("FUSEDMOE_CUDA_PDL", pdl);
     return batches.run();
@@ -400,6 +372,66 @@ TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
               tolerance_for(DType::bf16));
     EXPECT_TRUE(testing::bitwise_equal(early[batch], serial[batch]));
   }
+}
+
+// 1024 pairs over 64 experts: GEMM1's grid needs several waves on every tile.
+const FusedCase kMultiWaveCase{"multi_wave", 128, 64, 1024, 512, 8};
+
+bool gemm2_fills(cuda_fused::TileId tile, std::int64_t max_blocks, std::int64_t hidden_size) {
+  cuda_fused::Gemm2Launch launch{};
+  launch.tile = &cuda_fused::tile_config(tile);
+  launch.max_blocks = max_blocks;
+  launch.hidden = hidden_size;
+  return cuda_fused::gemm2_fills_a_wave(launch);
+}
+
+cuda_fused::Gemm1Launch multi_wave_gemm1(cuda_fused::TileId tile, std::int64_t max_blocks) {
+  cuda_fused::Gemm1Launch gemm1{};
+  gemm1.tile = &cuda_fused::tile_config(tile);
+  gemm1.max_blocks = max_blocks;
+  gemm1.intermediate_padded = kMultiWaveCase.intermediate;
+  gemm1.dependent_launch = true;
+  return gemm1;
+}
+
+// A multi-wave mma.sync GEMM1 lets GEMM2 launch early where GEMM2's grid fills every SM slot
+// (gemm2_fills_a_wave): GEMM2's blocks then start during GEMM1's last wave. (The forward's own choice is not
+// observable here; the host checks pin the rule at this case's sizes.)
+TEST(CudaFusedTiles, MultiWaveGemm1LetsAFullGemm2InEarly) {
+  FUSEDMOE_REQUIRE_CUDA();
+  const FusedCase& c = kMultiWaveCase;
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+  // At most 124 row blocks of 16, so GEMM2 launches 124 x 16 blocks of m16.
+  EXPECT_TRUE(gemm2_fills(cuda_fused::TileId::m16, 124, c.hidden));
+  EXPECT_FALSE(gemm2_fills(cuda_fused::TileId::m16, 1, 64));
+  // GEMM1's grid (124 x 1024 / 64 blocks) needs several waves, so only a full GEMM2 lets it trigger early.
+  cuda_fused::Gemm1Launch gemm1 = multi_wave_gemm1(cuda_fused::TileId::m16, 124);
+  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
+  gemm1.successor_fills_a_wave = true;
+  EXPECT_TRUE(cuda_fused::gemm1_triggers_early(gemm1));
+  gemm1.dependent_launch = false;
+  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
+  expect_early_gemm2_keeps_the_bits(c, "m16", 71);
+}
+
+// The one-tile wgmma GEMM1s follow the same rule (only where GEMM2 fills a wave); the warp-specialised tiles
+// never trigger: they hand rows over to GEMM2 themselves.
+TEST(CudaFusedTiles, OneTileWgmmaGemm1LetsAFullGemm2InEarly) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FUSEDMOE_REQUIRE_WGMMA();
+  const FusedCase& c = kMultiWaveCase;
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), gpu_config(c));
+  // At most 79 row blocks of 64: GEMM2 launches 79 x 8 blocks of wg64_n128, more than two per SM.
+  EXPECT_TRUE(gemm2_fills(cuda_fused::TileId::wg64_n128, 79, c.hidden));
+  EXPECT_FALSE(gemm2_fills(cuda_fused::TileId::wg64_n128, 1, 128));
+  EXPECT_FALSE(gemm2_fills(cuda_fused::TileId::wg128_n256_ws, 1 << 16, c.hidden));
+  cuda_fused::Gemm1Launch gemm1 = multi_wave_gemm1(cuda_fused::TileId::wg64_n128, 79);
+  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
+  gemm1.successor_fills_a_wave = true;
+  EXPECT_TRUE(cuda_fused::gemm1_triggers_early(gemm1));
+  gemm1.tile = &cuda_fused::tile_config(cuda_fused::TileId::wg128_n256_ws);
+  EXPECT_FALSE(cuda_fused::gemm1_triggers_early(gemm1));
+  expect_early_gemm2_keeps_the_bits(c, "wg64_n128", 73);
 }
 
 // On every warp-specialised tile, forced: the forward with `variable` on is within bf16's tolerance of the

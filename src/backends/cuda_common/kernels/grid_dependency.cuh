@@ -11,11 +11,12 @@
 // Who triggers early: the align kernels (one small grid), and cuda_fused's mma.sync GEMMs when the whole grid
 // is resident at once (one wave): GEMM2's blocks then take only the SM slots GEMM1 leaves free and request
 // their first weight stages while GEMM1 streams, and the reduce's blocks are resident when GEMM2 ends. A
-// multi-wave GEMM1 triggers only where GEMM2's grid fills every SM slot: GEMM2's first blocks then request
-// their weights in the slots GEMM1's last wave frees, where the DRAM would idle (H200: qwen3-30b-a3b M=8
-// 0.8%, olmoe-1b-7b M=8/64 1.4%/1.0% faster). A GEMM2 grid smaller than a wave lands on the SMs that GEMM1
-// frees first, several blocks to an SM while others get none, instead of spread over all of them when it
-// launches onto an idle GPU: mixtral-8x7b M=1/8 (GEMM2 grids of 128/576 blocks against 264/792 slots)
+// multi-wave GEMM1 (mma.sync, or a one-tile wgmma one) triggers only where GEMM2's grid fills every SM slot:
+// GEMM2's first blocks then request their weights in the slots GEMM1's last wave frees, where the DRAM would
+// idle (H200: qwen3-30b-a3b M=8 0.8%, olmoe-1b-7b M=8/64 1.4%/1.0%, mixtral-8x7b M=64/256 on wg64_n128
+// 0.5%/0.4% faster, session 25). A GEMM2 grid smaller than a wave lands on the SMs that GEMM1 frees first,
+// several blocks to an SM while others get none, instead of spread over all of them when it launches onto an
+// idle GPU: mixtral-8x7b M=1/8 (GEMM2 grids of 128/576 blocks against 264/792 slots)
 // 2.3%/3.2% slower on the H200, 7% on the H100 in session 4 (bench/results/2026-11-28-h200-session24.md).
 // A multi-wave GEMM2 lets the reduce launch only when it exits (letting it in early gained nothing). The
 // reduce lets its successor launch when it exits. launch_dependent() is an ordinary launch unless the caller

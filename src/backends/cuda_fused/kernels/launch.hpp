@@ -73,8 +73,8 @@ struct Gemm1Launch {
   // Overlap the previous kernel's tail (cuda_common/kernels/grid_dependency.cuh): GEMM1 waits for it before
   // reading anything, so any predecessor is fine.
   bool dependent_launch = false;
-  // mma.sync tiles, with dependent_launch: GEMM2's grid fills every SM slot (the caller sets it from
-  // gemm2_fills_a_wave), so GEMM1 lets it launch early even where GEMM1's own grid needs several waves
+  // With dependent_launch: GEMM2's grid fills every SM slot (the caller sets it from gemm2_fills_a_wave), so
+  // an mma.sync or one-tile wgmma GEMM1 lets it launch early even where GEMM1's own grid needs several waves
   // (gemm1_triggers_early; grid_dependency.cuh says why).
   bool successor_fills_a_wave = false;
   // [tile_counter_words] device words: the two the warp-specialised tiles hand out tiles from (GEMM1's, then
@@ -147,12 +147,14 @@ struct Gemm2Launch {
   int raster_rows = 0;                   // as Gemm1Launch's
 };
 void launch_gemm2(const Gemm2Launch& args, StreamHandle stream);
-// mma.sync tiles: whether launch_gemm2's grid has at least as many blocks as the device holds at once (false
-// for wgmma tiles). It counts launched blocks, those of row blocks the align leaves unused (they exit at
-// once) included: an over-count where experts have few rows or are not local.
+// Whether launch_gemm2's grid has at least as many blocks as the device holds at once (false for the
+// warp-specialised tiles, whose grids are one block per SM at most). It counts launched blocks, those of row
+// blocks the align leaves unused (they exit at once) included: an over-count where experts have few rows or
+// are not local.
 bool gemm2_fills_a_wave(const Gemm2Launch& args);
-// mma.sync tiles: whether launch_gemm1 lets GEMM2 launch early (dependent_launch, and GEMM1's grid is one
-// wave or successor_fills_a_wave; false for wgmma tiles).
+// Whether launch_gemm1 lets GEMM2 launch early: dependent_launch, and on mma.sync tiles GEMM1's grid is one
+// wave or successor_fills_a_wave, on one-tile wgmma tiles successor_fills_a_wave (false for the
+// warp-specialised tiles, which hand rows over themselves).
 bool gemm1_triggers_early(const Gemm1Launch& args);
 
 // 64-bit words of the warp-specialised tiles' counters: the two tile counters, then one 32-bit row_done
@@ -167,6 +169,9 @@ void launch_zero_tile_counters(std::uint64_t* tile_counters, std::int64_t row_bl
 // to these. Throws Unsupported when this build has no sm_90a code.
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream);
 void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream);
+// gemm1_triggers_early and gemm2_fills_a_wave for the wgmma tiles (they forward to these).
+bool wgmma_gemm1_triggers_early(const Gemm1Launch& args);
+bool wgmma_gemm2_fills_a_wave(const Gemm2Launch& args);
 
 // Sum over top-k in slot order: out [M, H] bf16.
 struct ReduceLaunch {

@@ -130,14 +130,14 @@ void launch_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
 }
 
 bool gemm1_triggers_early(const Gemm1Launch& args) {
-  if (args.tile->wgmma) return false;
+  if (args.tile->wgmma) return wgmma_gemm1_triggers_early(args);
   return with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) {
     return gemm1_triggers_early_on<Shape>(args);
   });
 }
 
 bool gemm2_fills_a_wave(const Gemm2Launch& args) {
-  if (args.tile->wgmma) return false;
+  if (args.tile->wgmma) return wgmma_gemm2_fills_a_wave(args);
   return with_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) {
     const auto* function = reinterpret_cast<const void*>(gemm2_down_kernel<Shape>);
     cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);

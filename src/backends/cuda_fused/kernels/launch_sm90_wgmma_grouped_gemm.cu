@@ -5,6 +5,7 @@
 // where that code runs (wgmma_tiles_available).
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 #include "backends/cuda_common/cuda_check.hpp"
 #include "backends/cuda_common/tensor_map.hpp"
@@ -53,6 +54,28 @@ static_assert(
         staging_layout_ok<Ws128N256Pair>() && staging_layout_ok<Ws192N192>(),
     "a warp-specialised shape's epilogue staging breaks the TMA swizzle, its alignment or its banks");
 
+// Calls f(std::type_identity<Shape>) with the one-tile-per-block shape of `id`.
+template <class F>
+decltype(auto) with_one_tile_shape(TileId id, F&& f) {
+  switch (id) {
+    case TileId::wg64_n128:
+      return f(std::type_identity<Wg64N128>{});
+    case TileId::wg64_n256:
+      return f(std::type_identity<Wg64N256>{});
+    case TileId::wg128_n128:
+      return f(std::type_identity<Wg128N128>{});
+    case TileId::wg128_n256:
+      return f(std::type_identity<Wg128N256>{});
+    default:
+      throw InternalError("[cuda_fused] a warp-specialised or mma.sync tile has no one-tile wgmma shape");
+  }
+}
+
+template <class Shape>
+dim3 gemm2_grid(const Gemm2Launch& args) {
+  return gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
+}
+
 // Every caller checks wgmma_tiles_available first; this is the last line of defence, because on any other
 // device the kernels' bodies are compiled out.
 void check_runnable() {
@@ -72,7 +95,8 @@ void check_runnable() {
 
 template <class Shape>
 void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
-  const Gemm1Params params = gemm1_params(args, Shape::kBlockK);
+  Gemm1Params params = gemm1_params(args, Shape::kBlockK);
+  params.trigger_dependents_early = wgmma_gemm1_triggers_early(args);
   const std::int64_t w13_rows = 2 * args.intermediate_padded;
   const auto kernel = wgmma_gemm1_gate_up_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
@@ -83,7 +107,7 @@ void run_gemm1(const Gemm1Launch& args, cudaStream_t stream) {
 
 template <class Shape>
 void run_gemm2(const Gemm2Launch& args, cudaStream_t stream) {
-  const dim3 grid = gemm_grid(args.max_blocks, (args.hidden + Shape::kBlockN - 1) / Shape::kBlockN);
+  const dim3 grid = gemm2_grid<Shape>(args);
   const Gemm2Params params = gemm2_params(args, Shape::kBlockK);
   const auto kernel = wgmma_gemm2_down_kernel<Shape>;
   cuda::allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), Shape::kSharedBytes);
@@ -206,15 +230,11 @@ void launch_zero_tile_counters(std::uint64_t* tile_counters, std::int64_t row_bl
 void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   check_runnable();
   const auto stream = static_cast<cudaStream_t>(stream_handle);
+  if (!args.tile->warp_specialized) {
+    return with_one_tile_shape(
+        args.tile->id, [&]<class Shape>(std::type_identity<Shape>) { run_gemm1<Shape>(args, stream); });
+  }
   switch (args.tile->id) {
-    case TileId::wg64_n128:
-      return run_gemm1<Wg64N128>(args, stream);
-    case TileId::wg64_n256:
-      return run_gemm1<Wg64N256>(args, stream);
-    case TileId::wg128_n128:
-      return run_gemm1<Wg128N128>(args, stream);
-    case TileId::wg128_n256:
-      return run_gemm1<Wg128N256>(args, stream);
     case TileId::wg64_n256_ws:
       return run_ws_gemm1<Ws64N256>(args, stream);
     case TileId::wg128_n256_ws:
@@ -230,6 +250,24 @@ void launch_wgmma_gemm1(const Gemm1Launch& args, StreamHandle stream_handle) {
   }
 }
 
+// One-tile GEMM1s trigger only where GEMM2's grid fills a wave (H200: mixtral-8x7b M=64/256 0.5%/0.4%
+// faster, deepseek-v3 level; grid_dependency.cuh says why a smaller GEMM2 must not start early). The
+// warp-specialised tiles hand rows over to GEMM2 themselves.
+bool wgmma_gemm1_triggers_early(const Gemm1Launch& args) {
+  return !args.tile->warp_specialized && args.dependent_launch && args.successor_fills_a_wave;
+}
+
+bool wgmma_gemm2_fills_a_wave(const Gemm2Launch& args) {
+  if (args.tile->warp_specialized) return false;  // persistent grids: one block per SM at most
+  return with_one_tile_shape(args.tile->id, [&]<class Shape>(std::type_identity<Shape>) {
+    const auto* function = reinterpret_cast<const void*>(wgmma_gemm2_down_kernel<Shape>);
+    cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
+    const dim3 grid = gemm2_grid<Shape>(args);
+    return static_cast<std::int64_t>(grid.x) * grid.y >=
+           cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes);
+  });
+}
+
 void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
   check_runnable();
   // The epilogue stores 8 columns (16 bytes) at a time.
@@ -238,15 +276,11 @@ void launch_wgmma_gemm2(const Gemm2Launch& args, StreamHandle stream_handle) {
                  "base and a pitch that is a multiple of 8 (got ",
                  args.pitch, ")");
   const auto stream = static_cast<cudaStream_t>(stream_handle);
+  if (!args.tile->warp_specialized) {
+    return with_one_tile_shape(
+        args.tile->id, [&]<class Shape>(std::type_identity<Shape>) { run_gemm2<Shape>(args, stream); });
+  }
   switch (args.tile->id) {
-    case TileId::wg64_n128:
-      return run_gemm2<Wg64N128>(args, stream);
-    case TileId::wg64_n256:
-      return run_gemm2<Wg64N256>(args, stream);
-    case TileId::wg128_n128:
-      return run_gemm2<Wg128N128>(args, stream);
-    case TileId::wg128_n256:
-      return run_gemm2<Wg128N256>(args, stream);
     case TileId::wg64_n256_ws:
       return run_ws_gemm2<Ws64N256>(args, stream);
     case TileId::wg128_n256_ws:

@@ -345,6 +345,8 @@ __global__ void __launch_bounds__(Shape::kThreads)
     wgmma_gemm1_gate_up_kernel(Gemm1Params params, std::int64_t w13_rows) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   cuda::wait_for_prior_grids();  // the align step wrote block_expert and sorted_ids
+  // GEMM2 fills a wave (wgmma_gemm1_triggers_early): its blocks may start in the slots this grid frees.
+  if (params.trigger_dependents_early) cuda::allow_dependent_grids();
   const BlockCoordinates block = grouped_block_coordinates();
   const int expert = params.block_expert[block.row_block];
   if (expert < 0) return;  // beyond the padded rows actually used
