@@ -251,7 +251,9 @@ constexpr const char* kH100Tables = R"json({
 // regime). Same-call A/B against wg128_n256_ws, 3 rounds, at 128 / 150 / 176 rows: olmoe 7% / 19% / 16%
 // faster, deepseek 5% / 21% / 12.5%, qwen3 6% / 20% / 16%, mixtral level / 7% / 8.6%; at 124 rows (olmoe
 // M=992, deepseek M=3968) 1.1-1.4% slower, at 192 rows 1.4-4.6% slower, hence the bounds (the buckets without
-// a time were not tuned at their size).
+// a time were not tuned at their size). Session 25 (2026-11-29-h200-session25.md section 4), at 200 replays
+// (the power-capped sustained state): deepseek-v3 past 6144 tokens on wg128_n256_ws instead of the pair tile,
+// 8.4% / 2.5-3.4% / 1.6% / 0.9% faster at M = 7168 / 8192 / 12288 / 16384 (the pair 1.6% ahead at 6144).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -459,8 +461,11 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws_pair",
-     "max_tokens": 16384,
-     "time_ms": 21.4208
+     "max_tokens": 6144
+    },
+    {
+     "choice": "wg128_n256_ws",
+     "max_tokens": 16384
     }
    ],
    "device": "NVIDIA H200",
