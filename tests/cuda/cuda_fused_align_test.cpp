@@ -1,6 +1,7 @@
 // cuda_fused's align step (backends/cuda_fused/kernels/align.cuh) on its own, both ways (one block; count +
 // scan by the last block to finish, then the block-aggregated scatter), against a host model: every local
-// pair lands in its expert's run exactly once, runs are padded to block_m with -1, block_expert names each
+// pair lands in its expert's run exactly once, runs are padded to block_m with -1 and laid out in ascending
+// expert id (or, in parity order, those of an even number of blocks first), block_expert names each
 // used block's expert and -1 past them, each block's run (raster.hpp) is its expert's blocks (or itself,
 // without an expert), the ticket after the counts is left at zero for the next call, and the words handed
 // over for zeroing are zero. The forward tests see the align only through results; a lost or
@@ -43,7 +44,7 @@ std::vector<T> host_values(const Tensor& device) {
   return {data, data + host.numel()};
 }
 
-void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
+void check_align(const AlignCase& c, bool single_block, bool parity_order, std::uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> expert(0, c.experts - 1);
   std::vector<std::int32_t> ids(static_cast<std::size_t>(c.pairs));
@@ -67,6 +68,15 @@ void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
   for (std::int64_t pair = 0; pair < c.pairs; ++pair) {
     const int local = local_of(ids[static_cast<std::size_t>(pair)]);
     if (local >= 0) runs[static_cast<std::size_t>(local)].push_back(static_cast<std::int32_t>(pair));
+  }
+  // The runs' order: ascending id, or in parity order the experts of an even number of blocks first.
+  std::vector<int> order;
+  for (int pass = 0; pass < (parity_order ? 2 : 1); ++pass) {
+    for (int e = 0; e < c.local_experts; ++e) {
+      const auto blocks =
+          (static_cast<std::int64_t>(runs[static_cast<std::size_t>(e)].size()) + c.block_m - 1) / c.block_m;
+      if (!parity_order || blocks % 2 == pass) order.push_back(e);
+    }
   }
   const std::int64_t max_blocks =
       (c.pairs + std::min<std::int64_t>(c.local_experts, c.pairs) * (c.block_m - 1) + c.block_m - 1) /
@@ -105,7 +115,8 @@ void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
             .single_block = single_block,
             .zero_words = zero_words.data_as<std::uint64_t>(),
             .zero_word_count = kZeroWords,
-            .block_runs = reinterpret_cast<cuda_fused::BlockRun*>(block_runs.data_as<std::int32_t>())},
+            .block_runs = reinterpret_cast<cuda_fused::BlockRun*>(block_runs.data_as<std::int32_t>()),
+            .parity_order = parity_order},
         nullptr);
     testing::check_cuda(cudaDeviceSynchronize(), "align");
 
@@ -126,7 +137,7 @@ void check_align(const AlignCase& c, bool single_block, std::uint32_t seed) {
     EXPECT_EQ(std::count(got_zero.begin(), got_zero.end(), 0), kZeroWords);
 
     std::int64_t row = 0;
-    for (int e = 0; e < c.local_experts; ++e) {
+    for (const int e : order) {
       SCOPED_TRACE("expert " + std::to_string(e));
       const auto& run = runs[static_cast<std::size_t>(e)];
       const std::int64_t count = static_cast<std::int64_t>(run.size());
@@ -157,6 +168,7 @@ TEST(CudaFusedAlign, EveryPairOnceInItsExpertsPaddedRun) {
   const std::vector<AlignCase> cases = {
       {"decode", 8, 64, 64, 16},
       {"olmoe_m256", 2048, 64, 64, 64},
+      {"one_or_two_blocks", 4096, 64, 64, 64},  // one block: both parities in the single-block align
       {"qwen3_m1024", 8192, 128, 128, 128},
       {"qwen3_m4096_odd", 32768 + 77, 128, 128, 128},
       {"many_blocks", 264000, 128, 128, 128},
@@ -167,9 +179,11 @@ TEST(CudaFusedAlign, EveryPairOnceInItsExpertsPaddedRun) {
   };
   for (const AlignCase& c : cases) {
     for (bool single : {true, false}) {
-      SCOPED_TRACE(c.label + (single ? " single" : " multi"));
-      check_align(c, single, 7);
-      if (HasFatalFailure()) return;
+      for (bool parity : {false, true}) {
+        SCOPED_TRACE(c.label + (single ? " single" : " multi") + (parity ? " parity" : ""));
+        check_align(c, single, parity, 7);
+        if (HasFatalFailure()) return;
+      }
     }
   }
 }

@@ -375,7 +375,8 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
                   .zero_words = tile.warp_specialized ? tile_counters : nullptr,  // see Gemm1Launch
                   .zero_word_count = tile_counter_words(blocks),
                   .pair_positions = sorted_rows ? pair_positions : nullptr,
-                  .block_runs = expert_raster},
+                  .block_runs = expert_raster,
+                  .parity_order = tile.cluster_m == 2 || gemm2_tile.cluster_m == 2},
       stream);
   // Decode's L2 warm-up: each routed expert's first k-panels of gate/up rows, about warm_bytes_ in all (at
   // least one panel; none where one panel of every routed expert would exceed kWarmMaxBytes).

@@ -3,8 +3,10 @@
 // after a memset of the counts (or, for small batches, all in one block: align_single_block_kernel), all on
 // the device (no host sync), sized for the worst case:
 //   count + scan: histogram of local experts (shared-memory bins when they fit, else global atomics); the
-//            last block to finish (a ticket) computes the padded offsets (64-bit), block -> expert (-1 past
-//            the last used block), -1 in the padding rows, and resets the counts to serve as fill cursors;
+//            last block to finish (a ticket) computes the padded offsets (64-bit; the runs in ascending
+//            expert id, or for the pair tiles those of an even number of blocks first: parity_order),
+//            block -> expert (-1 past the last used block), -1 in the padding rows, and resets the counts
+//            to serve as fill cursors;
 //   scatter: each block counts its pairs per expert in shared memory, reserves one range per expert with a
 //            single atomic, and writes each pair at offset[e] + its range + its rank. The order inside an
 //            expert's run varies between runs, but no result depends on it: every output row is computed on
@@ -38,9 +40,64 @@ struct AlignParams {
   std::int64_t zero_word_count;
   std::int32_t* pair_positions;  // [num_pairs]: each local pair's sorted row (nullptr: not written)
   BlockRun* block_runs;          // [max_blocks]: each block's run of its expert's blocks (nullptr: none)
+  // The experts with an even number of row blocks first, then the odd ones (each set in ascending id), so
+  // that the pair tile's row-block pairs straddle two experts only among the odd ones (a pair multicasts its
+  // weight tile only within one expert). false: every expert in ascending id.
+  bool parity_order = false;
 };
 
 inline constexpr int kScanThreads = 1024;
+
+__device__ __forceinline__ void write_block(const AlignParams& params, std::int64_t block, int expert,
+                                            std::int64_t first, std::int64_t end) {
+  params.block_expert[block] = expert;
+  if (params.block_runs != nullptr) {
+    params.block_runs[block] = BlockRun{.first = static_cast<std::int32_t>(first),
+                                        .end = static_cast<std::int32_t>(end),
+                                        .expert = expert,
+                                        .unused = 0};
+  }
+}
+
+// block_expert and block_runs where the runs lie in ascending expert id: each thread finds its blocks'
+// expert by a binary search of the offsets.
+__device__ void write_block_experts_by_search(const AlignParams& params, std::int64_t total) {
+  const int experts = params.num_local_experts, block_m = params.block_m;
+  for (std::int64_t block = threadIdx.x; block < params.max_blocks; block += kScanThreads) {
+    const std::int64_t row = block * block_m;
+    if (row >= total) {
+      write_block(params, block, -1, block, block + 1);
+      continue;
+    }
+    // The last expert whose offset is <= row (empty experts share their successor's).
+    int low = 0, high = experts;  // offsets[low] <= row < offsets[high]
+    while (high - low > 1) {
+      const int middle = (low + high) / 2;
+      if (params.offsets[middle] <= row) {
+        low = middle;
+      } else {
+        high = middle;
+      }
+    }
+    write_block(params, block, low, params.offsets[low] / block_m, params.offsets[low + 1] / block_m);
+  }
+}
+
+// The same in any order of the runs (parity_order): one warp per expert writes its own blocks.
+template <class PaddedOf>
+__device__ void write_block_experts_by_expert(const AlignParams& params, std::int64_t total,
+                                              PaddedOf padded_of) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, block_m = params.block_m;
+  for (std::int64_t block = total / block_m + threadIdx.x; block < params.max_blocks; block += kScanThreads) {
+    write_block(params, block, -1, block, block + 1);
+  }
+  for (int expert = warp; expert < params.num_local_experts; expert += kScanThreads / 32) {
+    const std::int64_t first = params.offsets[expert] / block_m;
+    const std::int64_t end = first + padded_of(expert) / block_m;
+    for (std::int64_t block = first + lane; block < end; block += 32)
+      write_block(params, block, expert, first, end);
+  }
+}
 inline constexpr int kMaxSharedBins = 8192;  // 32 KiB of int bins
 
 __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::int64_t pair) {
@@ -51,7 +108,8 @@ __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::i
 }
 
 // Offsets, block experts and padding from per-expert `counts` (global, or shared in the one-block
-// variant); leaves `counts` zeroed to serve as fill cursors. One block of kScanThreads threads.
+// variant); leaves `counts` zeroed to serve as fill cursors. One block of kScanThreads threads. In
+// parity_order the scan runs twice, over the experts with an even number of blocks, then the odd ones.
 __device__ void align_scan(const AlignParams& params, int* counts) {
   __shared__ std::int64_t warp_sums[kScanThreads / 32];
   __shared__ std::int64_t carry;
@@ -59,65 +117,53 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   const int experts = params.num_local_experts, block_m = params.block_m;
   if (thread == 0) carry = 0;
   __syncthreads();
-  for (int base = 0; base < experts; base += kScanThreads) {
-    const int expert = base + thread;
-    const std::int64_t padded =
-        expert < experts ? (static_cast<std::int64_t>(counts[expert]) + block_m - 1) / block_m * block_m : 0;
-    std::int64_t inclusive = padded;
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
-      if (lane >= offset) inclusive += other;
-    }
-    if (lane == 31) warp_sums[warp] = inclusive;
-    __syncthreads();
-    if (warp == 0) {
-      std::int64_t sum = warp_sums[lane];
+  auto padded_of = [&](int expert) {
+    return (static_cast<std::int64_t>(counts[expert]) + block_m - 1) / block_m * block_m;
+  };
+  for (int pass = 0; pass < (params.parity_order ? 2 : 1); ++pass) {
+    for (int base = 0; base < experts; base += kScanThreads) {
+      const int expert = base + thread;
+      const bool mine =
+          expert < experts && (!params.parity_order || (padded_of(expert) / block_m) % 2 == pass);
+      const std::int64_t padded = mine ? padded_of(expert) : 0;
+      std::int64_t inclusive = padded;
       for (int offset = 1; offset < 32; offset *= 2) {
-        const std::int64_t other = __shfl_up_sync(0xffffffffu, sum, offset);
-        if (lane >= offset) sum += other;
+        const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
+        if (lane >= offset) inclusive += other;
       }
-      warp_sums[lane] = sum;  // inclusive over warps
+      if (lane == 31) warp_sums[warp] = inclusive;
+      __syncthreads();
+      if (warp == 0) {
+        std::int64_t sum = warp_sums[lane];
+        for (int offset = 1; offset < 32; offset *= 2) {
+          const std::int64_t other = __shfl_up_sync(0xffffffffu, sum, offset);
+          if (lane >= offset) sum += other;
+        }
+        warp_sums[lane] = sum;  // inclusive over warps
+      }
+      __syncthreads();
+      const std::int64_t before_warp = warp > 0 ? warp_sums[warp - 1] : 0;
+      if (mine) params.offsets[expert] = carry + before_warp + inclusive - padded;
+      __syncthreads();
+      if (thread == 0) carry += warp_sums[kScanThreads / 32 - 1];
+      __syncthreads();
     }
-    __syncthreads();
-    const std::int64_t before_warp = warp > 0 ? warp_sums[warp - 1] : 0;
-    if (expert < experts) params.offsets[expert] = carry + before_warp + inclusive - padded;
-    __syncthreads();
-    if (thread == 0) carry += warp_sums[kScanThreads / 32 - 1];
-    __syncthreads();
   }
   if (thread == 0) params.offsets[experts] = carry;
   __syncthreads();  // offsets are visible to the whole block from here
 
   const std::int64_t total = carry;
-  for (std::int64_t block = thread; block < params.max_blocks; block += kScanThreads) {
-    const std::int64_t row = block * block_m;
-    int expert = -1;
-    if (row < total) {  // the last expert whose offset is <= row (empty experts share their successor's)
-      int low = 0, high = experts;  // offsets[low] <= row < offsets[high]
-      while (high - low > 1) {
-        const int middle = (low + high) / 2;
-        if (params.offsets[middle] <= row) {
-          low = middle;
-        } else {
-          high = middle;
-        }
-      }
-      expert = low;
-    }
-    params.block_expert[block] = expert;
-    if (params.block_runs != nullptr) {
-      const bool used = expert >= 0;
-      params.block_runs[block] =
-          BlockRun{.first = static_cast<std::int32_t>(used ? params.offsets[expert] / block_m : block),
-                   .end = static_cast<std::int32_t>(used ? params.offsets[expert + 1] / block_m : block + 1),
-                   .expert = expert,
-                   .unused = 0};
-    }
+  if (params.parity_order) {
+    // Expert e's warp here is its warp in the padding loop below, which turns its count into a cursor.
+    write_block_experts_by_expert(params, total, padded_of);
+  } else {
+    write_block_experts_by_search(params, total);
   }
   // Padding rows: one warp per expert, its lanes on consecutive rows (coalesced stores; a thread per expert
   // writing up to block_m - 1 rows in a row held the one-block align 13 us at qwen3-30b-a3b M=64 under ncu).
   for (int expert = warp; expert < experts; expert += kScanThreads / 32) {
-    const std::int64_t end = params.offsets[expert + 1];
+    const std::int64_t end =
+        params.parity_order ? params.offsets[expert] + padded_of(expert) : params.offsets[expert + 1];
     for (std::int64_t row = params.offsets[expert] + counts[expert] + lane; row < end; row += 32) {
       params.sorted_ids[row] = -1;
     }
@@ -174,7 +220,7 @@ __global__ void __launch_bounds__(kScanThreads)
 // (kSingleBlockMaxPairs) at decode.
 inline constexpr std::int64_t kSingleBlockMaxPairs = 8192;
 
-__global__ void align_single_block_kernel(AlignParams params) {
+__global__ void __launch_bounds__(kScanThreads) align_single_block_kernel(AlignParams params) {
   cuda::allow_dependent_grids();  // GEMM1 may launch now; it waits for this kernel before reading anything
   extern __shared__ int bins[];
   zero_words(params);

@@ -21,8 +21,10 @@ struct AlignLaunch {
   int num_experts;
   int num_local_experts;
   int block_m;
-  std::int32_t* counts;        // [E_local + 1] scratch (the last word: the count kernels' ticket)
-  std::int64_t* offsets;       // [E_local + 1]
+  std::int32_t* counts;  // [E_local + 1] scratch (the last word: the count kernels' ticket)
+  // [E_local + 1]: each expert's first padded row, then the total. In ascending expert id, except in
+  // parity_order, where offsets[e + 1] need not be expert e's end.
+  std::int64_t* offsets;
   std::int32_t* sorted_ids;    // [max_blocks * block_m]
   std::int32_t* block_expert;  // [max_blocks]
   std::int64_t max_blocks;
@@ -37,6 +39,9 @@ struct AlignLaunch {
   // [max_blocks]: each block's run of its expert's blocks (raster.hpp), for the warp-specialised tiles'
   // expert raster (Gemm1Launch::block_runs); nullptr: not written.
   BlockRun* block_runs = nullptr;
+  // Lay out first the experts with an even number of row blocks, then the odd ones (AlignParams::
+  // parity_order): for the pair tiles, whose row-block pairs (2p, 2p + 1) multicast only within one expert.
+  bool parity_order = false;
 };
 // Launched ordinarily; its kernels let a dependent GEMM1 launch at once (they write nothing GEMM1 reads
 // before its wait).

@@ -30,7 +30,8 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
                            .zero_words = args.zero_words,
                            .zero_word_count = args.zero_words != nullptr ? args.zero_word_count : 0,
                            .pair_positions = args.pair_positions,
-                           .block_runs = args.block_runs};
+                           .block_runs = args.block_runs,
+                           .parity_order = args.parity_order};
   const bool shared_bins = args.num_local_experts <= kMaxSharedBins;
   const std::size_t bin_bytes =
       shared_bins ? static_cast<std::size_t>(args.num_local_experts) * sizeof(int) : 0;
