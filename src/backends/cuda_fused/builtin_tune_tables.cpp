@@ -254,6 +254,10 @@ constexpr const char* kH100Tables = R"json({
 // a time were not tuned at their size). Session 25 (2026-11-29-h200-session25.md section 4), at 200 replays
 // (the power-capped sustained state): deepseek-v3 past 6144 tokens on wg128_n256_ws instead of the pair tile,
 // 8.4% / 2.5-3.4% / 1.6% / 0.9% faster at M = 7168 / 8192 / 12288 / 16384 (the pair 1.6% ahead at 6144).
+// Session 26 (2026-11-29-h200-session26.md): with the align's parity order for the pair tiles (experts of an
+// even number of row blocks first, so fewer pairs straddle two experts) the pair tile against wg128_n256_ws at
+// 200 replays, deepseek-v3 M = 6144 / 7168 / 8192 / 10240 / 12288 / 16384: 0.977 / 0.969 / 0.986 / 1.012 /
+// 0.990 / 0.993, hence the pair again except around 10240 (2.5 row blocks per expert: most pairs straddle).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -461,10 +465,14 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws_pair",
-     "max_tokens": 6144
+     "max_tokens": 8192
     },
     {
      "choice": "wg128_n256_ws",
+     "max_tokens": 11264
+    },
+    {
+     "choice": "wg128_n256_ws_pair",
      "max_tokens": 16384
     }
    ],
