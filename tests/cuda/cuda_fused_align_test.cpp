@@ -123,13 +123,14 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
     const auto got_offsets = host_values<std::int64_t>(offsets);
     const auto got_sorted = host_values<std::int32_t>(sorted_ids);
     const auto got_blocks = host_values<std::int32_t>(block_expert);
-    const auto got_runs = host_values<std::int32_t>(block_runs);  // first, end, expert, 0 per block
-    auto expect_run = [&](std::int64_t block, std::int64_t first, std::int64_t end, int expert) {
+    const auto got_runs = host_values<std::int32_t>(block_runs);  // first, end, expert, rows per block
+    auto expect_run = [&](std::int64_t block, std::int64_t first, std::int64_t end, int expert,
+                          std::int64_t rows) {
       const auto at = static_cast<std::size_t>(4 * block);
       ASSERT_EQ(got_runs[at], first) << "block " << block << "'s run's first block";
       ASSERT_EQ(got_runs[at + 1], end) << "block " << block << "'s run's end";
       ASSERT_EQ(got_runs[at + 2], expert) << "block " << block << "'s run's expert";
-      ASSERT_EQ(got_runs[at + 3], 0) << "block " << block << "'s run's unused word";
+      ASSERT_EQ(got_runs[at + 3], rows) << "block " << block << "'s run's routed rows";
     };
     const auto got_counts = host_values<std::int32_t>(counts);
     EXPECT_EQ(got_counts.back(), 0) << "the ticket after the counts must be left at zero";
@@ -151,14 +152,14 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
       }
       for (std::int64_t block = row / c.block_m; block < (row + padded) / c.block_m; ++block) {
         ASSERT_EQ(got_blocks[static_cast<std::size_t>(block)], e) << "block " << block;
-        expect_run(block, row / c.block_m, (row + padded) / c.block_m, e);
+        expect_run(block, row / c.block_m, (row + padded) / c.block_m, e, count);
       }
       row += padded;
     }
     ASSERT_EQ(got_offsets.back(), row);
     for (std::int64_t block = row / c.block_m; block < max_blocks; ++block) {
       ASSERT_EQ(got_blocks[static_cast<std::size_t>(block)], -1) << "unused block " << block;
-      expect_run(block, block, block + 1, -1);
+      expect_run(block, block, block + 1, -1, 0);
     }
   }
 }

@@ -48,56 +48,24 @@ struct AlignParams {
 
 inline constexpr int kScanThreads = 1024;
 
+// The run [first, end) of `expert`, of `count` routed rows.
 __device__ __forceinline__ void write_block(const AlignParams& params, std::int64_t block, int expert,
-                                            std::int64_t first, std::int64_t end) {
+                                            std::int32_t first, std::int32_t end, std::int32_t count) {
   params.block_expert[block] = expert;
   if (params.block_runs != nullptr) {
-    params.block_runs[block] = BlockRun{.first = static_cast<std::int32_t>(first),
-                                        .end = static_cast<std::int32_t>(end),
-                                        .expert = expert,
-                                        .unused = 0};
+    params.block_runs[block] = BlockRun{.first = first, .end = end, .expert = expert, .rows = count};
+  }
+}
+__device__ __forceinline__ void write_block_without_expert(const AlignParams& params, std::int64_t block) {
+  params.block_expert[block] = -1;
+  if (params.block_runs != nullptr) {
+    params.block_runs[block] = BlockRun{.first = static_cast<std::int32_t>(block),
+                                        .end = static_cast<std::int32_t>(block + 1),
+                                        .expert = -1,
+                                        .rows = 0};
   }
 }
 
-// block_expert and block_runs where the runs lie in ascending expert id: each thread finds its blocks'
-// expert by a binary search of the offsets.
-__device__ void write_block_experts_by_search(const AlignParams& params, std::int64_t total) {
-  const int experts = params.num_local_experts, block_m = params.block_m;
-  for (std::int64_t block = threadIdx.x; block < params.max_blocks; block += kScanThreads) {
-    const std::int64_t row = block * block_m;
-    if (row >= total) {
-      write_block(params, block, -1, block, block + 1);
-      continue;
-    }
-    // The last expert whose offset is <= row (empty experts share their successor's).
-    int low = 0, high = experts;  // offsets[low] <= row < offsets[high]
-    while (high - low > 1) {
-      const int middle = (low + high) / 2;
-      if (params.offsets[middle] <= row) {
-        low = middle;
-      } else {
-        high = middle;
-      }
-    }
-    write_block(params, block, low, params.offsets[low] / block_m, params.offsets[low + 1] / block_m);
-  }
-}
-
-// The same in any order of the runs (parity_order): one warp per expert writes its own blocks.
-template <class PaddedOf>
-__device__ void write_block_experts_by_expert(const AlignParams& params, std::int64_t total,
-                                              PaddedOf padded_of) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, block_m = params.block_m;
-  for (std::int64_t block = total / block_m + threadIdx.x; block < params.max_blocks; block += kScanThreads) {
-    write_block(params, block, -1, block, block + 1);
-  }
-  for (int expert = warp; expert < params.num_local_experts; expert += kScanThreads / 32) {
-    const std::int64_t first = params.offsets[expert] / block_m;
-    const std::int64_t end = first + padded_of(expert) / block_m;
-    for (std::int64_t block = first + lane; block < end; block += 32)
-      write_block(params, block, expert, first, end);
-  }
-}
 inline constexpr int kMaxSharedBins = 8192;  // 32 KiB of int bins
 
 __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::int64_t pair) {
@@ -152,21 +120,21 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   if (thread == 0) params.offsets[experts] = carry;
   __syncthreads();  // offsets are visible to the whole block from here
 
-  const std::int64_t total = carry;
-  if (params.parity_order) {
-    // Expert e's warp here is its warp in the padding loop below, which turns its count into a cursor.
-    write_block_experts_by_expert(params, total, padded_of);
-  } else {
-    write_block_experts_by_search(params, total);
+  // Blocks past the used ones: no expert.
+  for (std::int64_t block = carry / block_m + thread; block < params.max_blocks; block += kScanThreads) {
+    write_block_without_expert(params, block);
   }
-  // Padding rows: one warp per expert, its lanes on consecutive rows (coalesced stores; a thread per expert
-  // writing up to block_m - 1 rows in a row held the one-block align 13 us at qwen3-30b-a3b M=64 under ncu).
+  // One warp per expert: its blocks' expert and run, and its padding rows, its lanes on consecutive rows
+  // (coalesced stores; a thread per expert writing up to block_m - 1 rows in a row held the one-block align
+  // 13 us at qwen3-30b-a3b M=64 under ncu); then its count becomes the scatter's cursor.
   for (int expert = warp; expert < experts; expert += kScanThreads / 32) {
-    const std::int64_t end =
-        params.parity_order ? params.offsets[expert] + padded_of(expert) : params.offsets[expert + 1];
-    for (std::int64_t row = params.offsets[expert] + counts[expert] + lane; row < end; row += 32) {
-      params.sorted_ids[row] = -1;
-    }
+    const int count = counts[expert];
+    const std::int64_t first_row = params.offsets[expert], end_row = first_row + padded_of(expert);
+    const auto first = static_cast<std::int32_t>(first_row / block_m);
+    const auto end = static_cast<std::int32_t>(end_row / block_m);
+    for (std::int32_t block = first + lane; block < end; block += 32)
+      write_block(params, block, expert, first, end, count);
+    for (std::int64_t row = first_row + count + lane; row < end_row; row += 32) params.sorted_ids[row] = -1;
     __syncwarp();                       // every lane has read the count
     if (lane == 0) counts[expert] = 0;  // now the scatter's cursor
   }

@@ -44,12 +44,13 @@ FUSEDMOE_RASTER_FN BlockCoordinates grouped_tile(Index tile, Index rows, Index c
 }
 
 // A row block's run, written by the align next to block_expert: the row blocks [first, end) of its expert,
-// and the expert; a block without an expert (-1) is a run of its own. 16 bytes: one load.
+// the expert, and its routed rows (the run's last block holds rows - (end - first - 1) * block_m of them,
+// the rest is padding); a block without an expert (-1) is a run of its own with rows 0. 16 bytes: one load.
 struct alignas(16) BlockRun {
   std::int32_t first;
   std::int32_t end;
   std::int32_t expert;
-  std::int32_t unused;
+  std::int32_t rows;
 };
 
 // The expert raster of a launch: block_runs [row blocks] (nullptr: fixed groups) and the most tile rows of

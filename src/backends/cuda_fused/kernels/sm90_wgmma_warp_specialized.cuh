@@ -153,9 +153,13 @@ constexpr bool staging_layout_ok() {
 }
 
 // What the consumers learn from a tile's first stage: the row-major tile index (row block x columns +
-// column block), kIdleTile (a pair's CTA whose row block has no expert: it keeps the pace, computes nothing),
-// or kEndTile.
+// column block) with, from bit kIdleConsumersShift, how many of the last consumer warpgroups have only
+// padding rows (the last row block of an expert's run: they skip the MMAs, their accumulators stay zero, as
+// the padding rows' products would be); kIdleTile (a pair's CTA whose row block has no expert: it keeps the
+// pace, computes nothing); or kEndTile.
 inline constexpr long long kIdleTile = -2, kEndTile = -1;
+inline constexpr int kIdleConsumersShift = 56;
+inline constexpr long long kTileIndexMask = (1ll << kIdleConsumersShift) - 1;
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -244,12 +248,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   // The expert of row block r (-1: none, or past the used ones).
   auto expert_of = [&](std::int64_t row_block) { return row_block < rows ? block_expert[row_block] : -1; };
   // Tile `tile`'s row block (or pair) and column block in the raster (raster.hpp); `expert`: with the expert
-  // raster, the expert of its row block (of a pair's first), else unknown (-1).
+  // raster, the expert of its row block (of a pair's first), else unknown (-1); `routed_rows`: with the
+  // expert raster, the routed rows of a single CTA's row block (fewer than kBlockM only in a run's last
+  // block), else kBlockM.
   // (In 32 bits where the tiles fit: the taking thread's divisions are on the way to each tile's first
   // loads.)
   const bool narrow = tiles <= 0x7fffffff;
-  auto raster_tile = [&](std::int64_t tile, int& expert) -> BlockCoordinates {
+  auto raster_tile = [&](std::int64_t tile, int& expert, int& routed_rows) -> BlockCoordinates {
     expert = -1;
+    routed_rows = Shape::kBlockM;
     if (raster.block_runs == nullptr) {
       return narrow ? grouped_tile<int>(static_cast<int>(tile), static_cast<int>(tile_rows),
                                         static_cast<int>(columns))
@@ -264,6 +271,8 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     if ((static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) >= run.first &&
         (static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) < run.end) {
       expert = run.expert;
+      if (!kPair && at.row_block == run.end - 1)
+        routed_rows = run.rows - (run.end - 1 - run.first) * Shape::kBlockM;
     }
     return at;
   };
@@ -283,7 +292,9 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     };
     // Thread 0 (a pair's leader's) takes the next tile with an expert for the whole warpgroup (and the
     // partner's): its coordinates packed (row block or pair << 32 | column block; the warpgroup and the
-    // partner need not find them again), or -1 when none is left.
+    // partner need not find them again), or -1 when none is left. It also keeps, for itself, how many of the
+    // tile's last consumer warpgroups have only padding rows (idle_consumers).
+    long long idle_consumers = 0;
     auto take_tile = [&](int taken) {
       const int slot = taken % Shape::kTakeSlots;
       if (thread == 0 && rank == 0) {
@@ -291,14 +302,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         for (;;) {
           const unsigned long long tile = atomicAdd(next_tile, 1ull);
           if (tile >= static_cast<unsigned long long>(tiles)) break;
-          int run_expert;
-          const BlockCoordinates at = raster_tile(static_cast<std::int64_t>(tile), run_expert);
+          int run_expert, routed_rows;
+          const BlockCoordinates at = raster_tile(static_cast<std::int64_t>(tile), run_expert, routed_rows);
           const int row_block = at.row_block;
           const bool has_expert = run_expert >= 0 ||  // the expert raster knows it without another load
                                   (kPair ? expert_of(2 * row_block) >= 0 || expert_of(2 * row_block + 1) >= 0
                                          : block_expert[row_block] >= 0);
           if (has_expert) {
             tile_taken = static_cast<long long>(row_block) << 32 | at.column_block;
+            idle_consumers = Shape::kConsumers - (routed_rows + 63) / 64;  // each consumer has 64 rows
             await_row_block(kPair ? 2 * row_block : row_block);  // a partner awaits its own row block
             break;
           }
@@ -344,7 +356,11 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         const unsigned stage_a = shared + stage * Shape::kStageBytes;
         const unsigned stage_b = stage_a + Shape::kStageABytes;
         if (thread == 0) {
-          if (k_tile == 0) store_shared_s64(stage_tile(stage), consumer_tile);
+          if (k_tile == 0) {
+            store_shared_s64(stage_tile(stage), consumer_tile >= 0
+                                                    ? consumer_tile | idle_consumers << kIdleConsumersShift
+                                                    : consumer_tile);
+          }
           // With TMA rows the barrier expects the A box's bytes too (its load follows the expectation).
           const int a_bytes = expert >= 0 && a_rows != nullptr ? Shape::kStageABytes : 0;
           if (multicast) {  // this CTA's half of the box, into both CTAs' stage
@@ -459,14 +475,17 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     __syncwarp();  // the staging rows are free again
     stored_row_block = -1;
   };
-  for (long long tile = tile_at(consumed); tile != kEndTile; tile = tile_at(consumed)) {
+  for (long long word = tile_at(consumed); word != kEndTile; word = tile_at(consumed)) {
+    const long long tile = word >= 0 ? word & kTileIndexMask : word;
     const bool active = tile != kIdleTile;
+    const bool multiplies =
+        active && consumer < Shape::kConsumers - (word >= 0 ? word >> kIdleConsumersShift : 0);
 #pragma unroll
     for (int i = 0; i < Shape::kAccumulators; ++i) acc[i] = 0.0f;
     for (int k_tile = 0; k_tile < k_tiles; ++k_tile, ++consumed) {
       const int stage = consumed % Shape::kStages;
       if (k_tile > 0) mbarrier_wait(full_barrier(stage), (consumed / Shape::kStages) & 1);
-      if (active) {
+      if (multiplies) {
         // The producers' cp.async wrote this stage through the generic proxy; the wgmma reads it through the
         // async proxy (their own fence, with the lagged signal, came before their arrival).
         if (copies_signal) fence_async_shared();
