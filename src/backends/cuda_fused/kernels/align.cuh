@@ -5,8 +5,8 @@
 //   count + scan: histogram of local experts (shared-memory bins when they fit, else global atomics); the
 //            last block to finish (a ticket) computes the padded offsets (64-bit; the runs in ascending
 //            expert id, or for the pair tiles those of an even number of blocks first: parity_order),
-//            block -> expert (-1 past the last used block), -1 in the padding rows, and resets the counts
-//            to serve as fill cursors;
+//            block -> expert (-1 past the last used block) and its run (BlockRun: the expert's blocks and
+//            routed rows), -1 in the padding rows, and resets the counts to serve as fill cursors;
 //   scatter: each block counts its pairs per expert in shared memory, reserves one range per expert with a
 //            single atomic, and writes each pair at offset[e] + its range + its rank. The order inside an
 //            expert's run varies between runs, but no result depends on it: every output row is computed on
@@ -48,7 +48,7 @@ struct AlignParams {
 
 inline constexpr int kScanThreads = 1024;
 
-// The run [first, end) of `expert`, of `count` routed rows.
+// Block `block` of the run [first, end) of `expert`, which has `count` routed rows.
 __device__ __forceinline__ void write_block(const AlignParams& params, std::int64_t block, int expert,
                                             std::int32_t first, std::int32_t end, std::int32_t count) {
   params.block_expert[block] = expert;
