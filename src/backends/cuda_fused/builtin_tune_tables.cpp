@@ -255,8 +255,8 @@ constexpr const char* kH100Tables = R"json({
 // (the power-capped sustained state): deepseek-v3 past 6144 tokens on wg128_n256_ws instead of the pair tile,
 // 8.4% / 2.5-3.4% / 1.6% / 0.9% faster at M = 7168 / 8192 / 12288 / 16384 (the pair 1.6% ahead at 6144).
 // Session 26 (2026-11-29-h200-session26.md): with the align's parity order for the pair tiles (experts of an
-// even number of row blocks first, so fewer pairs straddle two experts) the pair tile against wg128_n256_ws at
-// 200 replays, deepseek-v3 M = 6144 / 7168 / 8192 / 10240 / 12288 / 16384: 0.977 / 0.969 / 0.986 / 1.012 /
+// even number of row blocks first, so fewer pairs straddle two experts) the pair tile against wg128_n256_ws
+// at 200 replays, deepseek-v3 M = 6144 / 7168 / 8192 / 10240 / 12288 / 16384: 0.977 / 0.969 / 0.986 / 1.012 /
 // 0.990 / 0.993; the landed form against the table before it (next call, 3 rounds): pair up to 16384 except
 // 8193-11264 gave 0.974 / 1.003 / 0.999 / 1.006 / 1.006 at 7168 / 8192 / 10240 / 12288 / 16384, so only the
 // pair's gain up to 8192 reproduced: pair up to 8192, wg128_n256_ws beyond.
