@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 26, any Hopper card (~6 min): branch `skip-padding-pairs` (6e7305e, on main 8f737d3),
+# Prepared in session 26, any Hopper card (~8 min): branch `skip-padding-pairs` (6e7305e, on main 8f737d3),
 # packed as fusedmoe_pairs and fusedmoe_tests_pairs: the pair tiles' consumer warpgroups of padding rows only
 # skip their MMAs too (each CTA reads its own row block's run), and the single-CTA rule moved into
 # raster.hpp's padding_warpgroups (host-tested). (1) the branch's cuda_fused tests (every forward case on
@@ -19,3 +19,9 @@ scripts/ab_summary.py $OUT/ab-pairs-deepseek.txt main
 PREBUILT=$P PRESETS=mixtral-8x7b TOKENS=6144,8192,16384 ROUNDS=2 REPEATS=200 VARIANTS="$V" \
   timeout 150 scripts/gpu_ab.sh $OUT/ab-pairs-mixtral.txt >/dev/null
 scripts/ab_summary.py $OUT/ab-pairs-mixtral.txt main
+# (3) With the parity order and the pairs' skip, does the pair tile take cells the table gives wg128_n256_ws
+# (mixtral M=1024: 256 +- 15 rows per expert; qwen3 / olmoe M=4096)? The branch's table against its pair.
+PREBUILT=$P PRESETS="mixtral-8x7b qwen3-30b-a3b olmoe-1b-7b" TOKENS=1024,4096 ROUNDS=2 REPEATS=200 \
+  VARIANTS="table $P/fusedmoe_pairs; pair $P/fusedmoe_pairs FUSEDMOE_CUDA_FUSED_TILE=wg128_n256_ws_pair" \
+  timeout 120 scripts/gpu_ab.sh $OUT/ab-pair-tile.txt >/dev/null
+scripts/ab_summary.py $OUT/ab-pair-tile.txt table
