@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepared in session 26, any Hopper card (~8 min): branch `skip-padding-pairs` (6e7305e, on main 8f737d3),
+# Prepared in session 26, any Hopper card (~8 min): branch `skip-padding-pairs` (2ebda3d, on main b06cbca),
 # packed as fusedmoe_pairs and fusedmoe_tests_pairs: the pair tiles' consumer warpgroups of padding rows only
-# skip their MMAs too (each CTA reads its own row block's run), and the single-CTA rule moved into
+# skip their MMAs too (the leader from the run it loads to take the tile, the partner from its own row
+# block's run, loaded while it acquires its rows), and the single-CTA rule moved into
 # raster.hpp's padding_warpgroups (host-tested). (1) the branch's cuda_fused tests (every forward case on
 # the pair tile against fp64 and the other tiles); (2) a same-call A/B against main at the cells the tables
 # give the pair (mixtral-8x7b M > 4096, deepseek-v3 M = 5633-8192) and one single-CTA cell (deepseek M=4096,
