@@ -503,7 +503,9 @@ TEST(CudaFusedTiles, AsyncSignalKeepsTheBits) {
 // (FUSEDMOE_CUDA_FUSED_RASTER=fixed): the order changes which CTA computes a tile, never what it computes.
 // `many`: ~6 row blocks per expert, so every fixed group straddles experts; `long_runs`: ~14 row blocks per
 // expert, groups of more than 8, and with FUSEDMOE_CUDA_FUSED_RASTER_ROWS 1 and 3 runs split into chunks
-// (at the presets' sizes only mixtral-8x7b M=16384 splits its runs).
+// (at the presets' sizes only mixtral-8x7b M=16384 splits its runs). The fixed groups read no block runs, so
+// there every consumer warpgroup multiplies: this also holds the skipped MMAs of warpgroups with only padding
+// rows to the bits (`handover`: ~4 rows per expert, one row block each: 1 of 2 or 2 of 3 warpgroups skip).
 TEST(CudaFusedTiles, ExpertRasterKeepsTheBits) {
   FUSEDMOE_REQUIRE_CUDA();
   FUSEDMOE_REQUIRE_WGMMA();
