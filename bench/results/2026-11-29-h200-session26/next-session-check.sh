@@ -2,7 +2,8 @@
 # Prepared in session 26 for the next session's first call, any Hopper card (~4 min): gpu_check on main's
 # packed binaries (every CUDA test, then compute-sanitizer memcheck and racecheck on the small cases). Main's
 # kernels changed after session 26's last GPU run: the one-block scans of cuda_fused's align and of the
-# library paths' sort now share cuda_common/kernels/block_scan.cuh (b41bb99).
+# library paths' sort now share cuda_common/kernels/block_scan.cuh (b41bb99), with tests of the scans over two
+# chunks of experts (648fbdb).
 set -u
 cd "$(dirname "$0")/.."
 . scripts/prebuilt_env.sh
