@@ -6,8 +6,7 @@
 
 namespace fusedmoe::cuda {
 
-// Every thread of a block of exactly kThreads threads (blockDim.x; a multiple of 32, at most 1024) calls it,
-// with its value (0 where it has none), from code every thread of the block reaches (it has barriers);
+// Every thread of a block of kThreads threads (a multiple of 32, at most 1024) calls it with its value;
 // returns the sum of the values of the threads before it and sets `total` to the block's sum, in every
 // thread. warp_sums: kThreads / 32 words of shared memory. Ends with a barrier, so the next call may reuse
 // warp_sums at once.
