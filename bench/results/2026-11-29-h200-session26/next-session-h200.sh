@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 26 for the next session, any Hopper card (~8 min). Main's binaries at 648fbdb (the
+# Prepared in session 26 for the next session, any Hopper card (~8 min). Main's binaries at 1b8e817 (the
 # padding consumers skip their MMAs; the align writes its block runs one warp per expert in either order),
 # fusedmoe_base = 0b80215 (before both).
 # (1) Decode and mid sizes against the base, 20 replays (CUDA graphs), 3 rounds: the align's new block-run

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 26, any Hopper card (~8 min): branch `skip-padding-pairs` (2ebda3d, on main b06cbca),
+# Prepared in session 26, any Hopper card (~8 min): branch `skip-padding-pairs` (2ebda3d, on main b06cbca, whose kernels equal 1b8e817's),
 # packed as fusedmoe_pairs and fusedmoe_tests_pairs: the pair tiles' consumer warpgroups of padding rows only
 # skip their MMAs too (the leader from the run it loads to take the tile, the partner from its own row
 # block's run, loaded while it acquires its rows), and the single-CTA rule moved into
