@@ -6,6 +6,8 @@
 // scoring, so ids are always in [0, E) and weights are finite.
 #pragma once
 
+#include <cstdint>
+
 #include "fusedmoe/config.hpp"
 #include "fusedmoe/tensor.hpp"
 

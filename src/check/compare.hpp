@@ -1,6 +1,7 @@
 // Error measures between a result and a reference, and the tolerance per dtype.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 

@@ -1,6 +1,7 @@
 // Built-in model shapes (routed experts of the published Hugging Face configs).
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>

@@ -1,6 +1,7 @@
 // Argument checks on tensors, with messages of the form "[component] name: expected X, got Y".
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string_view>
 

@@ -1,6 +1,7 @@
 // Expert placement across expert-parallel ranks: which global experts a rank holds.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 

@@ -1,6 +1,8 @@
 // PrepareFinalize implementations for one device (no communication).
 #pragma once
 
+#include <cstdint>
+
 #include "fusedmoe/kernel.hpp"
 
 namespace fusedmoe {

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
+#include <cstdint>
 
 #include <cstdlib>
 #include <optional>

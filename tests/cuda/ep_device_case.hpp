@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
+#include <cstdint>
 
 #include <exception>
 #include <memory>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <cstdint>
 
 #include <memory>
 #include <string>

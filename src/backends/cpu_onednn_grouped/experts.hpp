@@ -3,6 +3,7 @@
 // activation and top-k reduction around them: the "grouped GEMM" strategy of CPU MoE paths.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 

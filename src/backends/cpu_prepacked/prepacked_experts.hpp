@@ -1,6 +1,8 @@
 // The fast CPU Experts: prepacked bf16 panels + an ISA's panel kernel (see README.md).
 #pragma once
 
+#include <cstdint>
+
 #include "backends/cpu_prepacked/microkernel.hpp"
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"

@@ -1,6 +1,7 @@
 // GPU timing and ceilings for `fusedmoe bench --device cuda` (plain C++: no CUDA headers).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 

@@ -1,6 +1,8 @@
 // cuda_cutlass_grouped's Experts and converted weights (README.md has the design). Built only with CUTLASS.
 #pragma once
 
+#include <cstdint>
+
 #include "fusedmoe/kernel.hpp"
 #include "fusedmoe/oracle.hpp"
 

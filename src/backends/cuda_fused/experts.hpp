@@ -1,6 +1,7 @@
 // cuda_fused's Experts and converted weights (README.md has the design).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>

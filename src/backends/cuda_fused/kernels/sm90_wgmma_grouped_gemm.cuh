@@ -14,6 +14,8 @@
 // the epilogues are those of the mma.sync kernels.
 #pragma once
 
+#include <cstdint>
+
 #include "backends/cuda_fused/kernels/raster.hpp"
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
 #include "backends/cuda_fused/kernels/sm90_wgmma_ops.cuh"

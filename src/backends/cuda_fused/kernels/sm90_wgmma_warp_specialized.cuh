@@ -31,6 +31,8 @@
 // Same operands, epilogues and k16 order as the other wgmma kernels, so the same bits.
 #pragma once
 
+#include <cstdint>
+
 #include "backends/cuda_fused/kernels/sm90_async_ops.cuh"
 #include "backends/cuda_fused/kernels/sm90_wgmma_grouped_gemm.cuh"
 

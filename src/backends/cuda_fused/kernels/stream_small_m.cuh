@@ -11,6 +11,7 @@
 #pragma once
 
 #include <climits>
+#include <cstdint>
 
 #include "backends/cuda_fused/kernels/sm80_bf16_grouped_gemm.cuh"
 #include "backends/cuda_fused/kernels/weight_panels.cuh"
