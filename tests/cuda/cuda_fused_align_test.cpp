@@ -177,6 +177,7 @@ TEST(CudaFusedAlign, EveryPairOnceInItsExpertsPaddedRun) {
       {"all_on_one_expert", 100000, 16, 16, 128, false, 5},
       {"nothing_local", 5000, 32, 8, 16, true, 1},  // global 1 maps to -1 (stride 4)
       {"global_bins", 50000, 9000, 9000, 16},       // E_local beyond the shared-memory bins
+      {"two_scan_chunks", 3000, 2048, 2048, 16},    // the one-block align's scan over 2 x 1024 experts
   };
   for (const AlignCase& c : cases) {
     for (bool single : {true, false}) {

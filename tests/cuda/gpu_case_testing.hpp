@@ -67,6 +67,7 @@ inline std::vector<GpuCase> grouped_cases() {
       {"chunked", 70, 8, 32, 16, 2, Activation::silu, RoutingPattern::router, false, GpuIds::pattern, false,
        16},
       {"many_sort_tiles", 2048, 16, 256, 128, 4},  // 8192 pairs: eight tiles of the counting sort
+      {"e1100", 64, 1100, 32, 16, 4},              // the sort's one-block scan over two chunks of experts
       {"wide", 64, 8, 1024, 512, 2},
       {"odd_sizes", 37, 16, 67, 29, 4},
       {"odd_hidden", 20, 8, 36, 24, 2},

@@ -59,6 +59,9 @@ bool dependent_launch_requested();
 // memory each) is resident all at once on the current device: one wave. Occupancy cached per kernel,
 // device and launch shape.
 bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes);
+// Whether a grid of `blocks` blocks of `kernel` takes every block slot of the current device (a successor
+// let in early would find no free SM until this grid's blocks finish).
+bool grid_fills_a_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes);
 // How many blocks of `kernel` the current device holds at once (occupancy x SMs; at least 1).
 std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes);
 // Clusters of `cluster_x` blocks (along x) of the kernel that fit on the device at once (0: none fits, e.g.

@@ -86,6 +86,10 @@ bool grid_fits_one_wave(const void* kernel, std::int64_t blocks, int threads, in
   return blocks <= resident_blocks(kernel, threads, shared_bytes);
 }
 
+bool grid_fills_a_wave(const void* kernel, std::int64_t blocks, int threads, int shared_bytes) {
+  return blocks >= resident_blocks(kernel, threads, shared_bytes);
+}
+
 std::int64_t resident_blocks(const void* kernel, int threads, int shared_bytes) {
   static std::mutex mutex;
   static std::map<std::tuple<const void*, int, int, int>, int> blocks_per_sm;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "backends/cuda_common/kernels/block_scan.cuh"
 #include "backends/cuda_common/kernels/grouped_gemm_ops.hpp"
 
 namespace fusedmoe::cuda::grouped {
@@ -55,11 +56,9 @@ __global__ void count_tiles_kernel(SortPairs args, bool shared_bins) {
 // One block of kScanThreads threads.
 __global__ void scan_tiles_kernel(SortPairs args, std::int64_t num_tiles) {
   __shared__ std::int64_t warp_sums[kScanThreads / 32];
-  __shared__ std::int64_t carry;
-  const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
+  const int thread = threadIdx.x;
   const int experts = args.num_local_experts;
-  if (thread == 0) carry = 0;
-  __syncthreads();
+  std::int64_t carry = 0;  // the rows of the experts scanned so far (the same in every thread)
   for (int base = 0; base < experts; base += kScanThreads) {
     const int expert = base + thread;
     std::int64_t total = 0;
@@ -71,27 +70,10 @@ __global__ void scan_tiles_kernel(SortPairs args, std::int64_t num_tiles) {
         total += here;
       }
     }
-    std::int64_t inclusive = total;
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
-      if (lane >= offset) inclusive += other;
-    }
-    if (lane == 31) warp_sums[warp] = inclusive;
-    __syncthreads();
-    if (warp == 0) {
-      std::int64_t sum = warp_sums[lane];
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const std::int64_t other = __shfl_up_sync(0xffffffffu, sum, offset);
-        if (lane >= offset) sum += other;
-      }
-      warp_sums[lane] = sum;  // inclusive over warps
-    }
-    __syncthreads();
-    const std::int64_t before_warp = warp > 0 ? warp_sums[warp - 1] : 0;
-    if (expert < experts) args.offsets[expert] = carry + before_warp + inclusive - total;
-    __syncthreads();
-    if (thread == 0) carry += warp_sums[kScanThreads / 32 - 1];
-    __syncthreads();
+    std::int64_t chunk = 0;
+    const std::int64_t before = cuda::block_exclusive_sum<kScanThreads>(total, warp_sums, chunk);
+    if (expert < experts) args.offsets[expert] = carry + before;
+    carry += chunk;
   }
   if (thread == 0) args.offsets[experts] = carry;
 }

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "backends/cuda_common/kernels/block_scan.cuh"
 #include "backends/cuda_common/kernels/grid_dependency.cuh"
 #include "backends/cuda_fused/kernels/raster.hpp"
 
@@ -80,41 +81,22 @@ __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::i
 // parity_order the scan runs twice, over the experts with an even number of blocks, then the odd ones.
 __device__ void align_scan(const AlignParams& params, int* counts) {
   __shared__ std::int64_t warp_sums[kScanThreads / 32];
-  __shared__ std::int64_t carry;
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int experts = params.num_local_experts, block_m = params.block_m;
-  if (thread == 0) carry = 0;
-  __syncthreads();
   auto padded_of = [&](int expert) {
     return (static_cast<std::int64_t>(counts[expert]) + block_m - 1) / block_m * block_m;
   };
+  std::int64_t carry = 0;  // the padded rows of the experts scanned so far (the same in every thread)
   for (int pass = 0; pass < (params.parity_order ? 2 : 1); ++pass) {
     for (int base = 0; base < experts; base += kScanThreads) {
       const int expert = base + thread;
       const bool mine =
           expert < experts && (!params.parity_order || (padded_of(expert) / block_m) % 2 == pass);
       const std::int64_t padded = mine ? padded_of(expert) : 0;
-      std::int64_t inclusive = padded;
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const std::int64_t other = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset) inclusive += other;
-      }
-      if (lane == 31) warp_sums[warp] = inclusive;
-      __syncthreads();
-      if (warp == 0) {
-        std::int64_t sum = warp_sums[lane];
-        for (int offset = 1; offset < 32; offset *= 2) {
-          const std::int64_t other = __shfl_up_sync(0xffffffffu, sum, offset);
-          if (lane >= offset) sum += other;
-        }
-        warp_sums[lane] = sum;  // inclusive over warps
-      }
-      __syncthreads();
-      const std::int64_t before_warp = warp > 0 ? warp_sums[warp - 1] : 0;
-      if (mine) params.offsets[expert] = carry + before_warp + inclusive - padded;
-      __syncthreads();
-      if (thread == 0) carry += warp_sums[kScanThreads / 32 - 1];
-      __syncthreads();
+      std::int64_t chunk = 0;
+      const std::int64_t before = cuda::block_exclusive_sum<kScanThreads>(padded, warp_sums, chunk);
+      if (mine) params.offsets[expert] = carry + before;
+      carry += chunk;
     }
   }
   if (thread == 0) params.offsets[experts] = carry;

@@ -263,8 +263,8 @@ bool wgmma_gemm2_fills_a_wave(const Gemm2Launch& args) {
     const auto* function = reinterpret_cast<const void*>(wgmma_gemm2_down_kernel<Shape>);
     cuda::allow_dynamic_shared_memory(function, Shape::kSharedBytes);
     const dim3 grid = gemm2_grid<Shape>(args);
-    return static_cast<std::int64_t>(grid.x) * grid.y >=
-           cuda::resident_blocks(function, Shape::kThreads, Shape::kSharedBytes);
+    return cuda::grid_fills_a_wave(function, static_cast<std::int64_t>(grid.x) * grid.y, Shape::kThreads,
+                                   Shape::kSharedBytes);
   });
 }
 
