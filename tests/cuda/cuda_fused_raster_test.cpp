@@ -154,5 +154,36 @@ TEST(CudaFusedRaster, GroupRowsFollowTheL2AndTheWaves) {
   EXPECT_EQ(cuda_fused::raster_group_rows(64, 64, 1, 132, 1), 64);
 }
 
+TEST(CudaFusedRaster, PaddingWarpgroupsAreThoseOfALastBlockPastItsRoutedRows) {
+  using cuda_fused::padding_warpgroups;
+  // 128-row blocks (two warpgroups), a run of three blocks: only the last block has padding.
+  for (const int rows : {257, 300, 320}) {
+    const BlockRun run{4, 7, 5, rows};
+    EXPECT_EQ(padding_warpgroups(run, 4, 2), 0);
+    EXPECT_EQ(padding_warpgroups(run, 5, 2), 0);
+    EXPECT_EQ(padding_warpgroups(run, 6, 2), 1) << rows << " rows: 1-64 in the last block";
+  }
+  EXPECT_EQ(padding_warpgroups(BlockRun{4, 7, 5, 321}, 6, 2), 0) << "65 rows in the last block";
+  EXPECT_EQ(padding_warpgroups(BlockRun{4, 7, 5, 384}, 6, 2), 0) << "a full last block";
+  // 192-row blocks (three warpgroups), one block.
+  EXPECT_EQ(padding_warpgroups(BlockRun{0, 1, 2, 1}, 0, 3), 2);
+  EXPECT_EQ(padding_warpgroups(BlockRun{0, 1, 2, 128}, 0, 3), 1);
+  EXPECT_EQ(padding_warpgroups(BlockRun{0, 1, 2, 129}, 0, 3), 0);
+  // A block without an expert has no warpgroups to spare: the kernels leave it idle as a whole.
+  EXPECT_EQ(padding_warpgroups(BlockRun{9, 10, -1, 0}, 9, 2), 0);
+  // Every routed row keeps its warpgroup, and no warpgroup of only padding rows is kept.
+  for (const int warpgroups : {1, 2, 3}) {
+    const int block_m = 64 * warpgroups;
+    for (int rows = 1; rows <= 4 * block_m; ++rows) {
+      const int blocks = (rows + block_m - 1) / block_m;
+      const BlockRun run{10, 10 + blocks, 3, rows};
+      const int kept = warpgroups - padding_warpgroups(run, 10 + blocks - 1, warpgroups);
+      const int last_rows = rows - (blocks - 1) * block_m;
+      ASSERT_GE(64 * kept, last_rows) << rows << " rows, " << warpgroups << " warpgroups";
+      ASSERT_LT(64 * (kept - 1), last_rows) << rows << " rows, " << warpgroups << " warpgroups";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fusedmoe

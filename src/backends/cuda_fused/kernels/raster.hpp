@@ -53,6 +53,14 @@ struct alignas(16) BlockRun {
   std::int32_t rows;
 };
 
+// How many of row block `row_block`'s last 64-row warpgroups (of `warpgroups`, block_m = 64 x warpgroups)
+// hold only padding rows: none but in its run's last block, where rows past the routed ones are padding.
+FUSEDMOE_RASTER_FN int padding_warpgroups(const BlockRun& run, std::int64_t row_block, int warpgroups) {
+  if (run.expert < 0 || row_block != run.end - 1) return 0;
+  const std::int64_t routed = run.rows - std::int64_t{run.end - 1 - run.first} * 64 * warpgroups;
+  return routed <= 0 ? warpgroups : warpgroups - static_cast<int>((routed + 63) / 64);
+}
+
 // The expert raster of a launch: block_runs [row blocks] (nullptr: fixed groups) and the most tile rows of
 // a group (0: the launcher sets raster_group_rows's).
 struct Raster {

@@ -250,15 +250,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
   // The expert of row block r (-1: none, or past the used ones).
   auto expert_of = [&](std::int64_t row_block) { return row_block < rows ? block_expert[row_block] : -1; };
   // Tile `tile`'s row block (or pair) and column block in the raster (raster.hpp); `expert`: with the expert
-  // raster, the expert of its row block (of a pair's first), else unknown (-1); `routed_rows`: with the
-  // expert raster, the routed rows of a single CTA's row block (fewer than kBlockM only in a run's last
-  // block), else kBlockM.
+  // raster, the expert of its row block (of a pair's first), else unknown (-1); `padding`: with the expert
+  // raster, how many of the last warpgroups of its row block (a pair's first) have padding rows only
+  // (padding_warpgroups), else 0.
   // (In 32 bits where the tiles fit: the taking thread's divisions are on the way to each tile's first
   // loads.)
   const bool narrow = tiles <= 0x7fffffff;
-  auto raster_tile = [&](std::int64_t tile, int& expert, int& routed_rows) -> BlockCoordinates {
+  auto raster_tile = [&](std::int64_t tile, int& expert, int& padding) -> BlockCoordinates {
     expert = -1;
-    routed_rows = Shape::kBlockM;
+    padding = 0;
     if (raster.block_runs == nullptr) {
       return narrow ? grouped_tile<int>(static_cast<int>(tile), static_cast<int>(tile_rows),
                                         static_cast<int>(columns))
@@ -273,8 +273,8 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     if ((static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) >= run.first &&
         (static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0)) < run.end) {
       expert = run.expert;
-      if (!kPair && at.row_block == run.end - 1)
-        routed_rows = run.rows - (run.end - 1 - run.first) * Shape::kBlockM;
+      padding = padding_warpgroups(run, static_cast<std::int64_t>(at.row_block) << (kPair ? 1 : 0),
+                                   Shape::kConsumers);
     }
     return at;
   };
@@ -294,8 +294,8 @@ __device__ __forceinline__ void wgmma_warp_specialized(
     };
     // Thread 0 (a pair's leader's) takes the next tile with an expert for the whole warpgroup (and the
     // partner's): its coordinates packed (row block or pair << 32 | column block; the warpgroup and the
-    // partner need not find them again), or -1 when none is left. It also keeps, for itself, how many of the
-    // tile's last consumer warpgroups have only padding rows (idle_consumers).
+    // partner need not find them again), or -1 when none is left. Thread 0 of each CTA also keeps, for
+    // itself, how many of its row block's last consumer warpgroups have only padding rows (idle_consumers).
     long long idle_consumers = 0;
     auto take_tile = [&](int taken) {
       const int slot = taken % Shape::kTakeSlots;
@@ -304,15 +304,15 @@ __device__ __forceinline__ void wgmma_warp_specialized(
         for (;;) {
           const unsigned long long tile = atomicAdd(next_tile, 1ull);
           if (tile >= static_cast<unsigned long long>(tiles)) break;
-          int run_expert, routed_rows;
-          const BlockCoordinates at = raster_tile(static_cast<std::int64_t>(tile), run_expert, routed_rows);
+          int run_expert, padding;
+          const BlockCoordinates at = raster_tile(static_cast<std::int64_t>(tile), run_expert, padding);
           const int row_block = at.row_block;
           const bool has_expert = run_expert >= 0 ||  // the expert raster knows it without another load
                                   (kPair ? expert_of(2 * row_block) >= 0 || expert_of(2 * row_block + 1) >= 0
                                          : block_expert[row_block] >= 0);
           if (has_expert) {
             tile_taken = static_cast<long long>(row_block) << 32 | at.column_block;
-            idle_consumers = Shape::kConsumers - (routed_rows + 63) / 64;  // each consumer has 64 rows
+            idle_consumers = padding;
             await_row_block(kPair ? 2 * row_block : row_block);  // a partner awaits its own row block
             break;
           }
@@ -322,10 +322,17 @@ __device__ __forceinline__ void wgmma_warp_specialized(
           store_shared_cluster_s64(cluster_address(take_slot(slot), partner), tile_taken);
           mbarrier_arrive_remote<true>(cluster_address(take_barrier(slot), partner));
         }
-      } else if (kPair && thread == 0) {  // the partner: the leader's word, and its own acquire of the rows
+      } else if (kPair && thread == 0) {  // the partner: the leader's word, its own acquire of the rows and
+                                          // its own row block's padding warpgroups
         mbarrier_wait_cluster(take_barrier(slot), (taken / Shape::kTakeSlots) & 1);
         const long long tile_taken = load_shared_s64(take_slot(slot));
-        if (tile_taken >= 0) await_row_block(2 * (tile_taken >> 32) + 1);
+        if (tile_taken >= 0) {
+          const std::int64_t own = 2 * (tile_taken >> 32) + 1;
+          const bool has_run = raster.block_runs != nullptr && own < rows;
+          const BlockRun run = has_run ? load_block_run(raster.block_runs + own) : BlockRun{0, 0, -1, 0};
+          await_row_block(own);
+          idle_consumers = padding_warpgroups(run, own, Shape::kConsumers);
+        }
       }
       named_barrier_sync<1, 128>();
       return static_cast<std::int64_t>(load_shared_s64(take_slot(slot)));
