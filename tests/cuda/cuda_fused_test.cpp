@@ -726,8 +726,8 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
   EXPECT_EQ(qwen3(1024, kH100Shared, true), TileId::wg64_n256_ws);   // 64
   EXPECT_EQ(qwen3(1536, kH100Shared, true), TileId::wg64_n256_ws);   // 96
   EXPECT_EQ(qwen3(1552, kH100Shared, true), TileId::wg128_n256_ws);  // 97
-  EXPECT_EQ(qwen3(2032, kH100Shared, true), TileId::wg128_n256_ws);  // 127
-  EXPECT_EQ(qwen3(2048, kH100Shared, true), TileId::wg192_n192_ws);  // 128: one 192-row block per expert
+  EXPECT_EQ(qwen3(1920, kH100Shared, true), TileId::wg128_n256_ws);  // 120
+  EXPECT_EQ(qwen3(1936, kH100Shared, true), TileId::wg192_n192_ws);  // 121: one 192-row block per expert
   EXPECT_EQ(qwen3(2816, kH100Shared, true), TileId::wg192_n192_ws);  // 176
   EXPECT_EQ(qwen3(2832, kH100Shared, true), TileId::wg128_n256_ws);  // 177
   EXPECT_EQ(qwen3(4096, kH100Shared, true), TileId::wg128_n256_ws);  // 256
@@ -747,20 +747,20 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
 }
 
 // `fusedmoe tune` ends a bucket where each tile regime ends (no device needed): olmoe-1b-7b (E 64, k 8) has
-// M/8 rows per expert, so 16 / 96 / 127 / 176 rows end at M = 128 / 768 / 1016 / 1408; those below the
+// M/8 rows per expert, so 16 / 96 / 120 / 176 rows end at M = 128 / 768 / 960 / 1408; those below the
 // largest listed count are added (the first bucket serves the M below it too), ascending and distinct.
 TEST(CudaFusedTuneTokens, BucketsEndWhereTileRegimesEnd) {
   MoeConfig olmoe = testing::make_config(64, 8, 2048, 1024);
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1, 8, 64, 256, 1024, 4096, 16384}),
-            (std::vector<std::int64_t>{1, 8, 64, 128, 256, 768, 1016, 1024, 1408, 4096, 16384}));
-  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1000, 1100}),
-            (std::vector<std::int64_t>{128, 768, 1000, 1016, 1100}));
-  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1016}), (std::vector<std::int64_t>{128, 768, 1016}));
+            (std::vector<std::int64_t>{1, 8, 64, 128, 256, 768, 960, 1024, 1408, 4096, 16384}));
+  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {950, 1100}),
+            (std::vector<std::int64_t>{128, 768, 950, 960, 1100}));
+  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {960}), (std::vector<std::int64_t>{128, 768, 960}));
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {100}), (std::vector<std::int64_t>{100}));
   // deepseek-v3's routed experts (E 256, k 8): M/32 rows per expert.
   MoeConfig deepseek = testing::make_config(256, 8, 7168, 2048);
   EXPECT_EQ(cuda_fused::tune_token_counts(deepseek, {1024, 16384}),
-            (std::vector<std::int64_t>{512, 1024, 3072, 4064, 5632, 16384}));
+            (std::vector<std::int64_t>{512, 1024, 3072, 3840, 5632, 16384}));
 }
 
 // A choice of two tiles ("<GEMM1 tile>/<GEMM2 tile>") parses where both have the same rows and are both
@@ -798,7 +798,7 @@ TEST(CudaFusedBuiltinTune, TablesAreWellFormedAndFound) {
     for (const TuneBucket& bucket : entry.buckets) {
       EXPECT_NO_THROW((void)cuda_fused::parse_forward_choice(bucket.choice)) << bucket.choice;
       EXPECT_GT(bucket.max_tokens, previous);
-      // The 192-row tile only where uniform routing gives 128-176 rows per expert (its measured regime,
+      // The 192-row tile only where uniform routing gives 121-176 rows per expert (its measured regime,
       // tile_table.hpp), on every card's table alike: the bounds follow from the rows, not the card.
       if (bucket.choice == "wg192_n192_ws") {
         const auto rows = [&](std::int64_t tokens) {

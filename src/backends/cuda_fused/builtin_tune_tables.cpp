@@ -57,7 +57,7 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 2032
+     "max_tokens": 1920
     },
     {
      "choice": "wg192_n192_ws",
@@ -106,7 +106,7 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 1016
+     "max_tokens": 960
     },
     {
      "choice": "wg192_n192_ws",
@@ -155,7 +155,7 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws_pair",
-     "max_tokens": 508
+     "max_tokens": 480
     },
     {
      "choice": "wg192_n192_ws",
@@ -214,7 +214,7 @@ constexpr const char* kH100Tables = R"json({
     },
     {
      "choice": "wg128_n256",
-     "max_tokens": 4064
+     "max_tokens": 3840
     },
     {
      "choice": "wg192_n192_ws",
@@ -292,7 +292,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 2032
+     "max_tokens": 1920
     },
     {
      "choice": "wg192_n192_ws",
@@ -341,7 +341,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 1016
+     "max_tokens": 960
     },
     {
      "choice": "wg192_n192_ws",
@@ -395,7 +395,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 508
+     "max_tokens": 480
     },
     {
      "choice": "wg192_n192_ws",
@@ -454,7 +454,7 @@ constexpr const char* kH200Tables = R"json({
     },
     {
      "choice": "wg128_n256_ws",
-     "max_tokens": 4064
+     "max_tokens": 3840
     },
     {
      "choice": "wg192_n192_ws",

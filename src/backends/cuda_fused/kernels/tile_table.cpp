@@ -103,10 +103,12 @@ namespace {
 
 // Hopper: wgmma tiles from 17 rows per expert on (measured on the H100 over the four bench presets: they beat
 // every mma.sync tile there, by 1.3-2x at 256+ rows). Up to 96 rows per expert the warp-specialised tile with
-// one consumer warpgroup (64 rows), beyond it the one with two (128 rows), except at 128-176 rows per expert,
-// where most experts' rows fit one block of the three-warpgroup tile (192 rows) but not one of 128 rows
-// (on an H200 up to 21% faster there on all four bench presets, 1.1-1.4% slower at 124 rows, 1.4-4.6% at
-// 192); down the list when a grid would leave SMs idle. nullptr: mma.sync tiles.
+// one consumer warpgroup (64 rows), beyond it the one with two (128 rows), except at 121-176 rows per expert,
+// where many experts' rows (uniform routing) fit one block of the three-warpgroup tile (192 rows) but not
+// one of 128 rows (on an H200 up to 21% faster there on all four bench presets, 1.4-4.6% slower at 192 rows;
+// since its all-padding warpgroups skip their MMAs, 1.1-3.0% faster at 121 rows and 2.2-8.1% at 124 on
+// three presets, 1-10% slower at 112-118); down the list when a grid would leave SMs idle. nullptr: mma.sync
+// tiles.
 const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                     std::int64_t active_experts) {
   if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;

@@ -149,10 +149,10 @@ inline constexpr TileBucket kTileBuckets[] = {
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
 // The heuristic's wgmma regimes by rows per expert (choose_tile): one consumer warpgroup (64 rows) up to 96,
-// two (128 rows) up to 127, three (192 rows) up to 176, two beyond. `fusedmoe tune` ends a bucket at the
+// two (128 rows) up to 120, three (192 rows) up to 176, two beyond. `fusedmoe tune` ends a bucket at the
 // last M of each regime too (tune_token_counts), so that no bucket spans two of them.
 inline constexpr std::int64_t kOneGroupMaxRowsPerExpert = 96;
-inline constexpr std::int64_t kThreeGroupsMinRowsPerExpert = 128, kThreeGroupsMaxRowsPerExpert = 176;
+inline constexpr std::int64_t kThreeGroupsMinRowsPerExpert = 121, kThreeGroupsMaxRowsPerExpert = 176;
 inline constexpr std::int64_t kRegimeLastRowsPerExpert[] = {
     kStreamingMaxRowsPerExpert, kOneGroupMaxRowsPerExpert, kThreeGroupsMinRowsPerExpert - 1,
     kThreeGroupsMaxRowsPerExpert};
