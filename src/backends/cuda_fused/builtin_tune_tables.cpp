@@ -24,7 +24,8 @@ namespace {
 // H100 to measure them on (none was lent in sessions 16-22; hence no times): the tile wins there by loading
 // fewer weight bytes per routed row, which the H100's lower bandwidth should favour, not undo. Two measured
 // cells at 128 rows per expert changed with them (olmoe-1b-7b M=1024: wg128_n256_ws, 0.3688 ms; deepseek-v3
-// M=4096: wg128_n256, 9.4215 ms); on the H200 wg192_n192_ws was 7% and 5% faster there.
+// M=4096: wg128_n256, 9.4215 ms); on the H200 wg192_n192_ws was 7% and 5% faster there. Session 27 moved
+// the buckets' lower bound to 121 rows per expert with the H200's (unmeasured here).
 constexpr const char* kH100Tables = R"json({
  "entries": [
   {
@@ -259,7 +260,11 @@ constexpr const char* kH100Tables = R"json({
 // at 200 replays, deepseek-v3 M = 6144 / 7168 / 8192 / 10240 / 12288 / 16384: 0.977 / 0.969 / 0.986 / 1.012 /
 // 0.990 / 0.993; the landed form against the table before it (next call, 3 rounds): pair up to 16384 except
 // 8193-11264 gave 0.974 / 1.003 / 0.999 / 1.006 / 1.006 at 7168 / 8192 / 10240 / 12288 / 16384, so only the
-// pair's gain up to 8192 reproduced: pair up to 8192, wg128_n256_ws beyond.
+// pair's gain up to 8192 reproduced: pair up to 8192, wg128_n256_ws beyond. Session 27 (2026-11-29-h200-
+// session27.md): since the all-padding warpgroups skip their MMAs, wg192_n192_ws from 121 rows per expert
+// (was 128): qwen3-30b-a3b M > 1920, olmoe-1b-7b M > 960, mixtral-8x7b M > 480, deepseek-v3 M > 3840; the
+// landed A/B at 121 / 124 rows, 3 rounds at 200 replays: qwen3 0.981 / 0.974, olmoe 0.989 / 0.973, mixtral
+// 0.962 / 0.923, deepseek-v3 (124) 0.949.
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
