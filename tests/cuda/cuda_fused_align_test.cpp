@@ -178,6 +178,8 @@ TEST(CudaFusedAlign, EveryPairOnceInItsExpertsPaddedRun) {
       {"nothing_local", 5000, 32, 8, 16, true, 1},  // global 1 maps to -1 (stride 4)
       {"global_bins", 50000, 9000, 9000, 16},       // E_local beyond the shared-memory bins
       {"two_scan_chunks", 3000, 2048, 2048, 16},    // the one-block align's scan over 2 x 1024 experts
+      {"partial_chunk", 4000, 1025, 1025, 32},      // 1024 experts and one: a warp's second chunk of one
+      {"wg192_rows", 20000, 128, 128, 192},         // the three-warpgroup tile's rows (not a power of two)
   };
   for (const AlignCase& c : cases) {
     for (bool single : {true, false}) {

@@ -68,7 +68,7 @@ __device__ __forceinline__ void write_block_without_expert(const AlignParams& pa
 }
 
 // rows / block_m for rows that are a multiple of block_m (a row offset's block), by a 32-bit division where
-// the rows fit (always, but for batches of more than 2^31 padded rows).
+// the rows fit (always, but for batches of 2^32 padded rows or more).
 __device__ __forceinline__ std::int32_t row_blocks(std::int64_t rows, int block_m) {
   if (rows <= std::int64_t{UINT32_MAX})
     return static_cast<std::int32_t>(static_cast<std::uint32_t>(rows) / static_cast<std::uint32_t>(block_m));
@@ -94,7 +94,9 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   // 32-bit divisions throughout: a 64-bit one is a long emulated sequence, and the per-expert loop below
   // runs a few of them in a row per warp on the decode path's critical chain (qwen3-30b-a3b M=1: 3% slower
   // with 64-bit ones).
-  auto blocks_for = [&](int count) { return (count + block_m - 1) / block_m; };
+  auto blocks_for = [&](int count) {  // unsigned: count + block_m - 1 may pass INT32_MAX (count <= 2^31 - 1)
+    return static_cast<int>((static_cast<unsigned>(count) + block_m - 1) / static_cast<unsigned>(block_m));
+  };
   auto blocks_of = [&](int expert) { return blocks_for(counts[expert]); };
   auto padded_of = [&](int expert) { return static_cast<std::int64_t>(blocks_of(expert)) * block_m; };
   std::int64_t carry = 0;  // the padded rows of the experts scanned so far (the same in every thread)
