@@ -1,6 +1,7 @@
 // cuda_fused's align step (backends/cuda_fused/kernels/align.cuh) on its own, both ways (one block; count +
 // scan by the last block to finish, then the block-aggregated scatter), against a host model: every local
-// pair lands in its expert's run exactly once, runs are padded to block_m with -1 and laid out in ascending
+// pair lands in its expert's run exactly once, each local pair's position names its row and the others' are
+// left alone, runs are padded to block_m with -1 and laid out in ascending
 // expert id (or, in parity order, those of an even number of blocks first), block_expert names each
 // used block's expert and -1 past them, each block's run (raster.hpp) is its expert's blocks (or itself,
 // without an expert), the ticket after the counts is left at zero for the next call, and the words handed
@@ -91,6 +92,8 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
   Tensor sorted_ids = testing::empty_poisoned(DType::int32, {max_blocks * c.block_m});
   Tensor block_expert = testing::empty_poisoned(DType::int32, {max_blocks});
   Tensor block_runs = testing::empty_poisoned(DType::int32, {4 * max_blocks});  // cuda_fused::BlockRun
+  Tensor pair_positions = testing::empty_poisoned(DType::int32, {c.pairs});
+  const std::int32_t poisoned_position = host_values<std::int32_t>(pair_positions).front();
   constexpr std::int64_t kZeroWords = 1000;
   Tensor zero_words = testing::empty_poisoned(DType::int64, {kZeroWords});
   for (int call = 0; call < 2; ++call) {  // the second call finds the first one's ticket and counts
@@ -99,6 +102,7 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
     testing::poison(block_expert);
     testing::poison(block_runs);
     testing::poison(zero_words);
+    testing::poison(pair_positions);
     cuda_fused::launch_align(
         cuda_fused::AlignLaunch{
             .topk_ids = device_ids.data_as<const std::int32_t>(),
@@ -115,6 +119,7 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
             .single_block = single_block,
             .zero_words = zero_words.data_as<std::uint64_t>(),
             .zero_word_count = kZeroWords,
+            .pair_positions = pair_positions.data_as<std::int32_t>(),
             .block_runs = reinterpret_cast<cuda_fused::BlockRun*>(block_runs.data_as<std::int32_t>()),
             .parity_order = parity_order},
         nullptr);
@@ -123,6 +128,17 @@ void check_align(const AlignCase& c, bool single_block, bool parity_order, std::
     const auto got_offsets = host_values<std::int64_t>(offsets);
     const auto got_sorted = host_values<std::int32_t>(sorted_ids);
     const auto got_blocks = host_values<std::int32_t>(block_expert);
+    const auto got_positions = host_values<std::int32_t>(pair_positions);
+    for (std::int64_t pair = 0; pair < c.pairs; ++pair) {
+      const std::int32_t position = got_positions[static_cast<std::size_t>(pair)];
+      if (local_of(ids[static_cast<std::size_t>(pair)]) < 0) {
+        ASSERT_EQ(position, poisoned_position) << "pair " << pair << " has no local expert: left alone";
+      } else {
+        ASSERT_TRUE(position >= 0 && position < max_blocks * c.block_m)
+            << "pair " << pair << ": " << position;
+        ASSERT_EQ(got_sorted[static_cast<std::size_t>(position)], pair) << "pair " << pair << "'s position";
+      }
+    }
     const auto got_runs = host_values<std::int32_t>(block_runs);  // first, end, expert, rows per block
     auto expect_run = [&](std::int64_t block, std::int64_t first, std::int64_t end, int expert,
                           std::int64_t rows) {
@@ -180,6 +196,16 @@ TEST(CudaFusedAlign, EveryPairOnceInItsExpertsPaddedRun) {
       {"two_scan_chunks", 3000, 2048, 2048, 16},    // the one-block align's scan over 2 x 1024 experts
       {"partial_chunk", 4000, 1025, 1025, 32},      // 1024 experts and one: a warp's second chunk of one
       {"wg192_rows", 20000, 128, 128, 192},         // the three-warpgroup tile's rows (not a power of two)
+      // Decode batches:
+      {"qwen3_m1", 8, 128, 128, 16},
+      {"mixtral_m1", 2, 8, 8, 64},
+      {"one_pair", 1, 256, 256, 128},
+      {"m8_k8_e256", 64, 256, 256, 64},
+      {"m32_k8", 256, 128, 128, 16},
+      {"small_one_expert", 256, 64, 64, 16, false, 9},
+      {"small_map_foreign", 200, 80, 20, 64, true, -1, 3},
+      {"small_many_experts", 130, 2048, 2048, 192},
+      {"small_odd_experts", 77, 33, 33, 32},
   };
   for (const AlignCase& c : cases) {
     for (bool single : {true, false}) {

@@ -264,7 +264,12 @@ constexpr const char* kH100Tables = R"json({
 // session27.md): since the all-padding warpgroups skip their MMAs, wg192_n192_ws from 121 rows per expert
 // (was 128): qwen3-30b-a3b M > 1920, olmoe-1b-7b M > 960, mixtral-8x7b M > 480, deepseek-v3 M > 3840; the
 // landed A/B at 121 / 124 rows, 3 rounds at 200 replays: qwen3 0.981 / 0.974, olmoe 0.989 / 0.973, mixtral
-// 0.962 / 0.923, deepseek-v3 (124) 0.949.
+// 0.962 / 0.923, deepseek-v3 (124) 0.949. Session 28 (2026-11-29-h200-session28.md): with the parity order
+// and the pair tiles' padding skip, mixtral-8x7b's pair tile from 705 tokens (was from 4097, wg128_n256_ws
+// below): against the table at 200 replays, 2 rounds, M = 768 / 896 / 1024 / 1280 / 1536 / 2048 / 3072 /
+// 4096: 0.930 / 1.001 / 0.970 / 1.013 / 0.982 / 0.998 / 0.985 / 0.993; the landed table against
+// wg128_n256_ws, 3 rounds, M = 768 / 1024 / 1536 / 2048 / 3072 / 4096: 0.926 / 0.977 / 0.982 / 0.992 / 1.004
+// / 1.004 (qwen3-30b-a3b and olmoe-1b-7b at M = 1024 / 4096: 3-12% slower on the pair, kept).
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -405,16 +410,6 @@ constexpr const char* kH200Tables = R"json({
     {
      "choice": "wg192_n192_ws",
      "max_tokens": 704
-    },
-    {
-     "choice": "wg128_n256_ws",
-     "max_tokens": 1024,
-     "time_ms": 1.3786
-    },
-    {
-     "choice": "wg128_n256_ws",
-     "max_tokens": 4096,
-     "time_ms": 4.2338
     },
     {
      "choice": "wg128_n256_ws_pair",
