@@ -85,10 +85,11 @@ __device__ __forceinline__ int local_expert_of(const AlignParams& params, std::i
 }
 
 // Offsets, block experts and padding from per-expert `counts` (global, or shared in the one-block
-// variant); leaves `counts` zeroed to serve as fill cursors. One block of kScanThreads threads. In
+// variant); leaves `counts` zeroed to serve as fill cursors. One block of kThreads threads. In
 // parity_order the scan runs twice, over the experts with an even number of blocks, then the odd ones.
+template <int kThreads>
 __device__ void align_scan(const AlignParams& params, int* counts) {
-  __shared__ std::int64_t warp_sums[kScanThreads / 32];
+  __shared__ std::int64_t warp_sums[kThreads / 32];
   const int thread = threadIdx.x, lane = thread % 32, warp = thread / 32;
   const int experts = params.num_local_experts, block_m = params.block_m;
   // 32-bit divisions throughout: a 64-bit one is a long emulated sequence, and the per-expert loop below
@@ -101,12 +102,12 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   auto padded_of = [&](int expert) { return static_cast<std::int64_t>(blocks_of(expert)) * block_m; };
   std::int64_t carry = 0;  // the padded rows of the experts scanned so far (the same in every thread)
   for (int pass = 0; pass < (params.parity_order ? 2 : 1); ++pass) {
-    for (int base = 0; base < experts; base += kScanThreads) {
+    for (int base = 0; base < experts; base += kThreads) {
       const int expert = base + thread;
       const bool mine = expert < experts && (!params.parity_order || blocks_of(expert) % 2 == pass);
       const std::int64_t padded = mine ? padded_of(expert) : 0;
       std::int64_t chunk = 0;
-      const std::int64_t before = cuda::block_exclusive_sum<kScanThreads>(padded, warp_sums, chunk);
+      const std::int64_t before = cuda::block_exclusive_sum<kThreads>(padded, warp_sums, chunk);
       if (mine) params.offsets[expert] = carry + before;
       carry += chunk;
     }
@@ -116,7 +117,7 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
 
   // Blocks past the used ones: no expert.
   for (std::int64_t block = row_blocks(carry, block_m) + thread; block < params.max_blocks;
-       block += kScanThreads) {
+       block += kThreads) {
     write_block_without_expert(params, block);
   }
   // One warp per expert: its blocks' expert and run, and its padding rows, its lanes on consecutive rows
@@ -125,7 +126,7 @@ __device__ void align_scan(const AlignParams& params, int* counts) {
   // the count and first block of the warp's j-th expert of each 32 (then zeroes the count: the scatter's
   // cursor), so the warp's loop over them waits on one round of loads, not on one per expert (loading them
   // expert by expert held the align 1.2 us longer at qwen3-30b-a3b M=1, 4 experts per warp).
-  constexpr int kWarps = kScanThreads / 32;
+  constexpr int kWarps = kThreads / 32;
   for (int chunk = warp; chunk < experts; chunk += 32 * kWarps) {
     const int mine = chunk + lane * kWarps;
     int my_count = 0;
@@ -192,16 +193,23 @@ __global__ void __launch_bounds__(kScanThreads)
   __syncthreads();
   if (!last) return;
   __threadfence();  // every other block's counts are visible from here (none were read before)
-  align_scan(params, params.counts);
+  align_scan<kScanThreads>(params, params.counts);
   if (threadIdx.x == 0) *params.ticket = 0;  // for the next call
 }
 
-// Count, scan and scatter in one block of kScanThreads threads, bins and cursors in shared memory
+// Count, scan and scatter in one block of kSingleBlockThreads threads, bins and cursors in shared memory
 // ([E_local] ints): one launch instead of a memset and three kernels, for small batches
 // (kSingleBlockMaxPairs) at decode.
 inline constexpr std::int64_t kSingleBlockMaxPairs = 8192;
 
-__global__ void __launch_bounds__(kScanThreads) align_single_block_kernel(AlignParams params) {
+// 512 threads, not 1024: a block's every instruction costs each scheduler one issue slot per warp it holds,
+// and at decode most threads have no expert or pair. Against 1024 (H200, landed A/B, 3 rounds, session 29):
+// olmoe-1b-7b M=1 1.7%, qwen3-30b-a3b M=1 1.4%, mixtral-8x7b M=1 0.8% faster, olmoe M=8 0.3% slower, the
+// rest at M = 1-64 level; 256 and 128 threads were 0.5-3% slower at M = 8-64 (more passes per loop).
+inline constexpr int kSingleBlockThreads = 512;
+
+template <int kThreads>
+__global__ void __launch_bounds__(kThreads) align_single_block_kernel(AlignParams params) {
   cuda::allow_dependent_grids();  // GEMM1 may launch now; it waits for this kernel before reading anything
   extern __shared__ int bins[];
   zero_words(params);
@@ -212,7 +220,7 @@ __global__ void __launch_bounds__(kScanThreads) align_single_block_kernel(AlignP
     if (local >= 0) atomicAdd(&bins[local], 1);
   }
   __syncthreads();
-  align_scan(params, bins);
+  align_scan<kThreads>(params, bins);
   __syncthreads();  // the cursors are zero and the offsets visible
   for (std::int64_t pair = threadIdx.x; pair < params.num_pairs; pair += blockDim.x) {
     const int local = local_expert_of(params, pair);

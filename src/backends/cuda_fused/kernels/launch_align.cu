@@ -36,7 +36,7 @@ void launch_align(const AlignLaunch& args, StreamHandle stream_handle) {
   const std::size_t bin_bytes =
       shared_bins ? static_cast<std::size_t>(args.num_local_experts) * sizeof(int) : 0;
   if (args.single_block && args.num_pairs <= kSingleBlockMaxPairs && shared_bins) {
-    align_single_block_kernel<<<1, kScanThreads, bin_bytes, stream>>>(params);
+    align_single_block_kernel<kSingleBlockThreads><<<1, kSingleBlockThreads, bin_bytes, stream>>>(params);
     FUSEDMOE_CUDA_CHECK_LAUNCH();
     return;
   }
