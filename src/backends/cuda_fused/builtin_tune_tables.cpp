@@ -269,7 +269,14 @@ constexpr const char* kH100Tables = R"json({
 // below): against the table at 200 replays, 2 rounds, M = 768 / 896 / 1024 / 1280 / 1536 / 2048 / 3072 /
 // 4096: 0.930 / 1.001 / 0.970 / 1.013 / 0.982 / 0.998 / 0.985 / 0.993; the landed table against
 // wg128_n256_ws, 3 rounds, M = 768 / 1024 / 1536 / 2048 / 3072 / 4096: 0.926 / 0.977 / 0.982 / 0.992 / 1.004
-// / 1.004 (qwen3-30b-a3b and olmoe-1b-7b at M = 1024 / 4096: 3-12% slower on the pair, kept).
+// / 1.004 (qwen3-30b-a3b and olmoe-1b-7b at M = 1024 / 4096: 3-12% slower on the pair, kept). Session 29
+// (2026-11-29-h200-session29.md section 3): `fusedmoe tune` between the bench's token counts found the
+// buckets that span 8-48 rows per expert 2-9% slower than the best tile (wg64_n256_ws or wg128_n256_ws where
+// m32 or wg64_n128 win); new buckets, same-call A/B against the table, 3 rounds: olmoe-1b-7b m32 at 65-224
+// (0.902 at 65 .. 0.952 at 224) and wg64_n128 at 225-384 (0.926-0.957), qwen3-30b-a3b m32 at 257-384
+// (0.901-0.914) and wg64_n128 at 385-512 (0.943-0.949), mixtral-8x7b m16_n128_k128 at 9-48 (0.977-0.987) and
+// wg64_n128 at 65-192 (0.966-0.970); deepseek-v3 m16_n128_k128 at 9-48 (0.983-0.995) and wg64_n128 at 257-768
+// (0.962-0.986; level at 1024, kept); level at each new bucket's first size past it.
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -294,6 +301,14 @@ constexpr const char* kH200Tables = R"json({
      "choice": "m32",
      "max_tokens": 256,
      "time_ms": 0.3128
+    },
+    {
+     "choice": "m32",
+     "max_tokens": 384
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 512
     },
     {
      "choice": "wg128_n256_ws",
@@ -345,9 +360,16 @@ constexpr const char* kH200Tables = R"json({
      "time_ms": 0.2022
     },
     {
-     "choice": "wg64_n256_ws",
-     "max_tokens": 256,
-     "time_ms": 0.2183
+     "choice": "m32",
+     "max_tokens": 224
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 256
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 384
     },
     {
      "choice": "wg128_n256_ws",
@@ -394,9 +416,17 @@ constexpr const char* kH200Tables = R"json({
      "time_ms": 0.5638
     },
     {
+     "choice": "m16_n128_k128",
+     "max_tokens": 48
+    },
+    {
      "choice": "wg64_n128",
      "max_tokens": 64,
      "time_ms": 0.6598
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 192
     },
     {
      "choice": "wg128_n256",
@@ -438,6 +468,10 @@ constexpr const char* kH200Tables = R"json({
      "time_ms": 1.0993
     },
     {
+     "choice": "m16_n128_k128",
+     "max_tokens": 48
+    },
+    {
      "choice": "wg64_n128",
      "max_tokens": 64,
      "time_ms": 4.4818
@@ -446,6 +480,10 @@ constexpr const char* kH200Tables = R"json({
      "choice": "wg64_n128",
      "max_tokens": 256,
      "time_ms": 5.1246
+    },
+    {
+     "choice": "wg64_n128",
+     "max_tokens": 768
     },
     {
      "choice": "wg64_n256_ws",
