@@ -34,8 +34,11 @@ test: build
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
 
+# -g1 (line tables: the sanitizers' stack traces keep file and line) instead of -g: the build took 12 instead
+# of 15.5 minutes on 2 cores. -O1 is not an option: gcc 12 then warns inside its own AVX-512 intrinsics.
 test-asan: setup
 	cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSEDMOE_SANITIZE=address,undefined \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
 	  -DFUSEDMOE_WERROR=ON -DFUSEDMOE_CUDA=OFF $(CMAKE_FLAGS)
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
