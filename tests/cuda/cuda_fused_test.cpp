@@ -650,6 +650,28 @@ TEST(CudaFusedChoices, ForcedTilesAgreeAndATuneTableSteersTheChoice) {
   std::remove(path.c_str());
 }
 
+// GELU through every tile: each GEMM1 epilogue chooses the activation once per row (gated_activation<>), so
+// GELU has its own code in every kernel; it must match the reference and agree bit for bit across tiles too.
+TEST(CudaFusedChoices, ForcedTilesAgreeUnderGelu) {
+  FUSEDMOE_REQUIRE_CUDA();
+  FusedCase gelu{"gelu_tiles", 40, 16, 160, 96, 4};
+  gelu.activation = Activation::gelu;
+  const SwitchedRuns runs(gelu, 47);
+  FUSEDMOE_REQUIRE_BACKEND(cuda_fused(), runs.config);
+  const std::vector<double> reference = runs.reference();
+  const Tensor m16 = runs.run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
+  EXPECT_LE(compare_to_reference(m16, reference).relative_error, tolerance_for(DType::bf16));
+  const Tensor silu =
+      SwitchedRuns(FusedCase{"silu_tiles", 40, 16, 160, 96, 4}, 47).run("FUSEDMOE_CUDA_FUSED_TILE", "m16");
+  EXPECT_FALSE(testing::bitwise_equal(m16, silu));  // the activation reached the kernels
+  for (const cuda_fused::TileConfig& tile : cuda_fused::kTileConfigs) {
+    SCOPED_TRACE(tile.name);
+    if (!tile_available_here(tile)) continue;
+    EXPECT_TRUE(
+        testing::bitwise_equal(runs.run("FUSEDMOE_CUDA_FUSED_TILE", cuda_fused::to_string(tile.id)), m16));
+  }
+}
+
 // M * k * H > 2^31: the per-(token, slot) rows need 64-bit offsets. Several GB of device memory, so it
 // runs from its own ctest entry (label `slow`, FUSEDMOE_SLOW_TESTS=1) and checks a sample of tokens.
 TEST(CudaFusedLarge, OffsetsBeyond32Bits) {

@@ -255,10 +255,17 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
 // an IEEE division take ~25; a 128 x 256 GEMM1 tile's epilogue runs this 64 times per thread while the
 // tensor cores wait). Their error, a few fp32 ulp, is far below the bf16 rounding of the result; every
 // cuda_fused path shares this function, so the paths still agree bit for bit.
-__device__ __forceinline__ float gated_activation(float gate, float up, int activation) {
-  const float act = activation == 0 ? __fdividef(gate, 1.0f + __expf(-gate))
-                                    : 0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f));
+// kActivation: 0 = SiLU, 1 = GELU (erf). The GEMM1 epilogues choose it once per row and take this form: a
+// choice per element interleaved GELU's erf code with SiLU's, and the warp-specialised kernels ran 2-5%
+// slower for it (bench/results/2026-11-29-h200-session30.md).
+template <int kActivation>
+__device__ __forceinline__ float gated_activation(float gate, float up) {
+  const float act = kActivation == 0 ? __fdividef(gate, 1.0f + __expf(-gate))
+                                     : 0.5f * gate * (1.0f + erff(gate * 0.70710678118654752f));
   return act * up;
+}
+__device__ __forceinline__ float gated_activation(float gate, float up, int activation) {
+  return activation == 0 ? gated_activation<0>(gate, up) : gated_activation<1>(gate, up);
 }
 
 #endif  // __CUDA_ARCH__ >= 800
@@ -313,15 +320,22 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
       const std::int64_t row = row0 + warp_m * Shape::kWarpM + fm * 16 + lane / 4 + half * 8;
       if (params.sorted_ids[row] < 0) continue;
       bf16* out_row = params.intermediate + row * params.ldi;
+      // The activation chosen once per row, not per element (see gated_activation<>).
+      auto write_row = [&]<int kActivation>() {
 #pragma unroll
-      for (int fn = 0; fn < Shape::kFragsN; ++fn) {
-        if ((fn & 3) >= 2) continue;
-        const std::int64_t column = 16 * (group0 + fn / 4) + 8 * (fn & 3) + 2 * (lane & 3);
-        const float v0 =
-            gated_activation(acc[fm][fn][2 * half], acc[fm][fn + 2][2 * half], params.activation);
-        const float v1 =
-            gated_activation(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1], params.activation);
-        *reinterpret_cast<__nv_bfloat162*>(out_row + column) = __floats2bfloat162_rn(v0, v1);
+        for (int fn = 0; fn < Shape::kFragsN; ++fn) {
+          if ((fn & 3) >= 2) continue;
+          const std::int64_t column = 16 * (group0 + fn / 4) + 8 * (fn & 3) + 2 * (lane & 3);
+          const float v0 = gated_activation<kActivation>(acc[fm][fn][2 * half], acc[fm][fn + 2][2 * half]);
+          const float v1 =
+              gated_activation<kActivation>(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1]);
+          *reinterpret_cast<__nv_bfloat162*>(out_row + column) = __floats2bfloat162_rn(v0, v1);
+        }
+      };
+      if (params.activation == 0) {
+        write_row.template operator()<0>();
+      } else {
+        write_row.template operator()<1>();
       }
     }
   }

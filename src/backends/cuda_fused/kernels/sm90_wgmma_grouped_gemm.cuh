@@ -251,16 +251,23 @@ __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
     const std::int64_t row = row0 + warp * 16 + lane / 4 + half * 8;  // warp = 4 * warpgroup + warp in group
     if (params.sorted_ids[row] < 0) continue;  // a padding row: GEMM2 reads it as zeros
     bf16* out_row = params.intermediate + row * params.ldi;
+    // The activation chosen once per row, not per element (see gated_activation<>).
+    auto write_row = [&]<int kActivation>() {
 #pragma unroll
-    for (int j = 0; j < Shape::kBlockN / 8; ++j) {
-      if ((j & 3) >= 2) continue;
-      const std::int64_t column_out = 16 * (group0 + j / 4) + 8 * (j & 3) + 2 * (lane & 3);
-      if (column_out >= params.ldi) continue;  // a column block overhanging 2 I_pad
-      const float v0 =
-          gated_activation(acc[4 * j + 2 * half], acc[4 * (j + 2) + 2 * half], params.activation);
-      const float v1 =
-          gated_activation(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1], params.activation);
-      *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
+      for (int j = 0; j < Shape::kBlockN / 8; ++j) {
+        if ((j & 3) >= 2) continue;
+        const std::int64_t column_out = 16 * (group0 + j / 4) + 8 * (j & 3) + 2 * (lane & 3);
+        if (column_out >= params.ldi) continue;  // a column block overhanging 2 I_pad
+        const float v0 = gated_activation<kActivation>(acc[4 * j + 2 * half], acc[4 * (j + 2) + 2 * half]);
+        const float v1 =
+            gated_activation<kActivation>(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1]);
+        *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
+      }
+    };
+    if (params.activation == 0) {
+      write_row.template operator()<0>();
+    } else {
+      write_row.template operator()<1>();
     }
   }
 }
