@@ -278,9 +278,9 @@ constexpr const char* kH100Tables = R"json({
 // wg64_n128 at 65-192 (0.966-0.970); deepseek-v3 m16_n128_k128 at 9-48 (0.983-0.995) and wg64_n128 at 257-768
 // (0.962-0.986; level at 1024, kept); level at each new bucket's first size past it. Session 30
 // (2026-11-29-h200-session30.md section 7): once GEMM1's epilogue chose the activation per row (042ac3e, the
-// warp-specialised tiles 2-5% faster), wg64_n256_ws against the table, 2 rounds: qwen3-30b-a3b M = 384 / 448 /
-// 512 0.992 / 0.982 / 0.979, olmoe-1b-7b M = 224 / 256 / 320 / 384 0.989 / 0.998 / 0.991 / 0.987, mixtral-8x7b
-// M = 128 / 192 1.031 / 1.023: wg64_n256_ws at qwen3 385-512 and olmoe 257-384.
+// warp-specialised tiles 2-5% faster), wg64_n256_ws against the table, 2 rounds: qwen3-30b-a3b M = 384 / 448
+// / 512 0.992 / 0.982 / 0.979, olmoe-1b-7b M = 224 / 256 / 320 / 384 0.989 / 0.998 / 0.991 / 0.987,
+// mixtral-8x7b M = 128 / 192 1.031 / 1.023: wg64_n256_ws at qwen3 385-512 and olmoe 257-384.
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
