@@ -255,9 +255,10 @@ __device__ __forceinline__ void gemm_mainloop(float (&acc)[Shape::kFragsM][Shape
 // an IEEE division take ~25; a 128 x 256 GEMM1 tile's epilogue runs this 64 times per thread while the
 // tensor cores wait). Their error, a few fp32 ulp, is far below the bf16 rounding of the result; every
 // cuda_fused path shares this function, so the paths still agree bit for bit.
-// kActivation: 0 = SiLU, 1 = GELU (erf). The GEMM1 epilogues choose it once per row and take this form: a
-// choice per element interleaved GELU's erf code with SiLU's, and the warp-specialised kernels ran 2-5%
-// slower for it (bench/results/2026-11-29-h200-session30.md).
+// kActivation: 0 = SiLU, 1 = GELU (erf). The tiled GEMM1 epilogues (mma.sync and wgmma) choose it once per
+// row and take this form: a choice per element interleaved GELU's erf code with SiLU's, and the
+// warp-specialised kernels ran 2-5% slower for it (bench/results/2026-11-29-h200-session30.md). The decode
+// paths (stream, persistent), with a few values per thread, keep the runtime form below.
 template <int kActivation>
 __device__ __forceinline__ float gated_activation(float gate, float up) {
   const float act = kActivation == 0 ? __fdividef(gate, 1.0f + __expf(-gate))
