@@ -268,6 +268,16 @@ __device__ __forceinline__ float gated_activation(float gate, float up) {
 __device__ __forceinline__ float gated_activation(float gate, float up, int activation) {
   return activation == 0 ? gated_activation<0>(gate, up) : gated_activation<1>(gate, up);
 }
+// Runs body.template operator()<kActivation>() with the runtime activation as a compile-time constant: the
+// tiled GEMM1 epilogues wrap the code for one row (or one half tile) in it, so the choice is made once there.
+template <class Body>
+__device__ __forceinline__ void with_activation(int activation, Body&& body) {
+  if (activation == 0) {
+    body.template operator()<0>();
+  } else {
+    body.template operator()<1>();
+  }
+}
 
 #endif  // __CUDA_ARCH__ >= 800
 
@@ -322,7 +332,7 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
       if (params.sorted_ids[row] < 0) continue;
       bf16* out_row = params.intermediate + row * params.ldi;
       // The activation chosen once per row, not per element (see gated_activation<>).
-      auto write_row = [&]<int kActivation>() {
+      with_activation(params.activation, [&]<int kActivation>() {
 #pragma unroll
         for (int fn = 0; fn < Shape::kFragsN; ++fn) {
           if ((fn & 3) >= 2) continue;
@@ -332,12 +342,7 @@ __global__ void __launch_bounds__(Shape::kThreads) gemm1_gate_up_kernel(Gemm1Par
               gated_activation<kActivation>(acc[fm][fn][2 * half + 1], acc[fm][fn + 2][2 * half + 1]);
           *reinterpret_cast<__nv_bfloat162*>(out_row + column) = __floats2bfloat162_rn(v0, v1);
         }
-      };
-      if (params.activation == 0) {
-        write_row.template operator()<0>();
-      } else {
-        write_row.template operator()<1>();
-      }
+      });
     }
   }
 #endif

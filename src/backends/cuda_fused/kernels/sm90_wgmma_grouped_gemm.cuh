@@ -252,7 +252,7 @@ __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
     if (params.sorted_ids[row] < 0) continue;  // a padding row: GEMM2 reads it as zeros
     bf16* out_row = params.intermediate + row * params.ldi;
     // The activation chosen once per row, not per element (see gated_activation<>).
-    auto write_row = [&]<int kActivation>() {
+    with_activation(params.activation, [&]<int kActivation>() {
 #pragma unroll
       for (int j = 0; j < Shape::kBlockN / 8; ++j) {
         if ((j & 3) >= 2) continue;
@@ -263,12 +263,7 @@ __device__ __forceinline__ void gemm1_epilogue(const Gemm1Params& params,
             gated_activation<kActivation>(acc[4 * j + 2 * half + 1], acc[4 * (j + 2) + 2 * half + 1]);
         *reinterpret_cast<__nv_bfloat162*>(out_row + column_out) = __floats2bfloat162_rn(v0, v1);
       }
-    };
-    if (params.activation == 0) {
-      write_row.template operator()<0>();
-    } else {
-      write_row.template operator()<1>();
-    }
+    });
   }
 }
 

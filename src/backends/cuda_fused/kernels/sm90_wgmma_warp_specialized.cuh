@@ -576,7 +576,7 @@ __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, co
     const int row = (lane / 4 + 8 * half) % Shape::kStagingRows;  // in the staging
     // The activation chosen once per half, not per element: SiLU's code stays short and contiguous (the
     // per-element choice interleaved GELU's erf with it: a long epilogue, and the kernels ran 2-5% slower).
-    auto stage = [&]<int kActivation>() {
+    with_activation(params.activation, [&]<int kActivation>() {
 #pragma unroll
       for (int j = 0; j < Shape::kBlockN / 8; ++j) {
         if ((j & 3) >= 2) continue;
@@ -590,12 +590,7 @@ __device__ __forceinline__ void gemm1_epilogue_tma(const Gemm1Params& params, co
             warp_staging + staging_offset<Shape>(row, 16 * (j / 4) + 8 * (j & 3) + 2 * (lane & 3)),
             *reinterpret_cast<const unsigned*>(&packed));
       }
-    };
-    if (params.activation == 0) {
-      stage.template operator()<0>();
-    } else {
-      stage.template operator()<1>();
-    }
+    });
     if (Shape::kStagingRows == 8 || half == 1) {
       store_staged_rows<Shape>(map, warp_staging, n0 / 2,
                                warp_row0 + (Shape::kStagingRows == 8 ? 8 * half : 0), lane);
