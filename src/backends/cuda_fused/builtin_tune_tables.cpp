@@ -280,7 +280,11 @@ constexpr const char* kH100Tables = R"json({
 // (2026-11-29-h200-session30.md section 7): once GEMM1's epilogue chose the activation per row (042ac3e, the
 // warp-specialised tiles 2-5% faster), wg64_n256_ws against the table, 2 rounds: qwen3-30b-a3b M = 384 / 448
 // / 512 0.992 / 0.982 / 0.979, olmoe-1b-7b M = 224 / 256 / 320 / 384 0.989 / 0.998 / 0.991 / 0.987,
-// mixtral-8x7b M = 128 / 192 1.031 / 1.023: wg64_n256_ws at qwen3 385-512 and olmoe 257-384.
+// mixtral-8x7b M = 128 / 192 1.031 / 1.023: wg64_n256_ws at qwen3 385-512 and olmoe 257-384. Session 31
+// (2026-11-29-h200-session31.md): `fusedmoe tune` at the bench sizes and the remaining mid-size buckets
+// under 042ac3e confirmed the table; between the bench sizes, wg64_n256_ws against the table's wg128_n256_ws,
+// 2 rounds: qwen3-30b-a3b M = 640 / 768 / 896 0.955 / 0.963 / 0.990 (1024: 10% slower), deepseek-v3 M = 1280
+// / 1536 0.989 / 0.991 (2048: 17% slower): wg64_n256_ws at qwen3 513-896 and deepseek 1025-1536.
 constexpr const char* kH200Tables = R"json({
  "entries": [
   {
@@ -313,6 +317,10 @@ constexpr const char* kH200Tables = R"json({
     {
      "choice": "wg64_n256_ws",
      "max_tokens": 512
+    },
+    {
+     "choice": "wg64_n256_ws",
+     "max_tokens": 896
     },
     {
      "choice": "wg128_n256_ws",
@@ -493,6 +501,10 @@ constexpr const char* kH200Tables = R"json({
      "choice": "wg64_n256_ws",
      "max_tokens": 1024,
      "time_ms": 5.421
+    },
+    {
+     "choice": "wg64_n256_ws",
+     "max_tokens": 1536
     },
     {
      "choice": "wg128_n256_ws",

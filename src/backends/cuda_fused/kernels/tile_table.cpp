@@ -101,14 +101,13 @@ bool tile_available(const TileConfig& tile, int compute_capability, std::size_t 
 
 namespace {
 
-// Hopper: wgmma tiles from 17 rows per expert on (measured on the H100 over the four bench presets: they beat
-// every mma.sync tile there, by 1.3-2x at 256+ rows). Up to 96 rows per expert the warp-specialised tile with
-// one consumer warpgroup (64 rows), beyond it the one with two (128 rows), except at 121-176 rows per expert,
-// where many experts' rows (uniform routing) fit one block of the three-warpgroup tile (192 rows) but not
-// one of 128 rows (on an H200 up to 21% faster there on all four bench presets, 1.4-4.6% slower at 192 rows;
-// since its all-padding warpgroups skip their MMAs, 1.1-3.0% faster at 121 rows and 2.2-8.1% at 124 on
-// three presets, 1-10% slower at 112-118); down the list when a grid would leave SMs idle. nullptr: mma.sync
-// tiles.
+// Hopper: wgmma tiles from 13 rows per expert on (tile_table.hpp has the measurements): the one-consumer
+// warp-specialised tile (64 rows) up to 56 rows per expert, beyond it the one with two (128 rows), except at
+// 121-176 rows per expert, where many experts' rows (uniform routing) fit one block of the three-warpgroup
+// tile (192 rows) but not one of 128 rows (on an H200 up to 21% faster there on all four bench presets,
+// 1.4-4.6% slower at 192 rows; since its all-padding warpgroups skip their MMAs, 1.1-3.0% faster at 121 rows
+// and 2.2-8.1% at 124 on three presets, 1-10% slower at 112-118); down the list when a grid would leave SMs
+// idle. nullptr: no wgmma tile (the streaming or mma.sync tiles).
 const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                     std::int64_t active_experts) {
   if (!problem.wgmma || rows_per_expert < kWgmmaMinRowsPerExpert) return nullptr;
@@ -130,8 +129,9 @@ const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t row
   return nullptr;
 }
 
-// Up to 16 rows per expert (one row block each), where the large tiles fit: the 128-column one unless its
-// GEMM1 grid leaves SMs without a block; then the 64-column one. nullptr: neither fits this device.
+// Up to 16 rows per expert (one row block each; on Hopper the wgmma tiles take over from 13), where the large
+// tiles fit: the 128-column one unless its GEMM1 grid leaves SMs without a block; then the 64-column one.
+// nullptr: neither fits this device.
 const TileConfig* choose_streaming_tile(const TileProblem& problem, std::int64_t rows_per_expert,
                                         std::int64_t active_experts) {
   if (rows_per_expert > kStreamingMaxRowsPerExpert) return nullptr;
@@ -153,8 +153,8 @@ const TileConfig& choose_tile(const TileProblem& problem) {
   const std::int64_t active_experts = std::min(experts, pairs);
   std::size_t index = 0;
   while (rows_per_expert > kTileBuckets[index].max_rows_per_expert) ++index;
-  const TileConfig* chosen = choose_streaming_tile(problem, rows_per_expert, active_experts);
-  if (chosen == nullptr) chosen = choose_wgmma_tile(problem, rows_per_expert, active_experts);
+  const TileConfig* chosen = choose_wgmma_tile(problem, rows_per_expert, active_experts);
+  if (chosen == nullptr) chosen = choose_streaming_tile(problem, rows_per_expert, active_experts);
   if (chosen == nullptr) chosen = &tile_config(kTileBuckets[index].tile);
   // Fewer blocks than SMs leaves the GPU idle: step down the chain m128 -> m64 -> m32 -> m16 then (more,
   // thinner blocks).

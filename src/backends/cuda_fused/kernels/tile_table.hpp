@@ -135,27 +135,30 @@ inline constexpr TileBucket kTileBuckets[] = {
     {std::numeric_limits<std::int64_t>::max(), TileId::m128},
 };
 
-// Measured on the H100 (bench/results/2026-11-27-h100-session5.md), by rows per local expert:
-//   <= 16: the streaming tiles (m16_n128_k128, else m16_n64_k128), where the device's shared memory holds
-//   them:
-//          3-10% faster than m16 and 6-14% faster than wg64_n128 (qwen3 M=256: 0.453 against 0.526 ms);
-//   17+:   a wgmma tile where available. At 32 rows the best tile depends on the shape (m32 wins for qwen3
-//          M=512 and olmoe M=256 by 6-8%, wg64_n256 for deepseek-v3 M=1024 by 21% over m32): the built-in
-//          tune tables (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes.
-//          From 17 rows the warp-specialised wg64_n256_ws (session 6: 1-10% faster than wg64_n128 and the
-//          mma.sync tiles at 32-64 rows per expert), from 97 wg128_n256_ws (level with wg128_n256 at
-//          deepseek-v3 M=4096, up to 22% faster elsewhere from M=256;
-//          bench/results/2026-11-27-h100-session6.md).
-inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;
-inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 17;
-// The heuristic's wgmma regimes by rows per expert (choose_tile): one consumer warpgroup (64 rows) up to 96,
+// The heuristic, for shapes without a tune-table entry, by average rows per local expert:
+//   <= 12 (<= 16 without the wgmma tiles): the streaming tiles (m16_n128_k128, else m16_n64_k128), where the
+//          device's shared memory holds them (H100, session 5: 3-10% faster than m16 and 6-14% faster than
+//          wg64_n128 at <= 16 rows then). Since then the wgmma tiles overtook them at 16 rows on the H200 on
+//          all four bench presets (7-18%; at 12 rows they are level), and the H100 tables chose a wgmma tile
+//          at 16 rows on all four too (bench/results/2026-11-29-h200-session31.md).
+//   13-56: the warp-specialised wg64_n256_ws (one consumer warpgroup). Within 0-6% of the best tile at
+//          13-48 rows on the H200 (wg64_n128 or m32 are 0-6% ahead on some shapes, no one tile wins on all
+//          four presets), and up to 4.5% faster than the two-group tile at 40-56 rows on qwen3-30b-a3b.
+//   57-120: wg128_n256_ws (two consumers): at 64 rows the one-group tile was 8-17% slower on every preset
+//          (uniform routing puts about half the experts past 64 rows: a second, mostly empty block).
+//   121-176: wg192_n192_ws (three consumers: one block for experts of up to 192 rows); beyond: wg128_n256_ws.
+//   Without wgmma: the mma.sync buckets below (kTileBuckets). The built-in tune tables
+//   (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes on the H100 and H200.
+inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;  // one 16-row block per expert (tune's pairs)
+inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 13;
+// The heuristic's wgmma regimes by rows per expert (choose_tile): one consumer warpgroup (64 rows) up to 56,
 // two (128 rows) up to 120, three (192 rows) up to 176, two beyond. `fusedmoe tune` ends a bucket at the
 // last M of each regime too (tune_token_counts), so that no bucket spans two of them.
-inline constexpr std::int64_t kOneGroupMaxRowsPerExpert = 96;
+inline constexpr std::int64_t kOneGroupMaxRowsPerExpert = 56;
 inline constexpr std::int64_t kThreeGroupsMinRowsPerExpert = 121, kThreeGroupsMaxRowsPerExpert = 176;
 inline constexpr std::int64_t kRegimeLastRowsPerExpert[] = {
-    kStreamingMaxRowsPerExpert, kOneGroupMaxRowsPerExpert, kThreeGroupsMinRowsPerExpert - 1,
-    kThreeGroupsMaxRowsPerExpert};
+    kWgmmaMinRowsPerExpert - 1, kStreamingMaxRowsPerExpert, kOneGroupMaxRowsPerExpert,
+    kThreeGroupsMinRowsPerExpert - 1, kThreeGroupsMaxRowsPerExpert};
 
 inline constexpr int kLargestBlockM = 192;  // sizes the workspace for any tile
 inline constexpr int kSmallestBlockM = 16;  // sizes the per-block expert ids for any tile
