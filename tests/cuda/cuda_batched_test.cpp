@@ -421,8 +421,9 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }
-  // Hopper: cuda_fused's wgmma tiles from 17 rows per expert on (64 here), while they fit the slabs.
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 1024,
+  // Hopper: cuda_fused's wgmma tiles from 13 rows per expert on, while they fit the slabs: one consumer
+  // group up to 56 rows (32 here), two beyond (64 here).
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 512,
                                            .top_k = 8,
                                            .num_experts = 128,
                                            .num_local_experts = 128,
@@ -431,6 +432,15 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
                                            .wgmma = true})
                 .id,
             TileId::wg64_n256_ws);
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 1024,
+                                           .top_k = 8,
+                                           .num_experts = 128,
+                                           .num_local_experts = 128,
+                                           .intermediate_padded = 768,
+                                           .num_sms = 132,
+                                           .wgmma = true})
+                .id,
+            TileId::wg128_n256_ws);
   EXPECT_EQ(
       choose_tile(BatchedTileProblem{.capacity = 40,
                                      .top_k = 8,
