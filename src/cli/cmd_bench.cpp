@@ -19,6 +19,7 @@
 #include "check/fp64_reference.hpp"
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_option.hpp"
 #include "cli/machine_floor.hpp"
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
@@ -157,9 +158,7 @@ void print_row(const Row& row, const MoeConfig& config, bool json, int threads) 
 void bench(const BenchOptions& options) {
   const Device device = parse_device(options.device);
   const bool on_gpu = device.is_cuda();
-#if !FUSEDMOE_WITH_CUDA
-  FUSEDMOE_CHECK(!on_gpu, "[bench] --device ", options.device, ": fusedmoe was built without CUDA");
-#endif
+  require_device_present(device, "bench");
   const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
   const bool progress = !options.json && isatty(STDERR_FILENO);
   const bool write_flush = env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");  // a bad value fails here

@@ -10,6 +10,7 @@
 #include "check/fp64_reference.hpp"
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_option.hpp"
 #include "cli/device_tensors.hpp"
 #include "cli/ep_communicator.hpp"
 #include "cli/output.hpp"
@@ -296,6 +297,7 @@ void check(CheckOptions& options, CLI::App& command) {
   }
   const bool dispatch_given = command.count("--dispatch") > 0;
   const MoeConfig base_config = options.problem.config();
+  require_device_present(base_config.device, "check");
   const std::int64_t tokens = options.problem.tokens;
   const MoeWeights weights = random_weights(base_config, options.problem.seed);
   const Tensor hidden = random_hidden(base_config, tokens, options.problem.seed);

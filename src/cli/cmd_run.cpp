@@ -8,6 +8,7 @@
 
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_option.hpp"
 #include "cli/device_tensors.hpp"
 #include "cli/ep_communicator.hpp"
 #include "cli/output.hpp"
@@ -48,6 +49,8 @@ Tensor read_hidden_states(const std::string& path, const MoeConfig& config) {
 }
 
 void run(const RunOptions& options) {
+  // Before minutes of loading a checkpoint: a missing GPU is known now (expert-parallel ranks check theirs).
+  if (options.problem.ep <= 1) require_device_present(parse_device(options.problem.device), "run");
   MoeConfig config;
   MoeWeights weights;
   std::string source = "preset " + options.problem.preset;

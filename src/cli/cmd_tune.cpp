@@ -13,6 +13,7 @@
 #include "check/fp64_reference.hpp"
 #include "check/random_model.hpp"
 #include "cli/commands.hpp"
+#include "cli/device_option.hpp"
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
 #include "cli/routing_inputs.hpp"
@@ -46,6 +47,7 @@ void tune(const TuneOptions& options) {
   const Device device = parse_device(options.device);
   FUSEDMOE_CHECK(device.is_cuda(), "[tune] --device ", options.device,
                  ": tuning chooses between CUDA kernel configurations; expected cuda:N");
+  require_device_present(device, "tune");
   FUSEDMOE_CHECK(options.repeats >= 1, "[tune] --repeats ", options.repeats, ": expected >= 1");
   FUSEDMOE_CHECK(!options.tokens.empty(), "[tune] --tokens: expected at least one token count");
   std::vector<std::int64_t> tokens = options.tokens;

@@ -2,6 +2,9 @@
 
 #include <cstdlib>
 
+#include "cli/device_option.hpp"
+#include "core/check.hpp"
+
 namespace fusedmoe::cli {
 
 int local_rank(int world_rank) {
@@ -15,6 +18,7 @@ std::shared_ptr<Communicator> make_ep_communicator(const std::shared_ptr<Communi
                                                    std::string_view device_option) {
   if (!device.is_cuda()) return world;
   if (device_option == "cuda") device.index = local_rank(world->rank());
+  require_device_present(device, str_cat("rank ", world->rank()));
   return make_nccl_communicator(*world, device.index);
 }
 
