@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measures cuda_fused's built-in tune table for this GPU: `fusedmoe tune` on every bench preset at the
-# issue's token counts (and, added by tune, the last M of each tile regime below the largest: up to 4 more per
+# issue's token counts (and, added by tune, the last M of each tile regime below the largest: up to 5 more per
 # preset), then a same-call A/B of the built-in table against the new one (scripts/gpu_ab.sh),
 # and the new table in the built-in tables' form (sorted keys, times rounded) to paste into
 # src/backends/cuda_fused/builtin_tune_tables.cpp. Session 18 did this by hand on an H200 (~1.5 min of tuning,

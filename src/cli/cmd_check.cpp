@@ -120,7 +120,7 @@ void check_expert_parallel(const CheckOptions& options) {
   const int rank = world->rank();
   MoeConfig parallel = options.problem.parallel_config(rank);
   const std::shared_ptr<Communicator> communicator =
-      make_ep_communicator(world, parallel.device, options.problem.device);
+      make_ep_communicator(world, parallel.device, options.problem.device, "check");
   const Device device = parallel.device;
   // The single-rank reference runs the same backend, so it gets the local dispatch of the same format.
   MoeConfig single = options.problem.config();

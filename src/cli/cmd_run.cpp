@@ -49,7 +49,8 @@ Tensor read_hidden_states(const std::string& path, const MoeConfig& config) {
 }
 
 void run(const RunOptions& options) {
-  // Before minutes of loading a checkpoint: a missing GPU is known now (expert-parallel ranks check theirs).
+  // Before minutes of loading a checkpoint: a missing GPU is known now. (Expert-parallel ranks check the GPU
+  // of their rank when they make the communicator, after loading.)
   if (options.problem.ep <= 1) require_device_present(parse_device(options.problem.device), "run");
   MoeConfig config;
   MoeWeights weights;
@@ -90,7 +91,7 @@ void run(const RunOptions& options) {
     FUSEDMOE_CHECK(ranks == options.problem.ep, "[run] --ep ", options.problem.ep, " but this job has ",
                    ranks, " MPI ranks: run `mpirun -np ", options.problem.ep, " fusedmoe run --ep ",
                    options.problem.ep, " ...`");
-    layer_options.communicator = make_ep_communicator(world, config.device, options.problem.device);
+    layer_options.communicator = make_ep_communicator(world, config.device, options.problem.device, "run");
     config.parallel.ep_size = ranks;
     config.parallel.ep_rank = rank;
     config.parallel.dispatch = parse_dispatch_mode(options.problem.ep_mode);

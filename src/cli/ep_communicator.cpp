@@ -15,10 +15,10 @@ int local_rank(int world_rank) {
 }
 
 std::shared_ptr<Communicator> make_ep_communicator(const std::shared_ptr<Communicator>& world, Device& device,
-                                                   std::string_view device_option) {
+                                                   std::string_view device_option, std::string_view command) {
   if (!device.is_cuda()) return world;
   if (device_option == "cuda") device.index = local_rank(world->rank());
-  require_device_present(device, str_cat("rank ", world->rank()));
+  require_device_present(device, str_cat(command, " rank ", world->rank()));
   return make_nccl_communicator(*world, device.index);
 }
 

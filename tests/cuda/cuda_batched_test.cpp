@@ -451,6 +451,18 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
                                      .wgmma = true})
           .id,
       TileId::m32);  // wg64_n256_ws is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile
+  // 16 rows per expert in slabs of 16: wg64_n256_ws does not fit, and the heuristic without wgmma gives the
+  // streaming tile (not the m16 of the mma.sync chain).
+  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 16,
+                                           .top_k = 8,
+                                           .num_experts = 8,
+                                           .num_local_experts = 8,
+                                           .intermediate_padded = 4096,
+                                           .num_sms = 132,
+                                           .wgmma = true,
+                                           .shared_memory_optin = 227 * 1024})
+                .id,
+            TileId::m16_n128_k128);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 20).id, TileId::m32);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::wg128_n256, 100).id, TileId::m64);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 113).id, TileId::m128);

@@ -111,16 +111,23 @@ const TileConfig& choose_tile(const BatchedTileProblem& problem) {
   const std::int64_t rows_per_expert =
       std::clamp<std::int64_t>((capacity * problem.top_k + experts - 1) / experts, 1, capacity);
   // cuda_fused's heuristic on the standard-format problem with the same rows: rows_per_expert rows on each
-  // local expert, k = 1 (its log line names that M). Then no taller block than the slab.
-  const TileConfig heuristic =
-      cuda_fused::choose_tile(cuda_fused::TileProblem{.num_tokens = rows_per_expert * local_experts,
-                                                      .top_k = 1,
-                                                      .num_local_experts = local_experts,
-                                                      .intermediate_padded = problem.intermediate_padded,
-                                                      .num_sms = problem.num_sms,
-                                                      .wgmma = problem.wgmma,
-                                                      .shared_memory_optin = problem.shared_memory_optin});
-  const TileConfig& chosen = fitted_tile(heuristic.id, capacity);
+  // local expert, k = 1 (its log line names that M). Then no taller block than the slab. At <= 16 rows a
+  // wgmma tile taller than the slab gives way to the heuristic's choice without wgmma (a streaming tile,
+  // which the shorter tiles of fitted_tile's chain do not include).
+  cuda_fused::TileProblem standard{.num_tokens = rows_per_expert * local_experts,
+                                   .top_k = 1,
+                                   .num_local_experts = local_experts,
+                                   .intermediate_padded = problem.intermediate_padded,
+                                   .num_sms = problem.num_sms,
+                                   .wgmma = problem.wgmma,
+                                   .shared_memory_optin = problem.shared_memory_optin};
+  const TileConfig* heuristic = &cuda_fused::choose_tile(standard);
+  if (heuristic->wgmma && !tile_fits(*heuristic, capacity) &&
+      rows_per_expert <= cuda_fused::kStreamingMaxRowsPerExpert) {
+    standard.wgmma = false;
+    heuristic = &cuda_fused::choose_tile(standard);
+  }
+  const TileConfig& chosen = fitted_tile(heuristic->id, capacity);
   log_choice(problem, rows_per_expert, chosen);
   return chosen;
 }

@@ -13,9 +13,10 @@ namespace fusedmoe::cuda_fused {
 
 // m16 .. m128: the heuristic's chain (choose_tile steps down it). The decode tiles after it (16 rows, narrow
 // column blocks, deep pipelines: more blocks and more bytes in flight when each expert has a token or two)
-// run only when forced or picked by a `fusedmoe tune` table. The wg* tiles are Hopper's (wgmma, one or two
-// warpgroups of 64 rows; sm90_wgmma_grouped_gemm.cuh): offered only on compute capability 9.0 in a build with
-// sm_90a (wgmma_tiles_available), where the heuristic takes them for large batches.
+// run only when forced or picked by a `fusedmoe tune` table. The wg* tiles are Hopper's (wgmma, one to three
+// warpgroups of 64 rows; sm90_wgmma_grouped_gemm.cuh, sm90_wgmma_warp_specialized.cuh): offered only on
+// compute capability 9.0 in a build with sm_90a (wgmma_tiles_available), where the heuristic takes them from
+// 13 rows per expert.
 enum class TileId {
   m16,
   m32,
@@ -153,7 +154,8 @@ inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;  // one 16-row bl
 inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 13;
 // The heuristic's wgmma regimes by rows per expert (choose_tile): one consumer warpgroup (64 rows) up to 56,
 // two (128 rows) up to 120, three (192 rows) up to 176, two beyond. `fusedmoe tune` ends a bucket at the
-// last M of each regime too (tune_token_counts), so that no bucket spans two of them.
+// last M of each regime too (tune_token_counts), so that no bucket spans two of them, and where the streaming
+// tiles end: 12 rows with wgmma, 16 without.
 inline constexpr std::int64_t kOneGroupMaxRowsPerExpert = 56;
 inline constexpr std::int64_t kThreeGroupsMinRowsPerExpert = 121, kThreeGroupsMaxRowsPerExpert = 176;
 inline constexpr std::int64_t kRegimeLastRowsPerExpert[] = {
