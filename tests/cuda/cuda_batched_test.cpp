@@ -421,48 +421,25 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }
-  // Hopper: cuda_fused's wgmma tiles from 13 rows per expert on, while they fit the slabs: one consumer
-  // group up to 56 rows (32 here), two beyond (64 here).
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 512,
-                                           .top_k = 8,
-                                           .num_experts = 128,
-                                           .num_local_experts = 128,
-                                           .intermediate_padded = 768,
-                                           .num_sms = 132,
-                                           .wgmma = true})
-                .id,
-            TileId::wg64_n256_ws);
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 1024,
-                                           .top_k = 8,
-                                           .num_experts = 128,
-                                           .num_local_experts = 128,
-                                           .intermediate_padded = 768,
-                                           .num_sms = 132,
-                                           .wgmma = true})
-                .id,
-            TileId::wg128_n256_ws);
-  EXPECT_EQ(
-      choose_tile(BatchedTileProblem{.capacity = 40,
-                                     .top_k = 8,
-                                     .num_experts = 8,
-                                     .num_local_experts = 8,
-                                     .intermediate_padded = 4096,
-                                     .num_sms = 132,
-                                     .wgmma = true})
-          .id,
-      TileId::m32);  // wg64_n256_ws is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile
-  // 16 rows per expert in slabs of 16: wg64_n256_ws does not fit, and the heuristic without wgmma gives the
-  // streaming tile (not the m16 of the mma.sync chain).
-  EXPECT_EQ(choose_tile(BatchedTileProblem{.capacity = 16,
-                                           .top_k = 8,
-                                           .num_experts = 8,
-                                           .num_local_experts = 8,
-                                           .intermediate_padded = 4096,
-                                           .num_sms = 132,
-                                           .wgmma = true,
-                                           .shared_memory_optin = 227 * 1024})
-                .id,
-            TileId::m16_n128_k128);
+  // Hopper: cuda_fused's wgmma tiles from 13 rows per expert on, while they fit the slabs.
+  auto on_hopper = [&](std::int64_t capacity, std::int64_t experts, std::int64_t intermediate_padded) {
+    return choose_tile(BatchedTileProblem{.capacity = capacity,
+                                          .top_k = 8,
+                                          .num_experts = experts,
+                                          .num_local_experts = experts,
+                                          .intermediate_padded = intermediate_padded,
+                                          .num_sms = 132,
+                                          .wgmma = true,
+                                          .shared_memory_optin = 227 * 1024})
+        .id;
+  };
+  EXPECT_EQ(on_hopper(512, 128, 768), TileId::wg64_n256_ws);    // 32 rows per expert: one consumer group
+  EXPECT_EQ(on_hopper(1024, 128, 768), TileId::wg128_n256_ws);  // 64: two
+  // wg64_n256_ws is taller than 40 rows (48 rounded): the tallest fitting mma.sync tile.
+  EXPECT_EQ(on_hopper(40, 8, 4096), TileId::m32);
+  // 16 rows in slabs of 16: wg64_n256_ws does not fit, and the heuristic without wgmma gives the streaming
+  // tile (not the m16 of the mma.sync chain).
+  EXPECT_EQ(on_hopper(16, 8, 4096), TileId::m16_n128_k128);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 20).id, TileId::m32);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::wg128_n256, 100).id, TileId::m64);
   EXPECT_EQ(cuda_batched::fitted_tile(TileId::m128, 113).id, TileId::m128);
