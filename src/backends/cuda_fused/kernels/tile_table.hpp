@@ -140,7 +140,7 @@ inline constexpr TileBucket kTileBuckets[] = {
 //   <= 12 (<= 16 without the wgmma tiles): the streaming tiles (m16_n128_k128, else m16_n64_k128), where the
 //          device's shared memory holds them (H100, session 5: 3-10% faster than m16 and 6-14% faster than
 //          wg64_n128 at <= 16 rows then). Since then the wgmma tiles overtook them at 16 rows on the H200 on
-//          all four bench presets (7-18%; at 12 rows they are level), and the H100 tables chose a wgmma tile
+//          all four bench presets (6-18%; at 12 rows they are level), and the H100 tables chose a wgmma tile
 //          at 16 rows on all four too (bench/results/2026-11-29-h200-session31.md).
 //   13-56: the warp-specialised wg64_n256_ws (one consumer warpgroup). Within 0-6% of the best tile at
 //          13-48 rows on the H200 (wg64_n128 or m32 are 0-6% ahead on some shapes, no one tile wins on all
