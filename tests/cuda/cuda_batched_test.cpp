@@ -421,7 +421,7 @@ TEST(CudaBatchedTileChoice, FollowsTheExpectedFillAndNeverExceedsTheSlab) {
     EXPECT_TRUE(cuda_batched::tile_fits(tile, capacity)) << "capacity " << capacity << ": " << tile.name;
     EXPECT_LE(tile.block_m, (capacity + 15) / 16 * 16) << "capacity " << capacity;
   }
-  // Hopper: cuda_fused's wgmma tiles from 13 rows per expert on, while they fit the slabs.
+  // Hopper: cuda_fused's wgmma tiles from 14 rows per expert on, while they fit the slabs.
   auto on_hopper = [&](std::int64_t capacity, std::int64_t experts, std::int64_t intermediate_padded) {
     return choose_tile(BatchedTileProblem{.capacity = capacity,
                                           .top_k = 8,

@@ -723,7 +723,7 @@ TEST(CudaFusedLarge, OffsetsBeyond32Bits) {
 }
 
 // The heuristic's regions by rows per local expert (no device needed; tile_table.hpp has the measurements):
-// wgmma from 13 (below: the streaming tiles where the shared memory holds them; without wgmma they keep up to
+// wgmma from 14 (below: the streaming tiles where the shared memory holds them; without wgmma they keep up to
 // 16 rows, then the mma.sync chain).
 TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
   using cuda_fused::choose_tile;
@@ -744,7 +744,8 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
   EXPECT_EQ(qwen3(1, kH100Shared, true), TileId::m16_n64_k128);
   EXPECT_EQ(qwen3(8, kH100Shared, true), TileId::m16_n128_k128);
   EXPECT_EQ(qwen3(192, kH100Shared, true), TileId::m16_n128_k128);   // 12 rows per expert
-  EXPECT_EQ(qwen3(208, kH100Shared, true), TileId::wg64_n256_ws);    // 13
+  EXPECT_EQ(qwen3(208, kH100Shared, true), TileId::m16_n128_k128);   // 13
+  EXPECT_EQ(qwen3(224, kH100Shared, true), TileId::wg64_n256_ws);    // 14
   EXPECT_EQ(qwen3(256, kH100Shared, true), TileId::wg64_n256_ws);    // 16
   EXPECT_EQ(qwen3(256, kH100Shared, false), TileId::m16_n128_k128);  // 16, without wgmma
   EXPECT_EQ(qwen3(272, kH100Shared, false), TileId::m16);  // 17, without wgmma: the m16 bucket (up to 24)
@@ -774,20 +775,20 @@ TEST(CudaFusedTileChoice, FollowsRowsPerExpertAndTheDevice) {
 }
 
 // `fusedmoe tune` ends a bucket where each tile regime ends (no device needed): olmoe-1b-7b (E 64, k 8) has
-// M/8 rows per expert, so 12 / 16 / 56 / 120 / 176 rows end at M = 96 / 128 / 448 / 960 / 1408; those below
+// M/8 rows per expert, so 13 / 16 / 56 / 120 / 176 rows end at M = 104 / 128 / 448 / 960 / 1408; those below
 // the largest listed count are added (the first bucket serves the M below it too), ascending and distinct.
 TEST(CudaFusedTuneTokens, BucketsEndWhereTileRegimesEnd) {
   MoeConfig olmoe = testing::make_config(64, 8, 2048, 1024);
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {1, 8, 64, 256, 1024, 4096, 16384}),
-            (std::vector<std::int64_t>{1, 8, 64, 96, 128, 256, 448, 960, 1024, 1408, 4096, 16384}));
+            (std::vector<std::int64_t>{1, 8, 64, 104, 128, 256, 448, 960, 1024, 1408, 4096, 16384}));
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {950, 1100}),
-            (std::vector<std::int64_t>{96, 128, 448, 950, 960, 1100}));
-  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {960}), (std::vector<std::int64_t>{96, 128, 448, 960}));
+            (std::vector<std::int64_t>{104, 128, 448, 950, 960, 1100}));
+  EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {960}), (std::vector<std::int64_t>{104, 128, 448, 960}));
   EXPECT_EQ(cuda_fused::tune_token_counts(olmoe, {90}), (std::vector<std::int64_t>{90}));
   // deepseek-v3's routed experts (E 256, k 8): M/32 rows per expert.
   MoeConfig deepseek = testing::make_config(256, 8, 7168, 2048);
   EXPECT_EQ(cuda_fused::tune_token_counts(deepseek, {1024, 16384}),
-            (std::vector<std::int64_t>{384, 512, 1024, 1792, 3840, 5632, 16384}));
+            (std::vector<std::int64_t>{416, 512, 1024, 1792, 3840, 5632, 16384}));
 }
 
 // A choice of two tiles ("<GEMM1 tile>/<GEMM2 tile>") parses where both have the same rows and are both

@@ -101,7 +101,7 @@ bool tile_available(const TileConfig& tile, int compute_capability, std::size_t 
 
 namespace {
 
-// Hopper: wgmma tiles from 13 rows per expert on (tile_table.hpp has the measurements): the one-consumer
+// Hopper: wgmma tiles from 14 rows per expert on (tile_table.hpp has the measurements): the one-consumer
 // warp-specialised tile (64 rows) up to 56 rows per expert, beyond it the one with two (128 rows), except at
 // 121-176 rows per expert, where many experts' rows (uniform routing) fit one block of the three-warpgroup
 // tile (192 rows) but not one of 128 rows (on an H200 up to 21% faster there on all four bench presets,
@@ -129,7 +129,7 @@ const TileConfig* choose_wgmma_tile(const TileProblem& problem, std::int64_t row
   return nullptr;
 }
 
-// Up to 16 rows per expert (one row block each; on Hopper the wgmma tiles take over from 13), where the large
+// Up to 16 rows per expert (one row block each; on Hopper the wgmma tiles take over from 14), where the large
 // tiles fit: the 128-column one unless its GEMM1 grid leaves SMs without a block; then the 64-column one.
 // nullptr: neither fits this device.
 const TileConfig* choose_streaming_tile(const TileProblem& problem, std::int64_t rows_per_expert,

@@ -16,7 +16,7 @@ namespace fusedmoe::cuda_fused {
 // run only when forced or picked by a `fusedmoe tune` table. The wg* tiles are Hopper's (wgmma, one to three
 // warpgroups of 64 rows; sm90_wgmma_grouped_gemm.cuh, sm90_wgmma_warp_specialized.cuh): offered only on
 // compute capability 9.0 in a build with sm_90a (wgmma_tiles_available), where the heuristic takes them from
-// 13 rows per expert.
+// 14 rows per expert.
 enum class TileId {
   m16,
   m32,
@@ -137,12 +137,16 @@ inline constexpr TileBucket kTileBuckets[] = {
 };
 
 // The heuristic, for shapes without a tune-table entry, by average rows per local expert:
-//   <= 12 (<= 16 without the wgmma tiles): the streaming tiles (m16_n128_k128, else m16_n64_k128), where the
+//   <= 13 (<= 16 without the wgmma tiles): the streaming tiles (m16_n128_k128, else m16_n64_k128), where the
 //          device's shared memory holds them (H100, session 5: 3-10% faster than m16 and 6-14% faster than
 //          wg64_n128 at <= 16 rows then). Since then the wgmma tiles overtook them at 16 rows on the H200 on
-//          all four bench presets (6-18%; at 12 rows they are level), and the H100 tables chose a wgmma tile
-//          at 16 rows on all four too (bench/results/2026-11-29-h200-session31.md).
-//   13-56: the warp-specialised wg64_n256_ws (one consumer warpgroup). Within 0-6% of the best tile at
+//          all four bench presets (6-18%), and the H100 tables chose a wgmma tile at 16 rows on all four too.
+//          On the H200 (session 32, heuristic against heuristic): at 13 rows the streaming tiles are 1.6-7.9%
+//          faster on three presets (4% slower on deepseek-v3); at 14 rows wgmma is 5-7% faster on mixtral and
+//          deepseek (0.6-1.9% slower on qwen3, olmoe); at 15 faster on all four. Uniform routing pushes
+//          more experts past 16 rows (a second streaming block) as the mean grows
+//          (bench/results/2026-11-29-h200-session32.md).
+//   14-56: the warp-specialised wg64_n256_ws (one consumer warpgroup). Within 0-6% of the best tile at
 //          13-48 rows on the H200 (wg64_n128 or m32 are 0-6% ahead on some shapes, no one tile wins on all
 //          four presets), and up to 4.5% faster than the two-group tile at 40-56 rows on qwen3-30b-a3b.
 //   57-120: wg128_n256_ws (two consumers): at 64 rows the one-group tile was 8-17% slower on every preset
@@ -151,11 +155,11 @@ inline constexpr TileBucket kTileBuckets[] = {
 //   Without wgmma: the mma.sync buckets below (kTileBuckets). The built-in tune tables
 //   (builtin_tune_tables.cpp) hold the measured choice for the presets' shapes on the H100 and H200.
 inline constexpr std::int64_t kStreamingMaxRowsPerExpert = 16;  // one 16-row block per expert (tune's pairs)
-inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 13;
+inline constexpr std::int64_t kWgmmaMinRowsPerExpert = 14;
 // The heuristic's wgmma regimes by rows per expert (choose_tile): one consumer warpgroup (64 rows) up to 56,
 // two (128 rows) up to 120, three (192 rows) up to 176, two beyond. `fusedmoe tune` ends a bucket at the
 // last M of each regime too (tune_token_counts), so that no bucket spans two of them, and where the streaming
-// tiles end: 12 rows with wgmma, 16 without.
+// tiles end: 13 rows with wgmma, 16 without.
 inline constexpr std::int64_t kOneGroupMaxRowsPerExpert = 56;
 inline constexpr std::int64_t kThreeGroupsMinRowsPerExpert = 121, kThreeGroupsMaxRowsPerExpert = 176;
 inline constexpr std::int64_t kRegimeLastRowsPerExpert[] = {
