@@ -55,6 +55,11 @@ bool mpi_available();
 std::shared_ptr<Communicator> make_mpi_world_communicator();
 // An existing communicator: `mpi_comm` points to an MPI_Comm the caller keeps alive.
 std::shared_ptr<Communicator> make_mpi_communicator(const void* mpi_comm);
+// A program's last step after an error on one rank: ends every rank of the job (MPI_Abort on MPI_COMM_WORLD
+// with `exit_code`) when MPI is initialised, not finalised, and the job has more than one rank; returns
+// otherwise (and always without MPI). Without it the other ranks can wait forever in a collective this rank
+// never joins, and this rank in MPI_Finalize.
+void abort_mpi_job(int exit_code);
 
 // ---- NCCL (CUDA tensors) ----
 // A NCCL communicator moves CUDA device buffers (device_kind() == cuda) on the caller's stream; each rank

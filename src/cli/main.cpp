@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "fusedmoe/communicator.hpp"
 #include "fusedmoe/error.hpp"
 #include "fusedmoe/version.hpp"
 
@@ -11,6 +12,15 @@ int& exit_status() {
   return status;
 }
 }  // namespace fusedmoe::cli
+
+namespace {
+// After an error under `mpirun -np N` (N > 1) one rank's failure ends the job: the other ranks may be waiting
+// for this one in a collective (the NCCL id's broadcast, the dispatch), and would wait forever.
+int end_job(int exit_code) {
+  fusedmoe::abort_mpi_job(exit_code);
+  return exit_code;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"fusedmoe: Mixture-of-Experts layers for LLM inference, on CPUs and NVIDIA GPUs"};
@@ -28,11 +38,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   } catch (const fusedmoe::Error& error) {
-    std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what() << "\n";
-    return error.kind() == fusedmoe::ErrorKind::invalid_argument ? 2 : 3;
+    std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what() << std::endl;
+    return end_job(error.kind() == fusedmoe::ErrorKind::invalid_argument ? 2 : 3);
   } catch (const std::exception& error) {
-    std::cerr << "fusedmoe: error: " << error.what() << "\n";
-    return 3;
+    std::cerr << "fusedmoe: error: " << error.what() << std::endl;
+    return end_job(3);
   }
   return fusedmoe::cli::exit_status();
 }

@@ -161,6 +161,14 @@ std::shared_ptr<Communicator> make_mpi_world_communicator() {
   return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD);
 }
 
+void abort_mpi_job(int exit_code) {
+  int initialized = 0, finalized = 0, ranks = 1;
+  if (MPI_Initialized(&initialized) != MPI_SUCCESS || !initialized) return;
+  if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;
+  if (MPI_Comm_size(MPI_COMM_WORLD, &ranks) != MPI_SUCCESS || ranks <= 1) return;
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
 std::shared_ptr<Communicator> make_mpi_communicator(const void* mpi_comm) {
   FUSEDMOE_CHECK(mpi_comm != nullptr,
                  "[mpi] make_mpi_communicator: expected a pointer to an MPI_Comm, got null");
