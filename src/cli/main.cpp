@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   } catch (const fusedmoe::Error& error) {
-    std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what() << std::endl;
+    std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what()
+              << std::endl;
     return end_job(error.kind() == fusedmoe::ErrorKind::invalid_argument ? 2 : 3);
   } catch (const std::exception& error) {
     std::cerr << "fusedmoe: error: " << error.what() << std::endl;
