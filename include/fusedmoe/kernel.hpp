@@ -47,7 +47,8 @@ struct DispatchedTokens {
   TensorView topk_weights;       // standard: [M', k] fp32; batched: [E_local, capacity] fp32 per slot
   TensorView expert_num_tokens;  // batched: [E_local] int32; standard: undefined
   TensorView slot_token;         // batched: [E_local, capacity] int32 source row of each slot
-  TensorView expert_map;         // [E] int32 global -> local id, -1 = not on this rank; undefined = identity
+  TensorView
+      expert_map;  // [E] int32 global -> local id, -1 = not on this rank; undefined = identity (one rank)
 };
 
 // A bump allocator over caller-provided memory: hands out aligned, typed views, never allocates.
@@ -191,7 +192,7 @@ class MoeKernel {
   void reserve(std::int64_t num_tokens);
 
   // Modular kernels: hidden [M, H], topk_ids [M, k] int32, topk_weights [M, k] fp32, out [M, H].
-  // expert_map: [E] int32 or undefined.
+  // expert_map: [E] int32 (the placement's, required with expert parallelism) or undefined (one rank).
   void forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
                const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
                const ExecContext& context = {});
@@ -215,7 +216,8 @@ class MoeKernel {
   std::unique_ptr<PrepareFinalize> prepare_finalize_;
   std::unique_ptr<Experts> experts_;
   MoeKernelOptions options_;
-  Tensor workspace_;  // grown by reserve(); never inside a chunk
+  Tensor workspace_;      // grown by reserve(); never inside a chunk
+  Tensor placement_map_;  // expert-parallel: [E] int32 (CPU), the expert map the placement implies
 };
 
 class Communicator;

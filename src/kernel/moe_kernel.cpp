@@ -9,6 +9,7 @@
 #include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 #include "fusedmoe/kernel.hpp"
+#include "parallel/expert_map.hpp"
 #if FUSEDMOE_WITH_CUDA
 #include "backends/cuda_common/device_ops.hpp"
 #endif
@@ -53,6 +54,11 @@ MoeKernel::MoeKernel(MoeConfig config, std::unique_ptr<PrepareFinalize> prepare_
                  to_string(prepare_finalize_->kind()), " PrepareFinalize '", prepare_finalize_->name(),
                  "' with ", to_string(experts_->kind()), " Experts '", experts_->name(),
                  "': kinds must match");
+  const ParallelConfig& parallel = config_.parallel;
+  if (is_expert_parallel(parallel.dispatch)) {
+    placement_map_ =
+        make_expert_map(config_.num_experts, parallel.ep_size, parallel.ep_rank, parallel.placement);
+  }
   if (experts_->kind() == ExpertsKind::modular) {
     const auto& modular = static_cast<const ExpertsModular&>(*experts_);
     FUSEDMOE_CHECK(prepare_finalize_->format() == modular.format(), "[moe_kernel] PrepareFinalize '",
@@ -131,13 +137,24 @@ void MoeKernel::check_forward_inputs(const TensorView& hidden, const TensorView&
   check_dtype(kComponent, "topk_weights", topk_weights, {DType::fp32});
   check_shape(kComponent, "topk_weights", topk_weights, {num_tokens, top_k});
   check_device(kComponent, "topk_weights", topk_weights, device);
+  // Expert-parallel: the Experts index this rank's weights by the map's local ids, so without a map a global
+  // id would index past them; and the dispatch sends each pair to the rank that the placement names, so a
+  // map that disagrees with the placement would lose pairs.
+  const ParallelConfig& parallel = config_.parallel;
+  FUSEDMOE_CHECK(!is_expert_parallel(parallel.dispatch) || expert_map.defined(), "[moe_kernel] rank ",
+                 parallel.ep_rank, " of ", parallel.ep_size,
+                 " (expert-parallel dispatch) needs expert_map: [num_experts] int32, the local id of each "
+                 "global expert this rank holds under parallel.placement and -1 elsewhere (FusedMoeLayer "
+                 "passes it; local_expert_ids() lists the held ones)");
   if (expert_map.defined()) {
     check_dtype(kComponent, "expert_map", expert_map, {DType::int32});
     check_shape(kComponent, "expert_map", expert_map, {config_.num_experts});
     check_device(kComponent, "expert_map", expert_map, device);
   }
-  // NOTE: on a CUDA device the ids are not read back (that would wait for the device): there an id outside
-  // [0, num_experts), or one the expert map sends outside [-1, num_local_experts), contributes nothing.
+  // NOTE: on a CUDA device the ids are not read back here (that would wait for the device): there an id
+  // outside [0, num_experts), or one the expert map sends outside [-1, num_local_experts), contributes
+  // nothing; except under all2all, whose dispatch reads the ids on the host anyway and rejects such an id on
+  // every rank (src/parallel/README.md).
   if (device.is_cpu()) {
     // Ids index weight tensors: an out-of-range id is a clear error, never an out-of-bounds read.
     const auto* ids = topk_ids.data_as<const std::int32_t>();
@@ -153,6 +170,17 @@ void MoeKernel::check_forward_inputs(const TensorView& hidden, const TensorView&
         FUSEDMOE_CHECK(map[expert] >= -1 && map[expert] < num_local, "[moe_kernel] expert_map[", expert,
                        "] = ", map[expert], ": expected -1 (not local) or a local id in [0, ", num_local,
                        ")");
+      }
+      if (is_expert_parallel(parallel.dispatch)) {
+        const auto* want = placement_map_.data_as<const std::int32_t>();
+        for (std::int64_t expert = 0; expert < config_.num_experts; ++expert) {
+          FUSEDMOE_CHECK(
+              map[expert] == want[expert], "[moe_kernel] expert_map[", expert, "] = ", map[expert], ": rank ",
+              parallel.ep_rank, " of ", parallel.ep_size, " under ", to_string(parallel.placement),
+              " placement holds it as ",
+              want[expert] < 0 ? std::string("-1 (another rank's)") : str_cat("local id ", want[expert]),
+              " (the dispatch routes by the placement)");
+        }
       }
     }
   }

@@ -250,6 +250,99 @@ TEST(ExpertParallelErrors, BadRoutingOnOneRankFailsEveryRank) {
   }
 }
 
+// The expert map in expert-parallel mode: left out, or not the placement's, on one rank. That rank says why
+// (a missing map would have let global ids index its local weights; a different one would lose pairs, since
+// the dispatch routes by the placement) and every rank stops at the same point, then goes on together.
+TEST(ExpertParallelErrors, MissingOrWrongExpertMapOnOneRankFailsEveryRank) {
+  Communicator& communicator = *world();
+  const int ranks = communicator.size(), rank = communicator.rank(), guilty = ranks - 1;
+  const std::int64_t experts = 8, tokens = 5;
+  for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all}) {
+    for (bool missing : {true, false}) {
+      SCOPED_TRACE(str_cat(to_string(mode), missing ? " map missing" : " map not the placement's"));
+      const MoeConfig single = testing::make_config(experts, 2, 32, 16, DType::fp32, DType::fp32);
+      const MoeWeights weights = random_weights(single, 3);
+      MoeConfig config = single;
+      config.parallel = {.ep_size = ranks, .ep_rank = rank, .dispatch = mode};
+      config.validate();
+      const std::vector<std::int32_t> mine = local_experts(experts, ranks, rank, ExpertPlacement::linear);
+      const BackendInfo& backend = *find_backend("cpu_reference");
+      const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
+                                                     gather_experts(weights.w2, mine), config);
+      MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
+      const Tensor hidden = random_hidden(config, tokens, 4);
+      Tensor ids = Tensor::empty(DType::int32, {tokens, 2});
+      Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, 2});
+      for (std::int64_t i = 0; i < tokens * 2; ++i) {
+        ids.data_as<std::int32_t>()[i] = static_cast<std::int32_t>((i * 3) % experts);
+        topk_weights.data_as<float>()[i] = 0.5f;
+      }
+      const Tensor map = make_expert_map(experts, ranks, rank, ExpertPlacement::linear);
+      // Round-robin's map: valid ids, but not where the (linear) dispatch sends the pairs.
+      const Tensor wrong_map = make_expert_map(experts, ranks, rank, ExpertPlacement::round_robin);
+      const Tensor out = Tensor::empty(DType::fp32, {tokens, config.hidden_size});
+      const TensorView given = rank != guilty ? map.view() : missing ? TensorView{} : wrong_map.view();
+      try {
+        kernel.forward(hidden, ids, topk_weights, given, *converted, out);
+        FAIL() << "rank " << rank << " went on although rank " << guilty << "'s expert map was bad";
+      } catch (const InvalidArgument& error) {
+        const std::string message = error.what();
+        const std::string expected = rank != guilty ? "rejected its"
+                                     : missing      ? "needs expert_map"
+                                                    : "placement holds it";
+        EXPECT_NE(message.find(expected), std::string::npos) << message;
+      }
+      kernel.forward(hidden, ids, topk_weights, map, *converted, out);  // every rank goes on together
+    }
+  }
+}
+
+// The variable-size exchanges in several pieces (MPI's counts are int, so larger messages go in pieces of
+// 1 MiB): all_to_allv with a different, odd byte count per (sender, receiver), and send_receive_bytes
+// around the ring; every byte lands where it should.
+TEST(ExpertParallelCommunicator, LargeVariableExchangesArriveWhole) {
+  Communicator& communicator = *world();
+  const int ranks = communicator.size(), rank = communicator.rank();
+  const auto bytes_between = [](int from, int to) {
+    return static_cast<std::size_t>((1 << 20) * (1 + (from + 2 * to) % 3) + 17 * from + 5 * to + 3);
+  };
+  const auto byte_at = [](int from, int to, std::size_t i) {
+    return static_cast<std::uint8_t>((i * 131 + static_cast<std::size_t>(from) * 7 + to) & 0xff);
+  };
+  std::vector<std::size_t> send_bytes(ranks), receive_bytes(ranks);
+  for (int r = 0; r < ranks; ++r) {
+    send_bytes[r] = bytes_between(rank, r);
+    receive_bytes[r] = bytes_between(r, rank);
+  }
+  std::vector<std::uint8_t> send(std::accumulate(send_bytes.begin(), send_bytes.end(), std::size_t{0}));
+  std::vector<std::uint8_t> receive(
+      std::accumulate(receive_bytes.begin(), receive_bytes.end(), std::size_t{0}), 0xee);
+  for (std::size_t offset = 0, r = 0; r < send_bytes.size(); offset += send_bytes[r++]) {
+    for (std::size_t i = 0; i < send_bytes[r]; ++i) send[offset + i] = byte_at(rank, static_cast<int>(r), i);
+  }
+  communicator.all_to_allv(send.data(), send_bytes, receive.data(), receive_bytes, nullptr);
+  std::int64_t wrong = 0;
+  for (std::size_t offset = 0, r = 0; r < receive_bytes.size(); offset += receive_bytes[r++]) {
+    for (std::size_t i = 0; i < receive_bytes[r]; ++i) {
+      wrong += receive[offset + i] != byte_at(static_cast<int>(r), rank, i) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "all_to_allv on rank " << rank;
+
+  const int next = (rank + 1) % ranks, previous = (rank + ranks - 1) % ranks;
+  std::vector<std::uint8_t> out(bytes_between(rank, next)), in(bytes_between(previous, rank), 0xee);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = byte_at(rank, next, i);
+  communicator.send_receive_bytes(out.data(), out.size(), next, in.data(), in.size(), previous, 9);
+  wrong = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) wrong += in[i] != byte_at(previous, rank, i) ? 1 : 0;
+  EXPECT_EQ(wrong, 0) << "send_receive_bytes on rank " << rank;
+
+  // A count list of the wrong length is refused on every rank (they all pass the same length).
+  EXPECT_THROW(communicator.all_to_allv(send.data(), std::span(send_bytes).first(ranks - 1), receive.data(),
+                                        receive_bytes, nullptr),
+               InvalidArgument);
+}
+
 TEST(ExpertParallelHandshake, MismatchedConfigsFailOnEveryRank) {
   Communicator& communicator = *world();
   const MoeConfig single =
