@@ -465,6 +465,19 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
   const Tensor second = run(moved13, moved2);
   std::vector<double> values(first.data_as<float>(), first.data_as<float>() + first.numel());
   EXPECT_LT(max_over_ranks(compare_to_reference(second, values).relative_error), 1e-6);
+
+  // A new placement naming a logical expert that the old one does not hold (here on the last rank's last
+  // slot) fails on every rank before any exchange, not only on the rank that would have received it.
+  std::vector<std::int32_t> bad = after;
+  bad.back() = static_cast<std::int32_t>(physical + 5);
+  try {
+    (void)migrate_expert_weights(communicator, before, bad, w13);
+    FAIL() << "rank " << rank << " migrated to a placement with an unknown logical expert";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("no rank holds in the old placement"), std::string::npos)
+        << error.what();
+  }
+  communicator.barrier();  // every rank got here
 }
 
 }  // namespace

@@ -27,6 +27,13 @@ Tensor migrate_expert_weights(Communicator& communicator,
   std::map<std::int32_t, std::pair<int, std::int64_t>> source;
   for (std::int64_t slot = physical - 1; slot >= 0; --slot)
     source[old_physical_to_logical[slot]] = {slot / slots, slot};
+  // Every rank checks the whole new placement (the same tables everywhere) before any exchange, so a bad one
+  // fails every rank here and none waits for a peer that threw.
+  for (std::int64_t slot = 0; slot < physical; ++slot) {
+    FUSEDMOE_CHECK(source.count(new_physical_to_logical[slot]), "[eplb] new placement: physical slot ", slot,
+                   " (rank ", slot / slots, ") holds logical expert ", new_physical_to_logical[slot],
+                   ", which no rank holds in the old placement");
+  }
   auto held_here = [&](std::int32_t logical) -> std::int64_t {
     for (std::int64_t slot = 0; slot < slots; ++slot) {
       if (old_physical_to_logical[rank * slots + slot] == logical) return slot;
@@ -41,8 +48,6 @@ Tensor migrate_expert_weights(Communicator& communicator,
     const std::int32_t logical = new_physical_to_logical[rank * slots + slot];
     const std::int64_t here = held_here(logical);
     if (here >= 0) std::memcpy(out + slot * block, in + here * block, block);
-    FUSEDMOE_CHECK(here >= 0 || source.count(logical), "[eplb] logical expert ", logical,
-                   " is held by no rank in the old placement");
   }
   // What rank `to` needs from rank `from`: new slots of `to` whose logical expert `to` lacks and `from`
   // serves.
