@@ -82,7 +82,8 @@ std::vector<std::byte> make_nccl_unique_id();
 std::shared_ptr<Communicator> make_nccl_communicator(std::span<const std::byte> unique_id, int rank, int size,
                                                      int device);
 // The same ranks as `bootstrap` (e.g. make_mpi_world_communicator()): its rank 0 makes the id and
-// broadcasts it with `bootstrap`. Collective over `bootstrap`.
+// broadcasts it with `bootstrap`. Collective over `bootstrap`: a rank that throws here (its device missing)
+// leaves the others waiting, so check the devices first or end the job on error (abort_mpi_job).
 std::shared_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device);
 // One communicator per device of this process, rank i on devices[i] (ncclCommInitAll); for tests and
 // single-process multi-GPU use (see the threading note above).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -196,6 +197,11 @@ class MoeKernel {
   void forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
                const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
                const ExecContext& context = {});
+  // Expert-parallel: this rank cannot run this forward (a check before forward() failed, e.g. in a layer):
+  // offers the "invalid inputs" mark in the token agreement, so that the other ranks' forward() stops with an
+  // error instead of waiting for this rank, then rethrows `error`. Without expert parallelism it only
+  // rethrows.
+  [[noreturn]] void abandon_forward(std::exception_ptr error, const ExecContext& context = {});
   // Monolithic kernels: routes inside.
   void forward_monolithic(const TensorView& hidden, const TensorView& router_logits,
                           const TensorView& correction_bias, const ExpertWeights& weights,

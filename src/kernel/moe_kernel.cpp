@@ -186,6 +186,17 @@ void MoeKernel::check_forward_inputs(const TensorView& hidden, const TensorView&
   }
 }
 
+void MoeKernel::abandon_forward(std::exception_ptr error, const ExecContext& context) {
+  if (is_expert_parallel(config_.parallel.dispatch) && kind() == ExpertsKind::modular) {
+    auto& pf = static_cast<PrepareFinalizeModular&>(*prepare_finalize_);
+    try {
+      (void)pf.agree_num_tokens(kInvalidInputs, context);
+    } catch (const Error&) {  // this rank's own error says more
+    }
+  }
+  std::rethrow_exception(error);
+}
+
 void MoeKernel::forward(const TensorView& hidden, const TensorView& topk_ids, const TensorView& topk_weights,
                         const TensorView& expert_map, const ExpertWeights& weights, const TensorView& out,
                         const ExecContext& context) {

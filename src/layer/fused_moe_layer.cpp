@@ -336,54 +336,67 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   State& s = *state_;
   FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
   const MoeConfig& config = s.config;
-  check_dtype(kComponent, "hidden", hidden, {config.act_dtype});
-  check_shape(kComponent, "hidden", hidden, {-1, config.hidden_size});
-  check_device(kComponent, "hidden", hidden, config.device);
-  const std::int64_t num_tokens = hidden.size(0);
-  check_shape(kComponent, "router_logits", router_logits, {num_tokens, config.num_experts});
-  check_device(kComponent, "router_logits", router_logits, config.device);
-  check_shape(kComponent, "out", out, {num_tokens, config.hidden_size});
-  check_dtype(kComponent, "out", out, {config.act_dtype});
-  check_device(kComponent, "out", out, config.device);
-  const std::int64_t top_k = config.routing.top_k;
-  if (routing.topk_ids.defined())
-    check_shape(kComponent, "routing.topk_ids", routing.topk_ids, {num_tokens, top_k});
-  if (routing.topk_weights.defined()) {
-    check_shape(kComponent, "routing.topk_weights", routing.topk_weights, {num_tokens, top_k});
-  }
-  reserve(num_tokens);
-  // Expert-parallel ranks take part in every collective even with no tokens of their own.
-  if (num_tokens == 0 && !is_expert_parallel(config.parallel.dispatch)) return;
-
-  const TensorView bias = config.routing.use_correction_bias ? s.correction_bias.view() : TensorView{};
   MoeKernel& kernel = *s.routed->kernel;
-  const bool wants_routing = routing.topk_ids.defined() || routing.topk_weights.defined();
-  if (kernel.kind() == ExpertsKind::modular || wants_routing) {
-    const TensorView ids =
-        routing.topk_ids.defined() ? routing.topk_ids : s.topk_ids.view().slice_rows(0, num_tokens);
-    const TensorView weights = routing.topk_weights.defined()
-                                   ? routing.topk_weights
-                                   : s.topk_weights.view().slice_rows(0, num_tokens);
-    route(router_logits, config.routing, bias, ids, weights, context);
-    if (kernel.kind() == ExpertsKind::modular) {
-      kernel.forward(hidden, ids, weights, s.expert_map, *s.routed->weights, out, context);
+  const TensorView bias = config.routing.use_correction_bias ? s.correction_bias.view() : TensorView{};
+  TensorView ids, weights;  // the routing, where the Experts or the caller want it
+  // Checks the inputs, sizes the workspaces and routes; false: nothing to run (no tokens on one rank).
+  const auto check_and_route = [&]() -> bool {
+    check_dtype(kComponent, "hidden", hidden, {config.act_dtype});
+    check_shape(kComponent, "hidden", hidden, {-1, config.hidden_size});
+    check_device(kComponent, "hidden", hidden, config.device);
+    const std::int64_t num_tokens = hidden.size(0);
+    check_shape(kComponent, "router_logits", router_logits, {num_tokens, config.num_experts});
+    check_device(kComponent, "router_logits", router_logits, config.device);
+    check_shape(kComponent, "out", out, {num_tokens, config.hidden_size});
+    check_dtype(kComponent, "out", out, {config.act_dtype});
+    check_device(kComponent, "out", out, config.device);
+    const std::int64_t top_k = config.routing.top_k;
+    if (routing.topk_ids.defined())
+      check_shape(kComponent, "routing.topk_ids", routing.topk_ids, {num_tokens, top_k});
+    if (routing.topk_weights.defined()) {
+      check_shape(kComponent, "routing.topk_weights", routing.topk_weights, {num_tokens, top_k});
     }
+    reserve(num_tokens);
+    // Expert-parallel ranks take part in every collective even with no tokens of their own.
+    if (num_tokens == 0 && !is_expert_parallel(config.parallel.dispatch)) return false;
+    if (kernel.kind() == ExpertsKind::modular || routing.topk_ids.defined() ||
+        routing.topk_weights.defined()) {
+      ids = routing.topk_ids.defined() ? routing.topk_ids : s.topk_ids.view().slice_rows(0, num_tokens);
+      weights = routing.topk_weights.defined() ? routing.topk_weights
+                                               : s.topk_weights.view().slice_rows(0, num_tokens);
+      route(router_logits, config.routing, bias, ids, weights, context);
+    }
+    return true;
+  };
+  // Expert-parallel ranks fail together: a check that fails here, before the kernel's token agreement, is
+  // offered to the other ranks through that agreement (abandon_forward), so that none waits for this rank.
+  bool run = false;
+  try {
+    run = check_and_route();
+  } catch (const Error&) {
+    if (kernel.kind() != ExpertsKind::modular || !is_expert_parallel(config.parallel.dispatch)) throw;
+    kernel.abandon_forward(std::current_exception(), context);
   }
-  if (kernel.kind() == ExpertsKind::monolithic) {
+  if (!run) return;
+  const std::int64_t num_tokens = hidden.size(0);
+  if (kernel.kind() == ExpertsKind::modular) {
+    kernel.forward(hidden, ids, weights, s.expert_map, *s.routed->weights, out, context);
+  } else {
     kernel.forward_monolithic(hidden, router_logits, bias, *s.routed->weights, out, context);
   }
 
   if (s.shared && num_tokens > 0) {
-    const TensorView ids = s.shared_ids.view().slice_rows(0, num_tokens);
-    const TensorView weights = s.shared_weights.view().slice_rows(0, num_tokens);
+    const TensorView shared_ids = s.shared_ids.view().slice_rows(0, num_tokens);
+    const TensorView shared_weights = s.shared_weights.view().slice_rows(0, num_tokens);
     TensorView gate_logits;  // undefined: weight 1
     if (config.shared.sigmoid_gate) {
       gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
       linear_on_device(hidden, s.shared_gate_fp32, gate_logits, context);
     }
-    shared_experts_routing(gate_logits, ids, weights, context);
+    shared_experts_routing(gate_logits, shared_ids, shared_weights, context);
     const TensorView shared_out = s.shared_out.view().slice_rows(0, num_tokens);
-    s.shared->kernel->forward(hidden, ids, weights, TensorView{}, *s.shared->weights, shared_out, context);
+    s.shared->kernel->forward(hidden, shared_ids, shared_weights, TensorView{}, *s.shared->weights,
+                              shared_out, context);
     add_in_place(out, shared_out, context);
   }
 }

@@ -396,6 +396,20 @@ TEST(ExpertParallelLayer, LayerWithCommunicatorMatchesSingleRank) {
   layer.forward(hidden, out);
   std::vector<double> values(expected.data_as<float>(), expected.data_as<float>() + expected.numel());
   EXPECT_LT(max_over_ranks(compare_to_reference(out, values).relative_error), 1e-6);
+
+  // The layer's own checks fail every rank together: the last rank passes `out` in the wrong dtype and
+  // says so; the others stop in the token agreement instead of waiting for it. Then all go on.
+  const bool guilty = communicator.rank() == communicator.size() - 1;
+  const Tensor wrong_out = Tensor::empty(DType::bf16, {tokens, 32});
+  try {
+    layer.forward(hidden, guilty ? wrong_out : out);
+    FAIL() << "rank " << communicator.rank() << " went on although the last rank's out was bf16";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find(guilty ? "out" : "rejected its"), std::string::npos)
+        << error.what();
+  }
+  layer.forward(hidden, out);
+  EXPECT_LT(max_over_ranks(compare_to_reference(out, values).relative_error), 1e-6);
 }
 
 // EPLB end to end: physical replicas, a rebalance on skewed load, weights migrated between ranks.
