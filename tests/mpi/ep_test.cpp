@@ -203,49 +203,69 @@ TEST(ExpertParallelBatched, PairsPastTheRankCapacityAreDroppedAndCounted) {
   }
 }
 
+// One rank's share of a small expert-parallel problem (E 8, k 2, 5 tokens per rank, fp32, linear placement)
+// on a CPU reference backend, for the tests where one rank's inputs are bad: its kernel, converted weights,
+// inputs (ids (i * stride) % 8, weights 0.5) and the placement's expert map.
+struct RankProblem {
+  static constexpr std::int64_t kExperts = 8, kTokens = 5;
+  RankProblem(DispatchMode mode, int id_stride) {
+    const int ranks = world()->size(), rank = world()->rank();
+    const MoeConfig single = testing::make_config(kExperts, 2, 32, 16, DType::fp32, DType::fp32);
+    const MoeWeights weights = random_weights(single, 3);  // every expert; this rank keeps its own below
+    config = single;
+    config.parallel = {.ep_size = ranks, .ep_rank = rank, .dispatch = mode, .batched_capacity = 8};
+    config.validate();
+    const std::vector<std::int32_t> mine = local_experts(kExperts, ranks, rank, ExpertPlacement::linear);
+    const BackendInfo& backend =
+        *find_backend(mode == DispatchMode::all2all_batched ? "cpu_reference_batched" : "cpu_reference");
+    converted =
+        backend.convert_weights(gather_experts(weights.w13, mine), gather_experts(weights.w2, mine), config);
+    kernel = std::make_unique<MoeKernel>(config, make_prepare_finalize(config, world()),
+                                         backend.make_experts(config));
+    hidden = random_hidden(config, kTokens, 4);
+    ids = Tensor::empty(DType::int32, {kTokens, 2});
+    topk_weights = Tensor::empty(DType::fp32, {kTokens, 2});
+    for (std::int64_t i = 0; i < kTokens * 2; ++i) {
+      ids.data_as<std::int32_t>()[i] = static_cast<std::int32_t>((i * id_stride) % kExperts);
+      topk_weights.data_as<float>()[i] = 0.5f;
+    }
+    map = make_expert_map(kExperts, ranks, rank, ExpertPlacement::linear);
+    out = Tensor::empty(DType::fp32, {kTokens, config.hidden_size});
+  }
+  // Runs a forward that must fail on every rank; `expected` is part of this rank's message.
+  void expect_every_rank_fails(const TensorView& rank_ids, const TensorView& rank_map,
+                               const std::string& expected) {
+    try {
+      kernel->forward(hidden, rank_ids, topk_weights, rank_map, *converted, out);
+      FAIL() << "rank " << world()->rank() << " went on although another rank's inputs were bad";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+    }
+    kernel->forward(hidden, ids, topk_weights, map, *converted, out);  // every rank goes on together
+  }
+
+  MoeConfig config;
+  std::shared_ptr<const ExpertWeights> converted;
+  std::unique_ptr<MoeKernel> kernel;
+  Tensor hidden, ids, topk_weights, map, out;
+};
+
 // Bad routing on one rank (an id out of range; for the batched slabs also a token listing an expert twice)
-// fails every rank at the
-// same collective, with a message on the guilty rank saying what is wrong: no rank is left waiting. The layer
-// keeps working afterwards (every rank stopped at the same point).
+// fails every rank at the same collective, with a message on the guilty rank saying what is wrong: no rank
+// is left waiting. The kernel keeps working afterwards (every rank stopped at the same point).
 TEST(ExpertParallelErrors, BadRoutingOnOneRankFailsEveryRank) {
-  Communicator& communicator = *world();
-  const int ranks = communicator.size(), rank = communicator.rank(), guilty = ranks - 1;
-  const std::int64_t experts = 8, tokens = 5;
+  const bool guilty = world()->rank() == world()->size() - 1;
   for (DispatchMode mode : {DispatchMode::all2all, DispatchMode::all2all_batched}) {
     for (bool duplicate : {false, true}) {
       if (duplicate && mode != DispatchMode::all2all_batched) continue;  // the standard format takes them
       SCOPED_TRACE(str_cat(to_string(mode), duplicate ? " duplicate id" : " id out of range"));
-      const MoeConfig single = testing::make_config(experts, 2, 32, 16, DType::fp32, DType::fp32);
-      const MoeWeights weights = random_weights(single, 3);  // every expert; this rank keeps its own below
-      MoeConfig config = single;
-      config.parallel = {.ep_size = ranks, .ep_rank = rank, .dispatch = mode, .batched_capacity = 8};
-      config.validate();
-      const std::vector<std::int32_t> mine = local_experts(experts, ranks, rank, ExpertPlacement::linear);
-      const BackendInfo& backend =
-          *find_backend(mode == DispatchMode::all2all ? "cpu_reference" : "cpu_reference_batched");
-      const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
-                                                     gather_experts(weights.w2, mine), config);
-      MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
-      const Tensor hidden = random_hidden(config, tokens, 4);
-      Tensor ids = Tensor::empty(DType::int32, {tokens, 2});
-      Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, 2});
-      for (std::int64_t i = 0; i < tokens * 2; ++i) {
-        ids.data_as<std::int32_t>()[i] = static_cast<std::int32_t>(i % experts);
-        topk_weights.data_as<float>()[i] = 0.5f;
-      }
-      const Tensor map = make_expert_map(experts, ranks, rank, ExpertPlacement::linear);
-      const Tensor out = Tensor::empty(DType::fp32, {tokens, config.hidden_size});
-      const Tensor good_ids = Tensor::copy_of(ids);
-      if (rank == guilty) ids.data_as<std::int32_t>()[3] = duplicate ? ids.data_as<std::int32_t>()[2] : 99;
-      try {
-        kernel.forward(hidden, ids, topk_weights, map, *converted, out);
-        FAIL() << "rank " << rank << " went on although rank " << guilty << " had bad routing";
-      } catch (const InvalidArgument& error) {
-        const std::string message = error.what();
-        const std::string expected = rank == guilty ? (duplicate ? "twice" : "= 99") : "rejected its";
-        EXPECT_NE(message.find(expected), std::string::npos) << message;
-      }
-      kernel.forward(hidden, good_ids, topk_weights, map, *converted, out);  // every rank goes on together
+      RankProblem problem(mode, 1);
+      Tensor bad_ids = Tensor::copy_of(problem.ids);
+      if (guilty) bad_ids.data_as<std::int32_t>()[3] = duplicate ? bad_ids.data_as<std::int32_t>()[2] : 99;
+      problem.expect_every_rank_fails(bad_ids, problem.map,
+                                      !guilty     ? "rejected its"
+                                      : duplicate ? "twice"
+                                                  : "= 99");
     }
   }
 }
@@ -254,45 +274,20 @@ TEST(ExpertParallelErrors, BadRoutingOnOneRankFailsEveryRank) {
 // (a missing map would have let global ids index its local weights; a different one would lose pairs, since
 // the dispatch routes by the placement) and every rank stops at the same point, then goes on together.
 TEST(ExpertParallelErrors, MissingOrWrongExpertMapOnOneRankFailsEveryRank) {
-  Communicator& communicator = *world();
-  const int ranks = communicator.size(), rank = communicator.rank(), guilty = ranks - 1;
-  const std::int64_t experts = 8, tokens = 5;
+  const int ranks = world()->size(), rank = world()->rank();
+  const bool guilty = rank == ranks - 1;
   for (DispatchMode mode : {DispatchMode::allgather, DispatchMode::all2all}) {
     for (bool missing : {true, false}) {
       SCOPED_TRACE(str_cat(to_string(mode), missing ? " map missing" : " map not the placement's"));
-      const MoeConfig single = testing::make_config(experts, 2, 32, 16, DType::fp32, DType::fp32);
-      const MoeWeights weights = random_weights(single, 3);
-      MoeConfig config = single;
-      config.parallel = {.ep_size = ranks, .ep_rank = rank, .dispatch = mode};
-      config.validate();
-      const std::vector<std::int32_t> mine = local_experts(experts, ranks, rank, ExpertPlacement::linear);
-      const BackendInfo& backend = *find_backend("cpu_reference");
-      const auto converted = backend.convert_weights(gather_experts(weights.w13, mine),
-                                                     gather_experts(weights.w2, mine), config);
-      MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
-      const Tensor hidden = random_hidden(config, tokens, 4);
-      Tensor ids = Tensor::empty(DType::int32, {tokens, 2});
-      Tensor topk_weights = Tensor::empty(DType::fp32, {tokens, 2});
-      for (std::int64_t i = 0; i < tokens * 2; ++i) {
-        ids.data_as<std::int32_t>()[i] = static_cast<std::int32_t>((i * 3) % experts);
-        topk_weights.data_as<float>()[i] = 0.5f;
-      }
-      const Tensor map = make_expert_map(experts, ranks, rank, ExpertPlacement::linear);
+      RankProblem problem(mode, 3);
       // Round-robin's map: valid ids, but not where the (linear) dispatch sends the pairs.
-      const Tensor wrong_map = make_expert_map(experts, ranks, rank, ExpertPlacement::round_robin);
-      const Tensor out = Tensor::empty(DType::fp32, {tokens, config.hidden_size});
-      const TensorView given = rank != guilty ? map.view() : missing ? TensorView{} : wrong_map.view();
-      try {
-        kernel.forward(hidden, ids, topk_weights, given, *converted, out);
-        FAIL() << "rank " << rank << " went on although rank " << guilty << "'s expert map was bad";
-      } catch (const InvalidArgument& error) {
-        const std::string message = error.what();
-        const std::string expected = rank != guilty ? "rejected its"
-                                     : missing      ? "needs expert_map"
-                                                    : "placement holds it";
-        EXPECT_NE(message.find(expected), std::string::npos) << message;
-      }
-      kernel.forward(hidden, ids, topk_weights, map, *converted, out);  // every rank goes on together
+      const Tensor wrong_map =
+          make_expert_map(RankProblem::kExperts, ranks, rank, ExpertPlacement::round_robin);
+      const TensorView given = !guilty ? problem.map.view() : missing ? TensorView{} : wrong_map.view();
+      problem.expect_every_rank_fails(problem.ids, given,
+                                      !guilty   ? "rejected its"
+                                      : missing ? "needs expert_map"
+                                                : "placement holds it");
     }
   }
 }
