@@ -48,6 +48,7 @@ struct BackendInfo {
 // function, an api_version mismatch or an unknown before_id.
 void register_backend(BackendInfo info, std::string_view before_id = {});
 // Removes a backend registered with register_backend (built-ins cannot be removed). Returns false if absent.
+// Its entry stays alive (layers that selected it keep working); it is no longer found or offered.
 bool unregister_backend(std::string_view id);
 // All registered backends of a device kind, best first.
 std::vector<const BackendInfo*> backends_for(DeviceKind kind);

@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "core/check.hpp"
@@ -121,12 +123,27 @@ void MoeConfig::validate() const {
                  "[config] parallel.ep_size = ", parallel.ep_size,
                  " needs an expert-parallel dispatch (allgather, all2all or all2all_batched), got ",
                  to_string(parallel.dispatch));
-  FUSEDMOE_CHECK(parallel.batched_capacity >= 1,
-                 "[config] parallel.batched_capacity = ", parallel.batched_capacity, ": expected >= 1");
-  FUSEDMOE_CHECK(parallel.batched_rank_capacity >= 0,
+  constexpr std::int64_t kInt32Max = std::numeric_limits<std::int32_t>::max();
+  FUSEDMOE_CHECK(parallel.batched_capacity >= 1 && parallel.batched_capacity <= kInt32Max,
+                 "[config] parallel.batched_capacity = ", parallel.batched_capacity,
+                 ": expected 1 to 2^31 - 1 tokens per chunk");
+  FUSEDMOE_CHECK(parallel.batched_rank_capacity >= 0 && parallel.batched_rank_capacity <= kInt32Max,
                  "[config] parallel.batched_rank_capacity = ", parallel.batched_rank_capacity,
-                 ": expected >= 0 (0 = enough that nothing is dropped)");
+                 ": expected 0 (enough that nothing is dropped) to 2^31 - 1");
+  if (parallel.dispatch == DispatchMode::local_batched ||
+      parallel.dispatch == DispatchMode::all2all_batched) {
+    // The slabs [E_local, ep_size * batched_capacity, H] (fp32 at most) must have a 64-bit byte count.
+    const std::int64_t slab_rows = static_cast<std::int64_t>(parallel.ep_size) * parallel.batched_capacity;
+    const std::int64_t limit =
+        std::numeric_limits<std::int64_t>::max() / 4 / hidden_size / num_local_experts();
+    FUSEDMOE_CHECK(slab_rows <= limit, "[config] parallel.batched_capacity = ", parallel.batched_capacity,
+                   ": the batched slabs of ", num_local_experts(), " experts x ", parallel.ep_size, " x ",
+                   parallel.batched_capacity, " rows x ", hidden_size,
+                   " would overflow a 64-bit byte count; lower batched_capacity");
+  }
   FUSEDMOE_CHECK(device.index >= 0, "[config] device index ", device.index, ": expected >= 0");
+  FUSEDMOE_CHECK(!device.is_cpu() || device.index == 0, "[config] device cpu:", device.index,
+                 ": the CPU is device index 0");
 }
 
 std::string MoeConfig::fingerprint() const {

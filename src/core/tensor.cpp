@@ -25,7 +25,11 @@ TensorView::TensorView(void* data, DType dtype, std::span<const std::int64_t> sh
     : data_(data), dtype_(dtype), device_(device), rank_(static_cast<int>(shape.size())) {
   FUSEDMOE_CHECK(shape.size() >= 1 && shape.size() <= static_cast<std::size_t>(kMaxRank), "[tensor] rank ",
                  shape.size(), " is not supported: expected 1 to ", kMaxRank, " dimensions");
-  checked_numel(shape);
+  const std::int64_t count = checked_numel(shape);
+  // Byte counts (nbytes(), allocations, copies) must not wrap either.
+  FUSEDMOE_CHECK(
+      count <= std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(dtype_size(dtype)),
+      "[tensor] shape of ", count, " ", to_string(dtype), " elements overflows a 64-bit byte count");
   for (std::size_t dim = 0; dim < shape.size(); ++dim) shape_[dim] = shape[dim];
 }
 

@@ -45,4 +45,18 @@ void check_device(std::string_view component, std::string_view name, const Tenso
                  to_string(device), ", got ", to_string(tensor.device()));
 }
 
+void check_canonical_expert_weights(std::string_view component, const TensorView& w13, const TensorView& w2,
+                                    const MoeConfig& config, Device device) {
+  const std::int64_t experts = config.num_local_experts(), hidden = config.hidden_size,
+                     intermediate = config.intermediate_size;
+  check_defined(component, "w13", w13);
+  check_defined(component, "w2", w2);
+  check_shape(component, "w13", w13, {experts, 2 * intermediate, hidden});
+  check_shape(component, "w2", w2, {experts, hidden, intermediate});
+  check_dtype(component, "w13", w13, {config.weight_dtype});
+  check_dtype(component, "w2", w2, {config.weight_dtype});
+  check_device(component, "w13", w13, device);
+  check_device(component, "w2", w2, device);
+}
+
 }  // namespace fusedmoe

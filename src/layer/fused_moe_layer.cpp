@@ -20,6 +20,17 @@ namespace fusedmoe {
 namespace {
 constexpr std::string_view kComponent = "layer";
 
+// Called from a catch block of a forward that failed before the kernel's token agreement: with expert
+// parallelism the error is offered to the other ranks there (MoeKernel::abandon_forward), so that none
+// waits for this rank in a collective; it is rethrown either way.
+[[noreturn]] void fail_forward_together(MoeKernel& kernel, const MoeConfig& config,
+                                        const ExecContext& context) {
+  if (kernel.kind() == ExpertsKind::modular && is_expert_parallel(config.parallel.dispatch)) {
+    kernel.abandon_forward(std::current_exception(), context);
+  }
+  throw;
+}
+
 // ---- the layer's dense helpers, on the device their tensors live on (the same arithmetic on either) ----
 
 // out [M, R] fp32 = hidden [M, H] . weight [R, H]^T.
@@ -255,22 +266,32 @@ void FusedMoeLayer::finalize_weights(const Platform& platform) {
                    " needs LayerOptions::communicator (e.g. make_mpi_world_communicator())");
     check_ranks_agree(s.config, *s.options.communicator);
   }
-  s.routed = build_executor(s.config, platform, s.options.backend, s.weights.w13, s.weights.w2,
-                            s.options.max_chunk_tokens, s.options.communicator);
+  // Built aside and committed together: a failure leaves the layer as it was (not half finalized).
+  std::optional<Executor> routed =
+      build_executor(s.config, platform, s.options.backend, s.weights.w13, s.weights.w2,
+                     s.options.max_chunk_tokens, s.options.communicator);
+  std::optional<Executor> shared;
   if (s.config.shared.count > 0) {
-    s.shared = build_executor(shared_experts_config(s.config), platform, s.options.shared_experts_backend,
-                              s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens, nullptr);
+    shared = build_executor(shared_experts_config(s.config), platform, s.options.shared_experts_backend,
+                            s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens, nullptr);
   }
   // The router and shared-gate weights (given on the CPU) and the bias move to the layer's device once.
   const Device device = s.config.device;
+  Tensor router_gate_fp32, shared_gate_fp32;
   if (s.weights.router_gate.defined()) {
-    s.router_gate_fp32 = on_device(s.weights.router_gate.to_dtype(DType::fp32), device);
+    router_gate_fp32 = on_device(s.weights.router_gate.to_dtype(DType::fp32), device);
   }
   if (s.weights.shared_gate.defined()) {
-    s.shared_gate_fp32 = on_device(s.weights.shared_gate.to_dtype(DType::fp32), device);
+    shared_gate_fp32 = on_device(s.weights.shared_gate.to_dtype(DType::fp32), device);
   }
-  s.correction_bias = on_device(s.weights.correction_bias, device);
-  s.expert_map = on_device(s.expert_map, device);  // the kernel reads it where the tensors live
+  Tensor correction_bias = on_device(s.weights.correction_bias, device);
+  Tensor expert_map = on_device(s.expert_map, device);  // the kernel reads it where the tensors live
+  s.routed = std::move(routed);
+  s.shared = std::move(shared);
+  s.router_gate_fp32 = std::move(router_gate_fp32);
+  s.shared_gate_fp32 = std::move(shared_gate_fp32);
+  s.correction_bias = std::move(correction_bias);
+  s.expert_map = std::move(expert_map);
   s.reserved_tokens = -1;
 }
 
@@ -324,10 +345,15 @@ void FusedMoeLayer::compute_router_logits(const TensorView& hidden, const Tensor
 void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& out, const ExecContext& context,
                             const RoutingOutputs& routing) {
   FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
-  check_shape(kComponent, "hidden", hidden, {-1, state_->config.hidden_size});
-  reserve(hidden.size(0));
-  const TensorView logits = state_->logits.view().slice_rows(0, hidden.size(0));
-  compute_router_logits(hidden, logits, context);
+  TensorView logits;
+  try {
+    check_shape(kComponent, "hidden", hidden, {-1, state_->config.hidden_size});
+    reserve(hidden.size(0));
+    logits = state_->logits.view().slice_rows(0, hidden.size(0));
+    compute_router_logits(hidden, logits, context);
+  } catch (const Error&) {
+    fail_forward_together(*state_->routed->kernel, state_->config, context);
+  }
   forward(hidden, logits, out, context, routing);
 }
 
@@ -339,6 +365,7 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   MoeKernel& kernel = *s.routed->kernel;
   const TensorView bias = config.routing.use_correction_bias ? s.correction_bias.view() : TensorView{};
   TensorView ids, weights;  // the routing, where the Experts or the caller want it
+  TensorView shared_out;    // the shared experts' output, added to the routed one
   // Checks the inputs, sizes the workspaces and routes; false: nothing to run (no tokens on one rank).
   const auto check_and_route = [&]() -> bool {
     check_dtype(kComponent, "hidden", hidden, {config.act_dtype});
@@ -366,6 +393,20 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
                                                : s.topk_weights.view().slice_rows(0, num_tokens);
       route(router_logits, config.routing, bias, ids, weights, context);
     }
+    // The shared experts run before the routed ones, which may write `out` over `hidden` (in place).
+    if (s.shared && num_tokens > 0) {
+      const TensorView shared_ids = s.shared_ids.view().slice_rows(0, num_tokens);
+      const TensorView shared_weights = s.shared_weights.view().slice_rows(0, num_tokens);
+      TensorView gate_logits;  // undefined: weight 1
+      if (config.shared.sigmoid_gate) {
+        gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
+        linear_on_device(hidden, s.shared_gate_fp32, gate_logits, context);
+      }
+      shared_experts_routing(gate_logits, shared_ids, shared_weights, context);
+      shared_out = s.shared_out.view().slice_rows(0, num_tokens);
+      s.shared->kernel->forward(hidden, shared_ids, shared_weights, TensorView{}, *s.shared->weights,
+                                shared_out, context);
+    }
     return true;
   };
   // Expert-parallel ranks fail together: a check that fails here, before the kernel's token agreement, is
@@ -374,31 +415,15 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   try {
     run = check_and_route();
   } catch (const Error&) {
-    if (kernel.kind() != ExpertsKind::modular || !is_expert_parallel(config.parallel.dispatch)) throw;
-    kernel.abandon_forward(std::current_exception(), context);
+    fail_forward_together(kernel, config, context);
   }
   if (!run) return;
-  const std::int64_t num_tokens = hidden.size(0);
   if (kernel.kind() == ExpertsKind::modular) {
     kernel.forward(hidden, ids, weights, s.expert_map, *s.routed->weights, out, context);
   } else {
     kernel.forward_monolithic(hidden, router_logits, bias, *s.routed->weights, out, context);
   }
-
-  if (s.shared && num_tokens > 0) {
-    const TensorView shared_ids = s.shared_ids.view().slice_rows(0, num_tokens);
-    const TensorView shared_weights = s.shared_weights.view().slice_rows(0, num_tokens);
-    TensorView gate_logits;  // undefined: weight 1
-    if (config.shared.sigmoid_gate) {
-      gate_logits = s.shared_gate_logits.view().slice_rows(0, num_tokens);
-      linear_on_device(hidden, s.shared_gate_fp32, gate_logits, context);
-    }
-    shared_experts_routing(gate_logits, shared_ids, shared_weights, context);
-    const TensorView shared_out = s.shared_out.view().slice_rows(0, num_tokens);
-    s.shared->kernel->forward(hidden, shared_ids, shared_weights, TensorView{}, *s.shared->weights,
-                              shared_out, context);
-    add_in_place(out, shared_out, context);
-  }
+  if (shared_out.defined()) add_in_place(out, shared_out, context);
 }
 
 }  // namespace fusedmoe

@@ -62,6 +62,8 @@ std::vector<BackendInfo> builtin_backends() {
 struct Registry {
   std::mutex mutex;
   std::vector<std::unique_ptr<BackendInfo>> entries;  // priority order; pointers stay valid
+  // Unregistered entries, kept alive: a layer's Selection (or a concurrent selection) may still point to one.
+  std::vector<std::unique_ptr<BackendInfo>> retired;
   std::size_t num_builtin = 0;
   Registry() {
     for (BackendInfo& info : builtin_backends())
@@ -118,6 +120,7 @@ bool unregister_backend(std::string_view id) {
   for (BackendInfo& builtin : builtin_backends()) {
     FUSEDMOE_CHECK(builtin.id != id, "[oracle] '", id, "' is a built-in backend and cannot be unregistered");
   }
+  reg.retired.push_back(std::move(*found));
   reg.entries.erase(found);
   return true;
 }

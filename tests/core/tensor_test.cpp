@@ -22,6 +22,10 @@ TEST(Tensor, ShapesStridesAndViews) {
   EXPECT_THROW(tensor.size(3), InvalidArgument);
   EXPECT_THROW(Tensor::empty(DType::fp32, {2, -1}), InvalidArgument);
   EXPECT_THROW(Tensor::empty(DType::fp32, {1, 2, 3, 4, 5}), InvalidArgument);
+  // 2^62 fp32 elements fit a 64-bit element count but not a byte count (it would wrap to 0 bytes).
+  EXPECT_THROW(Tensor::empty(DType::fp32, {std::int64_t{1} << 62}), InvalidArgument);
+  EXPECT_THROW(TensorView(nullptr, DType::bf16, {std::int64_t{1} << 31, std::int64_t{1} << 31}),
+               InvalidArgument);
   EXPECT_FALSE(TensorView().defined());
 }
 

@@ -117,6 +117,52 @@ TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {
   bad = weights;
   bad.shared_w13 = weights.w13;
   expect_error([&] { layer.set_weights(bad); }, "shared.count = 0");
+
+  // A backend's own conversion checks the canonical weights against the config too (callers of
+  // BackendInfo::convert_weights skip the layer's checks): reading them would otherwise run out of bounds.
+  const BackendInfo& reference = *find_backend("cpu_reference");
+  expect_error(
+      [&] {
+        (void)reference.convert_weights(Tensor::empty(DType::bf16, {8, 16, 32}), weights.w2, config);
+      },
+      "w13 shape: expected [8, 32, 32], got [8, 16, 32]");
+  expect_error(
+      [&] { (void)reference.convert_weights(weights.w13, weights.w2.to_dtype(DType::fp32), config); },
+      "w2 dtype: expected bf16, got fp32");
+}
+
+// A finalize_weights() that fails leaves the layer unfinalized (not half built): here the shared experts'
+// backend cannot take the standard format, after the routed experts were built.
+TEST(FusedMoeLayer, FailedFinalizeLeavesTheLayerUnfinalized) {
+  MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);
+  config.shared = {.count = 1, .intermediate_size = 16};
+  LayerOptions options;
+  options.shared_experts_backend = "cpu_reference_batched";
+  FusedMoeLayer layer(config, options);
+  layer.set_weights(random_weights(config, 1));
+  EXPECT_THROW(layer.finalize_weights(), Error);
+  EXPECT_FALSE(layer.finalized());
+  expect_error(
+      [&] {
+        layer.forward(random_hidden(config, 2, 3), Tensor::empty(DType::fp32, {2, 32}));
+      },
+      "before finalize_weights");
+}
+
+// forward() in place (out is hidden) with shared experts: the shared experts read the input, not the routed
+// output written over it; the same bits as out of place.
+TEST(FusedMoeLayer, InPlaceForwardWithSharedExpertsMatchesOutOfPlace) {
+  MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);
+  config.shared = {.count = 1, .intermediate_size = 24, .sigmoid_gate = true};
+  FusedMoeLayer layer(config, LayerOptions::with_backend("cpu_reference"));
+  layer.set_weights(random_weights(config, 4));
+  layer.finalize_weights();
+  const Tensor hidden = random_hidden(config, 5, 6);
+  const Tensor out = Tensor::empty(DType::fp32, {5, 32});
+  layer.forward(hidden, out);
+  const Tensor in_place = Tensor::copy_of(hidden);
+  layer.forward(in_place, in_place);
+  EXPECT_TRUE(testing::bitwise_equal(in_place, out));
 }
 
 TEST(FusedMoeLayer, ZeroTokensAndOneToken) {
@@ -151,6 +197,15 @@ TEST(MoeConfig, RejectsBadValuesWithClearMessages) {
   expect_bad([](MoeConfig& c) { c.shared.sigmoid_gate = true; }, "shared.count = 0");
   expect_bad([](MoeConfig& c) { c.parallel.ep_rank = 3; }, "ep_rank = 3");
   expect_bad([](MoeConfig& c) { c.parallel.batched_capacity = 0; }, "batched_capacity = 0");
+  expect_bad([](MoeConfig& c) { c.parallel.batched_capacity = std::int64_t{1} << 31; },
+             "expected 1 to 2^31 - 1");
+  expect_bad(
+      [](MoeConfig& c) {
+        c.hidden_size = std::int64_t{1} << 40;
+        c.parallel = {.dispatch = DispatchMode::local_batched, .batched_capacity = std::int64_t{1} << 30};
+      },
+      "would overflow a 64-bit byte count");
+  expect_bad([](MoeConfig& c) { c.device = Device{DeviceKind::cpu, 1}; }, "the CPU is device index 0");
 }
 
 TEST(RouterGate, LinearMatchesDirectSum) {

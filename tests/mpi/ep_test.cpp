@@ -403,6 +403,15 @@ TEST(ExpertParallelLayer, LayerWithCommunicatorMatchesSingleRank) {
     EXPECT_NE(std::string(error.what()).find(guilty ? "out" : "rejected its"), std::string::npos)
         << error.what();
   }
+  // The same for a check before the router (hidden of the wrong width, through forward(hidden, out)).
+  const Tensor narrow = Tensor::empty(DType::fp32, {tokens, 16});
+  try {
+    layer.forward(guilty ? narrow : hidden, out);
+    FAIL() << "rank " << communicator.rank() << " went on although the last rank's hidden was [M, 16]";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find(guilty ? "hidden shape" : "rejected its"), std::string::npos)
+        << error.what();
+  }
   layer.forward(hidden, out);
   EXPECT_LT(max_over_ranks(compare_to_reference(out, values).relative_error), 1e-6);
 }

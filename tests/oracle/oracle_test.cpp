@@ -172,6 +172,10 @@ TEST(Oracle, OutOfTreeBackendRegistersWithOneCallAndReportsItsReasons) {
   EXPECT_THROW(register_backend(fake_backend("test_out_of_tree")), InvalidArgument) << "duplicate id";
   EXPECT_TRUE(unregister_backend("test_out_of_tree"));
   EXPECT_FALSE(unregister_backend("test_out_of_tree"));
+  // A layer that selected it keeps a valid entry (and keeps computing).
+  EXPECT_EQ(layer.selection().backend->id, "test_out_of_tree");
+  layer.forward(hidden, out);
+  EXPECT_EQ(find_backend("test_out_of_tree"), nullptr);
   EXPECT_THROW(unregister_backend("cpu_reference"), InvalidArgument);
 }
 

@@ -5,6 +5,7 @@
 //   for the bf16 dot-product instruction (vdpbf16ps). Depth is padded to even.
 #include "backends/cpu_prepacked/prepacked_experts.hpp"
 #include "core/check.hpp"
+#include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 
 namespace fusedmoe::prepacked {
@@ -48,6 +49,7 @@ std::shared_ptr<const ExpertWeights> pack_weights(const Tensor& w13, const Tenso
                                                   const MoeConfig& config, PanelLayout layout) {
   FUSEDMOE_CHECK(w13.dtype() == DType::bf16 && w2.dtype() == DType::bf16 && w13.device().is_cpu(),
                  "[cpu_prepacked] packs bf16 CPU weights, got ", w13.describe(), " and ", w2.describe());
+  check_canonical_expert_weights("cpu_prepacked", w13, w2, config, Device::cpu());
   auto packed = std::make_shared<PrepackedWeights>();
   const std::int64_t experts = w13.size(0), hidden = config.hidden_size,
                      intermediate = config.intermediate_size;

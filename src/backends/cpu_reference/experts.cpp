@@ -4,6 +4,7 @@
 
 #include "backends/cpu_reference/expert_mlp.hpp"
 #include "core/check.hpp"
+#include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
 
 namespace fusedmoe {
@@ -58,9 +59,7 @@ Support reference_supports_device(const MoeConfig& config) {
 
 std::shared_ptr<const ExpertWeights> reference_convert_weights(const Tensor& w13, const Tensor& w2,
                                                                const MoeConfig& config) {
-  FUSEDMOE_CHECK(w13.device().is_cpu() && w2.device().is_cpu(),
-                 "[cpu_reference] weights must be on the CPU, got ", w13.describe(), " and ", w2.describe());
-  (void)config;
+  check_canonical_expert_weights("cpu_reference", w13, w2, config, Device::cpu());
   return std::make_shared<CanonicalExpertWeights>(w13, w2);
 }
 
