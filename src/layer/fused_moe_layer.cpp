@@ -20,17 +20,6 @@ namespace fusedmoe {
 namespace {
 constexpr std::string_view kComponent = "layer";
 
-// Called from a catch block of a forward that failed before the kernel's token agreement: with expert
-// parallelism the error is offered to the other ranks there (MoeKernel::abandon_forward), so that none
-// waits for this rank in a collective; it is rethrown either way.
-[[noreturn]] void fail_forward_together(MoeKernel& kernel, const MoeConfig& config,
-                                        const ExecContext& context) {
-  if (kernel.kind() == ExpertsKind::modular && is_expert_parallel(config.parallel.dispatch)) {
-    kernel.abandon_forward(std::current_exception(), context);
-  }
-  throw;
-}
-
 // ---- the layer's dense helpers, on the device their tensors live on (the same arithmetic on either) ----
 
 // out [M, R] fp32 = hidden [M, H] . weight [R, H]^T.
@@ -351,8 +340,8 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& out, con
     reserve(hidden.size(0));
     logits = state_->logits.view().slice_rows(0, hidden.size(0));
     compute_router_logits(hidden, logits, context);
-  } catch (const Error&) {
-    fail_forward_together(*state_->routed->kernel, state_->config, context);
+  } catch (const Error&) {  // with expert parallelism the other ranks stop too
+    state_->routed->kernel->abandon_forward(std::current_exception(), context);
   }
   forward(hidden, logits, out, context, routing);
 }
@@ -366,8 +355,9 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   const TensorView bias = config.routing.use_correction_bias ? s.correction_bias.view() : TensorView{};
   TensorView ids, weights;  // the routing, where the Experts or the caller want it
   TensorView shared_out;    // the shared experts' output, added to the routed one
-  // Checks the inputs, sizes the workspaces and routes; false: nothing to run (no tokens on one rank).
-  const auto check_and_route = [&]() -> bool {
+  // Checks the inputs, sizes the workspaces, routes and runs the shared experts; false: nothing to run (no
+  // tokens on one rank).
+  const auto prepare = [&]() -> bool {
     check_dtype(kComponent, "hidden", hidden, {config.act_dtype});
     check_shape(kComponent, "hidden", hidden, {-1, config.hidden_size});
     check_device(kComponent, "hidden", hidden, config.device);
@@ -413,9 +403,9 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_l
   // offered to the other ranks through that agreement (abandon_forward), so that none waits for this rank.
   bool run = false;
   try {
-    run = check_and_route();
+    run = prepare();
   } catch (const Error&) {
-    fail_forward_together(kernel, config, context);
+    kernel.abandon_forward(std::current_exception(), context);
   }
   if (!run) return;
   if (kernel.kind() == ExpertsKind::modular) {

@@ -129,22 +129,18 @@ class MpiCommunicator final : public Communicator {
   }
 
   void send_bytes(const void* data, std::size_t bytes, int peer, int tag) override {
-    const auto* bytes_ptr = static_cast<const char*>(data);
-    for (std::size_t offset = 0; offset < bytes || offset == 0; offset += kChunk) {
-      const std::size_t piece = std::min(kChunk, bytes - offset);
-      FUSEDMOE_MPI_CHECK(MPI_Send(bytes_ptr + offset, static_cast<int>(piece), MPI_BYTE, peer, tag, comm_));
-      if (bytes == 0) break;
-    }
+    check_peer(peer, "send_bytes peer");
+    std::vector<MPI_Request> requests;
+    post_pieces(const_cast<char*>(static_cast<const char*>(data)), bytes, peer, /*receive=*/false, requests,
+                tag);
+    wait_all(requests);
   }
 
   void receive_bytes(void* data, std::size_t bytes, int peer, int tag) override {
-    auto* bytes_ptr = static_cast<char*>(data);
-    for (std::size_t offset = 0; offset < bytes || offset == 0; offset += kChunk) {
-      const std::size_t piece = std::min(kChunk, bytes - offset);
-      FUSEDMOE_MPI_CHECK(MPI_Recv(bytes_ptr + offset, static_cast<int>(piece), MPI_BYTE, peer, tag, comm_,
-                                  MPI_STATUS_IGNORE));
-      if (bytes == 0) break;
-    }
+    check_peer(peer, "receive_bytes peer");
+    std::vector<MPI_Request> requests;
+    post_pieces(static_cast<char*>(data), bytes, peer, /*receive=*/true, requests, tag);
+    wait_all(requests);
   }
 
   void send_receive_bytes(const void* send, std::size_t send_bytes, int destination, void* receive,
