@@ -80,6 +80,9 @@ class FusedMoeLayer {
 
  private:
   struct State;
+  // The state; throws InvalidArgument on a moved-from layer.
+  State& state();
+  const State& state() const;
   std::unique_ptr<State> state_;
 };
 

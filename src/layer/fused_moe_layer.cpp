@@ -3,6 +3,7 @@
 #include "fusedmoe/layer.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include "core/check.hpp"
 #include "core/elements.hpp"
@@ -171,27 +172,40 @@ FusedMoeLayer::FusedMoeLayer(MoeConfig config, LayerOptions options) : state_(st
 }
 
 std::vector<std::int32_t> FusedMoeLayer::local_expert_ids() const {
-  const MoeConfig& config = state_->config;
+  const MoeConfig& config = state().config;
   return local_experts(config.num_experts, config.parallel.ep_size, config.parallel.ep_rank,
                        config.parallel.placement);
 }
 
 FusedMoeLayer::~FusedMoeLayer() = default;
+
+// A moved-from layer has no state; every call on it says so instead of dereferencing null.
+const FusedMoeLayer::State& FusedMoeLayer::state() const {
+  FUSEDMOE_CHECK(
+      state_ != nullptr,
+      "[layer] this FusedMoeLayer was moved from: use the layer it was moved into, or assign a new "
+      "one to it");
+  return *state_;
+}
+FusedMoeLayer::State& FusedMoeLayer::state() {
+  return const_cast<State&>(std::as_const(*this).state());
+}
+
 FusedMoeLayer::FusedMoeLayer(FusedMoeLayer&&) noexcept = default;
 FusedMoeLayer& FusedMoeLayer::operator=(FusedMoeLayer&&) noexcept = default;
 
 const MoeConfig& FusedMoeLayer::config() const {
-  return state_->config;
+  return state().config;
 }
 const MoeWeights& FusedMoeLayer::weights() const {
-  return state_->weights;
+  return state().weights;
 }
 bool FusedMoeLayer::finalized() const {
-  return state_->routed.has_value();
+  return state().routed.has_value();
 }
 
 void FusedMoeLayer::set_weights(MoeWeights weights) {
-  const MoeConfig& config = state_->config;
+  const MoeConfig& config = state().config;
   const std::int64_t experts = config.num_local_experts();
   const std::int64_t hidden = config.hidden_size;
   const std::int64_t intermediate = config.intermediate_size;
@@ -236,18 +250,18 @@ void FusedMoeLayer::set_weights(MoeWeights weights) {
     FUSEDMOE_CHECK(!weights.shared_gate.defined(),
                    "[layer] a shared_gate was given but the config has shared.sigmoid_gate = false");
   }
-  state_->weights = std::move(weights);
-  state_->has_weights = true;
-  state_->routed.reset();  // new weights need a new finalize_weights()
-  state_->shared.reset();
+  state().weights = std::move(weights);
+  state().has_weights = true;
+  state().routed.reset();  // new weights need a new finalize_weights()
+  state().shared.reset();
 }
 
 void FusedMoeLayer::finalize_weights() {
-  finalize_weights(Platform::detect(state_->config.device));
+  finalize_weights(Platform::detect(state().config.device));
 }
 
 void FusedMoeLayer::finalize_weights(const Platform& platform) {
-  State& s = *state_;
+  State& s = state();
   FUSEDMOE_CHECK(s.has_weights, "[layer] finalize_weights() before set_weights(): load the weights first");
   if (is_expert_parallel(s.config.parallel.dispatch)) {
     FUSEDMOE_CHECK(s.options.communicator != nullptr, "[layer] dispatch ",
@@ -286,15 +300,15 @@ void FusedMoeLayer::finalize_weights(const Platform& platform) {
 
 const Selection& FusedMoeLayer::selection() const {
   FUSEDMOE_CHECK(finalized(), "[layer] selection() before finalize_weights()");
-  return state_->routed->selection;
+  return state().routed->selection;
 }
 
 const Selection* FusedMoeLayer::shared_experts_selection() const {
-  return state_->shared ? &state_->shared->selection : nullptr;
+  return state().shared ? &state().shared->selection : nullptr;
 }
 
 void FusedMoeLayer::reserve(std::int64_t num_tokens) {
-  State& s = *state_;
+  State& s = state();
   FUSEDMOE_CHECK(finalized(), "[layer] reserve() before finalize_weights()");
   FUSEDMOE_CHECK(num_tokens >= 0, "[layer] reserve(", num_tokens, "): expected >= 0 tokens");
   if (num_tokens <= s.reserved_tokens) return;
@@ -318,7 +332,7 @@ void FusedMoeLayer::reserve(std::int64_t num_tokens) {
 
 void FusedMoeLayer::compute_router_logits(const TensorView& hidden, const TensorView& logits,
                                           const ExecContext& context) const {
-  const State& s = *state_;
+  const State& s = state();
   FUSEDMOE_CHECK(s.router_gate_fp32.defined(),
                  "[layer] no router_gate weight: set MoeWeights::router_gate and ",
                  "finalize_weights(), or pass router logits to forward()");
@@ -336,19 +350,19 @@ void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& out, con
   FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
   TensorView logits;
   try {
-    check_shape(kComponent, "hidden", hidden, {-1, state_->config.hidden_size});
+    check_shape(kComponent, "hidden", hidden, {-1, state().config.hidden_size});
     reserve(hidden.size(0));
-    logits = state_->logits.view().slice_rows(0, hidden.size(0));
+    logits = state().logits.view().slice_rows(0, hidden.size(0));
     compute_router_logits(hidden, logits, context);
   } catch (const Error&) {  // with expert parallelism the other ranks stop too
-    state_->routed->kernel->abandon_forward(std::current_exception(), context);
+    state().routed->kernel->abandon_forward(std::current_exception(), context);
   }
   forward(hidden, logits, out, context, routing);
 }
 
 void FusedMoeLayer::forward(const TensorView& hidden, const TensorView& router_logits, const TensorView& out,
                             const ExecContext& context, const RoutingOutputs& routing) {
-  State& s = *state_;
+  State& s = state();
   FUSEDMOE_CHECK(finalized(), "[layer] forward() before finalize_weights()");
   const MoeConfig& config = s.config;
   MoeKernel& kernel = *s.routed->kernel;

@@ -69,8 +69,14 @@ DispatchedTokens LocalBatchedPrepareFinalize::prepare(const TensorView& hidden, 
       if (local < 0) continue;
       FUSEDMOE_CHECK(local < num_local_experts_, "[local_batched] expert ", global, " maps to local id ",
                      local, ": expected < ", num_local_experts_);
-      FUSEDMOE_CHECK(counts[local] < capacity, "[local_batched] token ", token, " lists expert ", global,
-                     " more than once in its top-k ids: the batched format takes each expert once per token");
+      // Checked per token, so that the message names the token that repeats the expert (a full slab would
+      // name whichever later token found it full).
+      for (std::int64_t earlier = 0; earlier < slot; ++earlier) {
+        FUSEDMOE_CHECK(
+            ids[token * top_k + earlier] != global, "[local_batched] token ", token, " lists expert ", global,
+            " more than once in its top-k ids: the batched format takes each expert once per token");
+      }
+      FUSEDMOE_ASSERT(counts[local] < capacity, "[local_batched] a slab holds one row per token");
       const std::int64_t index = local * capacity + counts[local]++;
       slot_token[index] = static_cast<std::int32_t>(token);
       slot_weight[index] = weights[token * top_k + slot];

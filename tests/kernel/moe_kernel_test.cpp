@@ -1,6 +1,9 @@
 // MoeKernel composition rules, argument checks, M = 0 and workspace sizing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "parallel/prepare_finalize_local.hpp"
 #include "testing/moe_case.hpp"
 
@@ -141,6 +144,20 @@ TEST(MoeKernel, BatchedFormatRejectsAnExpertTwiceInOneRow) {
         built.kernel->forward(hidden, ids, Tensor::zeros(DType::fp32, {1, 2}), {}, *built.weights, out);
       },
       "more than once");
+  // The message names the token that repeats the expert, whether or not a later token fills its slab, and
+  // a repeat is refused even where the slab has room (3 tokens: capacity 3).
+  const Tensor hidden3 = random_hidden(config, 3, 2);
+  const Tensor out3 = Tensor::empty(DType::bf16, {3, 32});
+  for (const std::vector<std::int32_t>& rows :
+       {std::vector<std::int32_t>{0, 1, 2, 2, 2, 3}, std::vector<std::int32_t>{0, 1, 2, 2, 4, 5}}) {
+    Tensor ids3 = Tensor::empty(DType::int32, {3, 2});
+    std::copy(rows.begin(), rows.end(), ids3.data_as<std::int32_t>());
+    expect_error(
+        [&] {
+          built.kernel->forward(hidden3, ids3, Tensor::zeros(DType::fp32, {3, 2}), {}, *built.weights, out3);
+        },
+        "token 1 lists expert 2 more than once");
+  }
 }
 
 }  // namespace

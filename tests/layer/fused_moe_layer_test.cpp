@@ -131,6 +131,28 @@ TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {
       "w2 dtype: expected bf16, got fp32");
 }
 
+// A moved-from layer refuses every call with a message (its state went to the new layer), and works again
+// once assigned a new one.
+TEST(FusedMoeLayer, MovedFromLayerSaysSo) {
+  const MoeConfig config = testing::make_config(8, 2, 32, 16);
+  FusedMoeLayer layer(config);
+  layer.set_weights(random_weights(config, 1));
+  layer.finalize_weights();
+  FusedMoeLayer moved(std::move(layer));
+  EXPECT_TRUE(moved.finalized());
+  const Tensor hidden = random_hidden(config, 3, 2);
+  const Tensor out = Tensor::empty(DType::bf16, {3, 32});
+  // NOLINTBEGIN(bugprone-use-after-move): the point of the test
+  expect_error([&] { (void)layer.finalized(); }, "moved from");
+  expect_error([&] { (void)layer.config(); }, "moved from");
+  expect_error([&] { layer.forward(hidden, out); }, "moved from");
+  expect_error([&] { layer.reserve(4); }, "moved from");
+  layer = FusedMoeLayer(config);
+  EXPECT_FALSE(layer.finalized());
+  // NOLINTEND(bugprone-use-after-move)
+  moved.forward(hidden, out);
+}
+
 // A finalize_weights() that fails leaves the layer unfinalized (not half built): here the shared experts'
 // backend cannot take the standard format, after the routed experts were built.
 TEST(FusedMoeLayer, FailedFinalizeLeavesTheLayerUnfinalized) {

@@ -363,6 +363,21 @@ TEST(ExpertParallelHandshake, MismatchedConfigsFailOnEveryRank) {
   }
 }
 
+// A rank that cannot take part in NCCL's set-up (here rank 1: cuda:1000 does not exist; on a machine without
+// GPUs no rank can) fails it on every rank, each naming that rank's reason. Before, the other ranks waited
+// in ncclCommInitRank for it.
+TEST(ExpertParallelHandshake, NcclSetUpFailsEveryRankWhereOneCannotTakePart) {
+  if (!nccl_available()) GTEST_SKIP() << "this build has no NCCL";
+  Communicator& communicator = *world();
+  try {
+    (void)make_nccl_communicator(communicator, communicator.rank() == 1 ? 1000 : 0);
+    FAIL() << "rank " << communicator.rank() << " set up NCCL without rank 1";
+  } catch (const CommError& error) {
+    EXPECT_NE(std::string(error.what()).find("rank 1: [nccl] make_nccl_communicator"), std::string::npos)
+        << error.what();
+  }
+}
+
 TEST(ExpertParallelLayer, LayerWithCommunicatorMatchesSingleRank) {
   Communicator& communicator = *world();
   MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);

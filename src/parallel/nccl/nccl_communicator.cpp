@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "backends/cuda_common/cuda_check.hpp"
@@ -161,8 +162,9 @@ class NcclCommunicator final : public Communicator {
     send_receive_bytes(nullptr, 0, peer, data, bytes, peer, 0);
   }
 
-  // Both directions in chunks of kStagingChunk; each direction's chunks match the peer's because both sides
-  // know the byte count.
+  // Both directions in steps of `chunk` bytes, staged in 2 x chunk (at most kStagingChunk each way). A
+  // message goes in the same pieces on both sides: in one piece when it is at most kStagingChunk (each
+  // side's chunk then holds it), else in kStagingChunk pieces (both sides' chunks are then kStagingChunk).
   void send_receive_bytes(const void* send, std::size_t send_bytes, int destination, void* receive,
                           std::size_t receive_bytes, int source, int) override {
     check_peer(destination, "send destination");
@@ -170,12 +172,12 @@ class NcclCommunicator final : public Communicator {
     cuda::DeviceGuard guard(device_);
     const auto* out = static_cast<const char*>(send);
     auto* in = static_cast<char*>(receive);
-    for (std::size_t offset = 0; offset < std::max(send_bytes, receive_bytes); offset += kStagingChunk) {
-      const std::size_t out_piece = offset < send_bytes ? std::min(kStagingChunk, send_bytes - offset) : 0;
-      const std::size_t in_piece =
-          offset < receive_bytes ? std::min(kStagingChunk, receive_bytes - offset) : 0;
-      char* stage = static_cast<char*>(staging(2 * kStagingChunk));
-      char* in_stage = stage + kStagingChunk;
+    const std::size_t chunk = std::min(kStagingChunk, std::max(send_bytes, receive_bytes));
+    for (std::size_t offset = 0; offset < std::max(send_bytes, receive_bytes); offset += chunk) {
+      const std::size_t out_piece = offset < send_bytes ? std::min(chunk, send_bytes - offset) : 0;
+      const std::size_t in_piece = offset < receive_bytes ? std::min(chunk, receive_bytes - offset) : 0;
+      char* stage = static_cast<char*>(staging(2 * chunk));
+      char* in_stage = stage + chunk;
       if (out_piece > 0) {
         FUSEDMOE_CUDA_CHECK(cudaMemcpyAsync(stage, out + offset, out_piece, cudaMemcpyHostToDevice, stream_));
       }
@@ -338,6 +340,21 @@ ncclUniqueId unique_id_from(std::span<const std::byte> bytes) {
   return id;
 }
 
+// Every rank's `problem` (empty: none), gathered over `bootstrap`: "rank 1: ...; rank 3: ...", or empty.
+std::string problems_of_every_rank(Communicator& bootstrap, const std::string& problem) {
+  std::vector<std::int64_t> lengths(static_cast<std::size_t>(bootstrap.size()));
+  bootstrap.all_gather_int64(static_cast<std::int64_t>(problem.size()), lengths);
+  std::string problems;
+  for (int rank = 0; rank < bootstrap.size(); ++rank) {
+    if (lengths[static_cast<std::size_t>(rank)] == 0) continue;
+    const std::size_t length = static_cast<std::size_t>(lengths[static_cast<std::size_t>(rank)]);
+    std::string text = rank == bootstrap.rank() ? problem : std::string(length, ' ');
+    bootstrap.broadcast_bytes(text.data(), text.size(), rank);
+    append_joined(problems, "; ", str_cat("rank ", rank, ": ", text));
+  }
+  return problems;
+}
+
 }  // namespace
 
 bool nccl_available() {
@@ -371,9 +388,23 @@ std::shared_ptr<Communicator> make_nccl_communicator(std::span<const std::byte> 
   }
 }
 
+// Every rank prepares (its device; rank 0 also the id) before any rank enters ncclCommInitRank, and the
+// ranks compare notes over the bootstrap: where one rank cannot take part, every rank throws with that rank's
+// reason. Otherwise the others would wait in ncclCommInitRank for a rank that never comes.
 std::shared_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device) {
   std::vector<std::byte> id(kNcclUniqueIdBytes);
-  if (bootstrap.rank() == 0) id = make_nccl_unique_id();
+  std::string problem;
+  try {
+    check_device_index(device, "make_nccl_communicator");
+    FUSEDMOE_CUDA_CHECK(cudaSetDevice(device));
+    if (bootstrap.rank() == 0) id = make_nccl_unique_id();
+  } catch (const Error& error) {
+    problem = error.what();
+  }
+  if (const std::string problems = problems_of_every_rank(bootstrap, problem); !problems.empty()) {
+    throw CommError(
+        str_cat("[nccl] make_nccl_communicator: not every rank can set up NCCL, so none does: ", problems));
+  }
   bootstrap.broadcast_bytes(id.data(), id.size(), 0);
   return make_nccl_communicator(id, bootstrap.rank(), bootstrap.size(), device);
 }
