@@ -21,6 +21,7 @@
 #include "cli/commands.hpp"
 #include "cli/device_option.hpp"
 #include "cli/machine_floor.hpp"
+#include "cli/option_checks.hpp"
 #include "cli/output.hpp"
 #include "cli/presets.hpp"
 #include "cli/routing_inputs.hpp"
@@ -159,6 +160,11 @@ void bench(const BenchOptions& options) {
   const Device device = parse_device(options.device);
   const bool on_gpu = device.is_cuda();
   require_device_present(device, "bench");
+  // Every name is checked before the floor is measured and the first preset timed.
+  for (const std::string& preset_name : options.presets) (void)find_preset(preset_name);
+  FUSEDMOE_CHECK(is_floating(parse_dtype(options.dtype)), "[bench] --dtype ", options.dtype,
+                 ": expected bf16, fp16 or fp32");
+  require_known_backends(options.backends, "bench");
   const int threads = options.threads > 0 ? options.threads : resolve_num_threads({});
   const bool progress = !options.json && isatty(STDERR_FILENO);
   const bool write_flush = env_switch("FUSEDMOE_BENCH_FLUSH", "read", "write");  // a bad value fails here
@@ -417,18 +423,20 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(at_least(1));
   command->add_option("--threads", options->threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all cores)")
-      ->check(at_least(0));
+      ->check(thread_count());
   command->add_option("--seed", options->seed, "Seed of weights, inputs and routing")->capture_default_str();
   command->add_flag("--no-flush", options->no_flush, "Do not evict caches between runs (CPU)");
   command->add_option("--device", options->device, "cpu or cuda:N")->capture_default_str();
   command->add_flag("--no-graph", options->no_graph,
                     "GPU: time eager launches instead of CUDA-graph replays");
   command->add_flag("--json", options->json, "One JSON object per line and row");
-  command->add_option("--peer", options->peers,
-                      "Also time a peer in the same run, where PyTorch is installed: torch (both "
-                      "methods), torch_loop (the Hugging Face per-expert loop) or torch_grouped_mm "
-                      "(torch._grouped_mm over the expert-sorted pairs). Runs bench/peers/torch_moe.py "
-                      "with python3; FUSEDMOE_PEERS_DIR and FUSEDMOE_PYTHON override either");
+  command
+      ->add_option("--peer", options->peers,
+                   "Also time a peer in the same run, where PyTorch is installed: torch (both "
+                   "methods), torch_loop (the Hugging Face per-expert loop) or torch_grouped_mm "
+                   "(torch._grouped_mm over the expert-sorted pairs). Runs bench/peers/torch_moe.py "
+                   "with python3; FUSEDMOE_PEERS_DIR and FUSEDMOE_PYTHON override either")
+      ->check(CLI::IsMember({"torch", "torch_loop", "torch_grouped_mm"}));
   command->callback([options] { bench(*options); });
 }
 

@@ -13,6 +13,7 @@
 #include "cli/device_option.hpp"
 #include "cli/device_tensors.hpp"
 #include "cli/ep_communicator.hpp"
+#include "cli/option_checks.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "core/check.hpp"
@@ -277,20 +278,9 @@ void check_expert_parallel(const CheckOptions& options) {
   if (failed > 0) exit_status() = 1;
 }
 
-// --backend names only registered backends: a typo is an error, not "no backend supports this".
-void require_known_backends(const std::vector<std::string>& ids) {
-  for (const std::string& id : ids) {
-    if (find_backend(id) != nullptr) continue;
-    std::string known;
-    for (DeviceKind kind : {DeviceKind::cpu, DeviceKind::cuda}) {
-      for (const BackendInfo* backend : backends_for(kind)) append_joined(known, ", ", backend->id);
-    }
-    throw InvalidArgument(str_cat("[check] unknown backend '", id, "': expected one of ", known));
-  }
-}
-
 void check(CheckOptions& options, CLI::App& command) {
-  require_known_backends(options.backends);
+  // --backend names only registered backends: a typo is an error, not "no backend supports this".
+  require_known_backends(options.backends, "check");
   if (options.problem.ep > 1 || command.count("--ep-mode") > 0) {
     check_expert_parallel(options);
     return;

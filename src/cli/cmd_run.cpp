@@ -11,6 +11,7 @@
 #include "cli/device_option.hpp"
 #include "cli/device_tensors.hpp"
 #include "cli/ep_communicator.hpp"
+#include "cli/option_checks.hpp"
 #include "cli/output.hpp"
 #include "cli/problem_options.hpp"
 #include "cli/validators.hpp"
@@ -52,6 +53,7 @@ void run(const RunOptions& options) {
   // Before minutes of loading a checkpoint: a missing GPU is known now. (Expert-parallel ranks check the GPU
   // of their rank when they make the communicator, after loading.)
   if (options.problem.ep <= 1) require_device_present(parse_device(options.problem.device), "run");
+  if (!options.output.empty()) require_writable_file(options.output, "run", "--output");
   MoeConfig config;
   MoeWeights weights;
   std::string source = "preset " + options.problem.preset;
@@ -77,7 +79,12 @@ void run(const RunOptions& options) {
     config = options.problem.config();
     weights = random_weights(config, options.problem.seed);
   }
+  // A checkpoint's or block's own config takes the run's dispatch, batched sizes and device; its shape and
+  // routing come from config.json (the shape flags are refused beside --checkpoint / --block).
   config.parallel.dispatch = parse_dispatch_mode(options.problem.dispatch);
+  if (options.problem.batched_capacity > 0)
+    config.parallel.batched_capacity = options.problem.batched_capacity;
+  config.parallel.batched_rank_capacity = options.problem.batched_rank_capacity;
   config.device = parse_device(options.problem.device);
   LayerOptions layer_options;
   if (!options.backend.empty()) layer_options.backend = options.backend;
@@ -198,11 +205,20 @@ void add_run_command(CLI::App& app) {
   command->add_option("--repeats", options->repeats, "Timed repetitions after one warm-up")
       ->capture_default_str()
       ->check(at_least(0));
-  command->add_option("--checkpoint", options->checkpoint,
-                      "Hugging Face checkpoint directory (config.json + safetensors)");
+  CLI::Option* checkpoint = command->add_option(
+      "--checkpoint", options->checkpoint, "Hugging Face checkpoint directory (config.json + safetensors)");
   command->add_option("--layer", options->layer, "Decoder layer of --checkpoint whose MoE block runs");
-  command->add_option("--block", options->block,
-                      "One MoE block saved with its Hugging Face state_dict names");
+  CLI::Option* block = command->add_option("--block", options->block,
+                                           "One MoE block saved with its Hugging Face state_dict names");
+  // A model file brings its own shape, routing and dtypes: flags that would change them are refused with it
+  // rather than silently ignored.
+  for (const char* shape_flag :
+       {"--preset", "--hidden", "--intermediate", "--experts", "--topk", "--routing", "--groups",
+        "--topk-group", "--routed-scaling", "--weight-dtype", "--activation", "--shared-experts",
+        "--shared-intermediate", "--shared-gate"}) {
+    checkpoint->excludes(command->get_option(shape_flag));
+    block->excludes(command->get_option(shape_flag));
+  }
   command->add_option("--config", options->config_file, "The model's config.json, for --block");
   command->add_option("--input", options->input,
                       "safetensors file with tensor hidden_states [M, H] (else random --tokens rows)");

@@ -1,5 +1,6 @@
 // fusedmoe: the command-line tool. Library exceptions become messages and exit codes here, and only here.
 #include <iostream>
+#include <new>
 
 #include "cli/commands.hpp"
 #include "fusedmoe/communicator.hpp"
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
     std::cerr << "fusedmoe: error (" << fusedmoe::to_string(error.kind()) << "): " << error.what()
               << std::endl;
     return end_job(error.kind() == fusedmoe::ErrorKind::invalid_argument ? 2 : 3);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fusedmoe: error: out of memory: the sizes given need more memory than this machine has "
+                 "(fewer tokens, experts or layers)"
+              << std::endl;
+    return end_job(3);
   } catch (const std::exception& error) {
     std::cerr << "fusedmoe: error: " << error.what() << std::endl;
     return end_job(3);

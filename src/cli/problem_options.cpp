@@ -25,17 +25,21 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--dtype", dtype, "Activation dtype: bf16, fp16, fp32")->capture_default_str();
   app.add_option("--weight-dtype", weight_dtype, "Weight dtype (default: --dtype)");
   app.add_option("--activation", activation, "Gated activation: silu, gelu")->capture_default_str();
-  app.add_option("--shared-experts", shared_experts, "Shared experts added to every token")
-      ->capture_default_str();
-  app.add_option("--shared-intermediate", shared_intermediate,
-                 "Shared expert intermediate size (default: I)");
+  CLI::Option* shared_option =
+      app.add_option("--shared-experts", shared_experts, "Shared experts added to every token")
+          ->capture_default_str()
+          ->check(at_least(0));
+  app.add_option("--shared-intermediate", shared_intermediate, "Shared expert intermediate size (default: I)")
+      ->check(at_least(1))
+      ->needs(shared_option);
   app.add_flag("--shared-gate", shared_gate, "Scale the shared experts by sigmoid(x . gate) (Qwen2-MoE)");
   app.add_option("--dispatch", dispatch, "Dispatch: local (standard format) or local_batched")
       ->capture_default_str();
   app.add_option("--device", device, "cpu, cuda:N, or cuda (with --ep: each rank the GPU of its local rank)")
       ->capture_default_str();
   app.add_option("--ep", ep, "Expert-parallel ranks: run under `mpirun -np N` with --ep N")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(1));
   app.add_option("--ep-mode", ep_mode, "Expert-parallel dispatch: allgather, all2all or all2all_batched")
       ->check(CLI::IsMember({"allgather", "all2all", "all2all_batched"}))
       ->capture_default_str();
@@ -53,7 +57,7 @@ void ProblemOptions::add_to(CLI::App& app) {
   app.add_option("--seed", seed, "Seed of the random weights and inputs")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: FUSEDMOE_NUM_THREADS or all available cores)")
       ->capture_default_str()
-      ->check(at_least(0));
+      ->check(thread_count());
   app.add_flag("--json", json, "One JSON object per line instead of a table");
 }
 

@@ -30,4 +30,19 @@ inline CLI::Validator at_least_real(double minimum) {
   return at_least_of(minimum, "a number");
 }
 
+// --threads: 0 (the default count) to kMaxThreads; more would fail in the OpenMP runtime, not here.
+inline constexpr int kMaxThreads = 4096;
+inline CLI::Validator thread_count() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        long long number = 0;
+        if (!CLI::detail::lexical_cast(value, number) || number < 0 || number > kMaxThreads) {
+          return value + ": expected an integer from 0 (all available cores) to " +
+                 std::to_string(kMaxThreads);
+        }
+        return {};
+      },
+      "0-" + std::to_string(kMaxThreads), "thread_count");
+}
+
 }  // namespace fusedmoe::cli

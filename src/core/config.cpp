@@ -26,6 +26,19 @@ Enum parse_enum(std::string_view what, std::string_view name, const std::array<E
 constexpr std::array kRecipes = {RoutingRecipe::softmax_topk,         RoutingRecipe::softmax_topk_renorm,
                                  RoutingRecipe::topk_softmax,         RoutingRecipe::softmax_grouped,
                                  RoutingRecipe::sigmoid_grouped_bias, RoutingRecipe::llama4_top1_sigmoid};
+
+// Whether `experts` experts' [2 I, H] weights in fp64 (the widest any backend keeps) have a byte count that
+// int64 holds, so that no shape or offset product wraps (sizes are positive here).
+bool weight_bytes_fit(std::int64_t experts, std::int64_t intermediate, std::int64_t hidden) {
+  if (experts <= 0 || intermediate <= 0 || hidden <= 0) return true;  // reported by their own checks
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t bytes = 16;  // 2 I, 8 bytes an element
+  for (const std::int64_t factor : {experts, intermediate, hidden}) {
+    if (bytes > kMax / factor) return false;
+    bytes *= factor;
+  }
+  return true;
+}
 }  // namespace
 
 std::string_view to_string(Activation activation) {
@@ -104,12 +117,20 @@ void MoeConfig::validate() const {
                  ": expected bf16, fp16 or fp32");
   FUSEDMOE_CHECK(is_floating(act_dtype), "[config] act_dtype = ", to_string(act_dtype),
                  ": expected bf16, fp16 or fp32");
+  FUSEDMOE_CHECK(weight_bytes_fit(num_experts, intermediate_size, hidden_size),
+                 "[config] num_experts = ", num_experts, ", intermediate_size = ", intermediate_size,
+                 ", hidden_size = ", hidden_size,
+                 ": the expert weights [E, 2 I, H] would have more bytes than 64 bits count");
   validate_routing(routing, num_experts);
   FUSEDMOE_CHECK(shared.count >= 0, "[config] shared.count = ", shared.count, ": expected >= 0");
   if (shared.count > 0) {
     FUSEDMOE_CHECK(shared.intermediate_size > 0,
                    "[config] shared.intermediate_size = ", shared.intermediate_size,
                    ": expected > 0 when shared.count = ", shared.count);
+    FUSEDMOE_CHECK(weight_bytes_fit(shared.count, shared.intermediate_size, hidden_size),
+                   "[config] shared.count = ", shared.count,
+                   ", shared.intermediate_size = ", shared.intermediate_size, ", hidden_size = ", hidden_size,
+                   ": the shared experts' weights would have more bytes than 64 bits count");
   } else {
     FUSEDMOE_CHECK(!shared.sigmoid_gate, "[config] shared.sigmoid_gate is set but shared.count = 0");
   }

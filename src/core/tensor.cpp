@@ -1,5 +1,6 @@
 #include "fusedmoe/tensor.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -9,12 +10,25 @@
 namespace fusedmoe {
 
 namespace {
-std::int64_t checked_numel(std::span<const std::int64_t> shape) {
+std::string shape_text(std::span<const std::int64_t> shape) {
+  std::string text;
+  for (std::int64_t dim : shape) append_joined(text, ", ", std::to_string(dim));
+  return "[" + text + "]";
+}
+
+// The element count, checked: no size is negative, and the product of the sizes with zeros counted as ones
+// fits in 64 bits with `element_bytes` per element. The latter bounds the element count and the byte count,
+// and every stride too (an empty [0, 2^62, 2^62] would otherwise have strides that wrap).
+std::int64_t checked_numel(std::span<const std::int64_t> shape, std::size_t element_bytes) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
   std::int64_t count = 1;
+  std::int64_t extent = static_cast<std::int64_t>(element_bytes);
   for (std::int64_t dim : shape) {
     FUSEDMOE_CHECK(dim >= 0, "[tensor] shape has negative size ", dim);
-    FUSEDMOE_CHECK(dim == 0 || count <= std::numeric_limits<std::int64_t>::max() / dim,
-                   "[tensor] shape overflows 64-bit element count");
+    const std::int64_t factor = std::max<std::int64_t>(dim, 1);
+    FUSEDMOE_CHECK(extent <= kMax / factor, "[tensor] shape ", shape_text(shape), " of ", element_bytes,
+                   "-byte elements overflows a 64-bit byte count");
+    extent *= factor;
     count *= dim;
   }
   return count;
@@ -25,11 +39,7 @@ TensorView::TensorView(void* data, DType dtype, std::span<const std::int64_t> sh
     : data_(data), dtype_(dtype), device_(device), rank_(static_cast<int>(shape.size())) {
   FUSEDMOE_CHECK(shape.size() >= 1 && shape.size() <= static_cast<std::size_t>(kMaxRank), "[tensor] rank ",
                  shape.size(), " is not supported: expected 1 to ", kMaxRank, " dimensions");
-  const std::int64_t count = checked_numel(shape);
-  // Byte counts (nbytes(), allocations, copies) must not wrap either.
-  FUSEDMOE_CHECK(
-      count <= std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(dtype_size(dtype)),
-      "[tensor] shape of ", count, " ", to_string(dtype), " elements overflows a 64-bit byte count");
+  (void)checked_numel(shape, dtype_size(dtype));  // byte counts (nbytes(), allocations, copies) cannot wrap
   for (std::size_t dim = 0; dim < shape.size(); ++dim) shape_[dim] = shape[dim];
 }
 

@@ -1,8 +1,10 @@
 #include "io/hf_family.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/check.hpp"
+#include "fusedmoe/dtype.hpp"
 
 namespace fusedmoe::io {
 
@@ -25,6 +27,12 @@ class Fields {
   }
   std::int64_t integer_or(const char* name, std::int64_t fallback) const {
     return has(name) ? integer(name) : fallback;
+  }
+  // An integer the configuration holds as an int (top_k, group counts, layer numbers): refused outside
+  // int's range rather than truncated (4294967298 would otherwise read as 2).
+  int small_integer(const char* name) const { return to_int(name, integer(name)); }
+  int small_integer_or(const char* name, int fallback) const {
+    return has(name) ? small_integer(name) : fallback;
   }
   double number_or(const char* name, double fallback) const {
     if (!has(name)) return fallback;
@@ -51,7 +59,7 @@ class Fields {
     for (const Json& item : config_[name]) {
       FUSEDMOE_CHECK(item.is_number_integer(), "[hf] ", source_, ": config field '", name,
                      "' must hold integers, got ", item.dump());
-      values.push_back(item.get<int>());
+      values.push_back(to_int(name, item.get<std::int64_t>()));
     }
     return values;
   }
@@ -66,6 +74,12 @@ class Fields {
   }
 
  private:
+  int to_int(const char* name, std::int64_t value) const {
+    FUSEDMOE_CHECK(value >= std::numeric_limits<int>::min() && value <= std::numeric_limits<int>::max(),
+                   "[hf] ", source_, ": config field '", name, "' = ", value, " is out of range");
+    return static_cast<int>(value);
+  }
+
   const Json& config_;
   const std::string& source_;
 };
@@ -126,12 +140,22 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
   FUSEDMOE_CHECK(found, "[hf] ", source, ": model_type '", spec.model_type, "' (", spec.architecture,
                  ") is not a supported MoE family: expected one of ", supported);
   spec.torch_dtype = fields.string_or("torch_dtype", fields.string_or("dtype", ""));
-  spec.num_layers = static_cast<int>(fields.integer_or("num_hidden_layers", 1));
+  if (!spec.torch_dtype.empty()) {  // the expert tensors' dtype must match it (hf_weights.cpp)
+    const char* field = fields.has("torch_dtype") ? "torch_dtype" : "dtype";
+    try {
+      FUSEDMOE_CHECK(is_floating(parse_dtype(spec.torch_dtype)), "not floating");
+    } catch (const InvalidArgument&) {
+      throw InvalidArgument(str_cat("[hf] ", source, ": config field '", field, "' = '", spec.torch_dtype,
+                                    "': expected bfloat16, float16 or float32 (the dtypes the expert weights "
+                                    "can be stored in)"));
+    }
+  }
+  spec.num_layers = fields.small_integer_or("num_hidden_layers", 1);
 
   MoeConfig& moe = spec.moe;
   moe.hidden_size = fields.integer("hidden_size");
   moe.activation = activation_of(fields, source);
-  moe.routing.top_k = static_cast<int>(fields.integer("num_experts_per_tok"));
+  moe.routing.top_k = fields.small_integer("num_experts_per_tok");
   switch (spec.family) {
     case HfFamily::mixtral:
       moe.num_experts = fields.first_integer({"num_local_experts", "num_experts"});
@@ -148,15 +172,16 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
       moe.num_experts = fields.first_integer({"num_experts", "num_local_experts"});
       moe.intermediate_size = spec.family == HfFamily::olmoe ? fields.integer("intermediate_size")
                                                              : fields.integer("moe_intermediate_size");
-      const bool default_norm = spec.family == HfFamily::qwen3_moe;
-      moe.routing.recipe = fields.boolean_or("norm_topk_prob", default_norm)
-                               ? RoutingRecipe::softmax_topk_renorm
-                               : RoutingRecipe::softmax_topk;
+      // Defaults where config.json omits a field are transformers' (every family here: no renormalisation).
+      moe.routing.recipe = fields.boolean_or("norm_topk_prob", false) ? RoutingRecipe::softmax_topk_renorm
+                                                                      : RoutingRecipe::softmax_topk;
       spec.block_prefix = "mlp.";
       spec.gate_name = "gate_proj";
       spec.up_name = "up_proj";
       spec.down_name = "down_proj";
-      spec.decoder_sparse_step = static_cast<int>(fields.integer_or("decoder_sparse_step", 1));
+      spec.decoder_sparse_step = fields.small_integer_or("decoder_sparse_step", 1);
+      FUSEDMOE_CHECK(spec.decoder_sparse_step >= 1, "[hf] ", source,
+                     ": decoder_sparse_step = ", spec.decoder_sparse_step, ": expected >= 1");
       spec.mlp_only_layers = fields.integers_or_empty("mlp_only_layers");
       if (spec.family == HfFamily::qwen2_moe && fields.integer_or("shared_expert_intermediate_size", 0) > 0) {
         moe.shared = {.count = 1,
@@ -175,14 +200,18 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
       spec.gate_name = "gate_proj";
       spec.up_name = "up_proj";
       spec.down_name = "down_proj";
-      spec.first_k_dense_replace = static_cast<int>(fields.integer_or("first_k_dense_replace", 0));
-      spec.moe_layer_freq = static_cast<int>(fields.integer_or("moe_layer_freq", 1));
+      // Defaults where config.json omits a field are transformers' (DeepseekV2Config, DeepseekV3Config).
+      const bool v3 = spec.family == HfFamily::deepseek_v3;
+      spec.first_k_dense_replace = fields.small_integer_or("first_k_dense_replace", v3 ? 3 : 0);
+      spec.moe_layer_freq = fields.small_integer_or("moe_layer_freq", 1);
       FUSEDMOE_CHECK(spec.moe_layer_freq >= 1, "[hf] ", source, ": moe_layer_freq = ", spec.moe_layer_freq,
                      ": expected >= 1");
-      const bool renormalize = fields.boolean_or("norm_topk_prob", spec.family == HfFamily::deepseek_v3);
-      const auto scaling = static_cast<float>(fields.number_or("routed_scaling_factor", 1.0));
-      const int groups = static_cast<int>(fields.integer_or("n_group", 1));
-      const int keep = static_cast<int>(fields.integer_or("topk_group", groups));
+      // DeepSeek-V2 with norm_topk_prob and a routed_scaling_factor renormalises, then scales, as vLLM does
+      // (transformers' DeepseekV2 only scales; no released V2 config sets both).
+      const bool renormalize = fields.boolean_or("norm_topk_prob", v3);
+      const auto scaling = static_cast<float>(fields.number_or("routed_scaling_factor", v3 ? 2.5 : 1.0));
+      const int groups = fields.small_integer_or("n_group", v3 ? 8 : 1);
+      const int keep = fields.small_integer_or("topk_group", v3 ? 4 : groups);
       if (spec.family == HfFamily::deepseek_v3) {
         const std::string scoring = fields.string_or("scoring_func", "sigmoid");
         FUSEDMOE_CHECK(scoring == "sigmoid", "[hf] ", source, ": scoring_func '", scoring,
@@ -213,7 +242,13 @@ HfModelSpec parse_hf_config(const Json& config, const std::string& source) {
                          .routed_scaling_factor = scaling};
         }
       }
-      const std::int64_t shared = fields.integer_or("n_shared_experts", 0);
+      const std::int64_t shared = fields.integer_or("n_shared_experts", v3 ? 1 : 0);
+      FUSEDMOE_CHECK(
+          shared >= 0 && (moe.intermediate_size <= 0 ||  // validate() names that one
+                          shared <= std::numeric_limits<std::int64_t>::max() / moe.intermediate_size),
+          "[hf] ", source, ": n_shared_experts = ", shared,
+          " with moe_intermediate_size = ", moe.intermediate_size,
+          ": expected >= 0 and a product that fits in 64 bits");
       if (shared > 0) {
         // Hugging Face fuses the shared experts into one MLP of n_shared_experts * moe_intermediate_size.
         moe.shared = {.count = 1, .intermediate_size = shared * moe.intermediate_size};

@@ -121,9 +121,23 @@ class BlockLoader {
       if (!name.starts_with(prefix_) || consumed_.count(name)) continue;
       if (prefix_.empty() && name.starts_with("io.")) continue;  // recorded inputs/outputs beside a block
       throw IoError(str_cat("[hf] ", source_.label, ": unexpected tensor '", name, "' in the MoE block (",
-                            io::family_name(spec_.family), " with ", spec_.moe.num_experts,
-                            " experts: is num_experts in config.json right?)"));
+                            io::family_name(spec_.family), " with ", spec_.moe.describe(),
+                            "): ", unexpected_tensor_hint(name)));
     }
+  }
+
+  // Which config.json field most likely disagrees with the checkpoint, from the tensor's name.
+  std::string unexpected_tensor_hint(std::string_view name) const {
+    if (name.find("shared_expert") != std::string_view::npos) {
+      return spec_.moe.shared.count == 0
+                 ? "config.json declares no shared experts (shared_expert_intermediate_size or "
+                   "n_shared_experts)"
+                 : "the shared experts' tensors are not named as this family names them";
+    }
+    if (name.find("experts.") != std::string_view::npos) {
+      return str_cat("is the expert count in config.json (", spec_.moe.num_experts, ") right?");
+    }
+    return "not part of this family's MoE block: is model_type in config.json right?";
   }
 
   const TensorSource& source_;

@@ -88,7 +88,13 @@ SafetensorsWriter::Plan SafetensorsWriter::plan() const {
     plan.tensors.push_back(tensor);
   }
   std::string json = header.dump();
-  json.append((8 - json.size() % 8) % 8, ' ');  // the format allows trailing spaces
+  json.append((8 - json.size() % 8) % 8, ' ');     // the format allows trailing spaces
+  if (json.size() > kSafetensorsMaxHeaderBytes) {  // readers (this one too) refuse such a file
+    throw InvalidArgument(str_cat("[safetensors] the header of ", plan.tensors.size(), " tensors is ",
+                                  json.size(), " bytes: the format allows at most ",
+                                  kSafetensorsMaxHeaderBytes,
+                                  " (write fewer tensors or shorter names or metadata per file)"));
+  }
   std::uint64_t length = json.size();
   plan.header.resize(8);
   for (std::size_t index = 0; index < 8; ++index) {

@@ -26,6 +26,10 @@ TEST(Tensor, ShapesStridesAndViews) {
   EXPECT_THROW(Tensor::empty(DType::fp32, {std::int64_t{1} << 62}), InvalidArgument);
   EXPECT_THROW(TensorView(nullptr, DType::bf16, {std::int64_t{1} << 31, std::int64_t{1} << 31}),
                InvalidArgument);
+  // An empty tensor's other sizes bound its strides: [0, 2^62, 2^62] has no elements but strides that wrap.
+  EXPECT_THROW(TensorView(nullptr, DType::bf16, {0, std::int64_t{1} << 62, std::int64_t{1} << 62}),
+               InvalidArgument);
+  EXPECT_EQ(TensorView(nullptr, DType::bf16, {0, 1 << 20, 1 << 20}).stride(0), std::int64_t{1} << 40);
   EXPECT_FALSE(TensorView().defined());
 }
 

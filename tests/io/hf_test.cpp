@@ -134,6 +134,8 @@ TEST(HfCheckpoint, MissingExtraOrMisshapedTensorsAreNamed) {
     fixture.write(dir.path());
     expect_error_mentioning([&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
                             "unexpected tensor 'model.layers.0.block_sparse_moe.experts.4.w1.weight'");
+    expect_error_mentioning([&] { HfCheckpoint::open(dir.path()).load_moe_weights(0, DType::bf16); },
+                            "is the expert count in config.json (4) right?");
   }
   {
     TempDir dir;
@@ -205,6 +207,69 @@ TEST(HfCheckpoint, ConfigDecidesTheFamilyAndDenseLayersAreReported) {
   EXPECT_EQ(moe.shared.count, 1);
   expect_error_mentioning([&] { checkpoint.load_moe_weights(1, DType::bf16); },
                           "model.layers.1.mlp.gate.weight' is missing");
+}
+
+// config.json alone, beside one unrelated tensor: what HfCheckpoint::open reads of it.
+HfCheckpoint open_config(const TempDir& dir, const nlohmann::json& config) {
+  std::ofstream(dir.path() / "config.json") << config.dump();
+  SafetensorsWriter writer;
+  writer.add("model.embed_tokens.weight", random_tensor(DType::bf16, {4, 16}, 1));
+  writer.write(dir.path() / "model.safetensors");
+  return HfCheckpoint::open(dir.path());
+}
+
+// Fields config.json leaves out take transformers' defaults (Qwen3MoeConfig, DeepseekV3Config), so that a
+// minimal config means what it means there.
+TEST(HfCheckpoint, MissingFieldsTakeTransformersDefaults) {
+  {
+    TempDir dir;
+    const HfCheckpoint qwen = open_config(dir, {{"model_type", "qwen3_moe"},
+                                                {"hidden_size", 16},
+                                                {"moe_intermediate_size", 8},
+                                                {"num_experts", 8},
+                                                {"num_experts_per_tok", 2}});
+    EXPECT_EQ(qwen.moe_config(0, DType::fp32).routing.recipe, RoutingRecipe::softmax_topk);
+  }
+  TempDir dir;
+  const HfCheckpoint deepseek = open_config(dir, {{"model_type", "deepseek_v3"},
+                                                  {"hidden_size", 16},
+                                                  {"moe_intermediate_size", 8},
+                                                  {"n_routed_experts", 16},
+                                                  {"num_experts_per_tok", 2},
+                                                  {"num_hidden_layers", 5}});
+  const std::vector<HfLayerInfo> layers = deepseek.layers();
+  EXPECT_FALSE(layers[2].is_moe);  // first_k_dense_replace = 3
+  EXPECT_TRUE(layers[3].is_moe);
+  const MoeConfig moe = deepseek.moe_config(3, DType::fp32);
+  EXPECT_EQ(moe.routing.num_groups, 8);
+  EXPECT_EQ(moe.routing.topk_group, 4);
+  EXPECT_FLOAT_EQ(moe.routing.routed_scaling_factor, 2.5f);
+  EXPECT_TRUE(moe.routing.renormalize);
+  EXPECT_EQ(moe.shared.count, 1);
+  EXPECT_EQ(moe.shared.intermediate_size, 8);
+}
+
+TEST(HfCheckpoint, BadConfigFieldsAreNamed) {
+  const nlohmann::json base = {{"model_type", "qwen3_moe"},
+                               {"hidden_size", 16},
+                               {"moe_intermediate_size", 8},
+                               {"num_experts", 8},
+                               {"num_experts_per_tok", 2}};
+  const auto expect_refused = [&](const char* field, const nlohmann::json& value,
+                                  const std::string& fragment) {
+    TempDir dir;
+    nlohmann::json config = base;
+    config[field] = value;
+    expect_error_mentioning([&] { (void)open_config(dir, config).moe_config(0, DType::fp32); }, fragment);
+  };
+  // 2^32 + 2 would read as top_k = 2 if truncated to int.
+  expect_refused("num_experts_per_tok", std::int64_t{4294967298},
+                 "config field 'num_experts_per_tok' = 4294967298 is out of range");
+  expect_refused("decoder_sparse_step", 0, "decoder_sparse_step = 0: expected >= 1");
+  expect_refused("mlp_only_layers", nlohmann::json::array({std::int64_t{1} << 40}), "is out of range");
+  expect_refused("torch_dtype", "float64",
+                 "config field 'torch_dtype' = 'float64': expected bfloat16, float16 or float32");
+  expect_refused("moe_intermediate_size", std::int64_t{1} << 62, "would have more bytes than 64 bits count");
 }
 
 TEST(HfCheckpoint, QwenSparseStepAndMlpOnlyLayers) {

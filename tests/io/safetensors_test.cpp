@@ -536,6 +536,14 @@ TEST(SafetensorsWriter, RejectsBadInput) {
                InvalidArgument);
   EXPECT_THROW(writer.set_metadata("k", "\xc0\xaf"), InvalidArgument);
   EXPECT_EQ(writer.size(), 1u);
+  // A header past the format's 100 MiB cap would make a file that readers (this one too) refuse.
+  writer.set_metadata("long", std::string(kSafetensorsMaxHeaderBytes, 'x'));
+  try {
+    (void)writer.serialize();
+    ADD_FAILURE() << "a header over the cap was written";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("the format allows at most"), std::string::npos) << error.what();
+  }
 }
 
 TEST(SafetensorsWriter, CopiesOnAddAndWritesEmptyFiles) {
