@@ -54,7 +54,9 @@ float sigmoid(float value) {
 }
 
 // Marks the experts of the topk_group best groups eligible. Group score: max of the group's
-// selection scores, or the sum of its best two when `sum_of_top2`.
+// selection scores, or the sum of its best two when `sum_of_top2`. Experts outside them are never chosen,
+// as in DeepSeek's own inference code and vLLM (a -inf mask). transformers masks them to 0.0 instead, which
+// differs only where an eligible expert's score (sigmoid + correction bias) is below 0.
 void mark_eligible_groups(std::span<const float> selection_scores, int num_groups, int topk_group,
                           bool sum_of_top2, std::vector<float>& group_scores,
                           std::vector<std::int32_t>& chosen_groups, std::vector<std::uint8_t>& eligible) {
