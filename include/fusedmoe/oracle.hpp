@@ -68,8 +68,18 @@ struct Selection {
 
 // Evaluates every candidate without choosing (for `fusedmoe backends` and tests).
 std::vector<Candidate> evaluate_backends(const MoeConfig& config, const Platform& platform);
-// Chooses. override_id (else FUSEDMOE_BACKEND when set) forces one backend: unknown or
-// unsupported is an error, never a silent fallback. Throws Unsupported when nothing fits.
+// How select_backend chooses.
+struct SelectionOptions {
+  std::optional<std::string> override_id{};  // forces one backend
+  bool override_from_env = true;             // without override_id, FUSEDMOE_BACKEND (when set) forces one
+  // Only backends of this kind: a caller that passes top-k ids needs modular Experts. The others are
+  // skipped with that reason, and forcing one is an error.
+  std::optional<ExpertsKind> kind{};
+};
+// Chooses. An override forces one backend: unknown, unsupported or of the wrong kind is an error, never a
+// silent fallback. Throws Unsupported when nothing fits.
+Selection select_backend(const MoeConfig& config, const Platform& platform, const SelectionOptions& options);
+// The same with override_id (else FUSEDMOE_BACKEND when set) and any kind.
 Selection select_backend(const MoeConfig& config, const Platform& platform,
                          std::optional<std::string> override_id = std::nullopt);
 

@@ -7,8 +7,10 @@
 
 #include "core/check.hpp"
 #include "core/elements.hpp"
+#include "core/env.hpp"
 #include "core/tensor_checks.hpp"
 #include "core/threading.hpp"
+#include "fusedmoe/log.hpp"
 #include "fusedmoe/router.hpp"
 #include "layer/router_gate.hpp"
 #include "parallel/expert_map.hpp"
@@ -82,11 +84,11 @@ struct Executor {
   std::unique_ptr<MoeKernel> kernel;
 };
 
-Executor build_executor(const MoeConfig& config, const Platform& platform,
-                        const std::optional<std::string>& backend, const Tensor& w13, const Tensor& w2,
-                        std::int64_t max_chunk_tokens, std::shared_ptr<Communicator> communicator) {
+Executor build_executor(const MoeConfig& config, const Platform& platform, const SelectionOptions& choice,
+                        const Tensor& w13, const Tensor& w2, std::int64_t max_chunk_tokens,
+                        std::shared_ptr<Communicator> communicator) {
   Executor executor;
-  executor.selection = select_backend(config, platform, backend);
+  executor.selection = select_backend(config, platform, choice);
   const BackendInfo& info = *executor.selection.backend;
   executor.weights = info.convert_weights(w13, w2, config);
   std::unique_ptr<Experts> experts = info.make_experts(config);
@@ -113,6 +115,30 @@ MoeConfig shared_experts_config(const MoeConfig& config) {
   shared.routing = RoutingConfig{.recipe = RoutingRecipe::softmax_topk, .top_k = config.shared.count};
   shared.device = config.device;
   return shared;
+}
+
+// How the shared experts' backend is chosen. They run as an MoE that every token visits, fed top-k ids in
+// the standard format: only modular backends serve them. LayerOptions::shared_experts_backend forces one
+// (strictly); else FUSEDMOE_BACKEND forces one where it can serve them (it is meant for the routed experts,
+// and may name a monolithic or batched-only backend); else the oracle chooses.
+SelectionOptions shared_experts_choice(const MoeConfig& shared, const Platform& platform,
+                                       const std::optional<std::string>& explicit_id) {
+  SelectionOptions choice{
+      .override_id = explicit_id, .override_from_env = false, .kind = ExpertsKind::modular};
+  if (explicit_id) return choice;
+  if (const std::optional<std::string> from_env = env_string("FUSEDMOE_BACKEND")) {
+    const BackendInfo* backend = find_backend(*from_env);
+    const bool serves = backend != nullptr && backend->kind == ExpertsKind::modular &&
+                        backend->device_kind == shared.device.kind &&
+                        backend->supports(shared, platform, ActivationFormat::standard).ok;
+    if (serves) {
+      choice.override_id = from_env;
+    } else {
+      log(LogLevel::info, str_cat("[layer] FUSEDMOE_BACKEND=", *from_env,
+                                  " cannot run the shared experts: the oracle chooses their backend"));
+    }
+  }
+  return choice;
 }
 
 // FNV-1a: a short fingerprint of the configuration for the start-up handshake.
@@ -271,12 +297,21 @@ void FusedMoeLayer::finalize_weights(const Platform& platform) {
   }
   // Built aside and committed together: a failure leaves the layer as it was (not half finalized).
   std::optional<Executor> routed =
-      build_executor(s.config, platform, s.options.backend, s.weights.w13, s.weights.w2,
-                     s.options.max_chunk_tokens, s.options.communicator);
+      build_executor(s.config, platform, SelectionOptions{.override_id = s.options.backend}, s.weights.w13,
+                     s.weights.w2, s.options.max_chunk_tokens, s.options.communicator);
   std::optional<Executor> shared;
   if (s.config.shared.count > 0) {
-    shared = build_executor(shared_experts_config(s.config), platform, s.options.shared_experts_backend,
-                            s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens, nullptr);
+    const MoeConfig shared_config = shared_experts_config(s.config);
+    try {
+      shared =
+          build_executor(shared_config, platform,
+                         shared_experts_choice(shared_config, platform, s.options.shared_experts_backend),
+                         s.weights.shared_w13, s.weights.shared_w2, s.options.max_chunk_tokens, nullptr);
+    } catch (const Unsupported& error) {
+      throw Unsupported(str_cat("[layer] shared experts: ", error.what()));
+    } catch (const InvalidArgument& error) {
+      throw InvalidArgument(str_cat("[layer] shared experts: ", error.what()));
+    }
   }
   // The router and shared-gate weights (given on the CPU) and the bias move to the layer's device once.
   const Device device = s.config.device;

@@ -44,9 +44,23 @@ std::string Selection::describe() const {
 
 Selection select_backend(const MoeConfig& config, const Platform& platform,
                          std::optional<std::string> override_id) {
+  return select_backend(config, platform, SelectionOptions{.override_id = std::move(override_id)});
+}
+
+Selection select_backend(const MoeConfig& config, const Platform& platform, const SelectionOptions& options) {
   Selection selection;
   selection.considered = evaluate_backends(config, platform);
-  if (!override_id) override_id = env_string("FUSEDMOE_BACKEND");
+  if (options.kind) {
+    for (Candidate& candidate : selection.considered) {
+      if (candidate.support.ok && candidate.backend->kind != *options.kind) {
+        candidate.support =
+            Support::no(str_cat(to_string(candidate.backend->kind), " Experts: this caller needs ",
+                                to_string(*options.kind), " ones"));
+      }
+    }
+  }
+  std::optional<std::string> override_id = options.override_id;
+  if (!override_id && options.override_from_env) override_id = env_string("FUSEDMOE_BACKEND");
 
   if (override_id) {
     const BackendInfo* forced = find_backend(*override_id);

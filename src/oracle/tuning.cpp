@@ -4,8 +4,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "core/check.hpp"
 #include "core/env.hpp"
@@ -20,6 +22,18 @@ template <class T>
 T field(const nlohmann::json& object, const char* name, const std::string& where) {
   const auto it = object.find(name);
   FUSEDMOE_CHECK(it != object.end(), "[tune] ", where, ": missing field '", name, "'");
+  if constexpr (std::is_integral_v<T>) {
+    // nlohmann's get<int> would cast a float or a wider integer (4294967304 -> 8; 1e30: undefined).
+    const bool in_range =
+        it->is_number_integer() &&
+        (it->is_number_unsigned()
+             ? it->template get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+             : it->template get<std::int64_t>() >= std::numeric_limits<T>::min() &&
+                   it->template get<std::int64_t>() <= std::numeric_limits<T>::max());
+    FUSEDMOE_CHECK(in_range, "[tune] ", where, ": field '", name, "' must be an integer from ",
+                   std::numeric_limits<T>::min(), " to ", std::numeric_limits<T>::max(), ", got ",
+                   it->dump());
+  }
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {

@@ -59,6 +59,8 @@ std::vector<SlabCase> slab_cases() {
       {"e256", 256, 12, 64, 32, {0, 1, 2, 3, 5, 7, 11, 12, 13, 4, 9}},
       {"tall_slabs", 3, 300, 128, 64, {300, 129, 1}},
       {"gelu", 6, 17, 48, 40, {17, 3, 0, 9, 16, 1}, Activation::gelu},
+      // H % 8 = 4 in slabs tall enough for the wgmma tiles (whose epilogues store 16-byte groups).
+      {"h100_tall_slabs", 3, 70, 100, 40, {70, 33, 1}},
   };
 }
 
@@ -204,7 +206,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaBatchedSlabs, ::testing::ValuesIn(slab_cases
 // (their k16 steps may round differently from mma.sync's).
 TEST(CudaBatchedTiles, EveryTileGivesTheSameRows) {
   FUSEDMOE_REQUIRE_CUDA();
-  for (const SlabCase& c : {slab_cases()[0], slab_cases()[6], slab_cases()[9]}) {
+  for (const SlabCase& c : {slab_cases()[0], slab_cases()[6], slab_cases()[9], slab_cases()[11]}) {
     SCOPED_TRACE(c.label);
     const Slabs slabs(c);
     FUSEDMOE_REQUIRE_BACKEND(cuda_batched(), slabs.config);
@@ -243,8 +245,9 @@ TEST(CudaBatchedSlabsAlignment, AMisalignedSlabOfAlignedRowsIsRefused) {
 std::vector<GpuCase> layer_path_cases() {
   std::vector<GpuCase> cases = testing::grouped_cases();
   cases.push_back({"h96_i40", 33, 8, 96, 40, 2});
-  cases.push_back({"h100_i40", 21, 8, 100, 40, 3});  // padded input, output in place
-  cases.push_back({"h97_i40", 17, 8, 97, 40, 2});    // padded input, pitched output
+  cases.push_back({"h100_i40", 21, 8, 100, 40, 3});         // padded input, pitched output
+  cases.push_back({"h100_i40_wgmma", 160, 8, 100, 40, 2});  // the same at 40 rows per expert (wgmma tiles)
+  cases.push_back({"h97_i40", 17, 8, 97, 40, 2});           // padded input, pitched output
   cases.push_back({"decode_m1_e256", 1, 256, 128, 64, 8});
   cases.push_back({"k_equals_e", 11, 4, 40, 20, 4});
   for (GpuCase& c : cases) c.dispatch = DispatchMode::local_batched;  // capacity: 256 tokens per chunk

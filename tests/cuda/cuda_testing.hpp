@@ -11,6 +11,7 @@
 #include <string>
 
 #include "testing/moe_case.hpp"
+#include "testing/scoped_env.hpp"
 
 namespace fusedmoe::testing {
 
@@ -74,32 +75,6 @@ inline Tensor empty_poisoned(DType dtype, std::initializer_list<std::int64_t> sh
   if (tensor.nbytes() > 0) poison(tensor);
   return tensor;
 }
-
-// Sets an environment variable for a scope (unset: nullptr) and restores the previous value.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) previous_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (previous_) {
-      setenv(name_, previous_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> previous_;
-};
 
 // A non-blocking stream, destroyed with the object.
 class TestStream {

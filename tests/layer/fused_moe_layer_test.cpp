@@ -3,6 +3,7 @@
 
 #include "layer/router_gate.hpp"
 #include "testing/moe_case.hpp"
+#include "testing/scoped_env.hpp"
 
 namespace fusedmoe {
 namespace {
@@ -162,13 +163,54 @@ TEST(FusedMoeLayer, FailedFinalizeLeavesTheLayerUnfinalized) {
   options.shared_experts_backend = "cpu_reference_batched";
   FusedMoeLayer layer(config, options);
   layer.set_weights(random_weights(config, 1));
-  EXPECT_THROW(layer.finalize_weights(), Error);
+  expect_error([&] { layer.finalize_weights(); }, "[layer] shared experts: ");
   EXPECT_FALSE(layer.finalized());
   expect_error(
       [&] {
         layer.forward(random_hidden(config, 2, 3), Tensor::empty(DType::fp32, {2, 32}));
       },
       "before finalize_weights");
+}
+
+// The shared experts take top-k ids: only modular backends of the standard format serve them. Forcing a
+// monolithic one for them is an error naming them; FUSEDMOE_BACKEND, meant for the routed experts, forces
+// them only where it can (before, a monolithic or batched-only FUSEDMOE_BACKEND failed every forward or the
+// finalize).
+TEST(FusedMoeLayer, SharedExpertsRunOnModularBackendsOnly) {
+  MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);
+  config.shared = {.count = 1, .intermediate_size = 24};
+  LayerOptions options;
+  options.shared_experts_backend = "cpu_reference_monolithic";
+  FusedMoeLayer forced(config, options);
+  forced.set_weights(random_weights(config, 1));
+  expect_error([&] { forced.finalize_weights(); }, "this caller needs modular ones");
+  for (const char* routed : {"cpu_reference_monolithic", "cpu_reference_batched", "cpu_reference"}) {
+    SCOPED_TRACE(routed);
+    const testing::ScopedEnv env("FUSEDMOE_BACKEND", routed);
+    MoeConfig layer_config = config;
+    if (std::string_view(routed) == "cpu_reference_batched") {
+      layer_config.parallel.dispatch = DispatchMode::local_batched;
+    }
+    FusedMoeLayer layer(layer_config);
+    const MoeWeights weights = random_weights(layer_config, 2);
+    layer.set_weights(weights);
+    layer.finalize_weights();
+    EXPECT_EQ(layer.selection().backend->id, routed);
+    EXPECT_EQ(layer.shared_experts_selection()->backend->kind, ExpertsKind::modular);
+    if (std::string_view(routed) == "cpu_reference") {
+      EXPECT_TRUE(layer.shared_experts_selection()->overridden);
+    }
+    const Tensor hidden = random_hidden(layer_config, 5, 3);
+    const Tensor out = Tensor::empty(DType::fp32, {5, 32});
+    fill_nan(out);
+    const Tensor ids = Tensor::empty(DType::int32, {5, 2});
+    const Tensor routing_weights = Tensor::empty(DType::fp32, {5, 2});
+    layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
+    const ErrorStats stats =
+        compare_to_reference(out, fp64_moe_reference(layer_config, weights, hidden, ids, routing_weights));
+    EXPECT_EQ(stats.non_finite, 0);
+    EXPECT_LE(stats.relative_error, tolerance_for(DType::fp32));
+  }
 }
 
 // forward() in place (out is hidden) with shared experts: the shared experts read the input, not the routed

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "testing/moe_case.hpp"
+#include "testing/scoped_env.hpp"
 
 namespace fusedmoe {
 namespace {
@@ -48,25 +49,7 @@ BackendInfo fake_backend(std::string id) {
   return info;
 }
 
-// Sets an environment variable for a scope and restores what was there before.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* previous = std::getenv(name)) previous_ = previous;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (previous_) {
-      setenv(name_, previous_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> previous_;
-};
+using testing::ScopedEnv;
 
 TEST(Oracle, PriorityListStartsWithTheFastestAndEndsWithTheReferenceFamily) {
   const std::vector<const BackendInfo*> cpu = backends_for(DeviceKind::cpu);

@@ -97,7 +97,15 @@ TEST(TuneTable, RejectsMalformedFilesSayingWhy) {
             std::string::npos);
   std::string bad_type = text;
   bad_type.replace(bad_type.find("\"experts\": 128"), 14, "\"experts\": \"x\"");
-  EXPECT_NE(expect_parse_error(bad_type).find("field 'experts' has the wrong type"), std::string::npos);
+  EXPECT_NE(expect_parse_error(bad_type).find("field 'experts' must be an integer"), std::string::npos);
+  // Numbers a cast would change: refused, not wrapped (2^32 + 8 would read as top_k 8) or truncated.
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"\"top_k\": 8", "\"top_k\": 4294967304"},
+                                 {"\"max_tokens\": 64", "\"max_tokens\": 1e30"},
+                                 {"\"max_tokens\": 64", "\"max_tokens\": 16.5"}}) {
+    std::string wide = text;
+    wide.replace(wide.find(from), from.size(), to);
+    EXPECT_NE(expect_parse_error(wide).find("must be an integer from"), std::string::npos) << to;
+  }
 }
 
 TEST(TuneTable, LoadsFromTheEnvironment) {

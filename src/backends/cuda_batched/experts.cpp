@@ -41,7 +41,9 @@ struct Plan {
   std::int64_t rows_capacity;        // sorted rows: every expert padded by the tallest fitting tile
   std::int64_t blocks_capacity;      // blocks of the 16-row tiles (the most blocks any tile has)
   bool pad_hidden;                   // H % 8 != 0: GEMM1 reads valid rows from a padded copy
-  bool pitched_out;                  // H odd: GEMM2 writes a pitched scratch, valid rows copied out
+  // H % 8 != 0: GEMM2 writes a pitched scratch, valid rows copied out (the wgmma epilogues store 16-byte
+  // groups, the mma.sync ones bf16 pairs: rows of other lengths are not written in place).
+  bool pitched_out;
 };
 
 Plan make_plan(std::int64_t num_local_experts, std::int64_t capacity, std::int64_t hidden,
@@ -59,7 +61,7 @@ Plan make_plan(std::int64_t num_local_experts, std::int64_t capacity, std::int64
   plan.blocks_capacity =
       num_local_experts * padded_rows(capacity, cuda_fused::kSmallestBlockM) / cuda_fused::kSmallestBlockM;
   plan.pad_hidden = hidden % 8 != 0;
-  plan.pitched_out = hidden % 2 != 0;
+  plan.pitched_out = hidden % 8 != 0;
   return plan;
 }
 
@@ -195,9 +197,10 @@ void CudaBatchedExperts::apply(const DispatchedTokens& dispatched, const ExpertW
   FUSEDMOE_CHECK(
       plan.pad_hidden || address(hidden) % 16 == 0, "[cuda_batched] dispatched.hidden: rows of ", hidden_size,
       " bf16 are read in place and must start 16-byte aligned; got address % 16 = ", address(hidden) % 16);
-  FUSEDMOE_CHECK(plan.pitched_out || address(expert_out) % 4 == 0, "[cuda_batched] expert_out: rows of ",
-                 hidden_size, " bf16 are written in place and must start 4-byte aligned; got address % 4 = ",
-                 address(expert_out) % 4);
+  FUSEDMOE_CHECK(plan.pitched_out || address(expert_out) % 16 == 0, "[cuda_batched] expert_out: rows of ",
+                 hidden_size,
+                 " bf16 are written in place and must start 16-byte aligned; got address % 16 = ",
+                 address(expert_out) % 16);
 
   const int device_index = hidden.device().index;
   cuda::DeviceGuard guard(device_index);

@@ -307,8 +307,10 @@ void CudaFusedExperts::apply(const DispatchedTokens& dispatched, const ExpertWei
   const bool tma_rows = tile.warp_specialized && !tma_rows_disabled_;
   // The warp-specialised tiles address sorted rows by int32 TMA coordinates (GEMM1's stores, GEMM2's A rows
   // and sorted rows).
-  FUSEDMOE_ASSERT(!tile.warp_specialized || plan.rows_capacity <= INT32_MAX,
-                  "[cuda_fused] sorted rows are int32");
+  FUSEDMOE_CHECK(
+      !tile.warp_specialized || plan.rows_capacity <= INT32_MAX, "[cuda_fused] ", num_tokens,
+      " tokens x top_k ", top_k, " pad to ", plan.rows_capacity,
+      " sorted rows: the warp-specialised tiles address at most 2^31 - 1 (lower max_chunk_tokens)");
   float* persistent_scratch_buffer =
       persistent_counters_.defined()
           ? workspace.take(DType::fp32, {persistent_scratch(num_tokens, top_k, hidden_size)}).data_as<float>()

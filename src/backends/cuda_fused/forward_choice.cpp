@@ -81,20 +81,20 @@ TuneKey tune_key(const MoeConfig& config) {
                  .top_k = config.routing.top_k};
 }
 
-// A built-in entry is for a device model, not a build: one naming a tile this build or device cannot run
-// (wgmma without sm_90a code) is left to the heuristic instead.
-bool builtin_choices_run_here(const TuneEntry& entry, int device_index) {
+// The first tile of `entry` that this build or device cannot run (wgmma without sm_90a code, or more shared
+// memory than the device has), or nullopt. An entry is keyed by device model, not build.
+std::optional<TileId> tile_not_runnable_here(const TuneEntry& entry, int device_index) {
   const cuda::DeviceAttributes& device = cuda::device_attributes(device_index);
   for (const TuneBucket& bucket : entry.buckets) {
     const ForwardChoice choice = parse_forward_choice(bucket.choice);
     for (const std::optional<TileId>& tile : {choice.tile, choice.gemm2_tile}) {
       if (tile && !tile_available(tile_config(*tile), device.compute_capability,
                                   device.shared_memory_per_block_optin)) {
-        return false;
+        return tile;
       }
     }
   }
-  return true;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -159,10 +159,19 @@ std::optional<TuneEntry> tuned_choices(const MoeConfig& config) {
                                       ": ", error.what()));
       }
     }
+    // Refused now, naming the file, rather than at the first forward in that bucket.
+    const std::optional<TileId> tile = tuned && Platform::detect(config.device).cuda.available
+                                           ? tile_not_runnable_here(*tuned, config.device.index)
+                                           : std::nullopt;
+    FUSEDMOE_CHECK(
+        !tile, "FUSEDMOE_TUNE_FILE=", *file, ": tile ", tile ? to_string(*tile) : "",
+        " cannot run in this build on ", to_string(config.device),
+        " (wgmma tiles need sm_90a code and a Hopper GPU): re-run `fusedmoe tune` with this build");
   }
+  // A built-in entry naming a tile that cannot run here is left to the heuristic instead.
   if (!tuned && Platform::detect(config.device).cuda.available) {
     tuned = builtin_tune_entry(tune_key(config));
-    if (tuned && !builtin_choices_run_here(*tuned, config.device.index)) tuned.reset();
+    if (tuned && tile_not_runnable_here(*tuned, config.device.index)) tuned.reset();
   }
   return tuned;
 }

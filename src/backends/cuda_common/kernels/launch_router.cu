@@ -42,9 +42,10 @@ void route(const TensorView& logits, const RoutingConfig& routing, const TensorV
                               " bytes of shared memory per token on the GPU; ", device.name, " offers ",
                               device.shared_memory_per_block_optin));
   }
+  // Only ever raised (per device), so that two layers of different E routing concurrently cannot lower
+  // each other's limit between the setting and the launch.
   if (layout.bytes > 48 * 1024) {
-    FUSEDMOE_CUDA_CHECK(
-        cudaFuncSetAttribute(route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, layout.bytes));
+    allow_dynamic_shared_memory(reinterpret_cast<const void*>(route_kernel), layout.bytes);
   }
   const RouterParams params{
       .logits = logits.data(),
