@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 33 call 2 (two GPUs): the README's `make test` route on a GPU machine, its Release half: the
+# Session 33 call 2 (one GPU: the two-GPU kind was not lent then): the README's `make test` route on a GPU machine, its Release half: the
 # Makefile's -Werror build, then ctest over everything (CUDA, MPI, NCCL over 2 GPUs). The device has no
 # network, so the setup stamp is touched instead of scripts/setup.sh (apt); CUTLASS's headers travel in .cutlass.
 set -u
@@ -9,7 +9,7 @@ git log --oneline -1 2>/dev/null || true
 export NCCL_NVLS_ENABLE=0
 mkdir -p build && touch build/.setup-done
 start=$(date +%s)
-timeout 240 make build JOBS=32 > $OUT/build.log 2>&1; echo "make build rc=$? in $(( $(date +%s) - start )) s"
+timeout 240 make build JOBS=$(nproc) > $OUT/build.log 2>&1; echo "make build rc=$? in $(( $(date +%s) - start )) s"
 grep -E "fusedmoe:" $OUT/build.log | head -20; echo "warning lines: $(grep -ciE "warning" $OUT/build.log)"
 tail -3 $OUT/build.log
 start=$(date +%s)
