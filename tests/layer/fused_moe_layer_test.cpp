@@ -155,35 +155,35 @@ TEST(FusedMoeLayer, MovedFromLayerSaysSo) {
 }
 
 // A finalize_weights() that fails leaves the layer unfinalized (not half built): here the shared experts'
-// backend cannot take the standard format, after the routed experts were built.
+// forced backend cannot serve them (they take top-k ids in the standard format), after the routed experts
+// were built. The message names the shared experts.
 TEST(FusedMoeLayer, FailedFinalizeLeavesTheLayerUnfinalized) {
   MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);
   config.shared = {.count = 1, .intermediate_size = 16};
-  LayerOptions options;
-  options.shared_experts_backend = "cpu_reference_batched";
-  FusedMoeLayer layer(config, options);
-  layer.set_weights(random_weights(config, 1));
-  expect_error([&] { layer.finalize_weights(); }, "[layer] shared experts: ");
-  EXPECT_FALSE(layer.finalized());
-  expect_error(
-      [&] {
-        layer.forward(random_hidden(config, 2, 3), Tensor::empty(DType::fp32, {2, 32}));
-      },
-      "before finalize_weights");
+  for (const auto& [forced, why] : {std::pair<const char*, const char*>{"cpu_reference_batched", "batched"},
+                                    {"cpu_reference_monolithic", "this caller needs modular ones"}}) {
+    SCOPED_TRACE(forced);
+    LayerOptions options;
+    options.shared_experts_backend = forced;
+    FusedMoeLayer layer(config, options);
+    layer.set_weights(random_weights(config, 1));
+    expect_error([&] { layer.finalize_weights(); }, "[layer] shared experts: ");
+    expect_error([&] { layer.finalize_weights(); }, why);
+    EXPECT_FALSE(layer.finalized());
+    expect_error(
+        [&] {
+          layer.forward(random_hidden(config, 2, 3), Tensor::empty(DType::fp32, {2, 32}));
+        },
+        "before finalize_weights");
+  }
 }
 
-// The shared experts take top-k ids: only modular backends of the standard format serve them. Forcing a
-// monolithic one for them is an error naming them; FUSEDMOE_BACKEND, meant for the routed experts, forces
-// them only where it can (before, a monolithic or batched-only FUSEDMOE_BACKEND failed every forward or the
-// finalize).
+// The shared experts take top-k ids: only modular backends of the standard format serve them.
+// FUSEDMOE_BACKEND, meant for the routed experts, forces them only where it can (before, a monolithic or
+// batched-only FUSEDMOE_BACKEND failed every forward or the finalize).
 TEST(FusedMoeLayer, SharedExpertsRunOnModularBackendsOnly) {
   MoeConfig config = testing::make_config(8, 2, 32, 16, DType::fp32, DType::fp32);
   config.shared = {.count = 1, .intermediate_size = 24};
-  LayerOptions options;
-  options.shared_experts_backend = "cpu_reference_monolithic";
-  FusedMoeLayer forced(config, options);
-  forced.set_weights(random_weights(config, 1));
-  expect_error([&] { forced.finalize_weights(); }, "this caller needs modular ones");
   for (const char* routed : {"cpu_reference_monolithic", "cpu_reference_batched", "cpu_reference"}) {
     SCOPED_TRACE(routed);
     const testing::ScopedEnv env("FUSEDMOE_BACKEND", routed);
