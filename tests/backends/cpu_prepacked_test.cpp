@@ -33,6 +33,10 @@ TEST_P(PrepackedRoundTrip, UnpackingGivesTheCanonicalWeightsBack) {
     const MoeWeights weights = random_weights(config, 5);
     const auto converted = prepacked::pack_weights(weights.w13, weights.w2, config, layout);
     const auto& packed = dynamic_cast<const PrepackedWeights&>(*converted);
+    // The loops below take their bounds from the packed weights: they must cover the canonical ones.
+    ASSERT_GE(packed.intermediate_padded, intermediate);
+    ASSERT_GE(packed.hidden_depth, hidden);
+    ASSERT_GE(packed.hidden_padded, hidden);
     const auto* w13 = weights.w13.data_as<const std::uint16_t>();
     const auto* w2 = weights.w2.data_as<const std::uint16_t>();
     for (std::int64_t e = 0; e < 3; ++e) {

@@ -1,5 +1,6 @@
 // The NCCL communicator on 2 GPUs of this process (one thread per rank): every collective, uneven and empty
 // counts, the host-side calls, and the three ways to create it. Skips without 2 GPUs or NCCL.
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -112,9 +113,10 @@ TEST(NcclCommunicator, ReduceScatterSumWithEvenUnevenAndEmptySegments) {
           Tensor send_host = Tensor::empty(DType::fp32, {static_cast<std::int64_t>(total)});
           for (std::size_t i = 0; i < total; ++i) send_host.data_as<float>()[i] = value(rank, i);
           const Tensor send = testing::to_device(send_host, Device::cuda(rank));
-          const Tensor receive =
-              Tensor::empty(DType::fp32, {static_cast<std::int64_t>(std::max<std::size_t>(counts[rank], 1))},
-                            Device::cuda(rank));
+          // Poisoned, one element past the rank's segment too: a reduce-scatter that writes nothing (the
+          // buffer of the previous case may come back at the same address) or too much fails.
+          const Tensor receive = testing::empty_poisoned(
+              DType::fp32, {static_cast<std::int64_t>(counts[rank] + 1)}, Device::cuda(rank));
           testing::TestStream stream;
           communicator->reduce_scatter_sum_fp32(send.data_as<const float>(), receive.data_as<float>(), counts,
                                                 stream.get());
@@ -125,6 +127,8 @@ TEST(NcclCommunicator, ReduceScatterSumWithEvenUnevenAndEmptySegments) {
             EXPECT_EQ(result.data_as<const float>()[i], value(0, offset + i) + value(1, offset + i))
                 << "rank " << rank << " element " << i;
           }
+          EXPECT_TRUE(std::isnan(result.data_as<const float>()[counts[rank]]))
+              << "rank " << rank << " wrote past";
         });
   }
 }

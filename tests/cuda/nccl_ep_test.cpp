@@ -58,7 +58,8 @@ TEST(NcclLayer, TwoGpuLayerMatchesOneGpuLayer) {
     FusedMoeLayer single(config);
     single.set_weights(testing::weights_on(full, config.device));
     single.finalize_weights();
-    const Tensor expected_device = Tensor::empty(config.act_dtype, {hidden.size(0), 64}, config.device);
+    const Tensor expected_device =
+        testing::empty_poisoned(config.act_dtype, {hidden.size(0), 64}, config.device);
     single.forward(testing::to_device(hidden, config.device), expected_device);
     const Tensor expected = testing::to_host(expected_device);
 
@@ -79,7 +80,7 @@ TEST(NcclLayer, TwoGpuLayerMatchesOneGpuLayer) {
           layer.set_weights(testing::weights_on(weights, mine.device));
           layer.finalize_weights();
           const std::int64_t begin = rank == 0 ? 0 : tokens[0], count = tokens[rank];
-          const Tensor out = Tensor::empty(mine.act_dtype, {count, 64}, mine.device);
+          const Tensor out = testing::empty_poisoned(mine.act_dtype, {count, 64}, mine.device);
           layer.forward(testing::to_device(Tensor::copy_of(hidden.view().slice_rows(begin, begin + count)),
                                            mine.device),
                         out);

@@ -10,6 +10,7 @@
 #include "fusedmoe/fusedmoe.hpp"
 #include "fusedmoe/hf.hpp"
 #include "fusedmoe/safetensors.hpp"
+#include "testing/moe_case.hpp"
 
 namespace fusedmoe {
 namespace {
@@ -108,13 +109,20 @@ TEST(HfCheckpoint, StacksPerExpertTensorsIntoCanonicalW13AndW2) {
   }
   // Converted on load when another dtype is asked for.
   EXPECT_EQ(checkpoint.load_moe_weights(0, DType::fp32).w13.dtype(), DType::fp32);
-  // And it runs.
+  // And it runs, giving the fp64 reference of the routing it reports.
   FusedMoeLayer layer(config);
   layer.set_weights(weights);
   layer.finalize_weights();
   const Tensor hidden = random_tensor(DType::bf16, {3, H}, 9);
   const Tensor out = Tensor::empty(DType::bf16, {3, H});
-  layer.forward(hidden, out);
+  fill_nan(out);
+  const Tensor ids = Tensor::empty(DType::int32, {3, config.routing.top_k});
+  const Tensor routing_weights = Tensor::empty(DType::fp32, {3, config.routing.top_k});
+  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
+  const ErrorStats stats =
+      compare_to_reference(out, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
 }
 
 TEST(HfCheckpoint, MissingExtraOrMisshapedTensorsAreNamed) {

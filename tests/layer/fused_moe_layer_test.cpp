@@ -75,16 +75,25 @@ TEST(FusedMoeLayer, Llama4AppliesTheWeightToTheInput) {
 TEST(FusedMoeLayer, ForwardWithCallerLogitsMatchesForwardWithGate) {
   const MoeConfig config = testing::make_config(8, 2, 32, 16);
   FusedMoeLayer layer(config);
-  layer.set_weights(random_weights(config, 1));
+  const MoeWeights weights = random_weights(config, 1);
+  layer.set_weights(weights);
   layer.finalize_weights();
   const Tensor hidden = random_hidden(config, 6, 2);
   const Tensor logits = Tensor::empty(DType::fp32, {6, 8});
   layer.compute_router_logits(hidden, logits);
   const Tensor a = Tensor::empty(DType::bf16, {6, 32});
   const Tensor b = Tensor::empty(DType::bf16, {6, 32});
-  layer.forward(hidden, a);
+  fill_nan(a);
+  fill_nan(b);
+  const Tensor ids = Tensor::empty(DType::int32, {6, 2});
+  const Tensor routing_weights = Tensor::empty(DType::fp32, {6, 2});
+  layer.forward(hidden, a, {}, RoutingOutputs{ids, routing_weights});
   layer.forward(hidden, logits, b);
   EXPECT_TRUE(testing::bitwise_equal(a, b));
+  const ErrorStats stats =
+      compare_to_reference(a, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
 }
 
 TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {

@@ -465,6 +465,7 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
     const auto converted = backend.convert_weights(w13, w2, config);
     MoeKernel kernel(config, make_prepare_finalize(config, world()), backend.make_experts(config));
     const Tensor out = Tensor::empty(DType::fp32, {tokens, 32});
+    fill_nan(out);
     kernel.forward(hidden, ids, routing.weights,
                    make_expert_map(physical, ranks, rank, ExpertPlacement::linear), *converted, out);
     return out;
@@ -477,6 +478,11 @@ TEST(ExpertParallelEplb, RebalanceAndMigrationKeepTheOutput) {
   const std::vector<std::int32_t> before = state.placement(0).physical_to_logical;
   const Tensor w13 = local_stack(weights.w13, before), w2 = local_stack(weights.w2, before);
   const Tensor first = run(w13, w2);
+  // The physical replicas give the logical MoE's output (the fp64 reference of the logical experts).
+  EXPECT_LT(max_over_ranks(compare_to_reference(first, fp64_moe_reference(logical_config, weights, hidden,
+                                                                          routing.ids, routing.weights))
+                               .relative_error),
+            tolerance_for(DType::fp32));
 
   // Every rank records the same skewed load (counters are per rank; sum them so the policy agrees).
   const std::vector<std::int64_t> load = state.physical_load(0);

@@ -2,6 +2,7 @@
 // nothing fits, out-of-tree registration, and the dispatch log.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -143,14 +144,22 @@ TEST(Oracle, OutOfTreeBackendRegistersWithOneCallAndReportsItsReasons) {
     EXPECT_TRUE(capture.contains("skip test_out_of_tree: hidden_size 48 is not a multiple of 64"))
         << "one dispatch log line per skipped candidate";
   }
-  // It computes, through the normal layer flow.
+  // It computes, through the normal layer flow (the fp64 reference of the routing it reports).
   FusedMoeLayer layer(fits, LayerOptions::with_backend("test_out_of_tree"));
-  layer.set_weights(random_weights(fits, 3));
+  const MoeWeights weights = random_weights(fits, 3);
+  layer.set_weights(weights);
   layer.finalize_weights();
   const Tensor hidden = random_hidden(fits, 5, 4);
   const Tensor out = Tensor::empty(DType::bf16, {5, 64});
-  layer.forward(hidden, out);
+  fill_nan(out);
+  const Tensor ids = Tensor::empty(DType::int32, {5, fits.routing.top_k});
+  const Tensor routing_weights = Tensor::empty(DType::fp32, {5, fits.routing.top_k});
+  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
   EXPECT_EQ(layer.selection().backend->id, "test_out_of_tree");
+  const ErrorStats stats =
+      compare_to_reference(out, fp64_moe_reference(fits, weights, hidden, ids, routing_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
 
   EXPECT_THROW(register_backend(fake_backend("test_out_of_tree")), InvalidArgument) << "duplicate id";
   EXPECT_TRUE(unregister_backend("test_out_of_tree"));
@@ -172,11 +181,12 @@ TEST(Oracle, RegistrationValidatesTheEntry) {
   EXPECT_THROW(register_backend(fake_backend("test_bad"), "no_such_backend"), InvalidArgument);
   register_backend(fake_backend("test_before_reference"), "cpu_reference");
   const std::vector<const BackendInfo*> cpu = backends_for(DeviceKind::cpu);
-  for (std::size_t i = 0; i + 1 < cpu.size(); ++i) {
-    if (cpu[i]->id == "test_before_reference") {
-      EXPECT_EQ(cpu[i + 1]->id, "cpu_reference");
-    }
-  }
+  const auto placed = std::find_if(cpu.begin(), cpu.end(), [](const BackendInfo* backend) {
+    return backend->id == "test_before_reference";
+  });
+  ASSERT_NE(placed, cpu.end()) << "registered but not listed";
+  ASSERT_NE(placed + 1, cpu.end()) << "listed last, not before cpu_reference";
+  EXPECT_EQ((*(placed + 1))->id, "cpu_reference");
   unregister_backend("test_before_reference");
 }
 
