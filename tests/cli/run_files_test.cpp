@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "check/compare.hpp"
 #include "fusedmoe/safetensors.hpp"
@@ -16,6 +18,17 @@ const fs::path kGolden = FUSEDMOE_GOLDEN_DIR;
 int run_cli(const std::string& arguments) {
   const std::string command = std::string(FUSEDMOE_CLI_PATH) + " " + arguments + " > /dev/null";
   return std::system(command.c_str());
+}
+
+// Runs the CLI expecting it to fail with a message containing `fragment` (stderr captured in a file).
+void expect_cli_error(const std::string& arguments, const std::string& fragment, const fs::path& scratch) {
+  const fs::path log = scratch / "stderr.txt";
+  const std::string command =
+      std::string(FUSEDMOE_CLI_PATH) + " " + arguments + " > /dev/null 2> " + log.string();
+  EXPECT_NE(0, std::system(command.c_str())) << arguments;
+  std::ifstream file(log);
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(fragment), std::string::npos) << arguments << ": " << text;
 }
 
 struct Scratch {
@@ -59,9 +72,11 @@ TEST(CliRunFiles, CheckpointLayerAndClearErrors) {
                        (scratch.dir / "o.safetensors").string()));
   EXPECT_EQ(SafetensorsFile::open(scratch.dir / "o.safetensors").info("output").shape,
             (std::vector<std::int64_t>{5, 128}));
-  EXPECT_NE(0, run_cli("run --checkpoint " + checkpoint + " --layer 7 2>/dev/null"));
-  EXPECT_NE(0, run_cli("run --checkpoint " + checkpoint + " 2>/dev/null"));
-  EXPECT_NE(0, run_cli("run --checkpoint /nonexistent --layer 0 2>/dev/null"));
+  expect_cli_error("run --checkpoint " + checkpoint + " --layer 7",
+                   "layer 7: expected 0 <= layer < num_hidden_layers = 2", scratch.dir);
+  expect_cli_error("run --checkpoint " + checkpoint, "--checkpoint needs --layer L", scratch.dir);
+  expect_cli_error("run --checkpoint /nonexistent --layer 0", "'/nonexistent' has no config.json",
+                   scratch.dir);
   EXPECT_EQ(0, run_cli("inspect --checkpoint " + checkpoint));
 }
 

@@ -162,8 +162,13 @@ TEST(CudaConformance, ChunkingIsBitwiseInvisible) {
       const Tensor b = testing::empty_poisoned(config.act_dtype, {tokens, config.hidden_size});
       whole.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *whole.weights, a);
       chunked.kernel->forward(gpu_hidden, gpu_ids, gpu_routing_weights, {}, *chunked.weights, b);
-      EXPECT_TRUE(testing::bitwise_equal(testing::to_host(a), testing::to_host(b)))
-          << "chunked differs from whole";
+      const Tensor whole_out = testing::to_host(a);
+      EXPECT_TRUE(testing::bitwise_equal(whole_out, testing::to_host(b))) << "chunked differs from whole";
+      // Both untouched would compare equal too: the whole run must be the MoE.
+      const ErrorStats stats = compare_to_reference(
+          whole_out, fp64_moe_reference(base, weights, hidden, routing.ids, routing.weights));
+      EXPECT_EQ(stats.non_finite, 0);
+      EXPECT_LE(stats.relative_error, tolerance_for(base.act_dtype));
     }
   }
 }

@@ -165,7 +165,8 @@ TEST(CudaFusedPersistentCounters, EveryForwardLeavesThemAtZero) {
   const GpuCase c{"counters", 16, 24, 320, 192, 4};
   const MoeConfig config = testing::gpu_case_config(c);
   const BackendInfo& backend = testing::registered_backend("cuda_fused");
-  const MoeWeights weights = testing::weights_on(random_weights(config, 3));
+  const MoeWeights host_weights = random_weights(config, 3);
+  const MoeWeights weights = testing::weights_on(host_weights);
   testing::BuiltKernel reused = testing::build_kernel(backend, config, weights);
   int round = 0;
   for (std::int64_t tokens : {1, 16, 3, 9, 1, 16, 2}) {
@@ -180,7 +181,13 @@ TEST(CudaFusedPersistentCounters, EveryForwardLeavesThemAtZero) {
     testing::BuiltKernel fresh = testing::build_kernel(backend, config, weights);
     const Tensor expected = testing::empty_poisoned(DType::bf16, {tokens, c.hidden});
     fresh.kernel->forward(gpu_hidden, gpu_ids, gpu_weights, {}, *fresh.weights, expected);
-    EXPECT_TRUE(testing::bitwise_equal(testing::to_host(got), testing::to_host(expected)));
+    const Tensor got_host = testing::to_host(got);
+    EXPECT_TRUE(testing::bitwise_equal(got_host, testing::to_host(expected)));
+    // And both are the MoE, not two untouched outputs.
+    const ErrorStats stats = compare_to_reference(
+        got_host, fp64_moe_reference(config, host_weights, hidden, routing.ids, routing.weights));
+    EXPECT_EQ(stats.non_finite, 0);
+    EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
     ++round;
   }
 }

@@ -146,10 +146,19 @@ TEST_P(CudaLayerGraph, WholeLayerCapturesAndReplaysLikeEager) {
   }
   layer.reserve(tokens);
   testing::TestStream stream;
-  const Tensor input = testing::to_device(random_hidden(config, tokens, 6));
+  const Tensor host_input = random_hidden(config, tokens, 6);
+  const Tensor input = testing::to_device(host_input);
   const Tensor eager = testing::empty_poisoned(DType::bf16, {tokens, config.hidden_size});
-  layer.forward(input, eager, stream.context());
+  const Tensor ids = testing::empty_poisoned(DType::int32, {tokens, config.routing.top_k});
+  const Tensor routing_weights = testing::empty_poisoned(DType::fp32, {tokens, config.routing.top_k});
+  layer.forward(input, eager, stream.context(), RoutingOutputs{ids, routing_weights});
   stream.synchronize();
+  // The eager run is the MoE (so that two untouched outputs cannot pass as equal below).
+  const ErrorStats stats = compare_to_reference(
+      testing::to_host(eager), fp64_moe_reference(config, weights, host_input, testing::to_host(ids),
+                                                  testing::to_host(routing_weights)));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
   const Tensor replayed = testing::empty_poisoned(DType::bf16, {tokens, config.hidden_size});
   cudaGraphExec_t graph =
       testing::capture_graph(stream.get(), [&] { layer.forward(input, replayed, stream.context()); });
