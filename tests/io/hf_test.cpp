@@ -113,16 +113,7 @@ TEST(HfCheckpoint, StacksPerExpertTensorsIntoCanonicalW13AndW2) {
   FusedMoeLayer layer(config);
   layer.set_weights(weights);
   layer.finalize_weights();
-  const Tensor hidden = random_tensor(DType::bf16, {3, H}, 9);
-  const Tensor out = Tensor::empty(DType::bf16, {3, H});
-  fill_nan(out);
-  const Tensor ids = Tensor::empty(DType::int32, {3, config.routing.top_k});
-  const Tensor routing_weights = Tensor::empty(DType::fp32, {3, config.routing.top_k});
-  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
-  const ErrorStats stats =
-      compare_to_reference(out, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
-  EXPECT_EQ(stats.non_finite, 0);
-  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
+  testing::expect_layer_matches_reference(layer, weights, random_tensor(DType::bf16, {3, H}, 9));
 }
 
 TEST(HfCheckpoint, MissingExtraOrMisshapedTensorsAreNamed) {

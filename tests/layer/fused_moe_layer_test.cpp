@@ -25,16 +25,7 @@ void check_layer(const MoeConfig& config, std::int64_t tokens,
   const MoeWeights weights = random_weights(config, 11);
   layer.set_weights(weights);
   layer.finalize_weights();
-  const Tensor hidden = random_hidden(config, tokens, 12);
-  const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
-  fill_nan(out);
-  const Tensor ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
-  const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
-  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
-  const ErrorStats stats =
-      compare_to_reference(out, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
-  EXPECT_EQ(stats.non_finite, 0);
-  EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype)) << layer.selection().backend->id;
+  testing::expect_layer_matches_reference(layer, weights, random_hidden(config, tokens, 12));
 }
 
 TEST(FusedMoeLayer, SharedExpertsWithSigmoidGate) {
@@ -81,19 +72,11 @@ TEST(FusedMoeLayer, ForwardWithCallerLogitsMatchesForwardWithGate) {
   const Tensor hidden = random_hidden(config, 6, 2);
   const Tensor logits = Tensor::empty(DType::fp32, {6, 8});
   layer.compute_router_logits(hidden, logits);
-  const Tensor a = Tensor::empty(DType::bf16, {6, 32});
+  const Tensor a = testing::expect_layer_matches_reference(layer, weights, hidden);
   const Tensor b = Tensor::empty(DType::bf16, {6, 32});
-  fill_nan(a);
   fill_nan(b);
-  const Tensor ids = Tensor::empty(DType::int32, {6, 2});
-  const Tensor routing_weights = Tensor::empty(DType::fp32, {6, 2});
-  layer.forward(hidden, a, {}, RoutingOutputs{ids, routing_weights});
   layer.forward(hidden, logits, b);
   EXPECT_TRUE(testing::bitwise_equal(a, b));
-  const ErrorStats stats =
-      compare_to_reference(a, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
-  EXPECT_EQ(stats.non_finite, 0);
-  EXPECT_LE(stats.relative_error, tolerance_for(DType::bf16));
 }
 
 TEST(FusedMoeLayer, ErrorsNameWhatWasWrong) {
@@ -209,16 +192,7 @@ TEST(FusedMoeLayer, SharedExpertsRunOnModularBackendsOnly) {
     if (std::string_view(routed) == "cpu_reference") {
       EXPECT_TRUE(layer.shared_experts_selection()->overridden);
     }
-    const Tensor hidden = random_hidden(layer_config, 5, 3);
-    const Tensor out = Tensor::empty(DType::fp32, {5, 32});
-    fill_nan(out);
-    const Tensor ids = Tensor::empty(DType::int32, {5, 2});
-    const Tensor routing_weights = Tensor::empty(DType::fp32, {5, 2});
-    layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
-    const ErrorStats stats =
-        compare_to_reference(out, fp64_moe_reference(layer_config, weights, hidden, ids, routing_weights));
-    EXPECT_EQ(stats.non_finite, 0);
-    EXPECT_LE(stats.relative_error, tolerance_for(DType::fp32));
+    testing::expect_layer_matches_reference(layer, weights, random_hidden(layer_config, 5, 3));
   }
 }
 

@@ -101,6 +101,24 @@ inline BuiltKernel build_kernel(const BackendInfo& backend, const MoeConfig& con
   return built;
 }
 
+// Runs a CPU layer's forward(hidden) into a NaN-poisoned output and checks it against the fp64 reference of
+// the routing the layer reports, within the tolerance of its act_dtype. Returns the output.
+inline Tensor expect_layer_matches_reference(FusedMoeLayer& layer, const MoeWeights& weights,
+                                             const Tensor& hidden) {
+  const MoeConfig& config = layer.config();
+  const std::int64_t tokens = hidden.size(0);
+  const Tensor out = Tensor::empty(config.act_dtype, {tokens, config.hidden_size});
+  fill_nan(out);
+  const Tensor ids = Tensor::empty(DType::int32, {tokens, config.routing.top_k});
+  const Tensor routing_weights = Tensor::empty(DType::fp32, {tokens, config.routing.top_k});
+  layer.forward(hidden, out, {}, RoutingOutputs{ids, routing_weights});
+  const ErrorStats stats =
+      compare_to_reference(out, fp64_moe_reference(config, weights, hidden, ids, routing_weights));
+  EXPECT_EQ(stats.non_finite, 0);
+  EXPECT_LE(stats.relative_error, tolerance_for(config.act_dtype)) << layer.selection().backend->id;
+  return out;
+}
+
 inline bool bitwise_equal(const TensorView& a, const TensorView& b) {
   return a.nbytes() == b.nbytes() &&
          std::equal(a.data_as<const char>(), a.data_as<const char>() + a.nbytes(), b.data_as<const char>());
